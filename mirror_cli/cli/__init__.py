@@ -1,0 +1,1 @@
+"""The Typer CLI: one module per subcommand; each parses, makes one core call, renders."""

@@ -1,0 +1,423 @@
+"""YAML configuration: schemas (pydantic, ``extra="forbid"``) and a loader whose errors name
+the file, the line, the field and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, UnknownUserError
+from .models import Persona, Strict, Voice
+from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
+
+EyesVariant = Literal[
+    "closed", "cry", "default", "eyeRoll", "happy", "hearts", "side", "squint", "surprised", "wink",
+    "winkWacky", "xDizzy",
+]
+BrowsVariant = Literal[
+    "angry", "angryNatural", "default", "defaultNatural", "flatNatural", "frownNatural", "raisedExcited",
+    "raisedExcitedNatural", "sadConcerned", "sadConcernedNatural", "unibrowNatural", "upDown", "upDownNatural",
+]
+MouthVariant = Literal[
+    "concerned", "default", "disbelief", "eating", "grimace", "sad", "screamOpen", "serious", "smile",
+    "tongue", "twinkle", "vomit",
+]
+PropName = Literal[
+    "laptop", "lamp", "mug", "notebook", "organised_desk", "sticky_notes", "checklist", "calendar",
+    "plant", "big_plant", "photo_frame", "string_lights", "trophy", "stars", "medal", "certificate",
+    "books", "dumbbell", "running_shoes", "paint_palette", "guitar", "code_window", "globe", "chef_hat",
+    "meditation_cushion", "hologram", "skyline",
+]
+HexColor = str
+
+
+class Expression(Strict):
+    eyes: EyesVariant
+    eyebrows: BrowsVariant
+    mouth: MouthVariant
+
+
+class StageLook(Strict):
+    expression: str = Field(min_length=3, max_length=300)
+    posture: str = Field(min_length=3, max_length=300)
+    scene: str = Field(min_length=3, max_length=300)
+    props: list[PropName] = Field(default_factory=list)
+    face: Expression
+
+
+class TrilogyLook(Strict):
+    prompt: str = Field(min_length=3, max_length=600)
+    stage: str | None = None  # fixed stage look; None = the user's stage from progress
+    older: bool = False
+    props: list[PropName] = Field(default_factory=list)
+    face: Expression | None = None
+
+
+class Condition(Strict):
+    active_days_at_least: int | None = Field(None, ge=0)
+    goals_completed_at_least: int | None = Field(None, ge=0)
+    major_achievement: bool | None = None
+    trait_count_at_least: int | None = Field(None, ge=0)
+
+
+class EnvironmentRule(Strict):
+    when: Condition
+    prompt: str = Field(min_length=3, max_length=300)
+    props: list[PropName] = Field(default_factory=list)
+
+
+class AchievementCue(Strict):
+    prompt: str = Field(min_length=3, max_length=200)
+    prop: PropName
+
+
+class Palette(Strict):
+    background_top: HexColor = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    background_bottom: HexColor = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    glow: HexColor = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    desk: HexColor = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    accent: HexColor = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+
+
+class GateConfig(Strict):
+    enabled: bool = True
+    size: int = 1024
+    min_warm_share: float = Field(0.25, ge=0, le=1)
+    min_warmth: float = Field(0.02, ge=-1, le=1)
+    max_noise: float = Field(12.0, ge=0)
+    min_flat_share: float = Field(0.45, ge=0, le=1)
+    max_edge_density: float = Field(0.18, ge=0, le=1)
+    min_stddev: float = Field(8.0, ge=0)
+    on_fail: Literal["flag", "fallback"] = "flag"
+
+
+class StyleConfig(Strict):
+    name: str
+    version: int = Field(ge=1)
+    base_prompt: str = Field(min_length=20, max_length=4000)
+    identity_prompt: str = Field(min_length=10, max_length=1000)
+    reinforce_prompt: str = Field(min_length=10, max_length=1000)
+    safe_prompt: str = Field(min_length=10, max_length=1000)
+    size: str = "1024x1024"
+    quality: Literal["low", "medium", "high", "auto"] = "medium"
+    model: str | None = None
+    palette: Palette
+    stages: dict[str, StageLook]
+    trilogy: dict[str, TrilogyLook]
+    environment: list[EnvironmentRule] = Field(default_factory=list)
+    achievement_cues: dict[str, AchievementCue] = Field(default_factory=dict)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _all_stages(cls, v: dict[str, StageLook]) -> dict[str, StageLook]:
+        missing = [s for s in STAGE_ORDER if s not in v]
+        extra = [s for s in v if s not in STAGE_ORDER]
+        if missing or extra:
+            raise ValueError(f"needs exactly the stages {', '.join(STAGE_ORDER)} (missing {missing}, unknown {extra})")
+        return v
+
+    @field_validator("trilogy")
+    @classmethod
+    def _all_kinds(cls, v: dict[str, TrilogyLook]) -> dict[str, TrilogyLook]:
+        if sorted(v) != sorted(TRILOGY_KINDS):
+            raise ValueError(f"needs exactly the trilogy kinds {', '.join(TRILOGY_KINDS)}")
+        for kind, look in v.items():
+            if look.stage is not None and look.stage not in STAGE_ORDER:
+                raise ValueError(f"{kind}.stage must be one of {', '.join(STAGE_ORDER)}")
+        return v
+
+
+class StageEntry(Strict):
+    name: str
+    from_day: int = Field(ge=0)
+    label: str
+
+
+class TrilogyEntry(Strict):
+    name: str
+    label: str
+
+
+class StagesConfig(Strict):
+    stages: list[StageEntry]
+    trilogy: list[TrilogyEntry]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StagesConfig:
+        days = [s.from_day for s in self.stages]
+        if days != sorted(days) or len(set(days)) != len(days):
+            raise ValueError("stages must have strictly increasing from_day values")
+        if days and days[0] != 0:
+            raise ValueError("the first stage must start at from_day 0")
+        return self
+
+
+class Prices(Strict):
+    """USD per 1M tokens."""
+
+    text_in: float = Field(ge=0)
+    image_in: float = Field(ge=0)
+    image_out: float = Field(ge=0)
+    text_out: float = Field(0.0, ge=0)
+
+
+class Capabilities(Strict):
+    generate: bool = True
+    edits: bool = True
+    max_references: int = Field(16, ge=0)
+    input_fidelity: list[Literal["low", "high"]] = Field(default_factory=list)
+    transparency: bool = False
+    batch: bool = False
+
+
+class ModelEntry(Strict):
+    provider: str
+    snapshot: str
+    prices: Prices
+    batch_discount: float = Field(0.5, ge=0, le=1)
+    # Output price per image (USD) by quality then size: used to estimate before spending.
+    per_image: dict[str, dict[str, float]] = Field(default_factory=dict)
+    prompt_tokens_estimate: int = Field(400, ge=0)
+    reference_image_tokens: int = Field(0, ge=0)
+    sizes: list[str] | Literal["flexible"] = Field(default_factory=lambda: ["1024x1024"])
+    qualities: list[str] = Field(default_factory=lambda: ["low", "medium", "high", "auto"])
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    shutdown_date: date | None = None
+    replacements: list[str] = Field(default_factory=list)
+    notes: str | None = None
+
+
+class ModelsConfig(Strict):
+    default: str
+    models: dict[str, ModelEntry]
+
+    @model_validator(mode="after")
+    def _default_known(self) -> ModelsConfig:
+        if self.default not in self.models:
+            raise ValueError(f"default {self.default!r} is not one of the models: {', '.join(self.models)}")
+        return self
+
+
+class RateLimit(Strict):
+    images_per_minute: float = Field(gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(5, ge=1, le=20)
+    base_delay_s: float = Field(1.0, ge=0)
+    max_delay_s: float = Field(60.0, ge=0)
+    request_timeout_s: float = Field(180.0, gt=0)
+
+
+class PhotoLimits(Strict):
+    max_bytes: int = Field(20_000_000, gt=0)
+    max_side: int = Field(1536, ge=256)
+    max_pixels: int = Field(40_000_000, gt=0)
+
+
+class LimitsConfig(Strict):
+    per_user_daily: int = Field(3, ge=0)
+    system_daily: int = Field(20, ge=0)
+    monthly_budget_usd: float = Field(100.0, ge=0)
+    max_cost_per_run_usd: float | None = Field(None, ge=0)
+    cache_ttl_days: int = Field(30, ge=0)
+    concurrency: int = Field(4, ge=1, le=256)
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    photo: PhotoLimits = Field(default_factory=PhotoLimits)
+
+
+class VoiceTemplates(Strict):
+    intro: dict[str, str]
+    evolution: str = Field(min_length=10)
+    changes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("intro")
+    @classmethod
+    def _intro_targets(cls, v: dict[str, str]) -> dict[str, str]:
+        missing = [t for t in (*STAGE_ORDER, *TRILOGY_KINDS) if t not in v]
+        if missing:
+            raise ValueError(f"intro is missing templates for: {', '.join(missing)}")
+        return v
+
+
+class FallbackVariant(Strict):
+    name: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
+    skin: str
+    hair_style: str
+    hair_color: str
+
+
+class FallbacksConfig(Strict):
+    variants: list[FallbackVariant] = Field(min_length=1)
+
+
+class MessagesConfig(Strict):
+    voices: dict[Voice, VoiceTemplates]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _line_for(text: str, loc: Sequence[int | str]) -> int | None:
+    """Best-effort line number (1-based) of a pydantic error location inside YAML text."""
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for key, value in node.value:
+                if key.value == str(part):
+                    nxt = value
+                    line = key.start_mark.line + 1
+                    break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Read ``path`` with ``yaml.safe_load`` and validate it; errors name file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Config file {path} does not exist.", "Check --config-dir / MIRROR_CONFIG_DIR.") from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.", "Check its permissions.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem}).", "Fix the YAML syntax there.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}.",
+                          "Write the file as 'key: value' pairs.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, text, exc), "Correct the field(s) named above.") from exc
+
+
+def _describe(path: Path, text: str, exc: ValidationError) -> str:
+    lines = [f"{path}: {exc.error_count()} invalid field(s):"]
+    for err in exc.errors()[:8]:
+        loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_for(text, loc)
+        where = f" (line {line})" if line else ""
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (not allowed here)"
+        elif err["type"] == "literal_error":
+            expected = (err.get("ctx") or {}).get("expected", "")
+            msg = f"got {err.get('input')!r}; allowed: {expected}"
+        lines.append(f"  - {field}{where}: {msg}")
+    return "\n".join(lines)
+
+
+class ConfigSet:
+    """Every config file of one config directory, loaded lazily and validated once."""
+
+    def __init__(self, root: Path, style: str = "daymi") -> None:
+        self.root = root
+        self.style_name = style
+        if not root.is_dir():
+            raise ConfigError(f"Config directory {root} does not exist.",
+                              "Pass --config-dir or set MIRROR_CONFIG_DIR to the folder holding stages.yaml.")
+
+    @cached_property
+    def style(self) -> StyleConfig:
+        path = self.root / "styles" / f"{self.style_name}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in (self.root / "styles").glob("*.yaml"))
+            raise ConfigError(f"Unknown style {self.style_name!r}.", f"Use one of: {', '.join(known) or '(none)'}.")
+        return load_yaml_model(path, StyleConfig)
+
+    @cached_property
+    def stages_config(self) -> StagesConfig:
+        return load_yaml_model(self.root / "stages.yaml", StagesConfig)
+
+    @cached_property
+    def stages(self) -> StageTable:
+        cfg = self.stages_config
+        return StageTable([StageDef(s.name, s.from_day, s.label) for s in cfg.stages], [t.name for t in cfg.trilogy])
+
+    def label(self, target: str) -> str:
+        cfg = self.stages_config
+        for entry in [*cfg.stages, *cfg.trilogy]:
+            if entry.name == target:
+                return entry.label
+        return target
+
+    @cached_property
+    def models(self) -> ModelsConfig:
+        return load_yaml_model(self.root / "models.yaml", ModelsConfig)
+
+    @cached_property
+    def limits(self) -> LimitsConfig:
+        return load_yaml_model(self.root / "limits.yaml", LimitsConfig)
+
+    @cached_property
+    def messages(self) -> MessagesConfig:
+        return load_yaml_model(self.root / "messages.yaml", MessagesConfig)
+
+    @cached_property
+    def fallbacks(self) -> FallbacksConfig:
+        return load_yaml_model(self.root / "fallbacks.yaml", FallbacksConfig)
+
+    @cached_property
+    def personas(self) -> dict[str, Persona]:
+        out: dict[str, Persona] = {}
+        folder = self.root / "personas"
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            persona = load_yaml_model(path, Persona)
+            if persona.id in out:
+                raise ConfigError(f"{path}: persona id {persona.id!r} is also used by another file.",
+                                  "Give every persona a unique id.")
+            out[persona.id] = persona
+        return out
+
+    def persona(self, uid: str) -> Persona:
+        try:
+            return self.personas[uid]
+        except KeyError:
+            raise UnknownUserError(
+                f"Unknown user {uid!r}.", f"Known users: {', '.join(sorted(self.personas)) or '(none)'}."
+            ) from None
+
+    def model(self, name: str) -> ModelEntry:
+        try:
+            return self.models.models[name]
+        except KeyError:
+            raise ConfigError(
+                f"Unknown model {name!r}.", f"Use one of: {', '.join(self.models.models)} (configs/models.yaml)."
+            ) from None
+
+    def validate_all(self) -> None:
+        """Load every file now, so a bad config fails before any work starts."""
+        _ = (self.style, self.stages, self.models, self.limits, self.messages, self.personas)
+        for stage in self.style.stages:
+            canonical_name(stage, self.stages.names)

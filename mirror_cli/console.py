@@ -1,0 +1,67 @@
+"""The only module that imports rich, and only when something is shown on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def error(message: str, hint: str | None, code: int) -> None:
+    c = _console(stderr=True)
+    c.print(f"[bold red]error:[/] {message}", markup=True)
+    if hint:
+        c.print(f"[yellow]fix:[/] {hint}")
+    c.print(f"[dim](exit code {code}; add --debug for the traceback)[/]")
+
+
+def info(text: str) -> None:
+    _console().print(text)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, caption=caption, header_style="bold #E8863A", title_style="bold")
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    _console().print(t)
+
+
+def key_values(title: str, pairs: Sequence[tuple[str, Any]]) -> None:
+    table(title, ["", ""], [(k, v) for k, v in pairs])
+
+
+@contextmanager
+def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
+    """Yields a callback(outcome) that advances a bar with done/failed/degraded counts, rate and ETA.
+    Off (a no-op) under cron, with --json, or when stdout is not a terminal."""
+    if not enabled or not sys.stderr.isatty() or total <= 1:
+        yield lambda outcome: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    counts = {"ok": 0, "failed": 0, "degraded": 0}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[counts]}"), TimeRemainingColumn(), console=_console(stderr=True), transient=False) as bar:
+        task = bar.add_task(label, total=total, counts="")
+
+        def advance(outcome: Any) -> None:
+            status = getattr(outcome, "status", "")
+            key = "failed" if status == "failed" else (
+                "degraded" if status in ("degraded", "fallback", "blocked") else "ok")
+            counts[key] += 1
+            bar.update(task, advance=1,
+                       counts=f"[green]{counts['ok']} ok[/] [red]{counts['failed']} failed[/] "
+                              f"[yellow]{counts['degraded']} degraded[/]")
+
+        yield advance

@@ -1,0 +1,466 @@
+"""The one core every subcommand calls: it decides nothing about presentation, and no command
+talks to a provider or a store except through it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigSet
+from .errors import NotFoundError, UnknownUserError, UsageError
+from .fallbacks import FallbackSet
+from .imaging import Photo, intake_photo
+from .models import Persona, Progress, validate_user_id
+from .pacing import RateLimiter
+from .pipeline import JobSpec, Outcome, Pipeline, RunReport
+from .planner import OK_STATUSES, Planner
+from .providers.base import ImageProvider, ProviderContext, get_provider
+from .settings import Settings
+from .spool import Spool
+from .stores.base import RunInfo, Store, get_store
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard | None:
+        """'i/N' (0-based); falls back to Cloud Run / Kubernetes indexed-job variables."""
+        if text:
+            try:
+                i, n = (int(x) for x in text.split("/"))
+            except ValueError:
+                raise UsageError(f"Invalid shard {text!r}.", "Use --shard i/N with 0 <= i < N, e.g. 0/4.") from None
+        elif "CLOUD_RUN_TASK_INDEX" in os.environ:
+            i, n = int(os.environ["CLOUD_RUN_TASK_INDEX"]), int(os.environ.get("CLOUD_RUN_TASK_COUNT", "1"))
+        elif "JOB_COMPLETION_INDEX" in os.environ:
+            i = int(os.environ["JOB_COMPLETION_INDEX"])
+            n = int(os.environ.get("MIRROR_SHARD_COUNT") or os.environ.get("JOB_COMPLETIONS") or "1")
+        else:
+            return None
+        if n < 1 or not 0 <= i < n:
+            raise UsageError(f"Invalid shard {i}/{n}.", "The index must satisfy 0 <= i < N.")
+        return cls(i, n)
+
+    def owns(self, uid: str) -> bool:
+        h = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
+        return h % self.count == self.index
+
+
+class Mirror:
+    def __init__(self, settings: Settings, *, now: Callable[[], datetime] | None = None,
+                 on_progress: Callable[[Outcome], None] | None = None) -> None:
+        self.settings = settings
+        self.configs = ConfigSet(settings.config_dir, settings.style)
+        self.configs.validate_all()
+        self.now = now or (lambda: datetime.now(UTC))
+        self.on_progress = on_progress
+        self._provider: ImageProvider | None = None
+
+    # ----------------------------------------------------------------------------- wiring
+    @cached_property
+    def store(self) -> Store:
+        return get_store(self.settings.store, self.settings)
+
+    @property
+    def provider(self) -> ImageProvider:
+        if self._provider is None:
+            self._provider = get_provider(self.settings.provider, ProviderContext(self.settings, self.configs))
+        return self._provider
+
+    @property
+    def model_name(self) -> str:
+        if self.settings.model:
+            return self.settings.model
+        if self.settings.provider == "local":
+            return "local"
+        return self.configs.style.model or self.configs.models.default
+
+    @cached_property
+    def spool(self) -> Spool:
+        return Spool(self.settings.data_dir / "spool")
+
+    @cached_property
+    def fallbacks(self) -> FallbackSet:
+        return FallbackSet(self.settings.fallback_dir, self.configs.style.name)
+
+    def planner(self) -> Planner:
+        return Planner(self.configs, self.store, self.provider, self.settings.provider, self.model_name,
+                       self.settings.quality, self.settings.size)
+
+    def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
+        limits = self.configs.limits
+        rate = limits.rate_limits.get(self.model_name)
+        limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute) if rate else None
+        return Pipeline(self.configs, self.store, self.provider, planner or self.planner(), self.spool,
+                        self.fallbacks, concurrency=self.settings.concurrency or limits.concurrency,
+                        limiter=limiter,
+                        max_cost=max_cost if max_cost is not None else (self.settings.max_cost
+                                                                        or limits.max_cost_per_run_usd),
+                        now=self.now, on_progress=self.on_progress)
+
+    def close(self) -> None:
+        if self._provider is not None:
+            asyncio.run(self._provider.aclose())
+        if "store" in self.__dict__:
+            self.store.close()
+
+    # ------------------------------------------------------------------------------ users
+    def user_ids(self, shard: Shard | None = None) -> Iterator[str]:
+        seen: set[str] = set()
+        for uid in sorted(self.configs.personas):
+            seen.add(uid)
+            if shard is None or shard.owns(uid):
+                yield uid
+        for uid in self.store.iter_user_ids():
+            if uid not in seen and (shard is None or shard.owns(uid)):
+                yield uid
+
+    def persona(self, uid: str) -> Persona:
+        validate_user_id(uid)
+        stored = self.store.get_user(uid)
+        if stored is not None:
+            return stored
+        if uid in self.configs.personas:
+            return self.configs.personas[uid]
+        known = list(self.user_ids())
+        shown = ", ".join(known[:20]) + (f" (and {len(known) - 20} more)" if len(known) > 20 else "")
+        raise UnknownUserError(f"Unknown user {uid!r}.", f"Known users: {shown or '(none)'}.")
+
+    def set_progress(self, uid: str, progress: Progress) -> Persona:
+        persona = self.persona(uid)
+        updated = persona.model_copy(update={"progress": progress.model_copy(update={"updated_at": self.now()})})
+        self.store.put_user(updated)
+        return updated
+
+    def import_users(self, personas: list[Persona]) -> int:
+        for p in personas:
+            self.store.put_user(p)
+        return len(personas)
+
+    # ------------------------------------------------------------------------------- runs
+    def _start_run(self, command: str, params: dict[str, Any], resume: str | None) -> RunInfo:
+        if resume:
+            run = self.store.get_run(resume)
+            if run is None:
+                known = ", ".join(r.id for r in self.store.list_runs(5)) or "(none)"
+                raise NotFoundError(f"Unknown run {resume!r}.", f"Recent runs: {known} (see 'mirror runs').")
+            run.state = "running"
+            self.store.update_run(run)
+            return run
+        run = RunInfo(id=self.now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6], command=command,
+                      created_at=self.now(), params=params)
+        self.store.create_run(run)
+        return run
+
+    def _finish_run(self, run: RunInfo, report: RunReport) -> None:
+        s = report.summary()
+        run.counts = {k: s[k] for k in ("generated", "cached", "ingested", "degraded", "failed", "skipped")}
+        run.state = "stopped" if report.stopped else ("finished" if not report.failed else "finished_with_failures")
+        self.store.update_run(run)
+
+    def _execute(self, specs: list[JobSpec], *, dry_run: bool, run: RunInfo | None = None,
+                 max_cost: float | None = None) -> RunReport:
+        pipeline = self.pipeline(max_cost=max_cost)
+        if dry_run:
+            return pipeline.plan_only(specs)
+
+        async def main() -> RunReport:
+            loop = asyncio.get_running_loop()
+            installed = []
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, pipeline.request_stop, f"interrupted by {sig.name}")
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError):  # not the main thread
+                    pass
+            try:
+                return await pipeline.run_specs(specs, run)
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+
+        report = asyncio.run(main())
+        if run is not None:
+            self._finish_run(run, report)
+        return report
+
+    # --------------------------------------------------------------------------- commands
+    def generate(self, users: list[str] | None, target: str, *, dry_run: bool = False,
+                 max_cost: float | None = None, shard: Shard | None = None, resume: str | None = None) -> RunReport:
+        target = self.configs.stages.parse_target(target)
+        batch = users is None
+        uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
+        specs = [JobSpec(p, p.progress, target) for p in (self.persona(u) for u in uids)]
+        run = None
+        if batch and not dry_run:
+            run = self._start_run("generate", {"target": target, "all": True}, resume)
+        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+
+    def trilogy(self, uid: str, photo: Path | None = None, *, dry_run: bool = False,
+                max_cost: float | None = None) -> RunReport:
+        persona = self.persona(uid)
+        pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
+        specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
+        return self._execute(specs, dry_run=dry_run, max_cost=max_cost)
+
+    def latest_stage(self, uid: str) -> str | None:
+        table = self.configs.stages
+        stages = [r.stage for r in self.store.list_avatars(uid) if r.status in OK_STATUSES and r.target in table.names]
+        return max(stages, key=table.index) if stages else None
+
+    def evolve_specs(self, persona: Persona, to: str | None = None) -> list[JobSpec]:
+        """The jobs that bring a user's timeline up to date: an anchor first if there is none,
+        then the stage reached (only when a milestone was crossed since the latest avatar)."""
+        table = self.configs.stages
+        latest = self.latest_stage(persona.id)
+        reached = table.parse_stage(to) if to else table.stage_for_days(persona.progress.active_days)
+        specs: list[JobSpec] = []
+        if latest is None and reached != table.names[0]:
+            specs.append(JobSpec(persona, persona.progress, table.names[0]))
+        if to or latest is None or table.index(reached) > table.index(latest):
+            specs.append(JobSpec(persona, persona.progress, reached))
+        return specs
+
+    def evolve(self, uid: str | None, *, due: bool = False, to: str | None = None, dry_run: bool = False,
+               max_cost: float | None = None, shard: Shard | None = None, resume: str | None = None) -> RunReport:
+        if not due and uid is None:
+            raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
+        if due and to:
+            raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
+        specs: list[JobSpec] = []
+        uids = list(self.user_ids(shard)) if due else [uid or ""]
+        for u in uids:
+            specs.extend(self.evolve_specs(self.persona(u), to))
+        run = None
+        if due and not dry_run:
+            run = self._start_run("evolve", {"due": True}, resume)
+        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+
+    def timeline(self, uid: str) -> list[Any]:
+        """The user's avatars, latest per target, in stage then trilogy order."""
+        persona = self.persona(uid)
+        records = [r for r in self.store.list_avatars(persona.id) if r.status in OK_STATUSES]
+        latest: dict[str, Any] = {}
+        for r in records:
+            latest[r.target] = r
+        order = [*self.configs.stages.names, *self.configs.stages.trilogy]
+        return [latest[t] for t in order if t in latest]
+
+    # ------------------------------------------------------------------------ accounting
+    def usage(self, *, period: str = "month", since: Any = None, until: Any = None,
+              user: str | None = None) -> Any:
+        from .accounting import aggregate, resolve_period
+
+        if user:
+            self.persona(user)
+        now = self.now()
+        start, end = resolve_period(period, since, until, now.date())
+        events = self.store.events(start, end, user)
+        month_start, month_end = resolve_period("month", None, None, now.date())
+        month_events = self.store.events(month_start, month_end, user)
+        entry = self.configs.models.models.get(self.model_name)
+        return aggregate(
+            events, month_events, period="range" if since or until else period, start=start, end=end, user=user,
+            now=now, monthly_budget=self.configs.limits.monthly_budget_usd,
+            ops_today=self.store.op_counts(now.strftime("%Y-%m-%d")),
+            quality=self.settings.quality or self.configs.style.quality,
+            batch_available=bool(entry and entry.capabilities.batch),
+        )
+
+    def purge_cache(self, *, older_than: str | None = None, user: str | None = None, everything: bool = False,
+                    dry_run: bool = False) -> Any:
+        from .housekeeping import parse_age, purge
+
+        if not older_than and not everything:
+            older_than = f"{self.configs.limits.cache_ttl_days}d"
+        age = None if everything else parse_age(older_than or "30d")
+        users = [self.persona(user).id] if user else None
+        uids = users or sorted({e.user_id for e in self.store.cache_entries()})
+        protected = {u: {r.id for r in self.timeline(u)} for u in uids}
+        return purge(self.store, protected=protected, users=users, older_than=age, now=self.now(), dry_run=dry_run)
+
+    def runs(self, limit: int = 20) -> list[RunInfo]:
+        return self.store.list_runs(limit)
+
+    def run_detail(self, run_id: str) -> tuple[RunInfo, list[Any]]:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Unknown run {run_id!r}.", "List runs with 'mirror runs'.")
+        return run, self.store.job_states(run_id)
+
+    # --------------------------------------------------------------------------- review
+    def gallery(self, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, str]:
+        from .gallery import UserTimeline, write_gallery
+
+        uids = list(self.user_ids()) if everyone else [validate_user_id(u) for u in users or []]
+        if not uids:
+            raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
+        table = self.configs.stages
+        labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
+        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy])
+                     for u in uids]
+        if everyone:
+            timelines = [t for t in timelines if t.records]
+        name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
+        return write_gallery(timelines, self.store, out_dir, name)
+
+    # ------------------------------------------------------------------------- fallbacks
+    def seed_fallbacks(self, *, only: list[str] | None = None, variants: list[str] | None = None,
+                       dry_run: bool = False) -> dict[str, Any]:
+        import json
+
+        from .imaging import contact_sheet, decode
+        from .models import Appearance, LedgerEvent
+        from .pipeline import render_asset
+
+        table = self.configs.stages
+        targets = [table.parse_target(t) for t in only] if only else [*table.names, *table.trilogy]
+        all_variants = self.configs.fallbacks.variants
+        if variants:
+            known = {v.name for v in all_variants}
+            unknown = [v for v in variants if v not in known]
+            if unknown:
+                raise UsageError(f"Unknown variant(s): {', '.join(unknown)}.",
+                                 f"Use names from configs/fallbacks.yaml: {', '.join(sorted(known))}.")
+        chosen = [v for v in all_variants if not variants or v.name in variants]
+        folder = self.settings.fallback_dir / self.configs.style.name
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"entries": []}
+        existing = {(e["stage"], e["variant"]): e for e in manifest["entries"]}
+        planner = self.planner()
+        pipeline = self.pipeline(planner)
+        rendered = unchanged = 0
+        estimate_usd = 0.0
+        jobs = []
+        for variant in chosen:
+            appearance = Appearance.model_validate({"skin": variant.skin, "hair_style": variant.hair_style,
+                                                    "hair_color": variant.hair_color, "hoodie_color": "#C8553D"})
+            for target in targets:
+                stage = target if target in table.names else "month"
+                progress = Progress(active_days=table.get(stage).from_day)
+                persona = Persona(id=f"fallback-{variant.name}", name="Friend", appearance=appearance,
+                                  progress=progress)
+                job = planner.plan(persona, progress, target)
+                old = existing.get((target, variant.name))
+                if old and old.get("request_key") == job.request_key and (folder / old["file"]).exists() and \
+                        hashlib.sha256((folder / old["file"]).read_bytes()).hexdigest() == old["sha256"]:
+                    unchanged += 1
+                    continue
+                estimate_usd += job.estimate_usd
+                jobs.append((variant, target, job))
+        if not dry_run:
+            async def go() -> None:
+                for variant, target, job in jobs:
+                    result, webp, verdict, paid = await render_asset(pipeline, job)
+                    rel = f"{target}/{variant.name}.webp"
+                    (folder / target).mkdir(parents=True, exist_ok=True)
+                    (folder / rel).write_bytes(webp)
+                    existing[(target, variant.name)] = {
+                        "stage": target, "variant": variant.name, "file": rel,
+                        "sha256": hashlib.sha256(webp).hexdigest(), "size": len(webp), "width": 1024,
+                        "height": 1024, "provider": result.provider, "model": result.model,
+                        "prompt": job.request.prompt, "created": self.now().isoformat(),
+                        "request_key": job.request_key, "quality_gate": verdict.ok,
+                        "traits": {"skin": variant.skin, "hair_style": variant.hair_style,
+                                   "hair_color": variant.hair_color},
+                    }
+                    if paid and result.cost_usd:
+                        self.store.record_event(LedgerEvent(
+                            user_id="_fallbacks", kind="generated", target=target, request_key=job.request_key,
+                            provider=result.provider, model=result.model, usage=result.usage,
+                            cost_usd=result.cost_usd, request_id=result.request_id, validation_ok=verdict.ok,
+                        ), event_id=f"paid:_fallbacks:{job.request_key}")
+                    pipeline.spool.remove(job.user_id, job.request_key)
+
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                asyncio.run(go())
+            finally:
+                entries = sorted(existing.values(), key=lambda e: (e["variant"], e["stage"]))
+                manifest = {"style": self.configs.style.name, "style_version": self.configs.style.version,
+                            "entries": entries}
+                manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            rendered = len(jobs)
+        sheet_path = folder / "contact-sheet.png"
+        if not dry_run and existing:
+            order = [*table.names, *table.trilogy]
+            tiles = [(decode((folder / e["file"]).read_bytes()), f"{self.configs.label(e['stage'])}", e["variant"])
+                     for e in sorted(existing.values(), key=lambda e: (e["variant"], order.index(e["stage"])))]
+            contact_sheet(tiles, f"Fallback set · {self.configs.style.name}", columns=len(order), tile=200) \
+                .save(sheet_path)
+        return {"manifest": str(manifest_path), "contact_sheet": str(sheet_path) if sheet_path.exists() else None,
+                "rendered": rendered if not dry_run else 0, "planned": len(jobs), "unchanged": unchanged,
+                "estimate_usd": round(estimate_usd, 6), "dry_run": dry_run}
+
+    # ---------------------------------------------------------------------------- doctor
+    def doctor(self) -> list[dict[str, str | None]]:
+        from datetime import date, timedelta
+
+        checks: list[dict[str, str | None]] = [
+            {"check": "configs", "status": "ok", "detail": f"{self.configs.root} valid "
+             f"({len(self.configs.personas)} personas, style {self.configs.style.name} v{self.configs.style.version})",
+             "fix": None}]
+        try:
+            ops = self.store.op_counts(self.now().strftime("%Y-%m-%d"))
+            checks.append({"check": "store", "status": "ok", "detail": f"{self.settings.store} reachable; "
+                           f"{sum(v for k, v in ops.items() if k != 'bytes_stored')} operations today", "fix": None})
+        except Exception as exc:
+            from .errors import MirrorError
+
+            hint = exc.hint if isinstance(exc, MirrorError) else None
+            checks.append({"check": "store", "status": "fail", "detail": str(exc).splitlines()[0],
+                           "fix": hint or "Check --store and its settings."})
+        name = self.model_name
+        entry = self.configs.models.models.get(name)
+        if entry is None:
+            checks.append({"check": "model", "status": "fail", "detail": f"{name} is not in models.yaml",
+                           "fix": f"Use one of: {', '.join(self.configs.models.models)}"})
+        elif entry.shutdown_date and entry.shutdown_date <= date.today():
+            checks.append({"check": "model", "status": "fail",
+                           "detail": f"{name} was shut down on {entry.shutdown_date}",
+                           "fix": f"Switch to {', '.join(entry.replacements)}"})
+        elif entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
+            checks.append({"check": "model", "status": "warn",
+                           "detail": f"{name} shuts down on {entry.shutdown_date}",
+                           "fix": f"Plan the move to {', '.join(entry.replacements)}"})
+        else:
+            checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
+        try:
+            checks.extend(asyncio.run(self._provider_checks(name)))
+        except Exception as exc:
+            from .errors import MirrorError
+
+            hint = exc.hint if isinstance(exc, MirrorError) else None
+            checks.append({"check": "provider", "status": "fail", "detail": str(exc).splitlines()[0], "fix": hint})
+        pending = self.spool.pending()
+        checks.append({"check": "spool", "status": "warn" if pending else "ok",
+                       "detail": f"{len(pending)} paid image(s) waiting to be stored" if pending else "empty",
+                       "fix": "Run the same command again: spooled images are ingested without paying."
+                       if pending else None})
+        n_fb = len(self.fallbacks.entries)
+        expected = len(self.configs.fallbacks.variants) * (len(self.configs.stages.names)
+                                                           + len(self.configs.stages.trilogy))
+        checks.append({"check": "fallbacks", "status": "ok" if n_fb >= expected else "warn",
+                       "detail": f"{n_fb}/{expected} fallback assets in {self.fallbacks.folder}",
+                       "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'."})
+        return checks
+
+    async def _provider_checks(self, model: str) -> list[dict[str, str | None]]:
+        check = getattr(self.provider, "check", None)
+        if check is None:
+            return [{"check": "provider", "status": "ok", "detail": f"{self.settings.provider}: "
+                     f"{self.provider.renderer_version}", "fix": None}]
+        result: list[dict[str, str | None]] = await check(model)
+        return result

@@ -1,0 +1,98 @@
+"""Review output for designers: a contact-sheet PNG of a user's timeline and a self-contained
+HTML page (images inlined) with messages and costs."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from .imaging import contact_sheet, decode
+from .models import AvatarRecord, Persona
+from .stores.base import Store
+
+
+@dataclass
+class UserTimeline:
+    persona: Persona
+    records: list[AvatarRecord]
+    labels: dict[str, str]
+    order: Sequence[str]
+
+
+def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> Image.Image:
+    by_target = {r.target: r for r in tl.records}
+    tiles: list[tuple[Image.Image | None, str, str]] = []
+    for target in tl.order:
+        rec = by_target.get(target)
+        if rec is None and not include_missing:
+            continue
+        img = decode(store.read_image(rec.image_path)) if rec else None
+        sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}" if rec else "not reached yet"
+        tiles.append((img, tl.labels.get(target, target), sub))
+    return contact_sheet(tiles, f"{tl.persona.name} ({tl.persona.id}) · Mirror Realm timeline")
+
+
+CSS = """
+body{margin:0;font-family:system-ui,-apple-system,Segoe UI,sans-serif;background:#FDF4E6;color:#5E2F14}
+header{padding:28px 40px;background:linear-gradient(90deg,#F6A04D,#FBD38D)}
+h1{margin:0;font-size:28px} h2{margin:32px 40px 8px;font-size:22px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:22px;padding:12px 40px 32px}
+.card{background:#fff;border-radius:16px;box-shadow:0 4px 14px rgba(140,70,20,.15);overflow:hidden}
+.card img{width:100%;display:block;aspect-ratio:1/1;object-fit:cover}
+.meta{padding:12px 14px}.label{font-weight:700;font-size:17px}.sub{color:#8C6446;font-size:13px;margin-top:2px}
+.msg{margin-top:10px;font-size:14px;line-height:1.4;background:#FFF6E8;border-left:4px solid #E8863A;padding:8px 10px;
+border-radius:6px}.flag{color:#B5523B;font-weight:600}
+"""
+
+
+def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
+             f"<header><h1>{html.escape(title)}</h1></header>"]
+    for tl in timelines:
+        total = sum(r.cost_usd for r in tl.records)
+        parts.append(f"<h2>{html.escape(tl.persona.name)} <small>({html.escape(tl.persona.id)}, "
+                     f"{tl.persona.progress.active_days} active days, ${total:.3f})</small></h2><div class='grid'>")
+        by_target = {r.target: r for r in tl.records}
+        for target in tl.order:
+            rec = by_target.get(target)
+            if rec is None:
+                continue
+            src = "data:image/webp;base64," + base64.b64encode(store.read_image(rec.image_path)).decode()
+            flag = f"<div class='flag'>{html.escape(rec.reason or '')}</div>" if rec.status != "ok" else ""
+            parts.append(
+                f"<div class='card'><img alt='{html.escape(tl.labels.get(target, target))}' src='{src}'>"
+                f"<div class='meta'><div class='label'>{html.escape(tl.labels.get(target, target))}</div>"
+                f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
+                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}</div>{flag}"
+                f"<div class='msg'>{html.escape(rec.message)}</div></div></div>")
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_gallery(timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    if len(timelines) == 1:
+        sheet = sheet_for(timelines[0], store)
+    else:
+        sheets = [sheet_for(tl, store) for tl in timelines]
+        width = max(s.width for s in sheets) if sheets else 400
+        sheet = Image.new("RGB", (width, sum(s.height for s in sheets) or 100), (253, 244, 230))
+        y = 0
+        for s in sheets:
+            sheet.paste(s, (0, y))
+            y += s.height
+    png = out_dir / f"{name}.png"
+    sheet.save(png)
+    page = out_dir / f"{name}.html"
+    page.write_text(html_page(timelines, store, f"Mirror Realm gallery · {name}"), encoding="utf-8")
+    paths["contact_sheet"] = str(png)
+    paths["html"] = str(page)
+    return paths

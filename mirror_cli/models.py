@@ -1,0 +1,194 @@
+"""Pydantic models shared by the core, the providers and the stores."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import InvalidUserIdError
+
+USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+SkinTone = Literal["pale", "light", "medium", "tan", "brown", "dark"]
+HairColor = Literal["black", "darkBrown", "brown", "auburn", "blonde", "platinum", "red", "grey"]
+HairStyle = Literal[
+    "bigHair", "bob", "bun", "curly", "curvy", "dreads", "dreads01", "dreads02", "frida", "frizzle",
+    "fro", "froBand", "hijab", "longButNotTooLong", "miaWallace", "shaggy", "shaggyMullet",
+    "shavedSides", "shortCurly", "shortFlat", "shortRound", "shortWaved", "sides", "straight01",
+    "straight02", "straightAndStrand", "theCaesar", "theCaesarAndSidePart", "turban",
+]
+Glasses = Literal["none", "prescription01", "prescription02", "round", "wayfarers"]
+FacialHair = Literal["none", "beardLight", "beardMedium", "beardMajestic", "moustacheFancy", "moustacheMagnum"]
+Voice = Literal["warm", "playful", "wise"]
+
+
+def validate_user_id(uid: str) -> str:
+    """A user id reaches paths, document ids and prompts only after this check."""
+    if not isinstance(uid, str) or not USER_ID_RE.fullmatch(uid):
+        shown = repr(uid)[:60]
+        raise InvalidUserIdError(
+            f"Invalid user id {shown}: user ids are 1-128 characters of letters, digits, '_' and '-'.",
+            "Pass the id exactly as stored, e.g. --user u1 (no slashes, dots or spaces).",
+        )
+    return uid
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Appearance(Strict):
+    skin: SkinTone = "medium"
+    hair_style: HairStyle = "shortFlat"
+    hair_color: HairColor = "darkBrown"
+    eye_color: str = Field("brown", max_length=20)
+    glasses: Glasses = "none"
+    facial_hair: FacialHair = "none"
+    hoodie_color: str = Field("#E8863A", pattern=r"^#[0-9A-Fa-f]{6}$")
+    description: str = Field("", max_length=300)
+
+
+class Companion(Strict):
+    name: str = Field("I-There", max_length=40)
+    voice: Voice = "warm"
+
+
+class Progress(Strict):
+    active_days: int = Field(0, ge=0, le=100_000)
+    goals_completed: int = Field(0, ge=0, le=100_000)
+    major_achievement: str | None = Field(None, max_length=500)
+    achievement_areas: list[str] = Field(default_factory=list, max_length=20)
+    discovered_traits: list[str] = Field(default_factory=list, max_length=20)
+    updated_at: datetime | None = None
+
+
+class Persona(Strict):
+    id: str
+    name: str = Field(max_length=80)
+    age: int | None = Field(None, ge=13, le=110)
+    appearance: Appearance = Field(default_factory=Appearance)
+    personality: list[str] = Field(default_factory=list, max_length=12)
+    companion: Companion = Field(default_factory=Companion)
+    progress: Progress = Field(default_factory=Progress)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        if not USER_ID_RE.fullmatch(v):
+            raise ValueError("must be 1-128 characters of letters, digits, '_' and '-'")
+        return v
+
+
+class RenderSpec(Strict):
+    """The structured description of a picture, for renderers that draw instead of prompting."""
+
+    target: str  # a stage name or a trilogy kind
+    stage: str  # the stage whose expression/scene is drawn
+    appearance: Appearance
+    expression: dict[str, str]
+    props: list[str]
+    older: bool = False
+    seed: str
+
+
+class Reference(Strict):
+    role: str  # "identity anchor", "previous stage", "photo"
+    sha256: str
+    mime: str
+    avatar_id: str | None = None
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: str
+    prompt: str
+    size: str = "1024x1024"
+    quality: str = "medium"
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    references: list[Reference] = Field(default_factory=list)
+    reference_bytes: list[bytes] = Field(default_factory=list, exclude=True, repr=False)
+    safety_identifier: str
+    spec: RenderSpec | None = None
+    input_fidelity: str | None = None
+
+
+class TokenUsage(Strict):
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    output_text_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.input_text_tokens + self.input_image_tokens + self.output_image_tokens + self.output_text_tokens
+        )
+
+
+class ImageResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: bytes = Field(repr=False)
+    mime: str
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    request_id: str | None = None
+    latency_s: float = 0.0
+    provider: str
+    model: str
+
+
+AvatarStatus = Literal["ok", "flagged", "degraded", "fallback"]
+
+
+class AvatarRecord(Strict):
+    id: str
+    user_id: str
+    target: str
+    stage: str
+    request_key: str
+    image_path: str
+    thumb_path: str | None = None
+    width: int
+    height: int
+    provider: str
+    model: str
+    quality: str
+    cost_usd: float = 0.0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    request_id: str | None = None
+    prompt: str = ""
+    references: list[Reference] = Field(default_factory=list)
+    message: str = ""
+    status: AvatarStatus = "ok"
+    reason: str | None = None
+    validation: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+LedgerKind = Literal["generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded"]
+
+
+class LedgerEvent(Strict):
+    ts: datetime = Field(default_factory=utcnow)
+    user_id: str
+    kind: LedgerKind
+    target: str = ""
+    request_key: str = ""
+    avatar_id: str | None = None
+    provider: str = ""
+    model: str = ""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    request_id: str | None = None
+    run_id: str | None = None
+    detail: str | None = None
+    validation_ok: bool | None = None

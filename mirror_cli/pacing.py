@@ -1,0 +1,177 @@
+"""Concurrency, images/min and tokens/min pacing, and the retry policy.
+
+The SDK's own retries are switched off (``max_retries=0``): it retries quota errors that will
+never succeed and gives up on long Retry-After values. Here every attempt is paced, every wait is
+visible, and only failures that can succeed later are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from .config import RetryPolicy
+
+FailureKind = Literal["transient", "stop", "moderation", "bad_request"]
+
+
+class ProviderFailure(Exception):  # noqa: N818 - classified outcome of one provider call
+    """One failed provider call, classified for the retry policy.
+
+    transient: retry with backoff (429 rate limits, 5xx, timeouts, dropped connections)
+    stop: the whole run must stop (insufficient quota, billing limit, 401, 403, retired model)
+    moderation: the safety system refused the prompt; never retried as is
+    bad_request: this job cannot succeed as sent
+    """
+
+    def __init__(self, kind: FailureKind, message: str, *, status: int | None = None, code: str | None = None,
+                 retry_after: float | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+
+_TRY_AGAIN = re.compile(r"try again (?:in|after) ([0-9.]+)\s*(ms|s|seconds?)?", re.IGNORECASE)
+_DURATION = re.compile(r"([0-9.]+)(ms|h|m|s)")
+
+
+def parse_try_again(message: str) -> float | None:
+    """'...Please try again in 7.2s' / 'try again after 51.84 seconds' -> seconds."""
+    m = _TRY_AGAIN.search(message or "")
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value / 1000 if (m.group(2) or "").lower() == "ms" else value
+
+
+def parse_duration(text: str) -> float | None:
+    """x-ratelimit-reset-* values such as '1s', '6m0s', '120ms', '1h2m3s' -> seconds."""
+    parts = _DURATION.findall(text or "")
+    if not parts:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(v) * scale[u] for v, u in parts)
+
+
+def parse_retry_after(headers: dict[str, str]) -> float | None:
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lower:
+        try:
+            return float(lower["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    if "retry-after" in lower:
+        try:
+            return float(lower["retry-after"])
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class RateLimiter:
+    """Evenly spaced starts (a GCRA with no burst): never more than ``images_per_minute`` starts
+    in any minute, and never more than ``tokens_per_minute`` estimated tokens.
+
+    ``window_s`` scales the minute, so benchmarks and tests can run the same logic faster.
+    """
+
+    images_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    window_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _next_image: float = 0.0
+    _next_token: float = 0.0
+    _paused_until: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    starts: list[float] = field(default_factory=list)
+
+    SAFETY = 1.01  # 1% slack so clock jitter never puts N+1 starts inside one window
+
+    async def acquire(self, tokens: int = 0) -> None:
+        async with self._lock:
+            now = self.clock()
+            at = max(now, self._next_image, self._next_token, self._paused_until)
+            if self.images_per_minute:
+                self._next_image = at + self.window_s / self.images_per_minute * self.SAFETY
+            if self.tokens_per_minute and tokens:
+                self._next_token = at + self.window_s * tokens / self.tokens_per_minute * self.SAFETY
+            self.starts.append(at)
+            if at > now:
+                await asyncio.sleep(at - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every start for ``seconds`` (a 429 or an exhausted x-ratelimit budget)."""
+        self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def observe_headers(self, headers: dict[str, str]) -> None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        for kind in ("requests", "tokens"):
+            remaining = lower.get(f"x-ratelimit-remaining-{kind}")
+            reset = parse_duration(lower.get(f"x-ratelimit-reset-{kind}", ""))
+            if remaining is not None and reset:
+                try:
+                    if float(remaining) <= 0:
+                        self.pause(reset)
+                except ValueError:
+                    continue
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class RetryStats:
+    attempts: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    waited_s: float = 0.0
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: base*2^n, capped, scaled by a random 0.5..1."""
+    r = rng or random
+    raw = min(policy.max_delay_s, policy.base_delay_s * (2 ** attempt))
+    return raw * (0.5 + r.random() / 2)
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    limiter: RateLimiter | None = None,
+    tokens: int = 0,
+    stats: RetryStats | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run ``call`` under the limiter; retry transient ProviderFailures, re-raise the rest."""
+    stats = stats or RetryStats()
+    attempt = 0
+    while True:
+        if limiter:
+            await limiter.acquire(tokens)
+        stats.attempts += 1
+        try:
+            return await call()
+        except ProviderFailure as failure:
+            if failure.kind != "transient" or attempt + 1 >= policy.max_attempts:
+                raise
+            if failure.status == 429:
+                stats.rate_limited += 1
+            delay = backoff_delay(policy, attempt)
+            if failure.retry_after is not None:
+                delay = max(delay, min(failure.retry_after, policy.max_delay_s * 5))
+                if limiter:
+                    limiter.pause(delay)
+            stats.retries += 1
+            stats.waited_s += delay
+            attempt += 1
+            await sleep(delay)

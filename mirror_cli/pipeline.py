@@ -1,0 +1,445 @@
+"""Runs jobs: spool -> cache -> limits/budget -> provider -> spool -> post-process -> validate
+-> store (image, then record) -> ledger -> I-There message. Every subcommand goes through here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import imaging, messages, pricing
+from .errors import MirrorError, RunStoppedError
+from .fallbacks import FallbackSet
+from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
+from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
+from .planner import Job, Planner
+from .spool import Spool
+from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .validate import Verdict, check_image
+
+if TYPE_CHECKING:
+    from .config import ConfigSet
+    from .imaging import Photo
+    from .providers.base import ImageProvider
+    from .stores.base import Store
+
+Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned",
+                 "skipped"]
+
+
+@dataclass
+class JobSpec:
+    persona: Persona
+    progress: Progress
+    target: str
+    photo: Photo | None = None
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.persona.id}.{self.target}"
+
+
+@dataclass
+class Outcome:
+    user_id: str
+    target: str
+    status: Status
+    record: AvatarRecord | None = None
+    served_path: str | None = None
+    image_url: str | None = None
+    reason: str | None = None
+    cost_usd: float = 0.0
+    estimate_usd: float = 0.0
+    request_key: str = ""
+    message: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, store: Store | None = None) -> dict[str, Any]:
+        r = self.record
+        return {
+            "user": self.user_id, "target": self.target, "status": self.status,
+            "cached": self.status == "cached",
+            "avatar_id": r.id if r else None,
+            "image_path": self.served_path,
+            "image_url": self.image_url,
+            "thumb_path": r.thumb_path if r else None,
+            "width": r.width if r else None, "height": r.height if r else None,
+            "cost_usd": round(self.cost_usd, 6), "estimate_usd": round(self.estimate_usd, 6),
+            "request_key": self.request_key, "reason": self.reason, "message": self.message,
+            "quality_gate": self.validation or None,
+        }
+
+
+@dataclass
+class RunReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    run_id: str | None = None
+    stopped: str | None = None
+    elapsed_s: float = 0.0
+    retries: RetryStats = field(default_factory=RetryStats)
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(o.cost_usd for o in self.outcomes), 6)
+
+    @property
+    def degraded(self) -> int:
+        return self.count("degraded", "fallback", "blocked")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "jobs": len(self.outcomes),
+            "generated": self.count("generated"), "cached": self.count("cached"),
+            "ingested": self.count("ingested"), "degraded": self.degraded, "failed": self.failed,
+            "skipped": self.count("skipped"), "planned": self.count("planned"),
+            "cost_usd": self.cost_usd,
+            "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes if o.status == "planned"), 6),
+            "stopped": self.stopped, "elapsed_s": round(self.elapsed_s, 3),
+            "retries": self.retries.retries, "rate_limited": self.retries.rate_limited,
+        }
+
+
+class Stop(Exception):  # noqa: N818
+    pass
+
+
+class Pipeline:
+    def __init__(self, configs: ConfigSet, store: Store, provider: ImageProvider, planner: Planner, spool: Spool,
+                 fallbacks: FallbackSet, *, concurrency: int = 4, limiter: RateLimiter | None = None,
+                 max_cost: float | None = None, caps: Caps | None = None, now: Callable[[], datetime] | None = None,
+                 on_progress: Callable[[Outcome], None] | None = None) -> None:
+        self.configs = configs
+        self.store = store
+        self.provider = provider
+        self.planner = planner
+        self.spool = spool
+        self.fallbacks = fallbacks
+        self.concurrency = concurrency
+        self.limiter = limiter
+        self.max_cost = max_cost
+        lim = configs.limits
+        self.caps = caps or Caps(lim.per_user_daily, lim.system_daily, lim.monthly_budget_usd)
+        self.now = now or (lambda: datetime.now(UTC))
+        self.on_progress = on_progress
+        self.stop_event = asyncio.Event()
+        self.stop_reason: str | None = None
+        self._run_spent = 0.0
+        self._run_lock = asyncio.Lock()
+        self.stats = RetryStats()
+        self.run: RunInfo | None = None
+
+    # ------------------------------------------------------------------------------- public
+    def plan_only(self, specs: list[JobSpec]) -> RunReport:
+        report = RunReport()
+        for spec in specs:
+            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
+            hit = self._cache_hit(job)
+            report.outcomes.append(Outcome(
+                job.user_id, job.target, "cached" if hit else "planned", record=hit,
+                served_path=hit.image_path if hit else None, estimate_usd=0.0 if hit else job.estimate_usd,
+                request_key=job.request_key, reason="; ".join(job.blocked) or None,
+            ))
+        self._attach_urls(report)
+        return report
+
+    async def run_specs(self, specs: list[JobSpec], run: RunInfo | None = None) -> RunReport:
+        """Run every spec; jobs of one user run in order (later stages reference earlier ones),
+        users run concurrently up to ``concurrency``."""
+        started = time.perf_counter()
+        self.run = run
+        report = RunReport(run_id=run.id if run else None, retries=self.stats)
+        done_before = self._done_jobs(run)
+        if run:
+            for spec in specs:
+                if spec.job_id not in done_before:
+                    self._job_state(spec, "pending")
+        by_user: dict[str, list[JobSpec]] = {}
+        for spec in specs:
+            by_user.setdefault(spec.persona.id, []).append(spec)
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one_user(user_specs: list[JobSpec]) -> None:
+            async with sem:
+                for spec in user_specs:
+                    if spec.job_id in done_before:
+                        report.outcomes.append(Outcome(spec.persona.id, spec.target, "skipped",
+                                                       reason="done in an earlier attempt of this run"))
+                        continue
+                    if self.stop_event.is_set():
+                        return
+                    outcome = await self._run_one(spec)
+                    report.outcomes.append(outcome)
+                    if self.on_progress:
+                        self.on_progress(outcome)
+
+        await asyncio.gather(*(one_user(v) for v in by_user.values()))
+        self._attach_urls(report)
+        report.stopped = self.stop_reason
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    def _attach_urls(self, report: RunReport) -> None:
+        from pathlib import Path
+
+        for o in report.outcomes:
+            if o.served_path is None:
+                continue
+            try:
+                o.image_url = (self.store.image_url(o.served_path) if o.record is not None
+                               else Path(o.served_path).resolve().as_uri())
+            except Exception:  # noqa: S112 - a URL is a convenience; the path is still reported
+                continue
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+            self.stop_event.set()
+
+    # ------------------------------------------------------------------------------ one job
+    def _done_jobs(self, run: RunInfo | None) -> set[str]:
+        if run is None:
+            return set()
+        return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
+
+    def _job_state(self, spec: JobSpec, state: Any, key: str = "", avatar_id: str | None = None,
+                   detail: str | None = None) -> None:
+        if self.run:
+            self.store.put_job_state(JobState(self.run.id, spec.job_id, spec.persona.id, spec.target, state, key,
+                                              avatar_id, detail, self.now()))
+
+    def _cache_hit(self, job: Job) -> AvatarRecord | None:
+        entry = self.store.cache_get(job.user_id, job.request_key)
+        if entry is None:
+            return None
+        ttl = timedelta(days=self.configs.limits.cache_ttl_days)
+        if self.now() - entry.created_at > ttl:
+            return None
+        return self.store.get_avatar(job.user_id, entry.avatar_id)
+
+    async def _run_one(self, spec: JobSpec) -> Outcome:
+        try:
+            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
+        except MirrorError as exc:
+            self._job_state(spec, "failed", detail=exc.message)
+            return Outcome(spec.persona.id, spec.target, "failed", reason=exc.message)
+        try:
+            outcome = await self._execute(job)
+        except RunStoppedError as exc:
+            self.request_stop(exc.message)
+            self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
+            return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
+        except Exception as exc:  # a store or post-processing failure: the image stays in the spool
+            detail = f"{type(exc).__name__}: {exc}"
+            self._safe_job_state(spec, "failed", job.request_key, detail)
+            return Outcome(job.user_id, job.target, "failed", reason=detail, request_key=job.request_key)
+        state = {"generated": "done", "cached": "done", "ingested": "done", "failed": "failed"}.get(
+            outcome.status, "degraded")
+        self._safe_job_state(spec, state, job.request_key, outcome.reason,
+                             outcome.record.id if outcome.record else None)
+        return outcome
+
+    def _safe_job_state(self, spec: JobSpec, state: Any, key: str, detail: str | None,
+                        avatar_id: str | None = None) -> None:
+        try:
+            self._job_state(spec, state, key, avatar_id, detail)
+        except Exception:  # noqa: S110 - the store is down; the run report still says what happened
+            pass
+
+    async def _execute(self, job: Job) -> Outcome:
+        # 1. an image paid for earlier and never stored is ingested, not bought again
+        spooled = self.spool.get(job.user_id, job.request_key)
+        if spooled is not None:
+            return self._finish(job, spooled.result, ingested=True)
+        # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
+        hit = self._cache_hit(job)
+        if hit is not None:
+            self.store.record_event(LedgerEvent(user_id=job.user_id, kind="cache_hit", target=job.target,
+                                                request_key=job.request_key, avatar_id=hit.id,
+                                                provider=hit.provider, model=hit.model, run_id=self._run_id()))
+            return Outcome(job.user_id, job.target, "cached", record=hit, served_path=hit.image_path,
+                           request_key=job.request_key, message=hit.message)
+        # 3. blocked free text never reaches a provider
+        if job.blocked:
+            return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
+        # 4. reserve the estimate against every cap before spending
+        reservation = await self._reserve(job)
+        if isinstance(reservation, Outcome):
+            return reservation
+        self._job_state_job(job, "in_flight")
+        try:
+            result = await self._generate(job)
+        except ProviderFailure as failure:
+            self.store.release(reservation)
+            return self._provider_failed(job, failure)
+        except BaseException:
+            self.store.release(reservation)
+            raise
+        try:
+            self.store.settle(reservation, result.cost_usd)
+        finally:
+            async with self._run_lock:
+                self._run_spent += result.cost_usd - job.estimate_usd
+        return self._finish(job, result, ingested=False)
+
+    def _job_state_job(self, job: Job, state: Any) -> None:
+        if self.run:
+            self.store.put_job_state(JobState(self.run.id, job.job_id, job.user_id, job.target, state,
+                                              job.request_key, None, None, self.now()))
+
+    def _run_id(self) -> str | None:
+        return self.run.id if self.run else None
+
+    async def _reserve(self, job: Job) -> Reservation | Outcome:
+        async with self._run_lock:
+            if self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9:
+                return self._degrade(job, "degraded",
+                                     f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
+            try:
+                reservation = self.store.reserve(job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps)
+            except LimitReached as limit:
+                return self._degrade(job, "degraded", f"limit {limit.kind}: {limit.detail}")
+            self._run_spent += job.estimate_usd
+            return reservation
+
+    async def _generate(self, job: Job) -> ImageResult:
+        """Call the provider (paced, retried) and spool the paid image before anything else."""
+        async def attempt() -> ImageResult:
+            return await self.provider.generate(job.request)
+
+        try:
+            result = await call_with_retries(attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate,
+                                             self.stats)
+        except ProviderFailure as failure:
+            if failure.kind != "moderation":
+                raise
+            # Never retried as is: once more with the style's safe prompt (no free text), then fallback.
+            self._ledger_failure(job, failure, kind="blocked")
+            safe_job = self.planner.plan(job.persona, job.progress, job.target, safe=True)
+            job.request = safe_job.request
+            result = await call_with_retries(attempt, self.configs.limits.retry, self.limiter,
+                                             job.tokens_estimate, self.stats)
+        result.cost_usd = pricing.cost_from_usage(job.model_entry, result.usage,
+                                                  batch=self.planner.provider_name.endswith("-batch"))
+        self.spool.put(job.user_id, job.request_key, result,
+                       {"user_id": job.user_id, "target": job.target, "request_key": job.request_key,
+                        "run_id": self._run_id(), "created_at": self.now().isoformat()})
+        return result
+
+    def _finish(self, job: Job, result: ImageResult, *, ingested: bool) -> Outcome:
+        size = int(job.request.size.lower().split("x")[0]) if "x" in job.request.size else None
+        img, webp, thumb = imaging.post_process(result.data, size)
+        verdict: Verdict = check_image(img, self.configs.style.gate)
+        avatar_id = job.avatar_id
+        status: Any = "ok" if verdict.ok else "flagged"
+        image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
+        msg = self._message(job)
+        record = AvatarRecord(
+            id=avatar_id, user_id=job.user_id, target=job.target, stage=job.stage, request_key=job.request_key,
+            image_path=image_ref, thumb_path=thumb_ref, width=img.width, height=img.height,
+            provider=result.provider, model=result.model, quality=job.request.quality, cost_usd=result.cost_usd,
+            usage=result.usage, request_id=result.request_id, prompt=job.request.prompt,
+            references=job.request.references, message=msg, status=status,
+            reason=None if verdict.ok else "quality gate: " + "; ".join(verdict.failures),
+            validation=verdict.to_dict(), created_at=self.now(),
+        )
+        self.store.put_avatar(record)
+        stored = self.store.get_avatar(job.user_id, avatar_id) or record
+        event = LedgerEvent(user_id=job.user_id, kind="spool_ingest" if ingested else "generated",
+                            target=job.target, request_key=job.request_key, avatar_id=avatar_id,
+                            provider=result.provider, model=result.model, usage=result.usage,
+                            cost_usd=result.cost_usd, request_id=result.request_id, run_id=self._run_id(),
+                            validation_ok=verdict.ok)
+        # One paid image, one ledger line, however often a crash makes us come back here.
+        self.store.record_event(event, event_id=f"paid:{job.user_id}:{job.request_key}")
+        self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
+        self.spool.remove(job.user_id, job.request_key)
+        return Outcome(job.user_id, job.target, "ingested" if ingested else "generated", record=stored,
+                       served_path=stored.image_path, cost_usd=0.0 if ingested else result.cost_usd,
+                       estimate_usd=job.estimate_usd, request_key=job.request_key, message=stored.message,
+                       validation=verdict.to_dict())
+
+    def _message(self, job: Job) -> str:
+        cfg = self.configs.messages
+        text = messages.intro(cfg, job.persona, job.target, job.label, job.progress)
+        prev = job.previous
+        if prev is not None and job.target in self.configs.stages.names and prev.stage != job.stage:
+            old = messages.look_of(self.configs.style, prev.stage, self.configs.label(prev.stage), [])
+            new = messages.look_of(self.configs.style, job.stage, job.label, job.parts.cues)
+            text += " " + messages.evolution(cfg, job.persona, old, new)
+        return text
+
+    def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
+        if failure.kind == "stop":
+            self._ledger_failure(job, failure, kind="failed")
+            raise RunStoppedError(failure.message, _stop_hint(failure))
+        if failure.kind == "moderation":
+            self._ledger_failure(job, failure, kind="blocked")
+            return self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
+        self._ledger_failure(job, failure, kind="failed")
+        return Outcome(job.user_id, job.target, "failed", reason=failure.message, request_key=job.request_key,
+                       estimate_usd=job.estimate_usd)
+
+    def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
+        self.store.record_event(LedgerEvent(
+            user_id=job.user_id, kind=kind, target=job.target, request_key=job.request_key,
+            provider=self.planner.provider_name, model=job.model_name, request_id=failure.request_id,
+            run_id=self._run_id(), detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
+        ))
+
+    def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
+        """Serve the user's latest avatar, or the stage's fallback asset, and say why."""
+        latest = None
+        if not fallback_only:
+            good = [r for r in self.store.list_avatars(job.user_id) if r.status in ("ok", "flagged")]
+            latest = good[-1] if good else None
+        if latest is not None:
+            served, kind = latest.image_path, "degraded"
+            record = latest
+        else:
+            asset = self.fallbacks.pick(job.target, job.persona)
+            served, kind = (str(asset) if asset else None), "fallback"
+            record = None
+            status = "blocked" if status == "blocked" else "fallback"
+        self.store.record_event(LedgerEvent(user_id=job.user_id, kind=kind if status != "blocked" else "blocked",
+                                            target=job.target, request_key=job.request_key,
+                                            avatar_id=latest.id if latest else None, run_id=self._run_id(),
+                                            detail=reason))
+        return Outcome(job.user_id, job.target, status, record=record, served_path=served, reason=reason,
+                       request_key=job.request_key, estimate_usd=job.estimate_usd)
+
+
+def _stop_hint(failure: ProviderFailure) -> str:
+    code = failure.code or ""
+    if code == "insufficient_quota":
+        return "Add credit or raise the project's quota at platform.openai.com, then resume the run."
+    if code == "billing_hard_limit_reached":
+        return "Raise the billing hard limit of the organisation, then resume the run."
+    if failure.status == 401:
+        return "Set a valid OPENAI_API_KEY (or --secrets-file); the current key was rejected."
+    if failure.status == 403:
+        return "Verify the organisation for GPT Image models (it can take 15 minutes to apply) or check the key's project."
+    if failure.status == 404:
+        return "The model is unknown to the API (retired?): pick another with --model."
+    return "Fix the cause above, then resume the run."
+
+
+async def render_asset(pipeline: Pipeline, job: Job) -> tuple[ImageResult, bytes, Verdict, bool]:
+    """Render one shared asset (a fallback): spool, provider with retries, post-process, gate.
+    Returns (result, webp bytes, verdict, paid)."""
+    spooled = pipeline.spool.get(job.user_id, job.request_key)
+    paid = spooled is None
+    result = spooled.result if spooled else await pipeline._generate(job)
+    size = int(job.request.size.lower().split("x")[0])
+    img, webp, _ = imaging.post_process(result.data, size)
+    verdict = check_image(img, pipeline.configs.style.gate)
+    return result, webp, verdict, paid

@@ -1,0 +1,220 @@
+"""Users x command -> AvatarJobs, each with a stable request key. No provider calls here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+from . import prompts, safety
+from .config import ConfigSet, ModelEntry
+from .errors import ConfigError, RunStoppedError, UsageError
+from .imaging import Photo
+from .models import AvatarRecord, ImageRequest, Persona, Progress, Reference
+from .pricing import estimate, output_tokens_estimate
+from .providers.base import ImageProvider
+from .stores.base import Store
+
+KEY_SCHEMA = 1
+OK_STATUSES = ("ok", "flagged")
+
+
+def safety_identifier(uid: str) -> str:
+    """A stable, non-reversible id for the provider's abuse monitoring."""
+    return hashlib.sha256(f"mirror-user:{uid}".encode()).hexdigest()[:32]
+
+
+def request_key(uid: str, provider: str, entry: ModelEntry, renderer: str, style: str, req: ImageRequest) -> str:
+    """sha256 of the canonical request: the same inputs give the same key on every machine,
+    and anything that would change the picture changes the key."""
+    canonical = {
+        "schema": KEY_SCHEMA,
+        "user": uid,
+        "provider": provider,
+        "model": entry.snapshot,
+        "renderer": renderer,
+        "style": style,
+        "prompt": req.prompt,
+        "references": [r.sha256 for r in req.references],
+        "size": req.size,
+        "quality": req.quality,
+        "format": req.output_format,
+        "input_fidelity": req.input_fidelity,
+        "spec": req.spec.model_dump(mode="json") if req.spec else None,
+    }
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def avatar_id_for(uid: str, key: str) -> str:
+    return hashlib.sha256(f"{uid}:{key}".encode()).hexdigest()[:20]
+
+
+@dataclass
+class Job:
+    user_id: str
+    target: str
+    stage: str
+    label: str
+    persona: Persona
+    progress: Progress
+    request: ImageRequest
+    request_key: str
+    model_name: str
+    model_entry: ModelEntry
+    estimate_usd: float
+    tokens_estimate: int
+    parts: prompts.PromptParts
+    previous: AvatarRecord | None = None
+    blocked: list[str] = field(default_factory=list)
+    edit: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.user_id}.{self.target}"
+
+    @property
+    def avatar_id(self) -> str:
+        return avatar_id_for(self.user_id, self.request_key)
+
+
+def effective_progress(configs: ConfigSet, progress: Progress, stage: str) -> Progress:
+    """A stage earlier than the user's current one is drawn as it was: active days at that stage's
+    threshold and none of the later goals or achievements."""
+    table = configs.stages
+    current = table.index(table.stage_for_days(progress.active_days))
+    if table.index(stage) >= current:
+        return progress
+    return Progress(active_days=table.get(stage).from_day, goals_completed=0, major_achievement=None,
+                    achievement_areas=[], discovered_traits=progress.discovered_traits)
+
+
+class Planner:
+    def __init__(self, configs: ConfigSet, store: Store, provider: ImageProvider, provider_name: str,
+                 model: str, quality: str | None, size: str | None) -> None:
+        self.configs = configs
+        self.store = store
+        self.provider = provider
+        self.provider_name = provider_name
+        self.model_name = model
+        self.entry = configs.model(model)
+        self.quality = quality or configs.style.quality
+        self.size = size or configs.style.size
+        self._check_model()
+
+    def _check_model(self, today: date | None = None) -> None:
+        e, name = self.entry, self.model_name
+        today = today or date.today()
+        if e.shutdown_date and e.shutdown_date <= today:
+            raise RunStoppedError(
+                f"Model {name!r} was shut down on {e.shutdown_date.isoformat()}; no request was sent.",
+                f"Use one of its replacements: {', '.join(e.replacements) or 'see configs/models.yaml'} "
+                f"(--model or configs/models.yaml 'default').",
+            )
+        expected = self.provider_name.removesuffix("-batch")
+        if e.provider != expected:
+            raise ConfigError(f"Model {name!r} is served by the {e.provider!r} provider, not {self.provider_name!r}.",
+                              f"Pass --provider {e.provider}, or choose a {self.provider_name} model.")
+        if self.quality not in e.qualities:
+            raise UsageError(f"Quality {self.quality!r} is not offered by {name}.",
+                             f"Use one of: {', '.join(e.qualities)}.")
+        if e.sizes == "flexible":
+            self._check_flexible_size(self.size)
+        elif self.size not in e.sizes:
+            raise UsageError(f"Size {self.size!r} is not offered by {name}.", f"Use one of: {', '.join(e.sizes)}.")
+
+    @staticmethod
+    def _check_flexible_size(size: str) -> None:
+        try:
+            w, h = (int(x) for x in size.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"Size {size!r} is not WIDTHxHEIGHT.", "Use e.g. --size 1024x1024.") from None
+        ok = (w % 16 == 0 and h % 16 == 0 and max(w, h) <= 3840 and max(w, h) / min(w, h) <= 3
+              and 655_360 <= w * h <= 8_294_400)
+        if not ok:
+            raise UsageError(f"Size {size!r} is not allowed for this model.",
+                             "Both sides multiples of 16, long side <= 3840, ratio <= 3:1, "
+                             "655,360-8,294,400 pixels (e.g. 1024x1024).")
+
+    # ---------------------------------------------------------------------------------------
+    def anchor_and_previous(self, uid: str, stage: str) -> tuple[AvatarRecord | None, AvatarRecord | None]:
+        """The identity anchor (the user's first good avatar) and the latest good avatar of an
+        earlier stage than ``stage``."""
+        table = self.configs.stages
+        records = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
+        anchor = records[0] if records else None
+        idx = table.index(stage)
+        earlier = [r for r in records if r.stage in table.names and table.index(r.stage) < idx
+                   and r.target in table.names]
+        previous = earlier[-1] if earlier else None
+        if previous is None:
+            same = [r for r in records if r.target in table.names and r.stage == stage]
+            previous = same[-1] if same else None
+        return anchor, previous
+
+    def plan(self, persona: Persona, progress: Progress, target: str, *, photo: Photo | None = None,
+             safe: bool = False, reinforce: bool = False) -> Job:
+        table = self.configs.stages
+        if target in table.names:
+            stage = target
+        elif target == "current":
+            stage = table.stage_for_days(progress.active_days)
+        else:
+            look = self.configs.style.trilogy[target]
+            stage = look.stage or table.stage_for_days(progress.active_days)
+        drawn = effective_progress(self.configs, progress, stage) if target in table.names else progress
+        label = self.configs.label(target)
+        uses_refs = self.provider.capabilities.uses_references and self.entry.capabilities.edits
+
+        references: list[Reference] = []
+        ref_bytes: list[bytes] = []
+        anchor, previous = self.anchor_and_previous(persona.id, stage)
+        if uses_refs:
+            if photo is not None:
+                references.append(Reference(role="photo of the person", sha256=_sha(photo.data), mime=photo.mime))
+                ref_bytes.append(photo.data)
+            elif anchor is not None:
+                data = self.store.read_image(anchor.image_path)
+                references.append(Reference(role="identity anchor", sha256=_sha(data), mime="image/webp",
+                                            avatar_id=anchor.id))
+                ref_bytes.append(data)
+            if previous is not None and references and previous.id != (anchor.id if anchor else None) \
+                    and target in table.names:
+                data = self.store.read_image(previous.image_path)
+                references.append(Reference(role="previous stage", sha256=_sha(data), mime="image/webp",
+                                            avatar_id=previous.id))
+                ref_bytes.append(data)
+            references = references[: self.entry.capabilities.max_references]
+            ref_bytes = ref_bytes[: len(references)]
+        edit = bool(references)
+
+        parts = prompts.build(self.configs.style, persona, drawn, target, stage, label, edit=edit, safe=safe,
+                              reinforce=reinforce)
+        if edit and len(references) == 1:
+            parts.prompt = parts.prompt.replace(" Image 2 is the previous stage: keep the art style, framing and "
+                                                "lighting continuous with it.", "")
+        fidelity = "high" if "high" in self.entry.capabilities.input_fidelity and edit else None
+        request = ImageRequest(
+            model=self.entry.snapshot if self.provider_name != "local" else self.model_name,
+            prompt=parts.prompt, size=self.size, quality=self.quality, output_format="png",
+            references=references, reference_bytes=ref_bytes, safety_identifier=safety_identifier(persona.id),
+            spec=parts.spec, input_fidelity=fidelity,
+        )
+        style = f"{self.configs.style.name}@{self.configs.style.version}"
+        key = request_key(persona.id, self.provider_name, self.entry, self.provider.renderer_version, style, request)
+        blocked = safety.screen([*progress.discovered_traits, progress.major_achievement or "",
+                                 persona.appearance.description, *progress.achievement_areas])
+        tokens = output_tokens_estimate(self.entry, self.quality, self.size) + self.entry.prompt_tokens_estimate \
+            + len(references) * self.entry.reference_image_tokens
+        return Job(
+            user_id=persona.id, target=target, stage=stage, label=label, persona=persona, progress=progress,
+            request=request, request_key=key, model_name=self.model_name, model_entry=self.entry,
+            estimate_usd=estimate(self.entry, self.quality, self.size, len(references),
+                                  batch=self.provider_name.endswith("-batch")),
+            tokens_estimate=tokens, parts=parts, previous=previous, blocked=blocked, edit=edit,
+        )
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,376 @@
+"""The embedded default store: one SQLite file (numbered migrations) plus an image folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StoreError
+from ..models import AvatarRecord, LedgerEvent, Persona, Progress, validate_user_id
+from .base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE users (uid TEXT PRIMARY KEY, persona TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE avatars (
+        id TEXT PRIMARY KEY, uid TEXT NOT NULL, target TEXT NOT NULL, created_at TEXT NOT NULL,
+        record TEXT NOT NULL);
+    CREATE INDEX avatars_uid ON avatars(uid, created_at);
+    CREATE TABLE cache (
+        uid TEXT NOT NULL, request_key TEXT NOT NULL, avatar_id TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (uid, request_key));
+    CREATE TABLE ledger (
+        event_id TEXT PRIMARY KEY, ts TEXT NOT NULL, uid TEXT NOT NULL, kind TEXT NOT NULL, event TEXT NOT NULL);
+    CREATE INDEX ledger_ts ON ledger(ts);
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY, uid TEXT NOT NULL, day TEXT NOT NULL, month TEXT NOT NULL,
+        amount REAL NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX reservations_day ON reservations(day);
+    CREATE INDEX reservations_month ON reservations(month);
+    CREATE TABLE runs (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, info TEXT NOT NULL);
+    CREATE TABLE run_jobs (
+        run_id TEXT NOT NULL, job_id TEXT NOT NULL, state TEXT NOT NULL, info TEXT NOT NULL,
+        PRIMARY KEY (run_id, job_id));
+    CREATE TABLE ops (day TEXT NOT NULL, op TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, op));
+    """,
+]
+
+# A held reservation older than this is a crashed job's: it no longer counts against caps.
+STALE_RESERVATION = timedelta(hours=2)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat()
+
+
+class LocalStore:
+    name = "local"
+
+    def __init__(self, settings: Settings | None = None, root: Path | None = None) -> None:
+        self.root = Path(root or (settings.data_dir if settings else Path("mirror-data")))
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        if (self.root / "mirror.db").exists():
+            self._open()
+        elif self.root.exists() and not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise StoreError(f"The data directory {self.root} cannot be read or written.",
+                             "Fix its permissions, or pass another folder with --data-dir / MIRROR_DATA_DIR.")
+
+    def _open(self) -> sqlite3.Connection:
+        """Open (creating on first write) the folder and the database. Reads before any write
+        find an empty store and create nothing, so bad input never leaves files behind."""
+        if self._db is not None:
+            return self._db
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.root, 0o700)
+            (self.root / "avatars").mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(
+                f"The data directory {self.root} cannot be used: {exc.strerror or exc}.",
+                "Pass a writable folder with --data-dir or MIRROR_DATA_DIR.",
+            ) from exc
+        try:
+            db = sqlite3.connect(self.root / "mirror.db", timeout=30, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._db = db
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db = None
+            raise StoreError(f"The database {self.root / 'mirror.db'} cannot be opened: {exc}.",
+                             "Move the damaged file aside or point --data-dir elsewhere.") from exc
+        return db
+
+    # ----------------------------------------------------------------------------- plumbing
+    def _migrate(self) -> None:
+        assert self._db is not None
+        with self._lock:
+            (current,) = self._db.execute("PRAGMA user_version").fetchone()
+            for number, script in enumerate(MIGRATIONS, start=1):
+                if number > current:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        for statement in script.split(";"):
+                            if statement.strip():
+                                self._db.execute(statement)
+                        self._db.execute(f"PRAGMA user_version={number}")
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._db.execute("ROLLBACK")
+                        raise
+
+    def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:
+        with self._lock:
+            if self._db is None and op == "reads":
+                return []
+            rows = self._open().execute(sql, args).fetchall()
+            self._count(op, max(1, len(rows)) if op == "reads" else 1)
+            return rows
+
+    def _count(self, op: str, n: int = 1) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        self._open().execute(
+            "INSERT INTO ops(day, op, n) VALUES (?, ?, ?) ON CONFLICT(day, op) DO UPDATE SET n = n + excluded.n",
+            (day, op, n),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -------------------------------------------------------------------------------- users
+    def iter_user_ids(self, page_size: int = 500) -> Iterator[str]:
+        last = ""
+        while True:
+            rows = self._q("SELECT uid FROM users WHERE uid > ? ORDER BY uid LIMIT ?", (last, page_size))
+            if not rows:
+                return
+            for (uid,) in rows:
+                yield uid
+            last = rows[-1][0]
+
+    def get_user(self, uid: str) -> Persona | None:
+        rows = self._q("SELECT persona FROM users WHERE uid = ?", (validate_user_id(uid),))
+        return Persona.model_validate_json(rows[0][0]) if rows else None
+
+    def put_user(self, persona: Persona) -> None:
+        self._q(
+            "INSERT INTO users(uid, persona, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at",
+            (validate_user_id(persona.id), persona.model_dump_json(), _iso(datetime.now(UTC))), op="writes",
+        )
+
+    def set_progress(self, uid: str, progress: Progress) -> None:
+        with self._lock:
+            persona = self.get_user(uid)
+            if persona is None:
+                raise StoreError(f"User {uid!r} is not in the store.", "Add the user first (mirror users add).")
+            self.put_user(persona.model_copy(update={"progress": progress}))
+
+    # ------------------------------------------------------------------------------- images
+    def _path(self, ref: str) -> Path:
+        path = (self.root / ref).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StoreError(f"Image reference {ref!r} points outside the data directory.", "This is a bug.")
+        return path
+
+    def put_image(self, uid: str, name: str, data: bytes, thumb: bytes | None) -> tuple[str, str | None]:
+        validate_user_id(uid)
+        self._open()
+        folder = self.root / "avatars" / uid
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        refs: list[str | None] = []
+        for suffix, blob in ((".webp", data), (".thumb.webp", thumb)):
+            if blob is None:
+                refs.append(None)
+                continue
+            final = folder / f"{name}{suffix}"
+            tmp = final.with_suffix(final.suffix + f".{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_bytes(blob)
+            os.replace(tmp, final)
+            refs.append(str(final.relative_to(self.root)))
+        with self._lock:
+            self._count("writes")
+            self._count("bytes_stored", len(data) + len(thumb or b""))
+        return str(refs[0]), refs[1]
+
+    def read_image(self, ref: str) -> bytes:
+        with self._lock:
+            self._count("reads")
+        return self._path(ref).read_bytes()
+
+    def image_url(self, ref: str) -> str:
+        return self._path(ref).as_uri()
+
+    def image_size(self, ref: str) -> int:
+        path = self._path(ref)
+        return path.stat().st_size if path.exists() else 0
+
+    def delete_image(self, ref: str) -> None:
+        self._path(ref).unlink(missing_ok=True)
+        with self._lock:
+            self._count("deletes")
+
+    # ------------------------------------------------------------------------------ avatars
+    def put_avatar(self, record: AvatarRecord) -> bool:
+        """Idempotent by id: returns False when the record already existed (it is left as is)."""
+        with self._lock:
+            cur = self._open().execute(
+                "INSERT OR IGNORE INTO avatars(id, uid, target, created_at, record) VALUES (?, ?, ?, ?, ?)",
+                (record.id, record.user_id, record.target, _iso(record.created_at), record.model_dump_json()),
+            )
+            self._count("writes")
+            return cur.rowcount == 1
+
+    def get_avatar(self, uid: str, avatar_id: str) -> AvatarRecord | None:
+        rows = self._q("SELECT record FROM avatars WHERE uid = ? AND id = ?", (uid, avatar_id))
+        return AvatarRecord.model_validate_json(rows[0][0]) if rows else None
+
+    def list_avatars(self, uid: str) -> list[AvatarRecord]:
+        rows = self._q("SELECT record FROM avatars WHERE uid = ? ORDER BY created_at, id", (uid,))
+        return [AvatarRecord.model_validate_json(r[0]) for r in rows]
+
+    def delete_avatar(self, uid: str, avatar_id: str) -> None:
+        self._q("DELETE FROM avatars WHERE uid = ? AND id = ?", (uid, avatar_id), op="deletes")
+
+    # -------------------------------------------------------------------------------- cache
+    def cache_get(self, uid: str, request_key: str) -> CacheEntry | None:
+        rows = self._q("SELECT avatar_id, created_at FROM cache WHERE uid = ? AND request_key = ?",
+                       (uid, request_key))
+        if not rows:
+            return None
+        return CacheEntry(uid, request_key, rows[0][0], datetime.fromisoformat(rows[0][1]))
+
+    def cache_put(self, entry: CacheEntry) -> None:
+        self._q("INSERT OR REPLACE INTO cache(uid, request_key, avatar_id, created_at) VALUES (?, ?, ?, ?)",
+                (entry.user_id, entry.request_key, entry.avatar_id, _iso(entry.created_at)), op="writes")
+
+    def cache_entries(self, uid: str | None = None) -> list[CacheEntry]:
+        sql = "SELECT uid, request_key, avatar_id, created_at FROM cache"
+        rows = self._q(sql + " WHERE uid = ? ORDER BY created_at", (uid,)) if uid else self._q(sql + " ORDER BY created_at")
+        return [CacheEntry(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
+
+    def cache_delete(self, uid: str, request_key: str) -> None:
+        self._q("DELETE FROM cache WHERE uid = ? AND request_key = ?", (uid, request_key), op="deletes")
+
+    # ------------------------------------------------------------------------------- ledger
+    def record_event(self, event: LedgerEvent, event_id: str | None = None) -> bool:
+        """Append an event; an event_id makes the write idempotent (returns False on a repeat)."""
+        with self._lock:
+            cur = self._open().execute(
+                "INSERT OR IGNORE INTO ledger(event_id, ts, uid, kind, event) VALUES (?, ?, ?, ?, ?)",
+                (event_id or uuid.uuid4().hex, _iso(event.ts), event.user_id, event.kind, event.model_dump_json()),
+            )
+            self._count("writes")
+            return cur.rowcount == 1
+
+    def events(self, since: datetime | None = None, until: datetime | None = None,
+               uid: str | None = None) -> list[LedgerEvent]:
+        sql, args = "SELECT event FROM ledger WHERE 1=1", []
+        if since:
+            sql += " AND ts >= ?"
+            args.append(_iso(since))
+        if until:
+            sql += " AND ts < ?"
+            args.append(_iso(until))
+        if uid:
+            sql += " AND uid = ?"
+            args.append(uid)
+        rows = self._q(sql + " ORDER BY ts", tuple(args))
+        return [LedgerEvent.model_validate_json(r[0]) for r in rows]
+
+    def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation:
+        """Atomically check every cap and hold ``amount``; raises LimitReached without holding anything."""
+        day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
+        fresh = _iso(now - STALE_RESERVATION)
+        live = "(state = 'settled' OR (state = 'held' AND created_at >= ?))"
+        with self._lock:
+            db = self._open()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if caps.per_user_daily is not None:
+                    (n,) = db.execute(
+                        f"SELECT COUNT(*) FROM reservations WHERE day = ? AND uid = ? AND {live}", (day, uid, fresh)
+                    ).fetchone()
+                    if n >= caps.per_user_daily:
+                        raise LimitReached("per_user_daily",
+                                           f"user {uid} reached {caps.per_user_daily} generations today")
+                if caps.system_daily is not None:
+                    (n,) = db.execute(
+                        f"SELECT COUNT(*) FROM reservations WHERE day = ? AND {live}", (day, fresh)
+                    ).fetchone()
+                    if n >= caps.system_daily:
+                        raise LimitReached("system_daily", f"the system reached {caps.system_daily} generations today")
+                if caps.monthly_budget_usd is not None:
+                    (spent,) = db.execute(
+                        f"SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE month = ? AND {live}", (month, fresh)
+                    ).fetchone()
+                    if spent + amount > caps.monthly_budget_usd + 1e-9:
+                        raise LimitReached(
+                            "monthly_budget",
+                            f"the monthly budget of ${caps.monthly_budget_usd:.2f} would be exceeded "
+                            f"(${spent:.4f} committed, this job needs ${amount:.4f})",
+                        )
+                res = Reservation(uuid.uuid4().hex, uid, amount, day, month)
+                db.execute(
+                    "INSERT INTO reservations(id, uid, day, month, amount, state, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'held', ?)",
+                    (res.id, uid, day, month, amount, _iso(now)),
+                )
+                self._count("writes")
+                db.execute("COMMIT")
+                return res
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def settle(self, reservation: Reservation, actual: float) -> None:
+        self._q("UPDATE reservations SET state = 'settled', amount = ? WHERE id = ?", (actual, reservation.id),
+                op="writes")
+
+    def release(self, reservation: Reservation) -> None:
+        self._q("UPDATE reservations SET state = 'released' WHERE id = ?", (reservation.id,), op="writes")
+
+    # --------------------------------------------------------------------------------- runs
+    def _run_json(self, run: RunInfo) -> str:
+        return json.dumps({"id": run.id, "command": run.command, "created_at": _iso(run.created_at),
+                           "state": run.state, "params": run.params, "counts": run.counts})
+
+    def create_run(self, run: RunInfo) -> None:
+        self._q("INSERT INTO runs(id, created_at, info) VALUES (?, ?, ?)",
+                (run.id, _iso(run.created_at), self._run_json(run)), op="writes")
+
+    def update_run(self, run: RunInfo) -> None:
+        self._q("UPDATE runs SET info = ? WHERE id = ?", (self._run_json(run), run.id), op="writes")
+
+    @staticmethod
+    def _run_from(text: str) -> RunInfo:
+        d = json.loads(text)
+        return RunInfo(d["id"], d["command"], datetime.fromisoformat(d["created_at"]), d["state"], d["params"],
+                       d["counts"])
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        rows = self._q("SELECT info FROM runs WHERE id = ?", (run_id,))
+        return self._run_from(rows[0][0]) if rows else None
+
+    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+        rows = self._q("SELECT info FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [self._run_from(r[0]) for r in rows]
+
+    def put_job_state(self, state: JobState) -> None:
+        info = json.dumps({"user_id": state.user_id, "target": state.target, "request_key": state.request_key,
+                           "avatar_id": state.avatar_id, "detail": state.detail,
+                           "updated_at": _iso(state.updated_at or datetime.now(UTC))})
+        self._q("INSERT OR REPLACE INTO run_jobs(run_id, job_id, state, info) VALUES (?, ?, ?, ?)",
+                (state.run_id, state.job_id, state.state, info), op="writes")
+
+    def job_states(self, run_id: str) -> list[JobState]:
+        rows = self._q("SELECT job_id, state, info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
+        out = []
+        for job_id, state, info in rows:
+            d = json.loads(info)
+            out.append(JobState(run_id, job_id, d["user_id"], d["target"], state, d["request_key"], d["avatar_id"],
+                                d["detail"], datetime.fromisoformat(d["updated_at"])))
+        return out
+
+    # --------------------------------------------------------------------------- accounting
+    def op_counts(self, day: str) -> dict[str, int]:
+        with self._lock:
+            if self._db is None:
+                return {}
+            rows = self._db.execute("SELECT op, n FROM ops WHERE day = ?", (day,)).fetchall()
+        return {op: n for op, n in rows}
