@@ -144,6 +144,7 @@ class ImageResult(BaseModel):
     latency_s: float = 0.0
     provider: str
     model: str
+    rate_headers: dict[str, str] = Field(default_factory=dict, repr=False)
 
 
 AvatarStatus = Literal["ok", "flagged", "degraded", "fallback"]

@@ -271,24 +271,30 @@ class Pipeline:
         # 3. blocked free text never reaches a provider
         if job.blocked:
             return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
-        # 4. reserve the estimate against every cap before spending
-        reservation = await self._reserve(job)
-        if isinstance(reservation, Outcome):
-            return reservation
+        # 4. reserve the estimate against every cap before spending (free renderers have no caps)
+        reservation: Reservation | None = None
+        if not _is_free(job):
+            reserved = await self._reserve(job)
+            if isinstance(reserved, Outcome):
+                return reserved
+            reservation = reserved
         self._job_state_job(job, "in_flight")
         try:
             result = await self._generate(job)
         except ProviderFailure as failure:
-            self.store.release(reservation)
+            if reservation:
+                self.store.release(reservation)
             return self._provider_failed(job, failure)
         except BaseException:
-            self.store.release(reservation)
+            if reservation:
+                self.store.release(reservation)
             raise
-        try:
-            self.store.settle(reservation, result.cost_usd)
-        finally:
-            async with self._run_lock:
-                self._run_spent += result.cost_usd - job.estimate_usd
+        if reservation:
+            try:
+                self.store.settle(reservation, result.cost_usd)
+            finally:
+                async with self._run_lock:
+                    self._run_spent += result.cost_usd - job.estimate_usd
         return self._finish(job, result, ingested=False)
 
     def _job_state_job(self, job: Job, state: Any) -> None:
@@ -314,7 +320,10 @@ class Pipeline:
     async def _generate(self, job: Job) -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
         async def attempt() -> ImageResult:
-            return await self.provider.generate(job.request)
+            res = await self.provider.generate(job.request)
+            if self.limiter and res.rate_headers:
+                self.limiter.observe_headers(res.rate_headers)
+            return res
 
         try:
             result = await call_with_retries(attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate,
@@ -416,6 +425,12 @@ class Pipeline:
                                             detail=reason))
         return Outcome(job.user_id, job.target, status, record=record, served_path=served, reason=reason,
                        request_key=job.request_key, estimate_usd=job.estimate_usd)
+
+
+def _is_free(job: Job) -> bool:
+    """Limits and budgets are cost control: a model with no price (the offline renderer) has none."""
+    p = job.model_entry.prices
+    return p.text_in == p.image_in == p.image_out == p.text_out == 0
 
 
 def _stop_hint(failure: ProviderFailure) -> str:

@@ -37,12 +37,12 @@ HAIR_COLOR_WORDS = {
     "blonde": "blonde", "platinum": "platinum blonde", "red": "red", "grey": "grey",
 }
 HAIR_STYLE_WORDS = {
-    "bigHair": "big voluminous hair", "bob": "a bob cut", "bun": "hair in a bun", "curly": "curly hair",
+    "bigHair": "big voluminous hair", "bob": "hair in a bob cut", "bun": "hair in a bun", "curly": "curly hair",
     "curvy": "long wavy hair", "dreads": "dreadlocks", "dreads01": "short dreadlocks",
-    "dreads02": "medium dreadlocks", "frida": "braided hair with flowers", "frizzle": "frizzy hair",
-    "fro": "an afro", "froBand": "an afro with a headband", "hijab": "a hijab",
+    "dreads02": "medium-length dreadlocks", "frida": "braided hair with flowers", "frizzle": "frizzy hair",
+    "fro": "afro hair", "froBand": "afro hair with a headband", "hijab": "a hijab",
     "longButNotTooLong": "shoulder-length hair", "miaWallace": "a sleek bob with bangs",
-    "shaggy": "shaggy hair", "shaggyMullet": "a shaggy mullet", "shavedSides": "shaved sides",
+    "shaggy": "shaggy hair", "shaggyMullet": "a shaggy mullet", "shavedSides": "hair with shaved sides",
     "shortCurly": "short curly hair", "shortFlat": "short neat hair", "shortRound": "short rounded hair",
     "shortWaved": "short wavy hair", "sides": "a balding crown with hair at the sides",
     "straight01": "long straight hair", "straight02": "long straight hair",
@@ -98,9 +98,13 @@ def clean_traits(traits: list[str]) -> tuple[list[str], list[str]]:
 
 def describe_appearance(a: Appearance, older: bool = False) -> str:
     hair_color = "grey-streaked " + HAIR_COLOR_WORDS[a.hair_color] if older else HAIR_COLOR_WORDS[a.hair_color]
-    hair = HAIR_STYLE_WORDS[a.hair_style]
-    if a.hair_style not in ("hijab", "turban"):
-        hair = f"{hair_color} {hair}".replace(" a ", " ")
+    style = HAIR_STYLE_WORDS[a.hair_style]
+    if a.hair_style in ("hijab", "turban"):
+        hair = f"wearing {style}"
+    elif style.startswith("a "):
+        hair = f"{style} in {hair_color}"
+    else:
+        hair = f"{hair_color} {style}"
     parts = [f"{SKIN_WORDS[a.skin]} skin", hair]
     eye = clean_free_text(a.eye_color, max_chars=20, max_words=3)
     if eye:

@@ -63,6 +63,9 @@ class LocalStore:
         self._db: sqlite3.Connection | None = None
         if (self.root / "mirror.db").exists():
             self._open()
+        elif self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"The data directory {self.root} is a file, not a folder.",
+                             "Pass a folder with --data-dir / MIRROR_DATA_DIR.")
         elif self.root.exists() and not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
             raise StoreError(f"The data directory {self.root} cannot be read or written.",
                              "Fix its permissions, or pass another folder with --data-dir / MIRROR_DATA_DIR.")

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from openai_server import FakeOpenAI  # noqa: E402
+
+from mirror_cli.core import Mirror  # noqa: E402
+from mirror_cli.settings import load_settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's MIRROR_* settings, key or mirror.yaml."""
+    for key in list(os.environ):
+        if key.startswith("MIRROR_") or key in ("OPENAI_API_KEY", "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT",
+                                                "JOB_COMPLETION_INDEX"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MIRROR_CONFIG_DIR", str(ROOT / "configs"))
+    monkeypatch.setenv("MIRROR_FALLBACK_DIR", str(ROOT / "fallback_assets"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_core(data_dir: Path) -> Iterator[Callable[..., Mirror]]:
+    made: list[Mirror] = []
+
+    def factory(**flags: Any) -> Mirror:
+        flags.setdefault("data_dir", data_dir)
+        now = flags.pop("now", None)
+        core = Mirror(load_settings(flags), now=now)
+        made.append(core)
+        return core
+
+    yield factory
+    for core in made:
+        core.close()
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_env(monkeypatch: pytest.MonkeyPatch, openai_server: FakeOpenAI) -> FakeOpenAI:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-" + "x" * 24)
+    return openai_server

@@ -1,0 +1,274 @@
+"""A loopback HTTP server speaking the subset of the OpenAI Images API that mirror uses.
+
+The real SDK talks to it over HTTP (``base_url``). It keeps its own ledger of every image it
+served (and so billed), returns realistic bodies and headers, and on demand returns each error
+the API is known to return, slow responses, dropped connections, and real rate limiting.
+Used by the tests and by bench/.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import hashlib
+import io
+import json
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+# Output image tokens the fake bills per image (independent of mirror's configs/models.yaml).
+OUTPUT_TOKENS = {"low": 196, "medium": 1756, "high": 7024, "auto": 1756}
+REFERENCE_IMAGE_TOKENS = 4160
+
+
+def _picture(seed: int, size: int = 1024) -> bytes:
+    """A flat-shaded, warm 'cartoon' picture, different per seed."""
+    img = Image.new("RGB", (size, size), (246, 160, 77))
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, size * 0.55, size, size), fill=(251, 211, 141))
+    d.rectangle((0, size * 0.85, size, size), fill=(156, 91, 46))
+    cx = size // 2 + (seed % 7 - 3) * 12
+    d.ellipse((cx - 200, 250, cx + 200, 650), fill=(208, 139, 91))
+    d.ellipse((cx - 110, 380, cx - 50, 440), fill=(60, 40, 30))
+    d.ellipse((cx + 50, 380, cx + 110, 440), fill=(60, 40, 30))
+    d.pieslice((cx - 90, 470, cx + 90, 590), 0, 180, fill=(120, 50, 40))
+    d.rectangle((cx - 300, 700, cx + 300, size), fill=(200, 85, 61))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+    message: str = "The server had an error while processing your request."
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering
+    delay: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rate_limit_fault(seconds: float = 0.2) -> Fault:
+    return Fault(429, "requests", "rate_limit_exceeded",
+                 f"Rate limit reached for images per min. Please try again in {seconds}s.",
+                 {"retry-after-ms": str(int(seconds * 1000))})
+
+
+def quota_fault() -> Fault:
+    return Fault(429, "insufficient_quota", "insufficient_quota",
+                 "You exceeded your current quota, please check your plan and billing details.")
+
+
+def billing_fault() -> Fault:
+    return Fault(400, "invalid_request_error", "billing_hard_limit_reached", "Billing hard limit has been reached")
+
+
+def moderation_fault() -> Fault:
+    return Fault(400, "image_generation_user_error", "moderation_blocked",
+                 "Your request was rejected by the safety system.",
+                 extra={"moderation_details": {"moderation_stage": "input", "categories": ["violence"]}})
+
+
+def auth_fault() -> Fault:
+    return Fault(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-te***.")
+
+
+def verify_fault() -> Fault:
+    return Fault(403, "invalid_request_error", None,
+                 "Your organization must be verified to use the model `gpt-image-2`.")
+
+
+class FakeOpenAI:
+    def __init__(self, latency: float = 0.0, images_per_minute: float | None = None, window_s: float = 60.0,
+                 known_models: dict[str, str | None] | None = None) -> None:
+        self.latency = latency
+        self.images_per_minute = images_per_minute
+        self.window_s = window_s
+        self.known_models = known_models or {"gpt-image-2-2026-04-21": None, "gpt-image-2": None,
+                                             "gpt-image-1.5-2025-12-16": "2026-12-01"}
+        self.faults: deque[Fault] = deque()
+        self.fault_every: tuple[int, Fault] | None = None  # every n-th request gets this fault
+        self.ledger: list[dict[str, Any]] = []  # one entry per image served (billed)
+        self.requests: list[dict[str, Any]] = []  # every request received
+        self.rate_limited = 0
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._pictures = [_picture(i) for i in range(4)]
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # ---------------------------------------------------------------------------- control
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def push(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def billed_usd(self, prices: dict[str, float]) -> float:
+        return sum(
+            (e["usage"]["input_tokens_details"]["text_tokens"] * prices["text_in"]
+             + e["usage"]["input_tokens_details"]["image_tokens"] * prices["image_in"]
+             + e["usage"]["output_tokens"] * prices["image_out"]) / 1e6
+            for e in self.ledger
+        )
+
+    # ---------------------------------------------------------------------------- serving
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            n = len(self.requests)
+            if self.faults:
+                return self.faults.popleft()
+            if self.fault_every and n % self.fault_every[0] == 0:
+                return self.fault_every[1]
+            if self.images_per_minute:
+                now = time.monotonic()
+                while self._starts and self._starts[0] <= now - self.window_s:
+                    self._starts.popleft()
+                if len(self._starts) >= self.images_per_minute:
+                    self.rate_limited += 1
+                    wait = self._starts[0] + self.window_s - now
+                    return rate_limit_fault(round(max(wait, 0.01), 3))
+                self._starts.append(now)
+        return None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.send_header("x-request-id", "req_" + uuid.uuid4().hex[:20])
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _error(self, fault: Fault) -> None:
+                if fault.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                body = {"error": {"message": fault.message, "type": fault.type, "param": None, "code": fault.code,
+                                  **fault.extra}}
+                self._send(fault.status, body, {"x-should-retry": "false", **fault.headers})
+
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("Bearer "):
+                    return self._error(auth_fault())
+                if self.path.startswith("/v1/models/"):
+                    model = self.path.rsplit("/", 1)[1]
+                    if model not in fake.known_models:
+                        return self._send(404, {"error": {"message": f"The model `{model}` does not exist",
+                                                          "type": "invalid_request_error", "param": None,
+                                                          "code": "model_not_found"}})
+                    return self._send(200, {"id": model, "object": "model", "created": 1745000000,
+                                            "owned_by": "system", "shutdown_date": fake.known_models[model]})
+                self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                ctype = self.headers.get("Content-Type", "")
+                if self.path == "/v1/images/generations":
+                    params = json.loads(body)
+                    refs: list[dict[str, Any]] = []
+                elif self.path == "/v1/images/edits":
+                    params, refs = _parse_multipart(ctype, body)
+                else:
+                    return self._send(404, {"error": {"message": "unknown path", "type": "invalid_request_error",
+                                                      "code": None}})
+                record = {"path": self.path, "params": params, "references": refs,
+                          "auth": hashlib.sha256(self.headers.get("Authorization", "").encode()).hexdigest()[:8]}
+                with fake._lock:
+                    fake.requests.append(record)
+                fault = fake._next_fault()
+                if fault and fault.delay:
+                    time.sleep(fault.delay)
+                if fault:
+                    return self._error(fault)
+                for ref in refs:
+                    if not ref["content_type"].startswith("image/"):
+                        return self._error(Fault(400, "invalid_request_error", "unsupported_file_mimetype",
+                                                 f"Invalid file '{ref['filename']}': unsupported mimetype "
+                                                 f"('{ref['content_type']}')."))
+                if fake.latency:
+                    time.sleep(fake.latency)
+                quality = params.get("quality", "auto")
+                prompt = params.get("prompt", "")
+                text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(refs)
+                image_tokens = REFERENCE_IMAGE_TOKENS * len(refs)
+                out_tokens = OUTPUT_TOKENS.get(quality, 1756)
+                usage = {"input_tokens": text_tokens + image_tokens,
+                         "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                         "output_tokens": out_tokens, "total_tokens": text_tokens + image_tokens + out_tokens}
+                seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
+                picture = fake._pictures[seed]
+                request_id = "req_" + uuid.uuid4().hex[:20]
+                with fake._lock:
+                    fake.ledger.append({"request_id": request_id, "path": self.path, "model": params.get("model"),
+                                        "quality": quality, "prompt": prompt, "usage": usage,
+                                        "safety_identifier": params.get("safety_identifier"),
+                                        "sha256": hashlib.sha256(picture).hexdigest(),
+                                        "references": [r["sha256"] for r in refs]})
+                resp = {"created": int(time.time()), "background": "opaque", "output_format": "png",
+                        "quality": quality, "size": params.get("size", "1024x1024"),
+                        "data": [{"b64_json": base64.b64encode(picture).decode()}], "usage": usage}
+                raw = json.dumps(resp).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.send_header("x-request-id", request_id)
+                self.send_header("x-ratelimit-limit-requests", "500")
+                self.send_header("x-ratelimit-remaining-requests", "499")
+                self.send_header("x-ratelimit-reset-requests", "120ms")
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler
+
+
+def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+    params: dict[str, Any] = {}
+    refs: list[dict[str, Any]] = []
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename is not None:
+            refs.append({"field": name, "filename": filename, "content_type": part.get_content_type(),
+                         "sha256": hashlib.sha256(payload).hexdigest(), "bytes": payload})
+        else:
+            params[str(name)] = payload.decode()
+    return params, refs

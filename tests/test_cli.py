@@ -1,0 +1,136 @@
+"""The CLI end to end on the embedded default (local provider, local store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mirror_cli.cli.app import app
+from mirror_cli.errors import ExitCode
+from conftest import ROOT
+
+runner = CliRunner()
+
+
+def mirror(data_dir: Path, *args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, [*args, "--data-dir", str(data_dir)], env=env)
+
+
+def as_json(result):
+    assert result.stdout.strip(), result.output
+    return json.loads(result.stdout)
+
+
+def test_generate_then_cached(data_dir):
+    first = mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--json")
+    assert first.exit_code == 0, first.output
+    job = as_json(first)["jobs"][0]
+    assert (job["cached"], job["cost_usd"], job["width"], job["height"]) == (False, 0.0, 1024, 1024)
+    assert job["avatar_id"] and "Alex" in job["message"]
+    image = data_dir / job["image_path"]
+    assert image.exists() and image.name == f"month-{job['avatar_id']}.webp"
+    assert (data_dir / job["thumb_path"]).exists()
+    files_before = sorted(p for p in data_dir.rglob("*.webp"))
+
+    again = mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--json")
+    assert again.exit_code == 0
+    job2 = as_json(again)["jobs"][0]
+    assert job2["cached"] is True and job2["avatar_id"] == job["avatar_id"] and job2["cost_usd"] == 0
+    assert sorted(p for p in data_dir.rglob("*.webp")) == files_before
+
+
+def test_stage_name_forms_are_the_same_job(data_dir):
+    a = as_json(mirror(data_dir, "generate", "-u", "kenji", "-s", "half_year", "--json"))["jobs"][0]
+    b = as_json(mirror(data_dir, "generate", "-u", "kenji", "-s", "half-year", "--json"))["jobs"][0]
+    assert a["avatar_id"] == b["avatar_id"] and b["cached"]
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["generate", "--user", "ghost", "--stage", "month"], ExitCode.NOT_FOUND, "Known users: amira, demo"),
+    (["generate", "--user", "demo", "--stage", "decade"], ExitCode.NOT_FOUND, "newReflection, firstWeek"),
+    (["generate", "--user", "../../etc/passwd", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
+    (["generate", "--user", "a b", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
+    (["generate", "--stage", "month"], ExitCode.USAGE, "--user U"),
+    (["trilogy", "--user", "demo", "--photo", "README.md"], ExitCode.USAGE, "PNG, JPEG or WebP"),
+    (["trilogy", "--user", "demo", "--photo", "missing.jpg"], ExitCode.USAGE, "does not exist"),
+])
+def test_bad_input_is_a_clear_error_and_changes_nothing(data_dir, args, code, needle):
+    result = mirror(data_dir, *args, "--json")
+    assert result.exit_code == code, result.output
+    err = as_json(result)
+    assert needle in err["message"] + (err["hint"] or "")
+    assert not data_dir.exists()
+
+
+def test_human_error_output(data_dir):
+    result = mirror(data_dir, "generate", "--user", "ghost", "--stage", "month")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert "Unknown user 'ghost'" in result.output and "fix:" in result.output
+
+
+def test_corrupt_database_is_a_store_error(data_dir):
+    data_dir.mkdir()
+    (data_dir / "mirror.db").write_bytes(b"this is not sqlite" * 100)
+    result = mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--json")
+    assert result.exit_code == ExitCode.STORE
+    assert "cannot be opened" in as_json(result)["message"]
+
+
+def test_invalid_yaml_through_the_cli(tmp_path, data_dir):
+    cfg = tmp_path / "cfg"
+    shutil.copytree(ROOT / "configs", cfg)
+    (cfg / "limits.yaml").write_text("per_user_daily: many\n")
+    result = runner.invoke(app, ["generate", "-u", "demo", "-s", "month", "--config-dir", str(cfg),
+                                 "--data-dir", str(data_dir), "--json"])
+    assert result.exit_code == ExitCode.CONFIG
+    msg = as_json(result)["message"]
+    assert "limits.yaml" in msg and "per_user_daily (line 1)" in msg
+
+
+def test_generate_all_trilogy_usage_purge(data_dir):
+    res = mirror(data_dir, "generate", "--all", "--stage", "firstWeek", "--json")
+    assert res.exit_code == 0, res.output
+    report = as_json(res)
+    assert report["summary"]["generated"] == 6 and report["summary"]["run_id"]
+    tri = as_json(mirror(data_dir, "trilogy", "--user", "maya", "--json"))
+    assert [j["target"] for j in tri["jobs"]] == ["original", "current", "future2048"]
+    assert all(j["status"] == "generated" for j in tri["jobs"])
+    usage = as_json(mirror(data_dir, "usage", "--json"))
+    assert usage["generations"] == 9 and usage["cost_usd"] == 0
+    csv_out = mirror(data_dir, "usage", "--csv")
+    assert csv_out.stdout.splitlines()[0].startswith("period,start,end")
+    dry = as_json(mirror(data_dir, "purge-cache", "--all", "--dry-run", "--json"))
+    assert dry["entries_removed"] == 9 and dry["images_removed"] == 0 and dry["kept_in_timeline"] == 9
+    runs = as_json(mirror(data_dir, "runs", "--json"))
+    assert runs[0]["command"] == "generate" and runs[0]["state"] == "finished"
+
+
+def test_dry_run_spends_nothing(data_dir):
+    res = as_json(mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--dry-run", "--json"))
+    assert res["jobs"][0]["status"] == "planned"
+    assert not (data_dir / "avatars").exists() or not list((data_dir / "avatars").rglob("*.webp"))
+
+
+def test_help_is_fast_and_lazy():
+    code = "import sys, mirror_cli.cli.app; print(','.join(m for m in ('openai','rich','firebase_admin') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_installed_entry_point_subprocess(tmp_path):
+    exe = Path(sys.executable).parent / "mirror"
+    assert exe.exists(), "the console script 'mirror' is installed by 'make test'"
+    env = {**os.environ, "MIRROR_DATA_DIR": str(tmp_path / "d"), "MIRROR_CONFIG_DIR": str(ROOT / "configs")}
+    out = subprocess.run([str(exe), "generate", "--user", "leo", "--stage", "quarter", "--json"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["jobs"][0]["status"] == "generated"
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, env=env)
+    assert version.stdout.startswith("mirror ")

@@ -1,0 +1,144 @@
+"""One contract, every store. A new store joins by adding a fixture param."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
+from mirror_cli.stores.base import CacheEntry, Caps, JobState, LimitReached, RunInfo, Store
+from mirror_cli.stores.local import LocalStore
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["local"])
+def store(request, tmp_path) -> Store:
+    s: Store = LocalStore(root=tmp_path / "store")
+    yield s
+    s.close()
+
+
+def _record(uid="u1", aid="a1", target="month", when=NOW) -> AvatarRecord:
+    return AvatarRecord(id=aid, user_id=uid, target=target, stage="month", request_key="k" * 64,
+                        image_path=f"avatars/{uid}/{target}-{aid}.webp", width=1024, height=1024,
+                        provider="local", model="local", quality="medium", created_at=when)
+
+
+def test_implements_protocol(store):
+    assert isinstance(store, Store)
+
+
+def test_users_roundtrip_and_pagination(store):
+    for i in range(7):
+        store.put_user(Persona(id=f"user{i:02d}", name=f"U{i}"))
+    assert list(store.iter_user_ids(page_size=3)) == [f"user{i:02d}" for i in range(7)]
+    store.set_progress("user03", Progress(active_days=42))
+    assert store.get_user("user03").progress.active_days == 42
+    assert store.get_user("nobody") is None
+
+
+def test_images_put_read_size_delete(store):
+    ref, thumb = store.put_image("u1", "month-a1", b"IMG", b"TH")
+    assert store.read_image(ref) == b"IMG" and store.read_image(thumb) == b"TH"
+    assert store.image_size(ref) == 3
+    store.delete_image(ref)
+    assert store.image_size(ref) == 0
+
+
+def test_avatar_records_are_idempotent_by_id(store):
+    assert store.put_avatar(_record()) is True
+    changed = _record().model_copy(update={"message": "other"})
+    assert store.put_avatar(changed) is False
+    assert store.get_avatar("u1", "a1").message == ""
+    store.put_avatar(_record(aid="a2", when=NOW + timedelta(minutes=1)))
+    assert [r.id for r in store.list_avatars("u1")] == ["a1", "a2"]
+    assert store.get_avatar("u2", "a1") is None  # never across users
+    store.delete_avatar("u1", "a1")
+    assert [r.id for r in store.list_avatars("u1")] == ["a2"]
+
+
+def test_cache_is_per_user(store):
+    store.cache_put(CacheEntry("u1", "key", "a1", NOW))
+    assert store.cache_get("u1", "key").avatar_id == "a1"
+    assert store.cache_get("u2", "key") is None
+    assert [e.user_id for e in store.cache_entries()] == ["u1"]
+    store.cache_delete("u1", "key")
+    assert store.cache_get("u1", "key") is None
+
+
+def test_ledger_idempotent_events_and_ranges(store):
+    e = LedgerEvent(ts=NOW, user_id="u1", kind="generated", cost_usd=0.05, usage=TokenUsage(output_image_tokens=9))
+    assert store.record_event(e, event_id="paid:u1:k") is True
+    assert store.record_event(e, event_id="paid:u1:k") is False
+    store.record_event(LedgerEvent(ts=NOW + timedelta(days=1), user_id="u2", kind="cache_hit"))
+    assert len(store.events()) == 2
+    assert [x.user_id for x in store.events(since=NOW + timedelta(hours=1))] == ["u2"]
+    assert [x.kind for x in store.events(uid="u1")] == ["generated"]
+    assert store.events(uid="u1")[0].usage.output_image_tokens == 9
+
+
+def test_reservations_enforce_caps(store):
+    caps = Caps(per_user_daily=2, system_daily=3, monthly_budget_usd=1.0)
+    r1 = store.reserve("u1", "k1", 0.1, NOW, caps)
+    store.reserve("u1", "k2", 0.1, NOW, caps)
+    with pytest.raises(LimitReached) as e:
+        store.reserve("u1", "k3", 0.1, NOW, caps)
+    assert e.value.kind == "per_user_daily"
+    store.reserve("u2", "k4", 0.1, NOW, caps)
+    with pytest.raises(LimitReached) as e:
+        store.reserve("u3", "k5", 0.1, NOW, caps)
+    assert e.value.kind == "system_daily"
+    store.release(r1)  # a released reservation frees its slot
+    store.reserve("u3", "k5", 0.1, NOW, caps)
+    with pytest.raises(LimitReached) as e:
+        store.reserve("u9", "k6", 5.0, NOW + timedelta(days=1), caps)
+    assert e.value.kind == "monthly_budget"
+
+
+def test_settle_replaces_estimate_with_actual(store):
+    caps = Caps(None, None, monthly_budget_usd=0.30)
+    r = store.reserve("u1", "k1", 0.25, NOW, caps)
+    with pytest.raises(LimitReached):
+        store.reserve("u1", "k2", 0.10, NOW, caps)
+    store.settle(r, 0.05)
+    store.reserve("u1", "k2", 0.10, NOW, caps)
+
+
+def test_concurrent_reservations_never_overshoot(store):
+    caps = Caps(per_user_daily=None, system_daily=None, monthly_budget_usd=1.0)
+
+    def attempt(i: int) -> bool:
+        try:
+            store.reserve(f"u{i}", f"k{i}", 0.3, NOW, caps)
+            return True
+        except LimitReached:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(attempt, range(16)))
+    assert sum(results) == 3
+
+
+def test_runs_and_job_states(store):
+    run = RunInfo(id="r1", command="evolve", created_at=NOW, params={"due": True})
+    store.create_run(run)
+    store.put_job_state(JobState("r1", "u1.month", "u1", "month", "pending"))
+    store.put_job_state(JobState("r1", "u1.month", "u1", "month", "done", "k", "a1"))
+    store.put_job_state(JobState("r1", "u2.month", "u2", "month", "failed", detail="boom"))
+    states = {s.job_id: s.state for s in store.job_states("r1")}
+    assert states == {"u1.month": "done", "u2.month": "failed"}
+    run.state, run.counts = "finished", {"generated": 1}
+    store.update_run(run)
+    assert store.get_run("r1").counts == {"generated": 1}
+    assert [r.id for r in store.list_runs()] == ["r1"]
+
+
+def test_op_counts_grow(store):
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    before = store.op_counts(day).get("writes", 0)
+    store.put_user(Persona(id="x", name="X"))
+    assert store.op_counts(day)["writes"] > before
