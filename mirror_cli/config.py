@@ -208,12 +208,14 @@ class ModelsConfig(Strict):
 class RateLimit(Strict):
     images_per_minute: float = Field(gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
+    window_s: float = Field(60.0, gt=0)  # the API's minute; lower only to simulate in tests and bench
 
 
 class RetryPolicy(Strict):
     max_attempts: int = Field(5, ge=1, le=20)
     base_delay_s: float = Field(1.0, ge=0)
     max_delay_s: float = Field(60.0, ge=0)
+    max_retry_after_s: float = Field(300.0, ge=0)  # a longer Retry-After gives the job up instead of waiting
     request_timeout_s: float = Field(180.0, gt=0)
 
 

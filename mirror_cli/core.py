@@ -102,7 +102,7 @@ class Mirror:
     def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
-        limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute) if rate else None
+        limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
         return Pipeline(self.configs, self.store, self.provider, planner or self.planner(), self.spool,
                         self.fallbacks, concurrency=self.settings.concurrency or limits.concurrency,
                         limiter=limiter,
@@ -111,10 +111,19 @@ class Mirror:
                         now=self.now, on_progress=self.on_progress)
 
     def close(self) -> None:
-        if self._provider is not None:
-            asyncio.run(self._provider.aclose())
         if "store" in self.__dict__:
             self.store.close()
+
+    def _run_async(self, coro: Any) -> Any:
+        """One event loop per core call; the provider's HTTP client lives and closes inside it."""
+        async def wrapped() -> Any:
+            try:
+                return await coro
+            finally:
+                if self._provider is not None:
+                    await self._provider.aclose()
+
+        return asyncio.run(wrapped())
 
     # ------------------------------------------------------------------------------ users
     def user_ids(self, shard: Shard | None = None) -> Iterator[str]:
@@ -191,7 +200,7 @@ class Mirror:
                 for sig in installed:
                     loop.remove_signal_handler(sig)
 
-        report = asyncio.run(main())
+        report: RunReport = self._run_async(main())
         if run is not None:
             self._finish_run(run, report)
         return report
@@ -386,7 +395,7 @@ class Mirror:
 
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                asyncio.run(go())
+                self._run_async(go())
             finally:
                 entries = sorted(existing.values(), key=lambda e: (e["variant"], e["stage"]))
                 manifest = {"style": self.configs.style.name, "style_version": self.configs.style.version,
@@ -438,7 +447,7 @@ class Mirror:
         else:
             checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
         try:
-            checks.extend(asyncio.run(self._provider_checks(name)))
+            checks.extend(self._run_async(self._provider_checks(name)))
         except Exception as exc:
             from .errors import MirrorError
 

@@ -162,13 +162,15 @@ async def call_with_retries(
         try:
             return await call()
         except ProviderFailure as failure:
-            if failure.kind != "transient" or attempt + 1 >= policy.max_attempts:
-                raise
             if failure.status == 429:
                 stats.rate_limited += 1
+            if failure.kind != "transient" or attempt + 1 >= policy.max_attempts:
+                raise
+            if failure.retry_after is not None and failure.retry_after > policy.max_retry_after_s:
+                raise
             delay = backoff_delay(policy, attempt)
             if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, policy.max_delay_s * 5))
+                delay = max(delay, failure.retry_after)
                 if limiter:
                     limiter.pause(delay)
             stats.retries += 1

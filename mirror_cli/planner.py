@@ -138,20 +138,20 @@ class Planner:
                              "655,360-8,294,400 pixels (e.g. 1024x1024).")
 
     # ---------------------------------------------------------------------------------------
-    def anchor_and_previous(self, uid: str, stage: str) -> tuple[AvatarRecord | None, AvatarRecord | None]:
+    def anchor_and_previous(self, uid: str, target: str, stage: str) -> tuple[AvatarRecord | None,
+                                                                               AvatarRecord | None]:
         """The identity anchor (the user's first good avatar) and the latest good avatar of an
-        earlier stage than ``stage``."""
+        earlier stage, as they were when ``target`` was first made: a repeat of the same job
+        then sees the same references and gets the same request key (a cache hit)."""
         table = self.configs.stages
         records = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
+        same = [r for r in records if r.target == target]
+        if same:
+            records = [r for r in records if r.created_at < same[0].created_at]
         anchor = records[0] if records else None
         idx = table.index(stage)
-        earlier = [r for r in records if r.stage in table.names and table.index(r.stage) < idx
-                   and r.target in table.names]
-        previous = earlier[-1] if earlier else None
-        if previous is None:
-            same = [r for r in records if r.target in table.names and r.stage == stage]
-            previous = same[-1] if same else None
-        return anchor, previous
+        earlier = [r for r in records if r.target in table.names and table.index(r.stage) < idx]
+        return anchor, (earlier[-1] if earlier else None)
 
     def plan(self, persona: Persona, progress: Progress, target: str, *, photo: Photo | None = None,
              safe: bool = False, reinforce: bool = False) -> Job:
@@ -169,7 +169,7 @@ class Planner:
 
         references: list[Reference] = []
         ref_bytes: list[bytes] = []
-        anchor, previous = self.anchor_and_previous(persona.id, stage)
+        anchor, previous = self.anchor_and_previous(persona.id, target, stage)
         if uses_refs:
             if photo is not None:
                 references.append(Reference(role="photo of the person", sha256=_sha(photo.data), mime=photo.mime))

@@ -60,3 +60,26 @@ def openai_server() -> Iterator[FakeOpenAI]:
 def openai_env(monkeypatch: pytest.MonkeyPatch, openai_server: FakeOpenAI) -> FakeOpenAI:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-" + "x" * 24)
     return openai_server
+
+
+def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Path:
+    """A copy of the shipped configs with some limits changed (fast retries for tests)."""
+    import shutil
+
+    import yaml
+
+    cfg = tmp_path / "configs"
+    if not cfg.exists():
+        shutil.copytree(ROOT / "configs", cfg)
+    data = yaml.safe_load((cfg / "limits.yaml").read_text())
+    data["retry"] = {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 2}
+    data["rate_limits"] = {}
+    for key, value in (limits or {}).items():
+        data[key] = value
+    (cfg / "limits.yaml").write_text(yaml.safe_dump(data))
+    return cfg
+
+
+@pytest.fixture
+def fast_configs(tmp_path: Path) -> Path:
+    return make_config_dir(tmp_path)

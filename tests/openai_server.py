@@ -107,6 +107,7 @@ class FakeOpenAI:
         self._pictures = [_picture(i) for i in range(4)]
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # ---------------------------------------------------------------------------- control

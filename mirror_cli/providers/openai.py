@@ -199,4 +199,5 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            client, self._client = self._client, None
+            await client.close()
