@@ -93,7 +93,8 @@ def decode(data: bytes) -> Image.Image:
 
 def encode_webp(img: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="WEBP", quality=quality, method=4)
+    # method 2: about half the CPU of the default 4 for a file within ~6% of its size
+    img.convert("RGB").save(buf, format="WEBP", quality=quality, method=2)
     return buf.getvalue()
 
 

@@ -259,7 +259,7 @@ class Pipeline:
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
         if spooled is not None:
-            return self._finish(job, spooled.result, ingested=True)
+            return await self._finish(job, spooled.result, ingested=True)
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
         hit = self._cache_hit(job)
         if hit is not None:
@@ -295,7 +295,7 @@ class Pipeline:
             finally:
                 async with self._run_lock:
                     self._run_spent += result.cost_usd - job.estimate_usd
-        return self._finish(job, result, ingested=False)
+        return await self._finish(job, result, ingested=False)
 
     def _job_state_job(self, job: Job, state: Any) -> None:
         if self.run:
@@ -344,10 +344,14 @@ class Pipeline:
                         "run_id": self._run_id(), "created_at": self.now().isoformat()})
         return result
 
-    def _finish(self, job: Job, result: ImageResult, *, ingested: bool) -> Outcome:
-        size = int(job.request.size.lower().split("x")[0]) if "x" in job.request.size else None
-        img, webp, thumb = imaging.post_process(result.data, size)
-        verdict: Verdict = check_image(img, self.configs.style.gate)
+    def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes, Verdict]:
+        size = int(size_text.lower().split("x")[0]) if "x" in size_text else None
+        img, webp, thumb = imaging.post_process(data, size)
+        return img, webp, thumb, check_image(img, self.configs.style.gate)
+
+    async def _finish(self, job: Job, result: ImageResult, *, ingested: bool) -> Outcome:
+        # Pillow work runs off the event loop so pacing and other users' requests keep moving.
+        img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
         avatar_id = job.avatar_id
         status: Any = "ok" if verdict.ok else "flagged"
         image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
@@ -454,7 +458,5 @@ async def render_asset(pipeline: Pipeline, job: Job) -> tuple[ImageResult, bytes
     spooled = pipeline.spool.get(job.user_id, job.request_key)
     paid = spooled is None
     result = spooled.result if spooled else await pipeline._generate(job)
-    size = int(job.request.size.lower().split("x")[0])
-    img, webp, _ = imaging.post_process(result.data, size)
-    verdict = check_image(img, pipeline.configs.style.gate)
+    _, webp, _, verdict = await asyncio.to_thread(pipeline._post_process, result.data, job.request.size)
     return result, webp, verdict, paid

@@ -183,6 +183,11 @@ class FakeOpenAI:
                 self._send(fault.status, body, {"x-should-retry": "false", **fault.headers})
 
             def do_GET(self) -> None:
+                if self.path == "/_stats":
+                    return self._send(200, {"images": len(fake.ledger), "requests": len(fake.requests),
+                                            "rate_limited": fake.rate_limited,
+                                            "first": fake.requests[0]["t"] if fake.requests else 0,
+                                            "last": fake.requests[-1]["t"] if fake.requests else 0})
                 auth = self.headers.get("Authorization", "")
                 if not auth.startswith("Bearer "):
                     return self._error(auth_fault())
@@ -208,7 +213,7 @@ class FakeOpenAI:
                 else:
                     return self._send(404, {"error": {"message": "unknown path", "type": "invalid_request_error",
                                                       "code": None}})
-                record = {"path": self.path, "params": params, "references": refs,
+                record = {"path": self.path, "params": params, "references": refs, "t": time.monotonic(),
                           "auth": hashlib.sha256(self.headers.get("Authorization", "").encode()).hexdigest()[:8]}
                 with fake._lock:
                     fake.requests.append(record)
@@ -273,3 +278,10 @@ def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict
         else:
             params[str(name)] = payload.decode()
     return params, refs
+
+
+def serve_forever(port_queue: Any, latency: float, images_per_minute: float | None, window_s: float) -> None:
+    """Run a FakeOpenAI in this (child) process; bench/ uses it to keep server CPU out of its figures."""
+    server = FakeOpenAI(latency=latency, images_per_minute=images_per_minute, window_s=window_s).start()
+    port_queue.put(server.url)
+    server._thread.join()

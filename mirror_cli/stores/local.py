@@ -88,6 +88,9 @@ class LocalStore:
             db = sqlite3.connect(self.root / "mirror.db", timeout=30, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: committed data survives a crash of the process (the paid image is in
+            # the spool anyway); only a power cut can lose the last transactions.
+            db.execute("PRAGMA synchronous=NORMAL")
             self._db = db
             self._migrate()
         except sqlite3.DatabaseError as exc:

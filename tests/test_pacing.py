@@ -1,0 +1,95 @@
+import asyncio
+import random
+
+import pytest
+
+from mirror_cli.config import RetryPolicy
+from mirror_cli.pacing import (ProviderFailure, RateLimiter, RetryStats, backoff_delay, call_with_retries,
+                               parse_duration, parse_retry_after, parse_try_again)
+from openai_server import FakeOpenAI
+
+
+def test_parsers():
+    assert parse_try_again("Please try again in 7.2s.") == 7.2
+    assert parse_try_again("try again after 51.84 seconds") == 51.84
+    assert parse_try_again("try again in 250ms") == 0.25
+    assert parse_try_again("no hint") is None
+    assert parse_duration("6m0s") == 360 and parse_duration("120ms") == 0.12 and parse_duration("1h2m3s") == 3723
+    assert parse_retry_after({"Retry-After-Ms": "1500"}) == 1.5 and parse_retry_after({"retry-after": "3"}) == 3
+
+
+def test_limiter_never_exceeds_the_rate_in_any_window():
+    async def go():
+        limiter = RateLimiter(images_per_minute=10, window_s=0.5)
+        await asyncio.gather(*(limiter.acquire() for _ in range(25)))
+        return limiter.starts
+
+    starts = sorted(asyncio.run(go()))
+    for i, t in enumerate(starts):
+        in_window = [s for s in starts[i:] if s < t + 0.5]
+        assert len(in_window) <= 10
+    span = starts[-1] - starts[0]
+    assert span == pytest.approx(24 * 0.05 * RateLimiter.SAFETY, rel=0.05)
+
+
+def test_token_budget_paces_too():
+    async def go():
+        limiter = RateLimiter(images_per_minute=1000, tokens_per_minute=10_000, window_s=1.0)
+        for _ in range(4):
+            await limiter.acquire(tokens=5_000)
+        return limiter.starts
+
+    starts = asyncio.run(go())
+    assert starts[-1] - starts[0] == pytest.approx(1.5 * RateLimiter.SAFETY, rel=0.05)
+
+
+def test_headers_pause_when_budget_exhausted():
+    limiter = RateLimiter(images_per_minute=1000, window_s=60)
+    limiter.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
+    assert limiter._paused_until - limiter.clock() == pytest.approx(2, abs=0.1)
+
+
+def test_backoff_is_capped_and_jittered():
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
+    rng = random.Random(1)
+    delays = [backoff_delay(policy, n, rng) for n in range(10)]
+    assert all(0.5 <= d <= 8 for d in delays) and max(delays) > 4
+
+
+def test_only_transient_failures_are_retried():
+    policy = RetryPolicy(max_attempts=5, base_delay_s=0, max_delay_s=0)
+    calls = []
+
+    async def flaky(kind):
+        calls.append(kind)
+        raise ProviderFailure(kind, "x")
+
+    for kind, expected in [("transient", 5), ("stop", 1), ("moderation", 1), ("bad_request", 1)]:
+        calls.clear()
+        with pytest.raises(ProviderFailure):
+            asyncio.run(call_with_retries(lambda k=kind: flaky(k), policy, stats=RetryStats()))
+        assert len(calls) == expected, kind
+
+
+def test_too_long_retry_after_gives_up():
+    policy = RetryPolicy(max_attempts=5, base_delay_s=0, max_delay_s=0, max_retry_after_s=30)
+    calls = []
+
+    async def slow():
+        calls.append(1)
+        raise ProviderFailure("transient", "x", status=429, retry_after=3600)
+
+    with pytest.raises(ProviderFailure):
+        asyncio.run(call_with_retries(slow, policy))
+    assert len(calls) == 1
+
+
+def test_pipeline_respects_server_rate_limit(make_core, openai_env, tmp_path):
+    """Against a server that enforces 12 images per 1.2 s window: no 429s when the limit is known."""
+    from conftest import make_config_dir
+
+    openai_env.images_per_minute, openai_env.window_s = 12, 1.2
+    cfg = make_config_dir(tmp_path, {"rate_limits": {"gpt-image-2": {"images_per_minute": 12, "window_s": 1.2}}})
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, concurrency=8)
+    report = core.generate(None, "newReflection")
+    assert report.count("generated") == 6 and openai_env.rate_limited == 0
