@@ -49,6 +49,7 @@ class StageLook(Strict):
     scene: str = Field(min_length=3, max_length=300)
     props: list[PropName] = Field(default_factory=list)
     face: Expression
+    story: str | None = Field(None, max_length=200)  # how I-There describes the scene to the user
 
 
 class TrilogyLook(Strict):

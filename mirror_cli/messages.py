@@ -66,4 +66,5 @@ def evolution(cfg: MessagesConfig, persona: Persona, old: LookSummary, new: Look
 
 def look_of(style: StyleConfig, stage: str, label: str, cues: list[str]) -> LookSummary:
     look = style.stages[stage]
-    return LookSummary(label=label, expression=look.expression.split(",")[0], scene=look.scene, cues=tuple(cues))
+    return LookSummary(label=label, expression=look.expression.split(",")[0], scene=look.story or look.scene,
+                       cues=tuple(cues))
