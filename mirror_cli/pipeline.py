@@ -195,7 +195,8 @@ class Pipeline:
             if o.served_path is None:
                 continue
             try:
-                o.image_url = (self.store.image_url(o.served_path) if o.record is not None
+                o.image_url = (self.store.image_url(o.served_path)
+                               if o.record is not None and o.served_path == o.record.image_path
                                else Path(o.served_path).resolve().as_uri())
             except Exception:  # noqa: S112 - a URL is a convenience; the path is still reported
                 continue
@@ -349,9 +350,13 @@ class Pipeline:
         img, webp, thumb = imaging.post_process(data, size)
         return img, webp, thumb, check_image(img, self.configs.style.gate)
 
-    async def _finish(self, job: Job, result: ImageResult, *, ingested: bool) -> Outcome:
+    async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.
         img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
+        if not verdict.ok and may_retry and not ingested and self.configs.style.gate.enabled:
+            retried = await self._retry_reinforced(job, result, webp, verdict)
+            if retried is not None:
+                return retried
         avatar_id = job.avatar_id
         status: Any = "ok" if verdict.ok else "flagged"
         image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
@@ -376,10 +381,48 @@ class Pipeline:
         self.store.record_event(event, event_id=f"paid:{job.user_id}:{job.request_key}")
         self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
+        if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
+            asset = self.fallbacks.pick(job.target, job.persona)
+            return Outcome(job.user_id, job.target, "fallback", record=stored,
+                           served_path=str(asset) if asset else None, cost_usd=0.0 if ingested else result.cost_usd,
+                           estimate_usd=job.estimate_usd, request_key=job.request_key,
+                           reason="quality gate failed twice: " + "; ".join(verdict.failures),
+                           validation=verdict.to_dict())
         return Outcome(job.user_id, job.target, "ingested" if ingested else "generated", record=stored,
                        served_path=stored.image_path, cost_usd=0.0 if ingested else result.cost_usd,
                        estimate_usd=job.estimate_usd, request_key=job.request_key, message=stored.message,
                        validation=verdict.to_dict())
+
+    async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes,
+                                verdict: Verdict) -> Outcome | None:
+        """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),
+        then try once more with the style's reinforced prompt, within the caps."""
+        rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None)
+        self.store.record_event(LedgerEvent(
+            user_id=job.user_id, kind="generated", target=job.target, request_key=job.request_key,
+            provider=result.provider, model=result.model, usage=result.usage, cost_usd=result.cost_usd,
+            request_id=result.request_id, run_id=self._run_id(), validation_ok=False,
+            detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
+        ), event_id=f"paid:{job.user_id}:{job.request_key}:rejected")
+        self.spool.remove(job.user_id, job.request_key)
+        reservation: Reservation | None = None
+        if not _is_free(job):
+            reserved = await self._reserve(job)
+            if isinstance(reserved, Outcome):  # no budget for a retry: the flagged image stays
+                return None
+            reservation = reserved
+        job.request = self.planner.plan(job.persona, job.progress, job.target, reinforce=True).request
+        try:
+            second = await self._generate(job)
+        except ProviderFailure:
+            if reservation:
+                self.store.release(reservation)
+            return None
+        if reservation:
+            self.store.settle(reservation, second.cost_usd)
+        outcome = await self._finish(job, second, ingested=False, may_retry=False)
+        outcome.cost_usd += result.cost_usd
+        return outcome
 
     def _message(self, job: Job) -> str:
         cfg = self.configs.messages

@@ -47,6 +47,14 @@ def _picture(seed: int, size: int = 1024) -> bytes:
     return buf.getvalue()
 
 
+def _cold_picture() -> bytes:
+    img = Image.new("RGB", (1024, 1024), (40, 90, 200))
+    ImageDraw.Draw(img).ellipse((300, 200, 700, 700), fill=(120, 170, 230))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 @dataclass
 class Fault:
     status: int = 500
@@ -102,6 +110,7 @@ class FakeOpenAI:
         self.ledger: list[dict[str, Any]] = []  # one entry per image served (billed)
         self.requests: list[dict[str, Any]] = []  # every request received
         self.rate_limited = 0
+        self.off_style = 0  # serve this many cold, off-style pictures next (for quality-gate tests)
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
         self._pictures = [_picture(i) for i in range(4)]
@@ -239,6 +248,10 @@ class FakeOpenAI:
                          "output_tokens": out_tokens, "total_tokens": text_tokens + image_tokens + out_tokens}
                 seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
                 picture = fake._pictures[seed]
+                with fake._lock:
+                    if fake.off_style > 0:
+                        fake.off_style -= 1
+                        picture = _cold_picture()
                 request_id = "req_" + uuid.uuid4().hex[:20]
                 with fake._lock:
                     fake.ledger.append({"request_id": request_id, "path": self.path, "model": params.get("model"),

@@ -1,0 +1,113 @@
+"""The quality gate on images built for the purpose, on every shipped fallback, and in the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+import gate_samples
+from mirror_cli.config import ConfigSet, GateConfig
+from mirror_cli.imaging import decode
+from mirror_cli.validate import check_image
+from conftest import ROOT
+
+GATE = ConfigSet(ROOT / "configs").style.gate
+FALLBACKS = ROOT / "fallback_assets" / "daymi"
+
+
+def failures(img, gate=GATE):
+    return " ".join(check_image(img, gate).failures)
+
+
+def test_cold_blue_fails_the_palette_check():
+    f = failures(gate_samples.cold_blue())
+    assert "palette not warm enough" in f and "too cold" in f
+    assert "noise" not in f  # it is flat: only the palette is wrong
+
+
+@pytest.mark.parametrize("make", [gate_samples.photo_like, gate_samples.warm_noise])
+def test_photo_like_noise_fails_the_cartoon_check(make):
+    f = failures(make())
+    assert "texture noise" in f and "flat-shaded" in f
+    assert "palette" not in f  # it is warm: only the look is wrong
+
+
+def test_blank_and_wrong_size_fail():
+    assert "near-uniform" in failures(gate_samples.blank_amber())
+    assert "is not 1024x1024" in failures(gate_samples.blank_amber().resize((512, 512)))
+
+
+def test_gate_can_be_disabled():
+    assert check_image(gate_samples.cold_blue(), GateConfig(enabled=False)).ok
+
+
+def test_shipped_fallback_set_is_complete_hashes_match_and_passes():
+    manifest = json.loads((FALLBACKS / "manifest.json").read_text())
+    cfg = ConfigSet(ROOT / "configs")
+    targets = {*cfg.stages.names, *cfg.stages.trilogy}
+    variants = {v.name for v in cfg.fallbacks.variants}
+    pairs = {(e["stage"], e["variant"]) for e in manifest["entries"]}
+    assert pairs == {(t, v) for t in targets for v in variants}
+    for e in manifest["entries"]:
+        data = (FALLBACKS / e["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == e["sha256"] and len(data) == e["size"]
+        assert {"provider", "model", "prompt", "created"} <= set(e)
+        verdict = check_image(decode(data), GATE)
+        assert verdict.ok, (e["file"], verdict.failures)
+
+
+def test_seed_fallbacks_is_idempotent_and_dry_run_costs(make_core, tmp_path):
+    core = make_core(fallback_dir=tmp_path / "fb")
+    first = core.seed_fallbacks(only=["month"], variants=["dark-fro", "pale-long"])
+    assert first["rendered"] == 2 and (tmp_path / "fb" / "daymi" / "month" / "dark-fro.webp").exists()
+    again = core.seed_fallbacks(only=["month"], variants=["dark-fro", "pale-long"])
+    assert again["rendered"] == 0 and again["unchanged"] == 2
+    dry = core.seed_fallbacks(only=["quarter"], dry_run=True)
+    assert dry["planned"] == 6 and dry["rendered"] == 0
+    assert not (tmp_path / "fb" / "daymi" / "quarter").exists()
+
+
+def test_fallback_choice_is_closest_to_the_persona(make_core):
+    core = make_core()
+    assert core.fallbacks.pick("month", core.persona("amira")).name == "brown-hijab.webp"
+    assert core.fallbacks.pick("month", core.persona("maya")).name == "dark-fro.webp"
+    assert core.fallbacks.pick("month", core.persona("sofia")).name == "pale-long.webp"
+
+
+def test_failing_image_is_retried_once_with_reinforced_prompt(make_core, openai_env, fast_configs):
+    openai_env.off_style = 1
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    report = core.generate(["demo"], "month")
+    out = report.outcomes[0]
+    assert out.status == "generated" and out.record.status == "ok"
+    assert len(openai_env.ledger) == 2
+    second_prompt = openai_env.requests[1]["params"]["prompt"]
+    assert core.configs.style.reinforce_prompt.strip() in second_prompt
+    paid = [e for e in core.store.events() if e.kind == "generated"]
+    assert [e.validation_ok for e in paid] == [False, True]
+    assert sum(e.cost_usd for e in paid) == pytest.approx(out.cost_usd)
+    rejected = [p for p in (core.settings.data_dir / "avatars" / "demo").iterdir() if p.name.startswith("rejected-")]
+    assert len(rejected) == 1  # the paid, rejected image is kept for review
+    assert core.usage().compliance_rate == 0.5
+
+
+def test_twice_failing_image_is_stored_flagged(make_core, openai_env, fast_configs):
+    openai_env.off_style = 2
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    out = core.generate(["demo"], "month").outcomes[0]
+    assert out.status == "generated" and out.record.status == "flagged"
+    assert "quality gate" in out.record.reason and len(openai_env.ledger) == 2
+
+
+def test_twice_failing_image_replaced_by_fallback_when_configured(make_core, openai_env, fast_configs):
+    style = fast_configs / "styles" / "daymi.yaml"
+    data = yaml.safe_load(style.read_text())
+    data["gate"]["on_fail"] = "fallback"
+    style.write_text(yaml.safe_dump(data))
+    openai_env.off_style = 2
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    out = core.generate(["maya"], "month").outcomes[0]
+    assert out.status == "fallback" and out.served_path.endswith("month/dark-fro.webp")
