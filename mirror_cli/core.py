@@ -283,7 +283,7 @@ class Mirror:
         return aggregate(
             events, month_events, period="range" if since or until else period, start=start, end=end, user=user,
             now=now, monthly_budget=self.configs.limits.monthly_budget_usd,
-            ops_today=self.store.op_counts(now.strftime("%Y-%m-%d")),
+            ops_today=self.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")),  # stores count in real time
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
