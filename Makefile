@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev lint typecheck check bench contact-sheets clean
+.PHONY: demo test install dev browser lint check bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ demo: install
 	$(MIRROR) gallery --user demo --data-dir $(DEMO_DATA) --out $(DEMO_DATA)/gallery
 	@echo "== images are under $(DEMO_DATA)/avatars/demo/ ; review page: $(DEMO_DATA)/gallery/gallery-demo.html"
 
-test: dev
+# Debian's Chromium renders the gallery page in the browser test (installed when missing).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: dev browser
 	$(PY) -m pytest -q
 
 lint: dev
@@ -38,7 +44,20 @@ lint: dev
 check: lint test
 
 bench: dev
-	$(PY) bench/local_throughput.py
+	$(PY) bench/openai_pacing.py
+	$(PY) bench/gate_calibration.py
+	$(PY) bench/nightly_simulation.py
+
+# The review images in docs/: one persona's six stages and trilogy, rendered offline.
+docs: install
+	rm -rf .docs-data
+	for s in newReflection firstWeek twoWeeks month quarter halfYear; do \
+	  $(MIRROR) generate --user demo --stage $$s --data-dir .docs-data >/dev/null; done
+	$(MIRROR) trilogy --user demo --data-dir .docs-data >/dev/null
+	$(MIRROR) gallery --user demo --data-dir .docs-data --out .docs-data/out
+	cp .docs-data/out/gallery-demo.png docs/timeline-demo.png
+	cp fallback_assets/daymi/contact-sheet.png docs/fallback-set.png
+	rm -rf .docs-data
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -323,7 +323,9 @@ class Mirror:
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
-        return write_gallery(timelines, self.store, out_dir, name)
+        title = "Mirror Realm · all users" if everyone else "Mirror Realm · " + ", ".join(
+            t.persona.name for t in timelines)
+        return write_gallery(timelines, self.store, out_dir, name, title)
 
     # ------------------------------------------------------------------------- fallbacks
     def seed_fallbacks(self, *, only: list[str] | None = None, variants: list[str] | None = None,

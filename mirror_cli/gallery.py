@@ -72,11 +72,15 @@ def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> st
                 f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}</div>{flag}"
                 f"<div class='msg'>{html.escape(rec.message)}</div></div></div>")
         parts.append("</div>")
-    parts.append("</body></html>")
+    # Lets a headless browser (and a person with devtools) confirm every image decoded.
+    parts.append("<script>addEventListener('load',()=>{const ok=[...document.images].filter(i=>i.complete&&"
+                 "i.naturalWidth>0).length;document.body.dataset.imagesLoaded=ok;"
+                 "document.body.dataset.imagesTotal=document.images.length;});</script></body></html>")
     return "".join(parts)
 
 
-def write_gallery(timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str) -> dict[str, str]:
+def write_gallery(timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str,
+                  title: str) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     if len(timelines) == 1:
@@ -92,7 +96,7 @@ def write_gallery(timelines: Sequence[UserTimeline], store: Store, out_dir: Path
     png = out_dir / f"{name}.png"
     sheet.save(png)
     page = out_dir / f"{name}.html"
-    page.write_text(html_page(timelines, store, f"Mirror Realm gallery · {name}"), encoding="utf-8")
+    page.write_text(html_page(timelines, store, title), encoding="utf-8")
     paths["contact_sheet"] = str(png)
     paths["html"] = str(page)
     return paths

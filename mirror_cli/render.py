@@ -13,7 +13,7 @@ from typing import Any
 
 from .models import RenderSpec
 
-RENDERER_VERSION = "scene-1"
+RENDERER_VERSION = "scene-2"
 
 SKIN_HEX = {
     "pale": "ffdbb4", "light": "edb98a", "medium": "d08b5b", "tan": "ae5d29", "brown": "8d5524", "dark": "614335",
@@ -198,8 +198,8 @@ def _prop(name: str) -> str:
         "dumbbell": '<g><rect x="560" y="956" width="120" height="14" rx="7" fill="#555"/>'
         '<rect x="548" y="936" width="26" height="54" rx="6" fill="#333"/>'
         '<rect x="666" y="936" width="26" height="54" rx="6" fill="#333"/></g>',
-        "running_shoes": '<g><path d="M420 990 q0 -40 40 -40 l40 20 q40 4 44 20 z" fill="#E8863A"/>'
-        '<rect x="418" y="986" width="128" height="10" rx="5" fill="#FFF6E6"/></g>',
+        "running_shoes": '<g><path d="M430 872 q0 -36 36 -36 l36 18 q36 4 40 18 z" fill="#E8863A"/>'
+        '<rect x="428" y="868" width="116" height="10" rx="5" fill="#FFF6E6"/></g>',
         "paint_palette": '<g><ellipse cx="230" cy="900" rx="70" ry="30" fill="#E9C79A"/>'
         '<circle cx="200" cy="892" r="9" fill="#D9534F"/><circle cx="226" cy="884" r="9" fill="#3E7CB1"/>'
         '<circle cx="254" cy="890" r="9" fill="#F5B731"/><circle cx="270" cy="908" r="9" fill="#3E9B5F"/></g>',
@@ -242,8 +242,8 @@ def _prop(name: str) -> str:
 
 WALL_LAYER = ("string_lights", "stars", "calendar", "checklist", "sticky_notes", "certificate", "photo_frame",
               "medal", "hologram", "trophy", "code_window", "chef_hat", "guitar")
-DESK_LAYER = ("books", "laptop", "notebook", "organised_desk", "mug", "plant", "globe", "lamp", "paint_palette")
-FLOOR_LAYER = ("big_plant", "dumbbell", "running_shoes", "meditation_cushion")
+DESK_LAYER = ("books", "running_shoes", "laptop", "notebook", "organised_desk", "mug", "plant", "globe", "lamp", "paint_palette")
+FLOOR_LAYER = ("big_plant", "dumbbell", "meditation_cushion")
 
 
 def scene_svg(spec: RenderSpec, palette: dict[str, str], size: int = 1024) -> str:
