@@ -39,6 +39,7 @@ test: dev browser
 
 lint: dev
 	$(VENV)/bin/ruff check mirror_cli tests bench
+	$(VENV)/bin/ruff format --check mirror_cli tests bench
 	$(VENV)/bin/mypy
 
 check: lint test

@@ -24,10 +24,16 @@ COLORS = ["black", "darkBrown", "brown", "auburn", "blonde", "red"]
 def synthetic_users(n: int, seed: int = 7, active_days: int = 0) -> list[Persona]:
     rng = random.Random(seed)
     return [
-        Persona(id=f"bench{i:05d}", name=f"User {i}",
-                appearance=Appearance(skin=rng.choice(SKINS), hair_style=rng.choice(HAIRS),  # type: ignore[arg-type]
-                                      hair_color=rng.choice(COLORS)),  # type: ignore[arg-type]
-                progress=Progress(active_days=active_days))
+        Persona(
+            id=f"bench{i:05d}",
+            name=f"User {i}",
+            appearance=Appearance(
+                skin=rng.choice(SKINS),
+                hair_style=rng.choice(HAIRS),  # type: ignore[arg-type]
+                hair_color=rng.choice(COLORS),
+            ),  # type: ignore[arg-type]
+            progress=Progress(active_days=active_days),
+        )
         for i in range(n)
     ]
 
@@ -43,7 +49,7 @@ def start_server(latency: float, images_per_minute: float | None, window_s: floa
 
 
 def server_stats(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=10) as r:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=10) as r:
         return json.loads(r.read())
 
 

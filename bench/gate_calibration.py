@@ -38,16 +38,23 @@ def main() -> None:
                         else:
                             worst[k] = min(worst.get(k, 1e9), v)
         print(f"local renders: {ok}/{total} pass the gate -> compliance {ok / total:.1%} (target 90%)")
-        print("worst value of each metric over those renders: "
-              + ", ".join(f"{k}={v:.3f}" for k, v in sorted(worst.items())))
-        print(f"thresholds: min_warm_share={gate.min_warm_share} min_warmth={gate.min_warmth} "
-              f"max_noise={gate.max_noise} min_flat_share={gate.min_flat_share} "
-              f"max_edge_density={gate.max_edge_density} min_stddev={gate.min_stddev}")
+        print(
+            "worst value of each metric over those renders: "
+            + ", ".join(f"{k}={v:.3f}" for k, v in sorted(worst.items()))
+        )
+        print(
+            f"thresholds: min_warm_share={gate.min_warm_share} min_warmth={gate.min_warmth} "
+            f"max_noise={gate.max_noise} min_flat_share={gate.min_flat_share} "
+            f"max_edge_density={gate.max_edge_density} min_stddev={gate.min_stddev}"
+        )
         for name, img in bad_images().items():
             v = check_image(img, gate)
             m = measure(img)
-            print(f"{name:>20}: {'PASS' if v.ok else 'FAIL'}  " + "; ".join(v.failures)
-                  + f"  [{', '.join(f'{k}={x}' for k, x in m.items())}]")
+            print(
+                f"{name:>20}: {'PASS' if v.ok else 'FAIL'}  "
+                + "; ".join(v.failures)
+                + f"  [{', '.join(f'{k}={x}' for k, x in m.items())}]"
+            )
         core.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,14 +31,29 @@ def main() -> None:
     try:
         cfg = work / "configs"
         shutil.copytree(ROOT / "configs", cfg)
-        write_limits(cfg, "gpt-image-2", args.limit, per_user_daily=100, system_daily=100_000,
-                     monthly_budget_usd=10_000)
+        write_limits(
+            cfg,
+            "gpt-image-2",
+            args.limit,
+            per_user_daily=100,
+            system_daily=100_000,
+            monthly_budget_usd=10_000,
+        )
         os.environ["OPENAI_API_KEY"] = "sk-bench-" + "0" * 24
         from mirror_cli.core import Mirror
         from mirror_cli.settings import load_settings
 
-        core = Mirror(load_settings({"data_dir": work / "data", "config_dir": cfg, "provider": "openai",
-                                     "base_url": url, "concurrency": args.concurrency}))
+        core = Mirror(
+            load_settings(
+                {
+                    "data_dir": work / "data",
+                    "config_dir": cfg,
+                    "provider": "openai",
+                    "base_url": url,
+                    "concurrency": args.concurrency,
+                }
+            )
+        )
         core.import_users(synthetic_users(args.jobs))
         users = [p.id for p in synthetic_users(args.jobs)]
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -49,13 +64,19 @@ def main() -> None:
         # The limit governs request starts: the rate of starts seen by the server is what it allows.
         start_rate = (stats["requests"] - 1) / (stats["last"] - stats["first"]) * 60
         end_to_end = n / wall * 60
-        print(f"jobs={args.jobs} generated={n} failed={report.failed} "
-              f"limit={args.limit:.0f}/min latency={args.latency}s concurrency={args.concurrency}")
+        print(
+            f"jobs={args.jobs} generated={n} failed={report.failed} "
+            f"limit={args.limit:.0f}/min latency={args.latency}s concurrency={args.concurrency}"
+        )
         print(f"achieved start rate={start_rate:.1f} images/min  ratio={start_rate / args.limit:.3f} (goal >= 0.95)")
-        print(f"end to end incl. start-up and last response: {end_to_end:.1f} images/min over {wall:.2f}s "
-              f"(ratio {end_to_end / args.limit:.3f})")
-        print(f"429s provoked={stats['rate_limited']} (goal 0)  server images={stats['images']} "
-              f"requests={stats['requests']}")
+        print(
+            f"end to end incl. start-up and last response: {end_to_end:.1f} images/min over {wall:.2f}s "
+            f"(ratio {end_to_end / args.limit:.3f})"
+        )
+        print(
+            f"429s provoked={stats['rate_limited']} (goal 0)  server images={stats['images']} "
+            f"requests={stats['requests']}"
+        )
         print(f"tool CPU={cpu:.2f}s  CPU per job={cpu / max(1, args.jobs) * 1000:.1f} ms")
         core.close()
     finally:

@@ -57,15 +57,32 @@ def resolve_period(period: str, since: date | None, until: date | None, today: d
     else:  # month
         start = date(today.year, today.month, 1)
         end = date(today.year, today.month, calendar.monthrange(today.year, today.month)[1]) + timedelta(days=1)
-    return (datetime(start.year, start.month, start.day, tzinfo=UTC),
-            datetime(end.year, end.month, end.day, tzinfo=UTC))
+    return (
+        datetime(start.year, start.month, start.day, tzinfo=UTC),
+        datetime(end.year, end.month, end.day, tzinfo=UTC),
+    )
 
 
-def aggregate(events: list[LedgerEvent], month_events: list[LedgerEvent], *, period: str, start: datetime,
-              end: datetime, user: str | None, now: datetime, monthly_budget: float,
-              ops_today: dict[str, int], quality: str, batch_available: bool) -> UsageFigures:
-    f = UsageFigures(period=period, start=start.date().isoformat(), end=(end - timedelta(days=1)).date().isoformat(),
-                     user=user)
+def aggregate(
+    events: list[LedgerEvent],
+    month_events: list[LedgerEvent],
+    *,
+    period: str,
+    start: datetime,
+    end: datetime,
+    user: str | None,
+    now: datetime,
+    monthly_budget: float,
+    ops_today: dict[str, int],
+    quality: str,
+    batch_available: bool,
+) -> UsageFigures:
+    f = UsageFigures(
+        period=period,
+        start=start.date().isoformat(),
+        end=(end - timedelta(days=1)).date().isoformat(),
+        user=user,
+    )
     paid_users: set[str] = set()
     ok = 0
     for e in events:
@@ -103,12 +120,18 @@ def aggregate(events: list[LedgerEvent], month_events: list[LedgerEvent], *, per
     f.projected_month_usd = round(mtd / elapsed * days_in_month, 4)
 
     f.store_ops = {
-        op: {"today": ops_today.get(op, 0), "free_tier": limit,
-             "headroom": round(1 - ops_today.get(op, 0) / limit, 4)}
+        op: {
+            "today": ops_today.get(op, 0),
+            "free_tier": limit,
+            "headroom": round(1 - ops_today.get(op, 0) / limit, 4),
+        }
         for op, limit in FREE_TIER.items()
     }
-    f.store_ops["bytes_stored_today"] = {"today": ops_today.get("bytes_stored", 0), "free_tier": FREE_STORAGE_BYTES,
-                                         "headroom": round(1 - ops_today.get("bytes_stored", 0) / FREE_STORAGE_BYTES, 4)}
+    f.store_ops["bytes_stored_today"] = {
+        "today": ops_today.get("bytes_stored", 0),
+        "free_tier": FREE_STORAGE_BYTES,
+        "headroom": round(1 - ops_today.get("bytes_stored", 0) / FREE_STORAGE_BYTES, 4),
+    }
     f.recommendations = recommend(f, monthly_budget, quality, batch_available)
     return f
 
@@ -116,23 +139,31 @@ def aggregate(events: list[LedgerEvent], month_events: list[LedgerEvent], *, per
 def recommend(f: UsageFigures, monthly_budget: float, quality: str, batch_available: bool) -> list[str]:
     out: list[str] = []
     if monthly_budget and f.projected_month_usd > monthly_budget:
-        out.append(f"Projected month-end spend ${f.projected_month_usd:.2f} exceeds the ${monthly_budget:.2f} "
-                   "budget: lower --quality, or raise monthly_budget_usd in configs/limits.yaml.")
+        out.append(
+            f"Projected month-end spend ${f.projected_month_usd:.2f} exceeds the ${monthly_budget:.2f} "
+            "budget: lower --quality, or raise monthly_budget_usd in configs/limits.yaml."
+        )
     elif monthly_budget and f.projected_month_usd > 0.8 * monthly_budget:
         out.append(f"Projected spend is {f.projected_month_usd / monthly_budget:.0%} of the monthly budget.")
     if f.cost_per_active_user > 2.0:
-        out.append(f"Cost per active user ${f.cost_per_active_user:.2f} is above the $2 target: "
-                   + ("use quality 'low' for stages, " if quality != "low" else "")
-                   + "and run the nightly batch through the Batch API (--via batch-api, half price).")
+        out.append(
+            f"Cost per active user ${f.cost_per_active_user:.2f} is above the $2 target: "
+            + ("use quality 'low' for stages, " if quality != "low" else "")
+            + "and run the nightly batch through the Batch API (--via batch-api, half price)."
+        )
     if batch_available and f.generations >= 20:
         half = f.cost_usd / 2
         out.append(f"The Batch API would have cost about ${half:.2f} instead of ${f.cost_usd:.2f} for this period.")
     if f.fallbacks_served and f.generations and f.fallbacks_served > 0.2 * (f.generations + f.fallbacks_served):
-        out.append(f"{f.fallbacks_served} fallbacks were served: check limits (per_user_daily, system_daily) "
-                   "and the budget, or raise them.")
+        out.append(
+            f"{f.fallbacks_served} fallbacks were served: check limits (per_user_daily, system_daily) "
+            "and the budget, or raise them."
+        )
     if f.compliance_rate is not None and f.compliance_rate < 0.9:
-        out.append(f"Only {f.compliance_rate:.0%} of images passed the quality gate (target 90%): review the "
-                   "style's prompts or gate thresholds.")
+        out.append(
+            f"Only {f.compliance_rate:.0%} of images passed the quality gate (target 90%): review the "
+            "style's prompts or gate thresholds."
+        )
     for op, v in f.store_ops.items():
         if isinstance(v, dict) and v["headroom"] < 0.2:
             out.append(f"Store {op} used {1 - v['headroom']:.0%} of the free tier today.")

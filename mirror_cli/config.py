@@ -17,22 +17,76 @@ from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
 
 EyesVariant = Literal[
-    "closed", "cry", "default", "eyeRoll", "happy", "hearts", "side", "squint", "surprised", "wink",
-    "winkWacky", "xDizzy",
+    "closed",
+    "cry",
+    "default",
+    "eyeRoll",
+    "happy",
+    "hearts",
+    "side",
+    "squint",
+    "surprised",
+    "wink",
+    "winkWacky",
+    "xDizzy",
 ]
 BrowsVariant = Literal[
-    "angry", "angryNatural", "default", "defaultNatural", "flatNatural", "frownNatural", "raisedExcited",
-    "raisedExcitedNatural", "sadConcerned", "sadConcernedNatural", "unibrowNatural", "upDown", "upDownNatural",
+    "angry",
+    "angryNatural",
+    "default",
+    "defaultNatural",
+    "flatNatural",
+    "frownNatural",
+    "raisedExcited",
+    "raisedExcitedNatural",
+    "sadConcerned",
+    "sadConcernedNatural",
+    "unibrowNatural",
+    "upDown",
+    "upDownNatural",
 ]
 MouthVariant = Literal[
-    "concerned", "default", "disbelief", "eating", "grimace", "sad", "screamOpen", "serious", "smile",
-    "tongue", "twinkle", "vomit",
+    "concerned",
+    "default",
+    "disbelief",
+    "eating",
+    "grimace",
+    "sad",
+    "screamOpen",
+    "serious",
+    "smile",
+    "tongue",
+    "twinkle",
+    "vomit",
 ]
 PropName = Literal[
-    "laptop", "lamp", "mug", "notebook", "organised_desk", "sticky_notes", "checklist", "calendar",
-    "plant", "big_plant", "photo_frame", "string_lights", "trophy", "stars", "medal", "certificate",
-    "books", "dumbbell", "running_shoes", "paint_palette", "guitar", "code_window", "globe", "chef_hat",
-    "meditation_cushion", "hologram", "skyline",
+    "laptop",
+    "lamp",
+    "mug",
+    "notebook",
+    "organised_desk",
+    "sticky_notes",
+    "checklist",
+    "calendar",
+    "plant",
+    "big_plant",
+    "photo_frame",
+    "string_lights",
+    "trophy",
+    "stars",
+    "medal",
+    "certificate",
+    "books",
+    "dumbbell",
+    "running_shoes",
+    "paint_palette",
+    "guitar",
+    "code_window",
+    "globe",
+    "chef_hat",
+    "meditation_cushion",
+    "hologram",
+    "skyline",
 ]
 HexColor = str
 
@@ -316,8 +370,10 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}.",
-                          "Write the file as 'key: value' pairs.")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, found {type(data).__name__}.",
+            "Write the file as 'key: value' pairs.",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -348,8 +404,10 @@ class ConfigSet:
         self.root = root
         self.style_name = style
         if not root.is_dir():
-            raise ConfigError(f"Config directory {root} does not exist.",
-                              "Pass --config-dir or set MIRROR_CONFIG_DIR to the folder holding stages.yaml.")
+            raise ConfigError(
+                f"Config directory {root} does not exist.",
+                "Pass --config-dir or set MIRROR_CONFIG_DIR to the folder holding stages.yaml.",
+            )
 
     @cached_property
     def style(self) -> StyleConfig:
@@ -370,10 +428,8 @@ class ConfigSet:
 
     def label(self, target: str) -> str:
         cfg = self.stages_config
-        for entry in [*cfg.stages, *cfg.trilogy]:
-            if entry.name == target:
-                return entry.label
-        return target
+        labels = {s.name: s.label for s in cfg.stages} | {t.name: t.label for t in cfg.trilogy}
+        return labels.get(target, target)
 
     @cached_property
     def models(self) -> ModelsConfig:
@@ -398,8 +454,10 @@ class ConfigSet:
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             persona = load_yaml_model(path, Persona)
             if persona.id in out:
-                raise ConfigError(f"{path}: persona id {persona.id!r} is also used by another file.",
-                                  "Give every persona a unique id.")
+                raise ConfigError(
+                    f"{path}: persona id {persona.id!r} is also used by another file.",
+                    "Give every persona a unique id.",
+                )
             out[persona.id] = persona
         return out
 
@@ -416,7 +474,8 @@ class ConfigSet:
             return self.models.models[name]
         except KeyError:
             raise ConfigError(
-                f"Unknown model {name!r}.", f"Use one of: {', '.join(self.models.models)} (configs/models.yaml)."
+                f"Unknown model {name!r}.",
+                f"Use one of: {', '.join(self.models.models)} (configs/models.yaml).",
             ) from None
 
     def validate_all(self) -> None:

@@ -51,17 +51,30 @@ def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     counts = {"ok": 0, "failed": 0, "degraded": 0}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[counts]}"), TimeRemainingColumn(), console=_console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        transient=False,
+    ) as bar:
         task = bar.add_task(label, total=total, counts="")
 
         def advance(outcome: Any) -> None:
             status = getattr(outcome, "status", "")
-            key = "failed" if status == "failed" else (
-                "degraded" if status in ("degraded", "fallback", "blocked") else "ok")
+            key = (
+                "failed"
+                if status == "failed"
+                else ("degraded" if status in ("degraded", "fallback", "blocked") else "ok")
+            )
             counts[key] += 1
-            bar.update(task, advance=1,
-                       counts=f"[green]{counts['ok']} ok[/] [red]{counts['failed']} failed[/] "
-                              f"[yellow]{counts['degraded']} degraded[/]")
+            bar.update(
+                task,
+                advance=1,
+                counts=f"[green]{counts['ok']} ok[/] [red]{counts['failed']} failed[/] "
+                f"[yellow]{counts['degraded']} degraded[/]",
+            )
 
         yield advance

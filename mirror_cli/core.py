@@ -59,8 +59,13 @@ class Shard:
 
 
 class Mirror:
-    def __init__(self, settings: Settings, *, now: Callable[[], datetime] | None = None,
-                 on_progress: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] | None = None,
+        on_progress: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
@@ -96,19 +101,33 @@ class Mirror:
         return FallbackSet(self.settings.fallback_dir, self.configs.style.name)
 
     def planner(self) -> Planner:
-        return Planner(self.configs, self.store, self.provider, self.settings.provider, self.model_name,
-                       self.settings.quality, self.settings.size)
+        return Planner(
+            self.configs,
+            self.store,
+            self.provider,
+            self.settings.provider,
+            self.model_name,
+            self.settings.quality,
+            self.settings.size,
+        )
 
     def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
-        return Pipeline(self.configs, self.store, self.provider, planner or self.planner(), self.spool,
-                        self.fallbacks, concurrency=self.settings.concurrency or limits.concurrency,
-                        limiter=limiter,
-                        max_cost=max_cost if max_cost is not None else (self.settings.max_cost
-                                                                        or limits.max_cost_per_run_usd),
-                        now=self.now, on_progress=self.on_progress)
+        return Pipeline(
+            self.configs,
+            self.store,
+            self.provider,
+            planner or self.planner(),
+            self.spool,
+            self.fallbacks,
+            concurrency=self.settings.concurrency or limits.concurrency,
+            limiter=limiter,
+            max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
+            now=self.now,
+            on_progress=self.on_progress,
+        )
 
     def close(self) -> None:
         if "store" in self.__dict__:
@@ -116,6 +135,7 @@ class Mirror:
 
     def _run_async(self, coro: Any) -> Any:
         """One event loop per core call; the provider's HTTP client lives and closes inside it."""
+
         async def wrapped() -> Any:
             try:
                 return await coro
@@ -168,8 +188,12 @@ class Mirror:
             run.state = "running"
             self.store.update_run(run)
             return run
-        run = RunInfo(id=self.now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6], command=command,
-                      created_at=self.now(), params=params)
+        run = RunInfo(
+            id=self.now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6],
+            command=command,
+            created_at=self.now(),
+            params=params,
+        )
         self.store.create_run(run)
         return run
 
@@ -179,8 +203,14 @@ class Mirror:
         run.state = "stopped" if report.stopped else ("finished" if not report.failed else "finished_with_failures")
         self.store.update_run(run)
 
-    def _execute(self, specs: list[JobSpec], *, dry_run: bool, run: RunInfo | None = None,
-                 max_cost: float | None = None) -> RunReport:
+    def _execute(
+        self,
+        specs: list[JobSpec],
+        *,
+        dry_run: bool,
+        run: RunInfo | None = None,
+        max_cost: float | None = None,
+    ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
             return pipeline.plan_only(specs)
@@ -206,8 +236,16 @@ class Mirror:
         return report
 
     # --------------------------------------------------------------------------- commands
-    def generate(self, users: list[str] | None, target: str, *, dry_run: bool = False,
-                 max_cost: float | None = None, shard: Shard | None = None, resume: str | None = None) -> RunReport:
+    def generate(
+        self,
+        users: list[str] | None,
+        target: str,
+        *,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
@@ -217,8 +255,9 @@ class Mirror:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
         return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
 
-    def trilogy(self, uid: str, photo: Path | None = None, *, dry_run: bool = False,
-                max_cost: float | None = None) -> RunReport:
+    def trilogy(
+        self, uid: str, photo: Path | None = None, *, dry_run: bool = False, max_cost: float | None = None
+    ) -> RunReport:
         persona = self.persona(uid)
         pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
         specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
@@ -242,8 +281,17 @@ class Mirror:
             specs.append(JobSpec(persona, persona.progress, reached))
         return specs
 
-    def evolve(self, uid: str | None, *, due: bool = False, to: str | None = None, dry_run: bool = False,
-               max_cost: float | None = None, shard: Shard | None = None, resume: str | None = None) -> RunReport:
+    def evolve(
+        self,
+        uid: str | None,
+        *,
+        due: bool = False,
+        to: str | None = None,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
@@ -268,8 +316,7 @@ class Mirror:
         return [latest[t] for t in order if t in latest]
 
     # ------------------------------------------------------------------------ accounting
-    def usage(self, *, period: str = "month", since: Any = None, until: Any = None,
-              user: str | None = None) -> Any:
+    def usage(self, *, period: str = "month", since: Any = None, until: Any = None, user: str | None = None) -> Any:
         from .accounting import aggregate, resolve_period
 
         if user:
@@ -281,15 +328,27 @@ class Mirror:
         month_events = self.store.events(month_start, month_end, user)
         entry = self.configs.models.models.get(self.model_name)
         return aggregate(
-            events, month_events, period="range" if since or until else period, start=start, end=end, user=user,
-            now=now, monthly_budget=self.configs.limits.monthly_budget_usd,
+            events,
+            month_events,
+            period="range" if since or until else period,
+            start=start,
+            end=end,
+            user=user,
+            now=now,
+            monthly_budget=self.configs.limits.monthly_budget_usd,
             ops_today=self.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")),  # stores count in real time
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
 
-    def purge_cache(self, *, older_than: str | None = None, user: str | None = None, everything: bool = False,
-                    dry_run: bool = False) -> Any:
+    def purge_cache(
+        self,
+        *,
+        older_than: str | None = None,
+        user: str | None = None,
+        everything: bool = False,
+        dry_run: bool = False,
+    ) -> Any:
         from .housekeeping import parse_age, purge
 
         if not older_than and not everything:
@@ -318,18 +377,21 @@ class Mirror:
             raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
         table = self.configs.stages
         labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
-        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy])
-                     for u in uids]
+        timelines = [
+            UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy]) for u in uids
+        ]
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
-        title = "Mirror Realm · all users" if everyone else "Mirror Realm · " + ", ".join(
-            t.persona.name for t in timelines)
+        title = (
+            "Mirror Realm · all users" if everyone else "Mirror Realm · " + ", ".join(t.persona.name for t in timelines)
+        )
         return write_gallery(timelines, self.store, out_dir, name, title)
 
     # ------------------------------------------------------------------------- fallbacks
-    def seed_fallbacks(self, *, only: list[str] | None = None, variants: list[str] | None = None,
-                       dry_run: bool = False) -> dict[str, Any]:
+    def seed_fallbacks(
+        self, *, only: list[str] | None = None, variants: list[str] | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
         import json
 
         from .imaging import contact_sheet, decode
@@ -343,8 +405,10 @@ class Mirror:
             known = {v.name for v in all_variants}
             unknown = [v for v in variants if v not in known]
             if unknown:
-                raise UsageError(f"Unknown variant(s): {', '.join(unknown)}.",
-                                 f"Use names from configs/fallbacks.yaml: {', '.join(sorted(known))}.")
+                raise UsageError(
+                    f"Unknown variant(s): {', '.join(unknown)}.",
+                    f"Use names from configs/fallbacks.yaml: {', '.join(sorted(known))}.",
+                )
         chosen = [v for v in all_variants if not variants or v.name in variants]
         folder = self.settings.fallback_dir / self.configs.style.name
         manifest_path = folder / "manifest.json"
@@ -356,22 +420,34 @@ class Mirror:
         estimate_usd = 0.0
         jobs = []
         for variant in chosen:
-            appearance = Appearance.model_validate({"skin": variant.skin, "hair_style": variant.hair_style,
-                                                    "hair_color": variant.hair_color, "hoodie_color": "#C8553D"})
+            appearance = Appearance.model_validate(
+                {
+                    "skin": variant.skin,
+                    "hair_style": variant.hair_style,
+                    "hair_color": variant.hair_color,
+                    "hoodie_color": "#C8553D",
+                }
+            )
             for target in targets:
                 stage = target if target in table.names else "month"
                 progress = Progress(active_days=table.get(stage).from_day)
-                persona = Persona(id=f"fallback-{variant.name}", name="Friend", appearance=appearance,
-                                  progress=progress)
+                persona = Persona(
+                    id=f"fallback-{variant.name}", name="Friend", appearance=appearance, progress=progress
+                )
                 job = planner.plan(persona, progress, target)
                 old = existing.get((target, variant.name))
-                if old and old.get("request_key") == job.request_key and (folder / old["file"]).exists() and \
-                        hashlib.sha256((folder / old["file"]).read_bytes()).hexdigest() == old["sha256"]:
+                if (
+                    old
+                    and old.get("request_key") == job.request_key
+                    and (folder / old["file"]).exists()
+                    and hashlib.sha256((folder / old["file"]).read_bytes()).hexdigest() == old["sha256"]
+                ):
                     unchanged += 1
                     continue
                 estimate_usd += job.estimate_usd
                 jobs.append((variant, target, job))
         if not dry_run:
+
             async def go() -> None:
                 for variant, target, job in jobs:
                     result, webp, verdict, paid = await render_asset(pipeline, job)
@@ -379,20 +455,41 @@ class Mirror:
                     (folder / target).mkdir(parents=True, exist_ok=True)
                     (folder / rel).write_bytes(webp)
                     existing[(target, variant.name)] = {
-                        "stage": target, "variant": variant.name, "file": rel,
-                        "sha256": hashlib.sha256(webp).hexdigest(), "size": len(webp), "width": 1024,
-                        "height": 1024, "provider": result.provider, "model": result.model,
-                        "prompt": job.request.prompt, "created": self.now().isoformat(),
-                        "request_key": job.request_key, "quality_gate": verdict.ok,
-                        "traits": {"skin": variant.skin, "hair_style": variant.hair_style,
-                                   "hair_color": variant.hair_color},
+                        "stage": target,
+                        "variant": variant.name,
+                        "file": rel,
+                        "sha256": hashlib.sha256(webp).hexdigest(),
+                        "size": len(webp),
+                        "width": 1024,
+                        "height": 1024,
+                        "provider": result.provider,
+                        "model": result.model,
+                        "prompt": job.request.prompt,
+                        "created": self.now().isoformat(),
+                        "request_key": job.request_key,
+                        "quality_gate": verdict.ok,
+                        "traits": {
+                            "skin": variant.skin,
+                            "hair_style": variant.hair_style,
+                            "hair_color": variant.hair_color,
+                        },
                     }
                     if paid and result.cost_usd:
-                        self.store.record_event(LedgerEvent(
-                            user_id="_fallbacks", kind="generated", target=target, request_key=job.request_key,
-                            provider=result.provider, model=result.model, usage=result.usage,
-                            cost_usd=result.cost_usd, request_id=result.request_id, validation_ok=verdict.ok,
-                        ), event_id=f"paid:_fallbacks:{job.request_key}")
+                        self.store.record_event(
+                            LedgerEvent(
+                                user_id="_fallbacks",
+                                kind="generated",
+                                target=target,
+                                request_key=job.request_key,
+                                provider=result.provider,
+                                model=result.model,
+                                usage=result.usage,
+                                cost_usd=result.cost_usd,
+                                request_id=result.request_id,
+                                validation_ok=verdict.ok,
+                            ),
+                            event_id=f"paid:_fallbacks:{job.request_key}",
+                        )
                     pipeline.spool.remove(job.user_id, job.request_key)
 
             folder.mkdir(parents=True, exist_ok=True)
@@ -400,52 +497,98 @@ class Mirror:
                 self._run_async(go())
             finally:
                 entries = sorted(existing.values(), key=lambda e: (e["variant"], e["stage"]))
-                manifest = {"style": self.configs.style.name, "style_version": self.configs.style.version,
-                            "entries": entries}
+                manifest = {
+                    "style": self.configs.style.name,
+                    "style_version": self.configs.style.version,
+                    "entries": entries,
+                }
                 manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             rendered = len(jobs)
         sheet_path = folder / "contact-sheet.png"
         if not dry_run and existing:
             order = [*table.names, *table.trilogy]
-            tiles = [(decode((folder / e["file"]).read_bytes()), f"{self.configs.label(e['stage'])}", e["variant"])
-                     for e in sorted(existing.values(), key=lambda e: (e["variant"], order.index(e["stage"])))]
-            contact_sheet(tiles, f"Fallback set · {self.configs.style.name}", columns=len(order), tile=200) \
-                .save(sheet_path)
-        return {"manifest": str(manifest_path), "contact_sheet": str(sheet_path) if sheet_path.exists() else None,
-                "rendered": rendered if not dry_run else 0, "planned": len(jobs), "unchanged": unchanged,
-                "estimate_usd": round(estimate_usd, 6), "dry_run": dry_run}
+            tiles = [
+                (decode((folder / e["file"]).read_bytes()), f"{self.configs.label(e['stage'])}", e["variant"])
+                for e in sorted(existing.values(), key=lambda e: (e["variant"], order.index(e["stage"])))
+            ]
+            contact_sheet(tiles, f"Fallback set · {self.configs.style.name}", columns=len(order), tile=200).save(
+                sheet_path
+            )
+        return {
+            "manifest": str(manifest_path),
+            "contact_sheet": str(sheet_path) if sheet_path.exists() else None,
+            "rendered": rendered if not dry_run else 0,
+            "planned": len(jobs),
+            "unchanged": unchanged,
+            "estimate_usd": round(estimate_usd, 6),
+            "dry_run": dry_run,
+        }
 
     # ---------------------------------------------------------------------------- doctor
     def doctor(self) -> list[dict[str, str | None]]:
         from datetime import date, timedelta
 
         checks: list[dict[str, str | None]] = [
-            {"check": "configs", "status": "ok", "detail": f"{self.configs.root} valid "
-             f"({len(self.configs.personas)} personas, style {self.configs.style.name} v{self.configs.style.version})",
-             "fix": None}]
+            {
+                "check": "configs",
+                "status": "ok",
+                "detail": f"{self.configs.root} valid ({len(self.configs.personas)} personas, "
+                f"style {self.configs.style.name} v{self.configs.style.version})",
+                "fix": None,
+            }
+        ]
         try:
             ops = self.store.op_counts(self.now().strftime("%Y-%m-%d"))
-            checks.append({"check": "store", "status": "ok", "detail": f"{self.settings.store} reachable; "
-                           f"{sum(v for k, v in ops.items() if k != 'bytes_stored')} operations today", "fix": None})
+            checks.append(
+                {
+                    "check": "store",
+                    "status": "ok",
+                    "detail": f"{self.settings.store} reachable; "
+                    f"{sum(v for k, v in ops.items() if k != 'bytes_stored')} operations today",
+                    "fix": None,
+                }
+            )
         except Exception as exc:
             from .errors import MirrorError
 
             hint = exc.hint if isinstance(exc, MirrorError) else None
-            checks.append({"check": "store", "status": "fail", "detail": str(exc).splitlines()[0],
-                           "fix": hint or "Check --store and its settings."})
+            checks.append(
+                {
+                    "check": "store",
+                    "status": "fail",
+                    "detail": str(exc).splitlines()[0],
+                    "fix": hint or "Check --store and its settings.",
+                }
+            )
         name = self.model_name
         entry = self.configs.models.models.get(name)
         if entry is None:
-            checks.append({"check": "model", "status": "fail", "detail": f"{name} is not in models.yaml",
-                           "fix": f"Use one of: {', '.join(self.configs.models.models)}"})
+            checks.append(
+                {
+                    "check": "model",
+                    "status": "fail",
+                    "detail": f"{name} is not in models.yaml",
+                    "fix": f"Use one of: {', '.join(self.configs.models.models)}",
+                }
+            )
         elif entry.shutdown_date and entry.shutdown_date <= date.today():
-            checks.append({"check": "model", "status": "fail",
-                           "detail": f"{name} was shut down on {entry.shutdown_date}",
-                           "fix": f"Switch to {', '.join(entry.replacements)}"})
+            checks.append(
+                {
+                    "check": "model",
+                    "status": "fail",
+                    "detail": f"{name} was shut down on {entry.shutdown_date}",
+                    "fix": f"Switch to {', '.join(entry.replacements)}",
+                }
+            )
         elif entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
-            checks.append({"check": "model", "status": "warn",
-                           "detail": f"{name} shuts down on {entry.shutdown_date}",
-                           "fix": f"Plan the move to {', '.join(entry.replacements)}"})
+            checks.append(
+                {
+                    "check": "model",
+                    "status": "warn",
+                    "detail": f"{name} shuts down on {entry.shutdown_date}",
+                    "fix": f"Plan the move to {', '.join(entry.replacements)}",
+                }
+            )
         else:
             checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
         try:
@@ -456,22 +599,38 @@ class Mirror:
             hint = exc.hint if isinstance(exc, MirrorError) else None
             checks.append({"check": "provider", "status": "fail", "detail": str(exc).splitlines()[0], "fix": hint})
         pending = self.spool.pending()
-        checks.append({"check": "spool", "status": "warn" if pending else "ok",
-                       "detail": f"{len(pending)} paid image(s) waiting to be stored" if pending else "empty",
-                       "fix": "Run the same command again: spooled images are ingested without paying."
-                       if pending else None})
+        checks.append(
+            {
+                "check": "spool",
+                "status": "warn" if pending else "ok",
+                "detail": f"{len(pending)} paid image(s) waiting to be stored" if pending else "empty",
+                "fix": "Run the same command again: spooled images are ingested without paying." if pending else None,
+            }
+        )
         n_fb = len(self.fallbacks.entries)
-        expected = len(self.configs.fallbacks.variants) * (len(self.configs.stages.names)
-                                                           + len(self.configs.stages.trilogy))
-        checks.append({"check": "fallbacks", "status": "ok" if n_fb >= expected else "warn",
-                       "detail": f"{n_fb}/{expected} fallback assets in {self.fallbacks.folder}",
-                       "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'."})
+        expected = len(self.configs.fallbacks.variants) * (
+            len(self.configs.stages.names) + len(self.configs.stages.trilogy)
+        )
+        checks.append(
+            {
+                "check": "fallbacks",
+                "status": "ok" if n_fb >= expected else "warn",
+                "detail": f"{n_fb}/{expected} fallback assets in {self.fallbacks.folder}",
+                "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'.",
+            }
+        )
         return checks
 
     async def _provider_checks(self, model: str) -> list[dict[str, str | None]]:
         check = getattr(self.provider, "check", None)
         if check is None:
-            return [{"check": "provider", "status": "ok", "detail": f"{self.settings.provider}: "
-                     f"{self.provider.renderer_version}", "fix": None}]
+            return [
+                {
+                    "check": "provider",
+                    "status": "ok",
+                    "detail": f"{self.settings.provider}: {self.provider.renderer_version}",
+                    "fix": None,
+                }
+            ]
         result: list[dict[str, str | None]] = await check(model)
         return result

@@ -11,8 +11,16 @@ from typing import Any
 from .models import Persona
 
 SKIN_ORDER = ["pale", "light", "medium", "tan", "brown", "dark"]
-HAIR_DARKNESS = {"platinum": 0, "blonde": 1, "grey": 1, "red": 2, "auburn": 3, "brown": 4, "darkBrown": 5,
-                 "black": 6}
+HAIR_DARKNESS = {
+    "platinum": 0,
+    "blonde": 1,
+    "grey": 1,
+    "red": 2,
+    "auburn": 3,
+    "brown": 4,
+    "darkBrown": 5,
+    "black": 6,
+}
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,17 @@ border-radius:6px}.flag{color:#B5523B;font-weight:600}
 
 
 def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> str:
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
-             f"<header><h1>{html.escape(title)}</h1></header>"]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1></header>"
+    ]
     for tl in timelines:
         total = sum(r.cost_usd for r in tl.records)
-        parts.append(f"<h2>{html.escape(tl.persona.name)} <small>({html.escape(tl.persona.id)}, "
-                     f"{tl.persona.progress.active_days} active days, ${total:.3f})</small></h2><div class='grid'>")
+        parts.append(
+            f"<h2>{html.escape(tl.persona.name)} <small>({html.escape(tl.persona.id)}, "
+            f"{tl.persona.progress.active_days} active days, ${total:.3f})</small></h2><div class='grid'>"
+        )
         by_target = {r.target: r for r in tl.records}
         for target in tl.order:
             rec = by_target.get(target)
@@ -70,17 +74,21 @@ def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> st
                 f"<div class='meta'><div class='label'>{html.escape(tl.labels.get(target, target))}</div>"
                 f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
                 f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}</div>{flag}"
-                f"<div class='msg'>{html.escape(rec.message)}</div></div></div>")
+                f"<div class='msg'>{html.escape(rec.message)}</div></div></div>"
+            )
         parts.append("</div>")
     # Lets a headless browser (and a person with devtools) confirm every image decoded.
-    parts.append("<script>addEventListener('load',()=>{const ok=[...document.images].filter(i=>i.complete&&"
-                 "i.naturalWidth>0).length;document.body.dataset.imagesLoaded=ok;"
-                 "document.body.dataset.imagesTotal=document.images.length;});</script></body></html>")
+    parts.append(
+        "<script>addEventListener('load',()=>{const ok=[...document.images].filter(i=>i.complete&&"
+        "i.naturalWidth>0).length;document.body.dataset.imagesLoaded=ok;"
+        "document.body.dataset.imagesTotal=document.images.length;});</script></body></html>"
+    )
     return "".join(parts)
 
 
-def write_gallery(timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str,
-                  title: str) -> dict[str, str]:
+def write_gallery(
+    timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str, title: str
+) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     if len(timelines) == 1:

@@ -24,8 +24,15 @@ class PurgeReport:
         return asdict(self)
 
 
-def purge(store: Store, *, protected: dict[str, set[str]], users: list[str] | None, older_than: timedelta | None,
-          now: datetime, dry_run: bool) -> PurgeReport:
+def purge(
+    store: Store,
+    *,
+    protected: dict[str, set[str]],
+    users: list[str] | None,
+    older_than: timedelta | None,
+    now: datetime,
+    dry_run: bool,
+) -> PurgeReport:
     """``protected`` maps a user to the avatar ids their timeline shows (latest per stage)."""
     report = PurgeReport(dry_run=dry_run)
     entries = [e for u in users for e in store.cache_entries(u)] if users else store.cache_entries()
@@ -36,8 +43,14 @@ def purge(store: Store, *, protected: dict[str, set[str]], users: list[str] | No
         record = store.get_avatar(entry.user_id, entry.avatar_id)
         keep_image = record is None or entry.avatar_id in protected.get(entry.user_id, set())
         report.entries_removed += 1
-        report.removed.append({"user": entry.user_id, "request_key": entry.request_key,
-                               "avatar_id": entry.avatar_id, "image": "kept" if keep_image else "deleted"})
+        report.removed.append(
+            {
+                "user": entry.user_id,
+                "request_key": entry.request_key,
+                "avatar_id": entry.avatar_id,
+                "image": "kept" if keep_image else "deleted",
+            }
+        )
         if keep_image:
             report.kept_in_timeline += 1 if record is not None else 0
         elif record is not None:

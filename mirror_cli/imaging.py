@@ -64,18 +64,17 @@ def intake_photo_bytes(raw: bytes, limits: PhotoLimits, name: str = "photo") -> 
                     "Resize the photo before using it.",
                 ) from exc
             except UnidentifiedImageError as exc:
-                raise PhotoError(f"{name} is not an image Pillow can read.",
-                                 "Pass a PNG, JPEG or WebP photo.") from exc
+                raise PhotoError(f"{name} is not an image Pillow can read.", "Pass a PNG, JPEG or WebP photo.") from exc
             except OSError as exc:
                 raise PhotoError(f"{name} is damaged or truncated ({exc}).", "Export the photo again.") from exc
     finally:
         Image.MAX_IMAGE_PIXELS = previous
-    img = ImageOps.exif_transpose(img) or img
-    img = img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB")
-    img.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
+    upright: Image.Image = ImageOps.exif_transpose(img) or img
+    pixels = upright.convert("RGBA" if upright.mode in ("RGBA", "LA", "P") else "RGB")
+    pixels.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
     # A fresh image holds pixels only: no EXIF, GPS, ICC profile or XMP survives.
-    clean = Image.new(img.mode, img.size)
-    clean.paste(img)
+    clean = Image.new(pixels.mode, pixels.size)
+    clean.paste(pixels)
     buf = io.BytesIO()
     clean.save(buf, format="PNG", optimize=False)
     return Photo(data=buf.getvalue(), mime="image/png", width=clean.width, height=clean.height)
@@ -86,8 +85,10 @@ def decode(data: bytes) -> Image.Image:
         img = Image.open(io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError) as exc:
-        raise ProviderError("The provider returned data that is not a readable image.",
-                            "Retry; if it persists, check the provider or gateway.") from exc
+        raise ProviderError(
+            "The provider returned data that is not a readable image.",
+            "Retry; if it persists, check the provider or gateway.",
+        ) from exc
     return img
 
 
@@ -139,8 +140,13 @@ def contact_sheet(
     for i, (img, label, sub) in enumerate(tiles):
         x = pad + (i % columns) * (tile + pad)
         y = head + (i // columns) * (tile + caption + pad)
-        draw.rounded_rectangle((x - 4, y - 4, x + tile + 4, y + tile + caption), radius=14, fill=(255, 255, 255),
-                               outline=(232, 134, 58), width=2)
+        draw.rounded_rectangle(
+            (x - 4, y - 4, x + tile + 4, y + tile + caption),
+            radius=14,
+            fill=(255, 255, 255),
+            outline=(232, 134, 58),
+            width=2,
+        )
         if img is not None:
             sheet.paste(img.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
         else:

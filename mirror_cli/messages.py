@@ -45,8 +45,12 @@ def evolution(cfg: MessagesConfig, persona: Persona, old: LookSummary, new: Look
     voice = cfg.voices[persona.companion.voice]
     parts: list[str] = []
     if old.expression != new.expression and "expression" in voice.changes:
-        parts.append(_fill(voice.changes["expression"],
-                           {"old_expression": old.expression, "new_expression": new.expression}))
+        parts.append(
+            _fill(
+                voice.changes["expression"],
+                {"old_expression": old.expression, "new_expression": new.expression},
+            )
+        )
     if old.scene != new.scene and "scene" in voice.changes:
         parts.append(_fill(voice.changes["scene"], {"new_scene": new.scene}))
     new_cues = [c for c in new.cues if c not in old.cues]
@@ -66,5 +70,9 @@ def evolution(cfg: MessagesConfig, persona: Persona, old: LookSummary, new: Look
 
 def look_of(style: StyleConfig, stage: str, label: str, cues: list[str]) -> LookSummary:
     look = style.stages[stage]
-    return LookSummary(label=label, expression=look.expression.split(",")[0], scene=look.story or look.scene,
-                       cues=tuple(cues))
+    return LookSummary(
+        label=label,
+        expression=look.expression.split(",")[0],
+        scene=look.story or look.scene,
+        cues=tuple(cues),
+    )

@@ -15,10 +15,35 @@ USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SkinTone = Literal["pale", "light", "medium", "tan", "brown", "dark"]
 HairColor = Literal["black", "darkBrown", "brown", "auburn", "blonde", "platinum", "red", "grey"]
 HairStyle = Literal[
-    "bigHair", "bob", "bun", "curly", "curvy", "dreads", "dreads01", "dreads02", "frida", "frizzle",
-    "fro", "froBand", "hijab", "longButNotTooLong", "miaWallace", "shaggy", "shaggyMullet",
-    "shavedSides", "shortCurly", "shortFlat", "shortRound", "shortWaved", "sides", "straight01",
-    "straight02", "straightAndStrand", "theCaesar", "theCaesarAndSidePart", "turban",
+    "bigHair",
+    "bob",
+    "bun",
+    "curly",
+    "curvy",
+    "dreads",
+    "dreads01",
+    "dreads02",
+    "frida",
+    "frizzle",
+    "fro",
+    "froBand",
+    "hijab",
+    "longButNotTooLong",
+    "miaWallace",
+    "shaggy",
+    "shaggyMullet",
+    "shavedSides",
+    "shortCurly",
+    "shortFlat",
+    "shortRound",
+    "shortWaved",
+    "sides",
+    "straight01",
+    "straight02",
+    "straightAndStrand",
+    "theCaesar",
+    "theCaesarAndSidePart",
+    "turban",
 ]
 Glasses = Literal["none", "prescription01", "prescription02", "round", "wayfarers"]
 FacialHair = Literal["none", "beardLight", "beardMedium", "beardMajestic", "moustacheFancy", "moustacheMagnum"]
@@ -128,9 +153,7 @@ class TokenUsage(Strict):
 
     @property
     def total(self) -> int:
-        return (
-            self.input_text_tokens + self.input_image_tokens + self.output_image_tokens + self.output_text_tokens
-        )
+        return self.input_text_tokens + self.input_image_tokens + self.output_image_tokens + self.output_text_tokens
 
 
 class ImageResult(BaseModel):

@@ -20,7 +20,7 @@ from .config import RetryPolicy
 FailureKind = Literal["transient", "stop", "moderation", "bad_request"]
 
 
-class ProviderFailure(Exception):  # noqa: N818 - classified outcome of one provider call
+class ProviderFailure(Exception):
     """One failed provider call, classified for the retry policy.
 
     transient: retry with backoff (429 rate limits, 5xx, timeouts, dropped connections)
@@ -29,8 +29,16 @@ class ProviderFailure(Exception):  # noqa: N818 - classified outcome of one prov
     bad_request: this job cannot succeed as sent
     """
 
-    def __init__(self, kind: FailureKind, message: str, *, status: int | None = None, code: str | None = None,
-                 retry_after: float | None = None, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind: FailureKind = kind
         self.message = message
@@ -139,9 +147,9 @@ class RetryStats:
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: base*2^n, capped, scaled by a random 0.5..1."""
-    r = rng or random
-    raw = min(policy.max_delay_s, policy.base_delay_s * (2 ** attempt))
-    return raw * (0.5 + r.random() / 2)
+    jitter = (rng.random() if rng else random.random()) / 2
+    raw = min(policy.max_delay_s, policy.base_delay_s * (2**attempt))
+    return float(raw * (0.5 + jitter))
 
 
 async def call_with_retries(

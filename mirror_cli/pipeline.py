@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,7 @@ if TYPE_CHECKING:
     from .providers.base import ImageProvider
     from .stores.base import Store
 
-Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned",
-                 "skipped"]
+Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned", "skipped"]
 
 
 @dataclass
@@ -60,15 +60,21 @@ class Outcome:
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
         return {
-            "user": self.user_id, "target": self.target, "status": self.status,
+            "user": self.user_id,
+            "target": self.target,
+            "status": self.status,
             "cached": self.status == "cached",
             "avatar_id": r.id if r else None,
             "image_path": self.served_path,
             "image_url": self.image_url,
             "thumb_path": r.thumb_path if r else None,
-            "width": r.width if r else None, "height": r.height if r else None,
-            "cost_usd": round(self.cost_usd, 6), "estimate_usd": round(self.estimate_usd, 6),
-            "request_key": self.request_key, "reason": self.reason, "message": self.message,
+            "width": r.width if r else None,
+            "height": r.height if r else None,
+            "cost_usd": round(self.cost_usd, 6),
+            "estimate_usd": round(self.estimate_usd, 6),
+            "request_key": self.request_key,
+            "reason": self.reason,
+            "message": self.message,
             "quality_gate": self.validation or None,
         }
 
@@ -98,26 +104,45 @@ class RunReport:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "jobs": len(self.outcomes),
-            "generated": self.count("generated"), "cached": self.count("cached"),
-            "ingested": self.count("ingested"), "degraded": self.degraded, "failed": self.failed,
-            "skipped": self.count("skipped"), "planned": self.count("planned"),
+            "run_id": self.run_id,
+            "jobs": len(self.outcomes),
+            "generated": self.count("generated"),
+            "cached": self.count("cached"),
+            "ingested": self.count("ingested"),
+            "degraded": self.degraded,
+            "failed": self.failed,
+            "skipped": self.count("skipped"),
+            "planned": self.count("planned"),
             "cost_usd": self.cost_usd,
             "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes if o.status == "planned"), 6),
-            "stopped": self.stopped, "elapsed_s": round(self.elapsed_s, 3),
-            "retries": self.retries.retries, "rate_limited": self.retries.rate_limited,
+            "stopped": self.stopped,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "retries": self.retries.retries,
+            "rate_limited": self.retries.rate_limited,
         }
 
 
-class Stop(Exception):  # noqa: N818
+class Stop(Exception):
     pass
 
 
 class Pipeline:
-    def __init__(self, configs: ConfigSet, store: Store, provider: ImageProvider, planner: Planner, spool: Spool,
-                 fallbacks: FallbackSet, *, concurrency: int = 4, limiter: RateLimiter | None = None,
-                 max_cost: float | None = None, caps: Caps | None = None, now: Callable[[], datetime] | None = None,
-                 on_progress: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(
+        self,
+        configs: ConfigSet,
+        store: Store,
+        provider: ImageProvider,
+        planner: Planner,
+        spool: Spool,
+        fallbacks: FallbackSet,
+        *,
+        concurrency: int = 4,
+        limiter: RateLimiter | None = None,
+        max_cost: float | None = None,
+        caps: Caps | None = None,
+        now: Callable[[], datetime] | None = None,
+        on_progress: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.configs = configs
         self.store = store
         self.provider = provider
@@ -144,11 +169,18 @@ class Pipeline:
         for spec in specs:
             job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
             hit = self._cache_hit(job)
-            report.outcomes.append(Outcome(
-                job.user_id, job.target, "cached" if hit else "planned", record=hit,
-                served_path=hit.image_path if hit else None, estimate_usd=0.0 if hit else job.estimate_usd,
-                request_key=job.request_key, reason="; ".join(job.blocked) or None,
-            ))
+            report.outcomes.append(
+                Outcome(
+                    job.user_id,
+                    job.target,
+                    "cached" if hit else "planned",
+                    record=hit,
+                    served_path=hit.image_path if hit else None,
+                    estimate_usd=0.0 if hit else job.estimate_usd,
+                    request_key=job.request_key,
+                    reason="; ".join(job.blocked) or None,
+                )
+            )
         self._attach_urls(report)
         return report
 
@@ -172,8 +204,14 @@ class Pipeline:
             async with sem:
                 for spec in user_specs:
                     if spec.job_id in done_before:
-                        report.outcomes.append(Outcome(spec.persona.id, spec.target, "skipped",
-                                                       reason="done in an earlier attempt of this run"))
+                        report.outcomes.append(
+                            Outcome(
+                                spec.persona.id,
+                                spec.target,
+                                "skipped",
+                                reason="done in an earlier attempt of this run",
+                            )
+                        )
                         continue
                     if self.stop_event.is_set():
                         return
@@ -195,9 +233,11 @@ class Pipeline:
             if o.served_path is None:
                 continue
             try:
-                o.image_url = (self.store.image_url(o.served_path)
-                               if o.record is not None and o.served_path == o.record.image_path
-                               else Path(o.served_path).resolve().as_uri())
+                o.image_url = (
+                    self.store.image_url(o.served_path)
+                    if o.record is not None and o.served_path == o.record.image_path
+                    else Path(o.served_path).resolve().as_uri()
+                )
             except Exception:  # noqa: S112 - a URL is a convenience; the path is still reported
                 continue
 
@@ -212,11 +252,28 @@ class Pipeline:
             return set()
         return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
 
-    def _job_state(self, spec: JobSpec, state: Any, key: str = "", avatar_id: str | None = None,
-                   detail: str | None = None) -> None:
+    def _job_state(
+        self,
+        spec: JobSpec,
+        state: Any,
+        key: str = "",
+        avatar_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         if self.run:
-            self.store.put_job_state(JobState(self.run.id, spec.job_id, spec.persona.id, spec.target, state, key,
-                                              avatar_id, detail, self.now()))
+            self.store.put_job_state(
+                JobState(
+                    self.run.id,
+                    spec.job_id,
+                    spec.persona.id,
+                    spec.target,
+                    state,
+                    key,
+                    avatar_id,
+                    detail,
+                    self.now(),
+                )
+            )
 
     def _cache_hit(self, job: Job) -> AvatarRecord | None:
         entry = self.store.cache_get(job.user_id, job.request_key)
@@ -244,17 +301,19 @@ class Pipeline:
             self._safe_job_state(spec, "failed", job.request_key, detail)
             return Outcome(job.user_id, job.target, "failed", reason=detail, request_key=job.request_key)
         state = {"generated": "done", "cached": "done", "ingested": "done", "failed": "failed"}.get(
-            outcome.status, "degraded")
-        self._safe_job_state(spec, state, job.request_key, outcome.reason,
-                             outcome.record.id if outcome.record else None)
+            outcome.status, "degraded"
+        )
+        self._safe_job_state(
+            spec, state, job.request_key, outcome.reason, outcome.record.id if outcome.record else None
+        )
         return outcome
 
-    def _safe_job_state(self, spec: JobSpec, state: Any, key: str, detail: str | None,
-                        avatar_id: str | None = None) -> None:
-        try:
+    def _safe_job_state(
+        self, spec: JobSpec, state: Any, key: str, detail: str | None, avatar_id: str | None = None
+    ) -> None:
+        # The store may be down: the run report still says what happened to the job.
+        with contextlib.suppress(Exception):
             self._job_state(spec, state, key, avatar_id, detail)
-        except Exception:  # noqa: S110 - the store is down; the run report still says what happened
-            pass
 
     async def _execute(self, job: Job) -> Outcome:
         # 1. an image paid for earlier and never stored is ingested, not bought again
@@ -264,11 +323,27 @@ class Pipeline:
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
         hit = self._cache_hit(job)
         if hit is not None:
-            self.store.record_event(LedgerEvent(user_id=job.user_id, kind="cache_hit", target=job.target,
-                                                request_key=job.request_key, avatar_id=hit.id,
-                                                provider=hit.provider, model=hit.model, run_id=self._run_id()))
-            return Outcome(job.user_id, job.target, "cached", record=hit, served_path=hit.image_path,
-                           request_key=job.request_key, message=hit.message)
+            self.store.record_event(
+                LedgerEvent(
+                    user_id=job.user_id,
+                    kind="cache_hit",
+                    target=job.target,
+                    request_key=job.request_key,
+                    avatar_id=hit.id,
+                    provider=hit.provider,
+                    model=hit.model,
+                    run_id=self._run_id(),
+                )
+            )
+            return Outcome(
+                job.user_id,
+                job.target,
+                "cached",
+                record=hit,
+                served_path=hit.image_path,
+                request_key=job.request_key,
+                message=hit.message,
+            )
         # 3. blocked free text never reaches a provider
         if job.blocked:
             return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
@@ -300,8 +375,19 @@ class Pipeline:
 
     def _job_state_job(self, job: Job, state: Any) -> None:
         if self.run:
-            self.store.put_job_state(JobState(self.run.id, job.job_id, job.user_id, job.target, state,
-                                              job.request_key, None, None, self.now()))
+            self.store.put_job_state(
+                JobState(
+                    self.run.id,
+                    job.job_id,
+                    job.user_id,
+                    job.target,
+                    state,
+                    job.request_key,
+                    None,
+                    None,
+                    self.now(),
+                )
+            )
 
     def _run_id(self) -> str | None:
         return self.run.id if self.run else None
@@ -309,8 +395,7 @@ class Pipeline:
     async def _reserve(self, job: Job) -> Reservation | Outcome:
         async with self._run_lock:
             if self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9:
-                return self._degrade(job, "degraded",
-                                     f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
+                return self._degrade(job, "degraded", f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
             try:
                 reservation = self.store.reserve(job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps)
             except LimitReached as limit:
@@ -320,6 +405,7 @@ class Pipeline:
 
     async def _generate(self, job: Job) -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
+
         async def attempt() -> ImageResult:
             res = await self.provider.generate(job.request)
             if self.limiter and res.rate_headers:
@@ -327,8 +413,9 @@ class Pipeline:
             return res
 
         try:
-            result = await call_with_retries(attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate,
-                                             self.stats)
+            result = await call_with_retries(
+                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+            )
         except ProviderFailure as failure:
             if failure.kind != "moderation":
                 raise
@@ -336,13 +423,24 @@ class Pipeline:
             self._ledger_failure(job, failure, kind="blocked")
             safe_job = self.planner.plan(job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
-            result = await call_with_retries(attempt, self.configs.limits.retry, self.limiter,
-                                             job.tokens_estimate, self.stats)
-        result.cost_usd = pricing.cost_from_usage(job.model_entry, result.usage,
-                                                  batch=self.planner.provider_name.endswith("-batch"))
-        self.spool.put(job.user_id, job.request_key, result,
-                       {"user_id": job.user_id, "target": job.target, "request_key": job.request_key,
-                        "run_id": self._run_id(), "created_at": self.now().isoformat()})
+            result = await call_with_retries(
+                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+            )
+        result.cost_usd = pricing.cost_from_usage(
+            job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
+        )
+        self.spool.put(
+            job.user_id,
+            job.request_key,
+            result,
+            {
+                "user_id": job.user_id,
+                "target": job.target,
+                "request_key": job.request_key,
+                "run_id": self._run_id(),
+                "created_at": self.now().isoformat(),
+            },
+        )
         return result
 
     def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes, Verdict]:
@@ -362,48 +460,97 @@ class Pipeline:
         image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
         msg = self._message(job)
         record = AvatarRecord(
-            id=avatar_id, user_id=job.user_id, target=job.target, stage=job.stage, request_key=job.request_key,
-            image_path=image_ref, thumb_path=thumb_ref, width=img.width, height=img.height,
-            provider=result.provider, model=result.model, quality=job.request.quality, cost_usd=result.cost_usd,
-            usage=result.usage, request_id=result.request_id, prompt=job.request.prompt,
-            references=job.request.references, message=msg, status=status,
+            id=avatar_id,
+            user_id=job.user_id,
+            target=job.target,
+            stage=job.stage,
+            request_key=job.request_key,
+            image_path=image_ref,
+            thumb_path=thumb_ref,
+            width=img.width,
+            height=img.height,
+            provider=result.provider,
+            model=result.model,
+            quality=job.request.quality,
+            cost_usd=result.cost_usd,
+            usage=result.usage,
+            request_id=result.request_id,
+            prompt=job.request.prompt,
+            references=job.request.references,
+            message=msg,
+            status=status,
             reason=None if verdict.ok else "quality gate: " + "; ".join(verdict.failures),
-            validation=verdict.to_dict(), created_at=self.now(),
+            validation=verdict.to_dict(),
+            created_at=self.now(),
         )
         self.store.put_avatar(record)
         stored = self.store.get_avatar(job.user_id, avatar_id) or record
-        event = LedgerEvent(user_id=job.user_id, kind="spool_ingest" if ingested else "generated",
-                            target=job.target, request_key=job.request_key, avatar_id=avatar_id,
-                            provider=result.provider, model=result.model, usage=result.usage,
-                            cost_usd=result.cost_usd, request_id=result.request_id, run_id=self._run_id(),
-                            validation_ok=verdict.ok)
+        event = LedgerEvent(
+            user_id=job.user_id,
+            kind="spool_ingest" if ingested else "generated",
+            target=job.target,
+            request_key=job.request_key,
+            avatar_id=avatar_id,
+            provider=result.provider,
+            model=result.model,
+            usage=result.usage,
+            cost_usd=result.cost_usd,
+            request_id=result.request_id,
+            run_id=self._run_id(),
+            validation_ok=verdict.ok,
+        )
         # One paid image, one ledger line, however often a crash makes us come back here.
         self.store.record_event(event, event_id=f"paid:{job.user_id}:{job.request_key}")
         self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
             asset = self.fallbacks.pick(job.target, job.persona)
-            return Outcome(job.user_id, job.target, "fallback", record=stored,
-                           served_path=str(asset) if asset else None, cost_usd=0.0 if ingested else result.cost_usd,
-                           estimate_usd=job.estimate_usd, request_key=job.request_key,
-                           reason="quality gate failed twice: " + "; ".join(verdict.failures),
-                           validation=verdict.to_dict())
-        return Outcome(job.user_id, job.target, "ingested" if ingested else "generated", record=stored,
-                       served_path=stored.image_path, cost_usd=0.0 if ingested else result.cost_usd,
-                       estimate_usd=job.estimate_usd, request_key=job.request_key, message=stored.message,
-                       validation=verdict.to_dict())
+            return Outcome(
+                job.user_id,
+                job.target,
+                "fallback",
+                record=stored,
+                served_path=str(asset) if asset else None,
+                cost_usd=0.0 if ingested else result.cost_usd,
+                estimate_usd=job.estimate_usd,
+                request_key=job.request_key,
+                reason="quality gate failed twice: " + "; ".join(verdict.failures),
+                validation=verdict.to_dict(),
+            )
+        return Outcome(
+            job.user_id,
+            job.target,
+            "ingested" if ingested else "generated",
+            record=stored,
+            served_path=stored.image_path,
+            cost_usd=0.0 if ingested else result.cost_usd,
+            estimate_usd=job.estimate_usd,
+            request_key=job.request_key,
+            message=stored.message,
+            validation=verdict.to_dict(),
+        )
 
-    async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes,
-                                verdict: Verdict) -> Outcome | None:
+    async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes, verdict: Verdict) -> Outcome | None:
         """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),
         then try once more with the style's reinforced prompt, within the caps."""
         rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None)
-        self.store.record_event(LedgerEvent(
-            user_id=job.user_id, kind="generated", target=job.target, request_key=job.request_key,
-            provider=result.provider, model=result.model, usage=result.usage, cost_usd=result.cost_usd,
-            request_id=result.request_id, run_id=self._run_id(), validation_ok=False,
-            detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
-        ), event_id=f"paid:{job.user_id}:{job.request_key}:rejected")
+        self.store.record_event(
+            LedgerEvent(
+                user_id=job.user_id,
+                kind="generated",
+                target=job.target,
+                request_key=job.request_key,
+                provider=result.provider,
+                model=result.model,
+                usage=result.usage,
+                cost_usd=result.cost_usd,
+                request_id=result.request_id,
+                run_id=self._run_id(),
+                validation_ok=False,
+                detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
+            ),
+            event_id=f"paid:{job.user_id}:{job.request_key}:rejected",
+        )
         self.spool.remove(job.user_id, job.request_key)
         reservation: Reservation | None = None
         if not _is_free(job):
@@ -442,15 +589,29 @@ class Pipeline:
             self._ledger_failure(job, failure, kind="blocked")
             return self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
         self._ledger_failure(job, failure, kind="failed")
-        return Outcome(job.user_id, job.target, "failed", reason=failure.message, request_key=job.request_key,
-                       estimate_usd=job.estimate_usd)
+        return Outcome(
+            job.user_id,
+            job.target,
+            "failed",
+            reason=failure.message,
+            request_key=job.request_key,
+            estimate_usd=job.estimate_usd,
+        )
 
     def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
-        self.store.record_event(LedgerEvent(
-            user_id=job.user_id, kind=kind, target=job.target, request_key=job.request_key,
-            provider=self.planner.provider_name, model=job.model_name, request_id=failure.request_id,
-            run_id=self._run_id(), detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
-        ))
+        self.store.record_event(
+            LedgerEvent(
+                user_id=job.user_id,
+                kind=kind,
+                target=job.target,
+                request_key=job.request_key,
+                provider=self.planner.provider_name,
+                model=job.model_name,
+                request_id=failure.request_id,
+                run_id=self._run_id(),
+                detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
+            )
+        )
 
     def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
         """Serve the user's latest avatar, or the stage's fallback asset, and say why."""
@@ -458,6 +619,7 @@ class Pipeline:
         if not fallback_only:
             good = [r for r in self.store.list_avatars(job.user_id) if r.status in ("ok", "flagged")]
             latest = good[-1] if good else None
+        served: str | None
         if latest is not None:
             served, kind = latest.image_path, "degraded"
             record = latest
@@ -466,12 +628,27 @@ class Pipeline:
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"
-        self.store.record_event(LedgerEvent(user_id=job.user_id, kind=kind if status != "blocked" else "blocked",
-                                            target=job.target, request_key=job.request_key,
-                                            avatar_id=latest.id if latest else None, run_id=self._run_id(),
-                                            detail=reason))
-        return Outcome(job.user_id, job.target, status, record=record, served_path=served, reason=reason,
-                       request_key=job.request_key, estimate_usd=job.estimate_usd)
+        self.store.record_event(
+            LedgerEvent(
+                user_id=job.user_id,
+                kind=kind if status != "blocked" else "blocked",
+                target=job.target,
+                request_key=job.request_key,
+                avatar_id=latest.id if latest else None,
+                run_id=self._run_id(),
+                detail=reason,
+            )
+        )
+        return Outcome(
+            job.user_id,
+            job.target,
+            status,
+            record=record,
+            served_path=served,
+            reason=reason,
+            request_key=job.request_key,
+            estimate_usd=job.estimate_usd,
+        )
 
 
 def _is_free(job: Job) -> bool:
@@ -489,7 +666,9 @@ def _stop_hint(failure: ProviderFailure) -> str:
     if failure.status == 401:
         return "Set a valid OPENAI_API_KEY (or --secrets-file); the current key was rejected."
     if failure.status == 403:
-        return "Verify the organisation for GPT Image models (it can take 15 minutes to apply) or check the key's project."
+        return (
+            "Verify the organisation for GPT Image models (it can take 15 minutes to apply) or check the key's project."
+        )
     if failure.status == 404:
         return "The model is unknown to the API (retired?): pick another with --model."
     return "Fix the cause above, then resume the run."

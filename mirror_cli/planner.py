@@ -86,13 +86,26 @@ def effective_progress(configs: ConfigSet, progress: Progress, stage: str) -> Pr
     current = table.index(table.stage_for_days(progress.active_days))
     if table.index(stage) >= current:
         return progress
-    return Progress(active_days=table.get(stage).from_day, goals_completed=0, major_achievement=None,
-                    achievement_areas=[], discovered_traits=progress.discovered_traits)
+    return Progress(
+        active_days=table.get(stage).from_day,
+        goals_completed=0,
+        major_achievement=None,
+        achievement_areas=[],
+        discovered_traits=progress.discovered_traits,
+    )
 
 
 class Planner:
-    def __init__(self, configs: ConfigSet, store: Store, provider: ImageProvider, provider_name: str,
-                 model: str, quality: str | None, size: str | None) -> None:
+    def __init__(
+        self,
+        configs: ConfigSet,
+        store: Store,
+        provider: ImageProvider,
+        provider_name: str,
+        model: str,
+        quality: str | None,
+        size: str | None,
+    ) -> None:
         self.configs = configs
         self.store = store
         self.provider = provider
@@ -114,11 +127,15 @@ class Planner:
             )
         expected = self.provider_name.removesuffix("-batch")
         if e.provider != expected:
-            raise ConfigError(f"Model {name!r} is served by the {e.provider!r} provider, not {self.provider_name!r}.",
-                              f"Pass --provider {e.provider}, or choose a {self.provider_name} model.")
+            raise ConfigError(
+                f"Model {name!r} is served by the {e.provider!r} provider, not {self.provider_name!r}.",
+                f"Pass --provider {e.provider}, or choose a {self.provider_name} model.",
+            )
         if self.quality not in e.qualities:
-            raise UsageError(f"Quality {self.quality!r} is not offered by {name}.",
-                             f"Use one of: {', '.join(e.qualities)}.")
+            raise UsageError(
+                f"Quality {self.quality!r} is not offered by {name}.",
+                f"Use one of: {', '.join(e.qualities)}.",
+            )
         if e.sizes == "flexible":
             self._check_flexible_size(self.size)
         elif self.size not in e.sizes:
@@ -130,16 +147,22 @@ class Planner:
             w, h = (int(x) for x in size.lower().split("x"))
         except ValueError:
             raise UsageError(f"Size {size!r} is not WIDTHxHEIGHT.", "Use e.g. --size 1024x1024.") from None
-        ok = (w % 16 == 0 and h % 16 == 0 and max(w, h) <= 3840 and max(w, h) / min(w, h) <= 3
-              and 655_360 <= w * h <= 8_294_400)
+        ok = (
+            w % 16 == 0
+            and h % 16 == 0
+            and max(w, h) <= 3840
+            and max(w, h) / min(w, h) <= 3
+            and 655_360 <= w * h <= 8_294_400
+        )
         if not ok:
-            raise UsageError(f"Size {size!r} is not allowed for this model.",
-                             "Both sides multiples of 16, long side <= 3840, ratio <= 3:1, "
-                             "655,360-8,294,400 pixels (e.g. 1024x1024).")
+            raise UsageError(
+                f"Size {size!r} is not allowed for this model.",
+                "Both sides multiples of 16, long side <= 3840, ratio <= 3:1, "
+                "655,360-8,294,400 pixels (e.g. 1024x1024).",
+            )
 
     # ---------------------------------------------------------------------------------------
-    def anchor_and_previous(self, uid: str, target: str, stage: str) -> tuple[AvatarRecord | None,
-                                                                               AvatarRecord | None]:
+    def anchor_and_previous(self, uid: str, target: str, stage: str) -> tuple[AvatarRecord | None, AvatarRecord | None]:
         """The identity anchor (the user's first good avatar) and the latest good avatar of an
         earlier stage, as they were when ``target`` was first made: a repeat of the same job
         then sees the same references and gets the same request key (a cache hit)."""
@@ -153,8 +176,16 @@ class Planner:
         earlier = [r for r in records if r.target in table.names and table.index(r.stage) < idx]
         return anchor, (earlier[-1] if earlier else None)
 
-    def plan(self, persona: Persona, progress: Progress, target: str, *, photo: Photo | None = None,
-             safe: bool = False, reinforce: bool = False) -> Job:
+    def plan(
+        self,
+        persona: Persona,
+        progress: Progress,
+        target: str,
+        *,
+        photo: Photo | None = None,
+        safe: bool = False,
+        reinforce: bool = False,
+    ) -> Job:
         table = self.configs.stages
         if target in table.names:
             stage = target
@@ -176,43 +207,92 @@ class Planner:
                 ref_bytes.append(photo.data)
             elif anchor is not None:
                 data = self.store.read_image(anchor.image_path)
-                references.append(Reference(role="identity anchor", sha256=_sha(data), mime="image/webp",
-                                            avatar_id=anchor.id))
+                references.append(
+                    Reference(role="identity anchor", sha256=_sha(data), mime="image/webp", avatar_id=anchor.id)
+                )
                 ref_bytes.append(data)
-            if previous is not None and references and previous.id != (anchor.id if anchor else None) \
-                    and target in table.names:
+            if (
+                previous is not None
+                and references
+                and previous.id != (anchor.id if anchor else None)
+                and target in table.names
+            ):
                 data = self.store.read_image(previous.image_path)
-                references.append(Reference(role="previous stage", sha256=_sha(data), mime="image/webp",
-                                            avatar_id=previous.id))
+                references.append(
+                    Reference(role="previous stage", sha256=_sha(data), mime="image/webp", avatar_id=previous.id)
+                )
                 ref_bytes.append(data)
             references = references[: self.entry.capabilities.max_references]
             ref_bytes = ref_bytes[: len(references)]
         edit = bool(references)
 
-        parts = prompts.build(self.configs.style, persona, drawn, target, stage, label, edit=edit, safe=safe,
-                              reinforce=reinforce)
+        parts = prompts.build(
+            self.configs.style,
+            persona,
+            drawn,
+            target,
+            stage,
+            label,
+            edit=edit,
+            safe=safe,
+            reinforce=reinforce,
+        )
         if edit and len(references) == 1:
-            parts.prompt = parts.prompt.replace(" Image 2 is the previous stage: keep the art style, framing and "
-                                                "lighting continuous with it.", "")
+            parts.prompt = parts.prompt.replace(
+                " Image 2 is the previous stage: keep the art style, framing and lighting continuous with it.",
+                "",
+            )
         fidelity = "high" if "high" in self.entry.capabilities.input_fidelity and edit else None
         request = ImageRequest(
             model=self.entry.snapshot if self.provider_name != "local" else self.model_name,
-            prompt=parts.prompt, size=self.size, quality=self.quality, output_format="png",
-            references=references, reference_bytes=ref_bytes, safety_identifier=safety_identifier(persona.id),
-            spec=parts.spec, input_fidelity=fidelity,
+            prompt=parts.prompt,
+            size=self.size,
+            quality=self.quality,
+            output_format="png",
+            references=references,
+            reference_bytes=ref_bytes,
+            safety_identifier=safety_identifier(persona.id),
+            spec=parts.spec,
+            input_fidelity=fidelity,
         )
         style = f"{self.configs.style.name}@{self.configs.style.version}"
         key = request_key(persona.id, self.provider_name, self.entry, self.provider.renderer_version, style, request)
-        blocked = safety.screen([*progress.discovered_traits, progress.major_achievement or "",
-                                 persona.appearance.description, *progress.achievement_areas])
-        tokens = output_tokens_estimate(self.entry, self.quality, self.size) + self.entry.prompt_tokens_estimate \
+        blocked = safety.screen(
+            [
+                *progress.discovered_traits,
+                progress.major_achievement or "",
+                persona.appearance.description,
+                *progress.achievement_areas,
+            ]
+        )
+        tokens = (
+            output_tokens_estimate(self.entry, self.quality, self.size)
+            + self.entry.prompt_tokens_estimate
             + len(references) * self.entry.reference_image_tokens
+        )
         return Job(
-            user_id=persona.id, target=target, stage=stage, label=label, persona=persona, progress=progress,
-            request=request, request_key=key, model_name=self.model_name, model_entry=self.entry,
-            estimate_usd=estimate(self.entry, self.quality, self.size, len(references),
-                                  batch=self.provider_name.endswith("-batch")),
-            tokens_estimate=tokens, parts=parts, previous=previous, blocked=blocked, edit=edit,
+            user_id=persona.id,
+            target=target,
+            stage=stage,
+            label=label,
+            persona=persona,
+            progress=progress,
+            request=request,
+            request_key=key,
+            model_name=self.model_name,
+            model_entry=self.entry,
+            estimate_usd=estimate(
+                self.entry,
+                self.quality,
+                self.size,
+                len(references),
+                batch=self.provider_name.endswith("-batch"),
+            ),
+            tokens_estimate=tokens,
+            parts=parts,
+            previous=previous,
+            blocked=blocked,
+            edit=edit,
         )
 
 

@@ -16,11 +16,22 @@ from .models import RenderSpec
 RENDERER_VERSION = "scene-2"
 
 SKIN_HEX = {
-    "pale": "ffdbb4", "light": "edb98a", "medium": "d08b5b", "tan": "ae5d29", "brown": "8d5524", "dark": "614335",
+    "pale": "ffdbb4",
+    "light": "edb98a",
+    "medium": "d08b5b",
+    "tan": "ae5d29",
+    "brown": "8d5524",
+    "dark": "614335",
 }
 HAIR_HEX = {
-    "black": "2c1b18", "darkBrown": "4a312c", "brown": "724133", "auburn": "a55728", "blonde": "d6b370",
-    "platinum": "ecdcbf", "red": "c93305", "grey": "c9c3c0",
+    "black": "2c1b18",
+    "darkBrown": "4a312c",
+    "brown": "724133",
+    "auburn": "a55728",
+    "blonde": "d6b370",
+    "platinum": "ecdcbf",
+    "red": "c93305",
+    "grey": "c9c3c0",
 }
 
 
@@ -81,13 +92,14 @@ def avatar_svg(spec: RenderSpec) -> str:
 
 # ---------------------------------------------------------------- scene pieces (SVG snippets)
 
+
 def _defs(p: dict[str, str]) -> str:
     return f"""<defs>
 <linearGradient id="wall" x1="0" y1="0" x2="0" y2="1">
- <stop offset="0" stop-color="{p['background_top']}"/><stop offset="1" stop-color="{p['background_bottom']}"/>
+ <stop offset="0" stop-color="{p["background_top"]}"/><stop offset="1" stop-color="{p["background_bottom"]}"/>
 </linearGradient>
 <radialGradient id="halo" cx="512" cy="420" r="420" gradientUnits="userSpaceOnUse">
- <stop offset="0" stop-color="{p['glow']}" stop-opacity="0.95"/><stop offset="1" stop-color="{p['glow']}" stop-opacity="0"/>
+ <stop offset="0" stop-color="{p["glow"]}" stop-opacity="0.95"/><stop offset="1" stop-color="{p["glow"]}" stop-opacity="0"/>
 </radialGradient>
 <radialGradient id="lampglow" cx="930" cy="610" r="360" gradientUnits="userSpaceOnUse">
  <stop offset="0" stop-color="#FFF1C4" stop-opacity="0.9"/><stop offset="1" stop-color="#FFB347" stop-opacity="0"/>
@@ -96,7 +108,7 @@ def _defs(p: dict[str, str]) -> str:
  <stop offset="0" stop-color="#F47B3A"/><stop offset="0.6" stop-color="#F9B45B"/><stop offset="1" stop-color="#FCE1A2"/>
 </linearGradient>
 <linearGradient id="desk" x1="0" y1="0" x2="0" y2="1">
- <stop offset="0" stop-color="{p['desk']}"/><stop offset="1" stop-color="#6E3B1C"/>
+ <stop offset="0" stop-color="{p["desk"]}"/><stop offset="1" stop-color="#6E3B1C"/>
 </linearGradient>
 <linearGradient id="holo" x1="0" y1="0" x2="1" y2="1">
  <stop offset="0" stop-color="#FFE8B0" stop-opacity="0.85"/><stop offset="1" stop-color="#FF9E5E" stop-opacity="0.35"/>
@@ -107,12 +119,16 @@ def _defs(p: dict[str, str]) -> str:
 def _window(skyline: bool) -> str:
     city = ""
     if skyline:
-        city = ('<path d="M62 330 V250 h30 v-40 h26 v60 h22 v-90 h34 v90 h18 v-50 h30 v80 h28 v-30 h20 V330 Z" '
-                'fill="#8E3B2A" opacity="0.85"/>'
-                '<g fill="#FFD27A">' + "".join(
-                    f'<rect x="{x}" y="{y}" width="6" height="8"/>'
-                    for x, y in [(132, 200), (150, 220), (176, 240), (206, 260), (248, 280), (100, 280)]
-                ) + "</g>")
+        city = (
+            '<path d="M62 330 V250 h30 v-40 h26 v60 h22 v-90 h34 v90 h18 v-50 h30 v80 h28 v-30 h20 V330 Z" '
+            'fill="#8E3B2A" opacity="0.85"/>'
+            '<g fill="#FFD27A">'
+            + "".join(
+                f'<rect x="{x}" y="{y}" width="6" height="8"/>'
+                for x, y in [(132, 200), (150, 220), (176, 240), (206, 260), (248, 280), (100, 280)]
+            )
+            + "</g>"
+        )
     return f"""<g>
 <rect x="50" y="70" width="230" height="280" rx="18" fill="#7A3F1D"/>
 <rect x="62" y="82" width="206" height="256" rx="10" fill="url(#sunset)"/>
@@ -152,15 +168,21 @@ def _prop(name: str) -> str:
         # wall, right column
         "calendar": '<g><rect x="790" y="90" width="170" height="150" rx="10" fill="#FFF6E6" stroke="#7A3F1D" '
         'stroke-width="4"/><rect x="790" y="90" width="170" height="36" rx="10" fill="#D9534F"/>'
-        + "".join(f'<rect x="{806 + 30 * (i % 5)}" y="{138 + 24 * (i // 5)}" width="20" height="16" rx="3" '
-                  f'fill="{"#E8863A" if i in (1, 3, 6, 8, 11) else "#F1D9B5"}"/>' for i in range(15))
+        + "".join(
+            f'<rect x="{806 + 30 * (i % 5)}" y="{138 + 24 * (i // 5)}" width="20" height="16" rx="3" '
+            f'fill="{"#E8863A" if i in (1, 3, 6, 8, 11) else "#F1D9B5"}"/>'
+            for i in range(15)
+        )
         + "</g>",
         "checklist": '<g><rect x="800" y="262" width="150" height="180" rx="10" fill="#FFF9EE" stroke="#7A3F1D" '
-        'stroke-width="4"/>' + "".join(
+        'stroke-width="4"/>'
+        + "".join(
             f'<rect x="816" y="{284 + 38 * i}" width="22" height="22" rx="4" fill="none" stroke="#9C5B2E" '
             f'stroke-width="3"/><path d="M820 {295 + 38 * i} l6 7 l12 -14" stroke="#3E9B5F" stroke-width="4" '
             f'fill="none"/><rect x="848" y="{290 + 38 * i}" width="86" height="9" rx="4" fill="#E2C9A6"/>'
-            for i in range(4)) + "</g>",
+            for i in range(4)
+        )
+        + "</g>",
         "sticky_notes": '<g><rect x="880" y="462" width="56" height="56" fill="#FFE066" transform="rotate(6 908 490)"/>'
         '<rect x="812" y="470" width="56" height="56" fill="#FFB17A" transform="rotate(-5 840 498)"/></g>',
         "certificate": '<g><rect x="60" y="520" width="170" height="120" rx="6" fill="#FFF6DD" stroke="#B8862B" '
@@ -180,10 +202,13 @@ def _prop(name: str) -> str:
         '<circle cx="292" cy="458" r="26" fill="#F5B731" stroke="#B07A12" stroke-width="4"/>'
         '<circle cx="292" cy="458" r="11" fill="#FFE08A"/></g>',
         "hologram": '<g><rect x="770" y="110" width="210" height="250" rx="16" fill="url(#holo)" stroke="#FFF1C4" '
-        'stroke-width="3"/>' + "".join(
+        'stroke-width="3"/>'
+        + "".join(
             f'<rect x="794" y="{140 + 34 * i}" width="{150 - 22 * (i % 3)}" height="10" rx="5" fill="#FFF7E0" '
-            f'opacity="0.8"/>' for i in range(5)) +
-        '<circle cx="930" cy="320" r="24" fill="none" stroke="#FFF7E0" stroke-width="5" opacity="0.85"/></g>',
+            f'opacity="0.8"/>'
+            for i in range(5)
+        )
+        + '<circle cx="930" cy="320" r="24" fill="none" stroke="#FFF7E0" stroke-width="5" opacity="0.85"/></g>',
         # desk, left
         "laptop": '<g><path d="M150 712 h250 l-14 150 h-222 z" fill="#5B6570"/><path d="M158 720 h234 l-12 136 '
         'h-210 z" fill="#727E8A"/><circle cx="275" cy="790" r="16" fill="#FFD27A" opacity="0.9"/>'
@@ -192,9 +217,13 @@ def _prop(name: str) -> str:
         '<rect x="32" y="766" width="108" height="26" rx="4" fill="#D9534F"/>'
         '<rect x="20" y="740" width="116" height="26" rx="4" fill="#3E9B5F"/>'
         '<rect x="40" y="716" width="96" height="24" rx="4" fill="#F2A541"/></g>',
-        "code_window": '<g><rect x="24" y="600" width="150" height="110" rx="10" fill="#3B2A25"/>' + "".join(
+        "code_window": '<g><rect x="24" y="600" width="150" height="110" rx="10" fill="#3B2A25"/>'
+        + "".join(
             f'<rect x="{40 + 14 * (i % 2)}" y="{620 + 16 * i}" width="{90 - 12 * (i % 3)}" height="7" rx="3" '
-            f'fill="{("#FFB347", "#7FD18B", "#FFE08A")[i % 3]}"/>' for i in range(5)) + "</g>",
+            f'fill="{("#FFB347", "#7FD18B", "#FFE08A")[i % 3]}"/>'
+            for i in range(5)
+        )
+        + "</g>",
         "dumbbell": '<g><rect x="560" y="956" width="120" height="14" rx="7" fill="#555"/>'
         '<rect x="548" y="936" width="26" height="54" rx="6" fill="#333"/>'
         '<rect x="666" y="936" width="26" height="54" rx="6" fill="#333"/></g>',
@@ -240,9 +269,33 @@ def _prop(name: str) -> str:
     return pieces.get(name, "")
 
 
-WALL_LAYER = ("string_lights", "stars", "calendar", "checklist", "sticky_notes", "certificate", "photo_frame",
-              "medal", "hologram", "trophy", "code_window", "chef_hat", "guitar")
-DESK_LAYER = ("books", "running_shoes", "laptop", "notebook", "organised_desk", "mug", "plant", "globe", "lamp", "paint_palette")
+WALL_LAYER = (
+    "string_lights",
+    "stars",
+    "calendar",
+    "checklist",
+    "sticky_notes",
+    "certificate",
+    "photo_frame",
+    "medal",
+    "hologram",
+    "trophy",
+    "code_window",
+    "chef_hat",
+    "guitar",
+)
+DESK_LAYER = (
+    "books",
+    "running_shoes",
+    "laptop",
+    "notebook",
+    "organised_desk",
+    "mug",
+    "plant",
+    "globe",
+    "lamp",
+    "paint_palette",
+)
 FLOOR_LAYER = ("big_plant", "dumbbell", "meditation_cushion")
 
 
@@ -272,6 +325,7 @@ def scene_svg(spec: RenderSpec, palette: dict[str, str], size: int = 1024) -> st
 def render_png(spec: RenderSpec, palette: dict[str, str], size: int = 1024) -> bytes:
     import resvg_py
 
-    png = resvg_py.svg_to_bytes(svg_string=scene_svg(spec, palette, size), width=size, height=size,
-                                skip_system_fonts=True)
+    png = resvg_py.svg_to_bytes(
+        svg_string=scene_svg(spec, palette, size), width=size, height=size, skip_system_fonts=True
+    )
     return bytes(png)

@@ -16,8 +16,9 @@ PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 class Settings(Strict):
-    config_dir: Path = Field(default_factory=lambda: Path("configs") if Path("configs/stages.yaml").exists()
-                             else PACKAGE_CONFIGS)
+    config_dir: Path = Field(
+        default_factory=lambda: Path("configs") if Path("configs/stages.yaml").exists() else PACKAGE_CONFIGS
+    )
     data_dir: Path = Path("mirror-data")
     store: str = "local"
     provider: str = "local"
@@ -29,8 +30,11 @@ class Settings(Strict):
     secrets_file: Path | None = None
     concurrency: int | None = Field(None, ge=1, le=256)
     max_cost: float | None = Field(None, ge=0)
-    fallback_dir: Path = Field(default_factory=lambda: Path("fallback_assets") if Path("fallback_assets").exists()
-                               else PACKAGE_CONFIGS.parent / "fallback_assets")
+    fallback_dir: Path = Field(
+        default_factory=lambda: (
+            Path("fallback_assets") if Path("fallback_assets").exists() else PACKAGE_CONFIGS.parent / "fallback_assets"
+        )
+    )
     # Firebase store
     firebase_project: str | None = None
     firebase_bucket: str | None = None

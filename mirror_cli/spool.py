@@ -42,8 +42,13 @@ class Spool:
         img.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._atomic_write(img, result.data)
         body = {
-            **meta, "mime": result.mime, "usage": result.usage.model_dump(), "cost_usd": result.cost_usd,
-            "request_id": result.request_id, "provider": result.provider, "model": result.model,
+            **meta,
+            "mime": result.mime,
+            "usage": result.usage.model_dump(),
+            "cost_usd": result.cost_usd,
+            "request_id": result.request_id,
+            "provider": result.provider,
+            "model": result.model,
             "latency_s": result.latency_s,
         }
         # The metadata file is written last: an image without it is incomplete and ignored.
@@ -55,8 +60,13 @@ class Spool:
             return None
         meta = json.loads(info.read_text())
         result = ImageResult(
-            data=img.read_bytes(), mime=meta["mime"], usage=TokenUsage(**meta["usage"]), cost_usd=meta["cost_usd"],
-            request_id=meta.get("request_id"), provider=meta["provider"], model=meta["model"],
+            data=img.read_bytes(),
+            mime=meta["mime"],
+            usage=TokenUsage(**meta["usage"]),
+            cost_usd=meta["cost_usd"],
+            request_id=meta.get("request_id"),
+            provider=meta["provider"],
+            model=meta["model"],
             latency_s=meta.get("latency_s", 0.0),
         )
         return Spooled(result, meta)

@@ -21,8 +21,12 @@ from mirror_cli.settings import load_settings  # noqa: E402
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's MIRROR_* settings, key or mirror.yaml."""
     for key in list(os.environ):
-        if key.startswith("MIRROR_") or key in ("OPENAI_API_KEY", "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT",
-                                                "JOB_COMPLETION_INDEX"):
+        if key.startswith("MIRROR_") or key in (
+            "OPENAI_API_KEY",
+            "CLOUD_RUN_TASK_INDEX",
+            "CLOUD_RUN_TASK_COUNT",
+            "JOB_COMPLETION_INDEX",
+        ):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MIRROR_CONFIG_DIR", str(ROOT / "configs"))
     monkeypatch.setenv("MIRROR_FALLBACK_DIR", str(ROOT / "fallback_assets"))

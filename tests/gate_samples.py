@@ -15,8 +15,14 @@ def cold_blue() -> Image.Image:
 
 def warm_noise() -> Image.Image:
     noise = Image.effect_noise((1024, 1024), 60)
-    return Image.merge("RGB", [noise.point(lambda v: min(255, v + 90)), noise.point(lambda v: max(0, v - 10)),
-                               noise.point(lambda v: max(0, v - 80))])
+    return Image.merge(
+        "RGB",
+        [
+            noise.point(lambda v: min(255, v + 90)),
+            noise.point(lambda v: max(0, v - 10)),
+            noise.point(lambda v: max(0, v - 80)),
+        ],
+    )
 
 
 def photo_like() -> Image.Image:
@@ -27,7 +33,11 @@ def photo_like() -> Image.Image:
     for y in range(256):
         for x in range(256):
             base = 150 + int(60 * (x / 255))
-            px[x, y] = (min(255, base + rng.randint(-40, 40)), 90 + rng.randint(-35, 35), 50 + rng.randint(-25, 25))
+            px[x, y] = (
+                min(255, base + rng.randint(-40, 40)),
+                90 + rng.randint(-35, 35),
+                50 + rng.randint(-25, 25),
+            )
     return small.resize((1024, 1024), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(0.4))
 
 
@@ -36,5 +46,10 @@ def blank_amber() -> Image.Image:
 
 
 def bad_images() -> dict[str, Image.Image]:
-    return {"cold blue": cold_blue(), "warm noise": warm_noise(), "photo-like texture": photo_like(),
-            "blank amber": blank_amber(), "wrong size": blank_amber().resize((512, 512))}
+    return {
+        "cold blue": cold_blue(),
+        "warm noise": warm_noise(),
+        "photo-like texture": photo_like(),
+        "blank amber": blank_amber(),
+        "wrong size": blank_amber().resize((512, 512)),
+    }

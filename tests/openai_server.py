@@ -68,14 +68,22 @@ class Fault:
 
 
 def rate_limit_fault(seconds: float = 0.2) -> Fault:
-    return Fault(429, "requests", "rate_limit_exceeded",
-                 f"Rate limit reached for images per min. Please try again in {seconds}s.",
-                 {"retry-after-ms": str(int(seconds * 1000))})
+    return Fault(
+        429,
+        "requests",
+        "rate_limit_exceeded",
+        f"Rate limit reached for images per min. Please try again in {seconds}s.",
+        {"retry-after-ms": str(int(seconds * 1000))},
+    )
 
 
 def quota_fault() -> Fault:
-    return Fault(429, "insufficient_quota", "insufficient_quota",
-                 "You exceeded your current quota, please check your plan and billing details.")
+    return Fault(
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+    )
 
 
 def billing_fault() -> Fault:
@@ -83,9 +91,13 @@ def billing_fault() -> Fault:
 
 
 def moderation_fault() -> Fault:
-    return Fault(400, "image_generation_user_error", "moderation_blocked",
-                 "Your request was rejected by the safety system.",
-                 extra={"moderation_details": {"moderation_stage": "input", "categories": ["violence"]}})
+    return Fault(
+        400,
+        "image_generation_user_error",
+        "moderation_blocked",
+        "Your request was rejected by the safety system.",
+        extra={"moderation_details": {"moderation_stage": "input", "categories": ["violence"]}},
+    )
 
 
 def auth_fault() -> Fault:
@@ -93,18 +105,30 @@ def auth_fault() -> Fault:
 
 
 def verify_fault() -> Fault:
-    return Fault(403, "invalid_request_error", None,
-                 "Your organization must be verified to use the model `gpt-image-2`.")
+    return Fault(
+        403,
+        "invalid_request_error",
+        None,
+        "Your organization must be verified to use the model `gpt-image-2`.",
+    )
 
 
 class FakeOpenAI:
-    def __init__(self, latency: float = 0.0, images_per_minute: float | None = None, window_s: float = 60.0,
-                 known_models: dict[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        images_per_minute: float | None = None,
+        window_s: float = 60.0,
+        known_models: dict[str, str | None] | None = None,
+    ) -> None:
         self.latency = latency
         self.images_per_minute = images_per_minute
         self.window_s = window_s
-        self.known_models = known_models or {"gpt-image-2-2026-04-21": None, "gpt-image-2": None,
-                                             "gpt-image-1.5-2025-12-16": "2026-12-01"}
+        self.known_models = known_models or {
+            "gpt-image-2-2026-04-21": None,
+            "gpt-image-2": None,
+            "gpt-image-1.5-2025-12-16": "2026-12-01",
+        }
         self.faults: deque[Fault] = deque()
         self.fault_every: tuple[int, Fault] | None = None  # every n-th request gets this fault
         self.ledger: list[dict[str, Any]] = []  # one entry per image served (billed)
@@ -137,9 +161,12 @@ class FakeOpenAI:
 
     def billed_usd(self, prices: dict[str, float]) -> float:
         return sum(
-            (e["usage"]["input_tokens_details"]["text_tokens"] * prices["text_in"]
-             + e["usage"]["input_tokens_details"]["image_tokens"] * prices["image_in"]
-             + e["usage"]["output_tokens"] * prices["image_out"]) / 1e6
+            (
+                e["usage"]["input_tokens_details"]["text_tokens"] * prices["text_in"]
+                + e["usage"]["input_tokens_details"]["image_tokens"] * prices["image_in"]
+                + e["usage"]["output_tokens"] * prices["image_out"]
+            )
+            / 1e6
             for e in self.ledger
         )
 
@@ -187,27 +214,56 @@ class FakeOpenAI:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                body = {"error": {"message": fault.message, "type": fault.type, "param": None, "code": fault.code,
-                                  **fault.extra}}
+                body = {
+                    "error": {
+                        "message": fault.message,
+                        "type": fault.type,
+                        "param": None,
+                        "code": fault.code,
+                        **fault.extra,
+                    }
+                }
                 self._send(fault.status, body, {"x-should-retry": "false", **fault.headers})
 
             def do_GET(self) -> None:
                 if self.path == "/_stats":
-                    return self._send(200, {"images": len(fake.ledger), "requests": len(fake.requests),
-                                            "rate_limited": fake.rate_limited,
-                                            "first": fake.requests[0]["t"] if fake.requests else 0,
-                                            "last": fake.requests[-1]["t"] if fake.requests else 0})
+                    return self._send(
+                        200,
+                        {
+                            "images": len(fake.ledger),
+                            "requests": len(fake.requests),
+                            "rate_limited": fake.rate_limited,
+                            "first": fake.requests[0]["t"] if fake.requests else 0,
+                            "last": fake.requests[-1]["t"] if fake.requests else 0,
+                        },
+                    )
                 auth = self.headers.get("Authorization", "")
                 if not auth.startswith("Bearer "):
                     return self._error(auth_fault())
                 if self.path.startswith("/v1/models/"):
                     model = self.path.rsplit("/", 1)[1]
                     if model not in fake.known_models:
-                        return self._send(404, {"error": {"message": f"The model `{model}` does not exist",
-                                                          "type": "invalid_request_error", "param": None,
-                                                          "code": "model_not_found"}})
-                    return self._send(200, {"id": model, "object": "model", "created": 1745000000,
-                                            "owned_by": "system", "shutdown_date": fake.known_models[model]})
+                        return self._send(
+                            404,
+                            {
+                                "error": {
+                                    "message": f"The model `{model}` does not exist",
+                                    "type": "invalid_request_error",
+                                    "param": None,
+                                    "code": "model_not_found",
+                                }
+                            },
+                        )
+                    return self._send(
+                        200,
+                        {
+                            "id": model,
+                            "object": "model",
+                            "created": 1745000000,
+                            "owned_by": "system",
+                            "shutdown_date": fake.known_models[model],
+                        },
+                    )
                 self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
 
             def do_POST(self) -> None:
@@ -220,10 +276,17 @@ class FakeOpenAI:
                 elif self.path == "/v1/images/edits":
                     params, refs = _parse_multipart(ctype, body)
                 else:
-                    return self._send(404, {"error": {"message": "unknown path", "type": "invalid_request_error",
-                                                      "code": None}})
-                record = {"path": self.path, "params": params, "references": refs, "t": time.monotonic(),
-                          "auth": hashlib.sha256(self.headers.get("Authorization", "").encode()).hexdigest()[:8]}
+                    return self._send(
+                        404,
+                        {"error": {"message": "unknown path", "type": "invalid_request_error", "code": None}},
+                    )
+                record = {
+                    "path": self.path,
+                    "params": params,
+                    "references": refs,
+                    "t": time.monotonic(),
+                    "auth": hashlib.sha256(self.headers.get("Authorization", "").encode()).hexdigest()[:8],
+                }
                 with fake._lock:
                     fake.requests.append(record)
                 fault = fake._next_fault()
@@ -233,9 +296,14 @@ class FakeOpenAI:
                     return self._error(fault)
                 for ref in refs:
                     if not ref["content_type"].startswith("image/"):
-                        return self._error(Fault(400, "invalid_request_error", "unsupported_file_mimetype",
-                                                 f"Invalid file '{ref['filename']}': unsupported mimetype "
-                                                 f"('{ref['content_type']}')."))
+                        return self._error(
+                            Fault(
+                                400,
+                                "invalid_request_error",
+                                "unsupported_file_mimetype",
+                                f"Invalid file '{ref['filename']}': unsupported mimetype ('{ref['content_type']}').",
+                            )
+                        )
                 if fake.latency:
                     time.sleep(fake.latency)
                 quality = params.get("quality", "auto")
@@ -243,9 +311,12 @@ class FakeOpenAI:
                 text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(refs)
                 image_tokens = REFERENCE_IMAGE_TOKENS * len(refs)
                 out_tokens = OUTPUT_TOKENS.get(quality, 1756)
-                usage = {"input_tokens": text_tokens + image_tokens,
-                         "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
-                         "output_tokens": out_tokens, "total_tokens": text_tokens + image_tokens + out_tokens}
+                usage = {
+                    "input_tokens": text_tokens + image_tokens,
+                    "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                    "output_tokens": out_tokens,
+                    "total_tokens": text_tokens + image_tokens + out_tokens,
+                }
                 seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
                 picture = fake._pictures[seed]
                 with fake._lock:
@@ -254,14 +325,28 @@ class FakeOpenAI:
                         picture = _cold_picture()
                 request_id = "req_" + uuid.uuid4().hex[:20]
                 with fake._lock:
-                    fake.ledger.append({"request_id": request_id, "path": self.path, "model": params.get("model"),
-                                        "quality": quality, "prompt": prompt, "usage": usage,
-                                        "safety_identifier": params.get("safety_identifier"),
-                                        "sha256": hashlib.sha256(picture).hexdigest(),
-                                        "references": [r["sha256"] for r in refs]})
-                resp = {"created": int(time.time()), "background": "opaque", "output_format": "png",
-                        "quality": quality, "size": params.get("size", "1024x1024"),
-                        "data": [{"b64_json": base64.b64encode(picture).decode()}], "usage": usage}
+                    fake.ledger.append(
+                        {
+                            "request_id": request_id,
+                            "path": self.path,
+                            "model": params.get("model"),
+                            "quality": quality,
+                            "prompt": prompt,
+                            "usage": usage,
+                            "safety_identifier": params.get("safety_identifier"),
+                            "sha256": hashlib.sha256(picture).hexdigest(),
+                            "references": [r["sha256"] for r in refs],
+                        }
+                    )
+                resp = {
+                    "created": int(time.time()),
+                    "background": "opaque",
+                    "output_format": "png",
+                    "quality": quality,
+                    "size": params.get("size", "1024x1024"),
+                    "data": [{"b64_json": base64.b64encode(picture).decode()}],
+                    "usage": usage,
+                }
                 raw = json.dumps(resp).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -278,7 +363,8 @@ class FakeOpenAI:
 
 def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+        f"Content-Type: {ctype}\r\n\r\n".encode() + body
+    )
     params: dict[str, Any] = {}
     refs: list[dict[str, Any]] = []
     for part in msg.iter_parts():
@@ -286,8 +372,15 @@ def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict
         filename = part.get_filename()
         payload = part.get_payload(decode=True) or b""
         if filename is not None:
-            refs.append({"field": name, "filename": filename, "content_type": part.get_content_type(),
-                         "sha256": hashlib.sha256(payload).hexdigest(), "bytes": payload})
+            refs.append(
+                {
+                    "field": name,
+                    "filename": filename,
+                    "content_type": part.get_content_type(),
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "bytes": payload,
+                }
+            )
         else:
             params[str(name)] = payload.decode()
     return params, refs

@@ -45,7 +45,9 @@ def test_purge_keeps_timeline_avatars_and_fallbacks(make_core, tmp_path):
     clock.t += timedelta(days=40)
     # a new appearance makes a new month avatar; the old one is no longer in the timeline
     kenji = core.persona("kenji")
-    core.import_users([kenji.model_copy(update={"appearance": kenji.appearance.model_copy(update={"glasses": "none"})})])
+    core.import_users(
+        [kenji.model_copy(update={"appearance": kenji.appearance.model_copy(update={"glasses": "none"})})]
+    )
     new = core.generate(["kenji"], "month").outcomes[0].record
     assert [r.id for r in core.timeline("kenji")] == [new.id]
 

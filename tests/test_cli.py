@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
 from mirror_cli.errors import ExitCode
-from conftest import ROOT
 
 runner = CliRunner()
 
@@ -52,15 +52,18 @@ def test_stage_name_forms_are_the_same_job(data_dir):
     assert a["avatar_id"] == b["avatar_id"] and b["cached"]
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["generate", "--user", "ghost", "--stage", "month"], ExitCode.NOT_FOUND, "Known users: amira, demo"),
-    (["generate", "--user", "demo", "--stage", "decade"], ExitCode.NOT_FOUND, "newReflection, firstWeek"),
-    (["generate", "--user", "../../etc/passwd", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
-    (["generate", "--user", "a b", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
-    (["generate", "--stage", "month"], ExitCode.USAGE, "--user U"),
-    (["trilogy", "--user", "demo", "--photo", "README.md"], ExitCode.USAGE, "PNG, JPEG or WebP"),
-    (["trilogy", "--user", "demo", "--photo", "missing.jpg"], ExitCode.USAGE, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["generate", "--user", "ghost", "--stage", "month"], ExitCode.NOT_FOUND, "Known users: amira, demo"),
+        (["generate", "--user", "demo", "--stage", "decade"], ExitCode.NOT_FOUND, "newReflection, firstWeek"),
+        (["generate", "--user", "../../etc/passwd", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
+        (["generate", "--user", "a b", "--stage", "month"], ExitCode.USAGE, "letters, digits"),
+        (["generate", "--stage", "month"], ExitCode.USAGE, "--user U"),
+        (["trilogy", "--user", "demo", "--photo", "README.md"], ExitCode.USAGE, "PNG, JPEG or WebP"),
+        (["trilogy", "--user", "demo", "--photo", "missing.jpg"], ExitCode.USAGE, "does not exist"),
+    ],
+)
 def test_bad_input_is_a_clear_error_and_changes_nothing(data_dir, args, code, needle):
     result = mirror(data_dir, *args, "--json")
     assert result.exit_code == code, result.output
@@ -87,8 +90,21 @@ def test_invalid_yaml_through_the_cli(tmp_path, data_dir):
     cfg = tmp_path / "cfg"
     shutil.copytree(ROOT / "configs", cfg)
     (cfg / "limits.yaml").write_text("per_user_daily: many\n")
-    result = runner.invoke(app, ["generate", "-u", "demo", "-s", "month", "--config-dir", str(cfg),
-                                 "--data-dir", str(data_dir), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "-u",
+            "demo",
+            "-s",
+            "month",
+            "--config-dir",
+            str(cfg),
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+    )
     assert result.exit_code == ExitCode.CONFIG
     msg = as_json(result)["message"]
     assert "limits.yaml" in msg and "per_user_daily (line 1)" in msg
@@ -119,7 +135,10 @@ def test_dry_run_spends_nothing(data_dir):
 
 
 def test_help_is_fast_and_lazy():
-    code = "import sys, mirror_cli.cli.app; print(','.join(m for m in ('openai','rich','firebase_admin') if m in sys.modules))"
+    code = (
+        "import sys, mirror_cli.cli.app; "
+        "print(','.join(m for m in ('openai','rich','firebase_admin') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -128,8 +147,13 @@ def test_installed_entry_point_subprocess(tmp_path):
     exe = Path(sys.executable).parent / "mirror"
     assert exe.exists(), "the console script 'mirror' is installed by 'make test'"
     env = {**os.environ, "MIRROR_DATA_DIR": str(tmp_path / "d"), "MIRROR_CONFIG_DIR": str(ROOT / "configs")}
-    out = subprocess.run([str(exe), "generate", "--user", "leo", "--stage", "quarter", "--json"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [str(exe), "generate", "--user", "leo", "--stage", "quarter", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["jobs"][0]["status"] == "generated"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, env=env)

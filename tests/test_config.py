@@ -1,13 +1,12 @@
-from pathlib import Path
 import shutil
 
 import pytest
+from conftest import ROOT
 
 from mirror_cli.config import ConfigSet, load_yaml_model
 from mirror_cli.errors import ConfigError
 from mirror_cli.models import Persona
 from mirror_cli.settings import load_settings
-from conftest import ROOT
 
 
 def test_shipped_configs_are_valid():

@@ -31,8 +31,14 @@ def run_timeline(core, clock, uid="maya", days=200):
     return generated
 
 
-EXPECTED = [(0, "newReflection"), (7, "firstWeek"), (14, "twoWeeks"), (30, "month"), (90, "quarter"),
-            (180, "halfYear")]
+EXPECTED = [
+    (0, "newReflection"),
+    (7, "firstWeek"),
+    (14, "twoWeeks"),
+    (30, "month"),
+    (90, "quarter"),
+    (180, "halfYear"),
+]
 
 
 def test_timeline_local_provider(make_core):
@@ -77,7 +83,7 @@ def test_due_selects_only_users_who_crossed_a_milestone(make_core):
     core = make_core()
     core.generate(None, "newReflection")
     core.set_progress("kenji", Progress(active_days=12))  # firstWeek reached, not yet made
-    core.set_progress("sofia", Progress(active_days=3))   # still newReflection
+    core.set_progress("sofia", Progress(active_days=3))  # still newReflection
     report = core.evolve(None, due=True)
     by_user = {o.user_id: o.target for o in report.outcomes}
     assert by_user["kenji"] == "firstWeek" and "sofia" not in by_user
@@ -87,7 +93,10 @@ def test_due_selects_only_users_who_crossed_a_milestone(make_core):
 def test_to_forces_a_stage_and_dry_run_estimates(make_core, openai_env, fast_configs):
     core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
     plan = core.evolve("leo", to="quarter", dry_run=True)
-    assert [(o.target, o.status) for o in plan.outcomes] == [("newReflection", "planned"), ("quarter", "planned")]
+    assert [(o.target, o.status) for o in plan.outcomes] == [
+        ("newReflection", "planned"),
+        ("quarter", "planned"),
+    ]
     assert plan.summary()["estimate_usd"] == pytest.approx(2 * (0.053 + 450 * 5e-6), rel=1e-6)
     assert openai_env.requests == []
 

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -14,8 +15,16 @@ from typer.testing import CliRunner
 from mirror_cli.cli.app import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -39,7 +48,7 @@ def test_contact_sheet_has_every_tile(gallery):
 
 def test_html_is_self_contained_with_messages_and_costs(gallery):
     core, paths = gallery
-    page = open(paths["html"], encoding="utf-8").read()
+    page = Path(paths["html"]).read_text(encoding="utf-8")
     srcs = re.findall(r"src='([^']+)'", page)
     assert len(srcs) == 6 and all(s.startswith("data:image/webp;base64,") for s in srcs)
     assert "http://" not in page and "https://" not in page
@@ -52,7 +61,7 @@ def test_all_users_overview(make_core, tmp_path):
     core = make_core()
     core.generate(["demo", "maya"], "month")
     paths = core.gallery(None, tmp_path / "all", everyone=True)
-    page = open(paths["html"], encoding="utf-8").read()
+    page = Path(paths["html"]).read_text(encoding="utf-8")
     assert "Alex Rivera" in page and "Maya Okafor" in page and "Kenji" not in page
 
 
@@ -61,17 +70,28 @@ def test_cli_gallery_needs_users(data_dir, tmp_path):
     assert r.exit_code == 2 and "--all" in r.stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (make test installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (make test installs it)"
+)
 def test_page_loads_all_images_in_headless_chromium(gallery, tmp_path):
     assert CHROMIUM, "make test installs Debian's chromium; CI must have it"
     _, paths = gallery
     url = "file://" + os.path.abspath(paths["html"])
-    common = [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    common = [
+        CHROMIUM,
+        *BROWSER_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert 'data-images-loaded="6"' in dom.stdout and 'data-images-total="6"' in dom.stdout, dom.stderr[-2000:]
     shot = tmp_path / "shot.png"
-    subprocess.run([*common, "--window-size=1280,1400", f"--screenshot={shot}", url], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        [*common, "--window-size=1280,1400", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     img = Image.open(shot).convert("RGB")
     colours = img.resize((64, 64)).getcolors(64 * 64)
     assert colours is not None and len(colours) > 200  # a real page with pictures, not a blank screen

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_config_dir
 from typer.testing import CliRunner
 
-from conftest import make_config_dir
 from mirror_cli.cli.app import app
 from mirror_cli.errors import ExitCode
 
@@ -15,6 +15,7 @@ def limited(make_core, openai_env, tmp_path):
     def factory(limits, **kw):
         cfg = make_config_dir(tmp_path, limits)
         return make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, **kw)
+
     return factory
 
 
@@ -50,10 +51,29 @@ def test_monthly_budget(limited, openai_env):
 
 def test_max_cost_per_run_and_exit_code(openai_env, tmp_path, data_dir):
     cfg = make_config_dir(tmp_path)
-    res = CliRunner().invoke(app, ["generate", "--all", "--stage", "newReflection", "--provider", "openai",
-                                   "--base-url", openai_env.url, "--config-dir", str(cfg), "--data-dir",
-                                   str(data_dir), "--max-cost", "0.06", "--concurrency", "1", "--json"],
-                             env={"OPENAI_API_KEY": "sk-test-abcdefghijklmnop"})
+    res = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--all",
+            "--stage",
+            "newReflection",
+            "--provider",
+            "openai",
+            "--base-url",
+            openai_env.url,
+            "--config-dir",
+            str(cfg),
+            "--data-dir",
+            str(data_dir),
+            "--max-cost",
+            "0.06",
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+        env={"OPENAI_API_KEY": "sk-test-abcdefghijklmnop"},
+    )
     assert res.exit_code == ExitCode.PARTIAL
     import json
 
@@ -65,8 +85,7 @@ def test_max_cost_per_run_and_exit_code(openai_env, tmp_path, data_dir):
 def test_concurrent_jobs_cannot_overshoot_the_budget(limited, openai_env):
     """Sixteen users at once against a budget for five: reservations, not after-the-fact checks."""
     openai_env.latency = 0.2
-    core = limited({"monthly_budget_usd": 5 * 0.0553, "per_user_daily": 10, "system_daily": 100},
-                   concurrency=16)
+    core = limited({"monthly_budget_usd": 5 * 0.0553, "per_user_daily": 10, "system_daily": 100}, concurrency=16)
     from mirror_cli.models import Persona
 
     core.import_users([Persona(id=f"c{i:02d}", name="C") for i in range(16)])
@@ -86,12 +105,16 @@ def test_concurrent_processes_share_the_system_limit(limited, openai_env, tmp_pa
 
     core.import_users([Persona(id=f"p{i}", name="P") for i in range(8)])
     cfg = core.settings.config_dir
-    code = ("import sys; from mirror_cli.core import Mirror, Shard; from mirror_cli.settings import load_settings;"
-            f"m=Mirror(load_settings({{'data_dir': r'{core.settings.data_dir}', 'config_dir': r'{cfg}',"
-            f"'provider': 'openai', 'base_url': '{openai_env.url}'}}));"
-            "r=m.generate(None, 'newReflection', shard=Shard(int(sys.argv[1]), 2)); print(r.count('generated'))")
+    code = (
+        "import sys; from mirror_cli.core import Mirror, Shard; from mirror_cli.settings import load_settings;"
+        f"m=Mirror(load_settings({{'data_dir': r'{core.settings.data_dir}', 'config_dir': r'{cfg}',"
+        f"'provider': 'openai', 'base_url': '{openai_env.url}'}}));"
+        "r=m.generate(None, 'newReflection', shard=Shard(int(sys.argv[1]), 2)); print(r.count('generated'))"
+    )
     env = {"OPENAI_API_KEY": "sk-test-abcdefghijklmnop", "PATH": "/usr/bin:/bin"}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=subprocess.PIPE, text=True, env=env)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=subprocess.PIPE, text=True, env=env)
+        for i in range(2)
+    ]
     made = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
     assert sum(made) == 3 and len(openai_env.ledger) == 3

@@ -6,13 +6,20 @@ import hashlib
 import json
 
 import pytest
+from openai_server import (
+    Fault,
+    auth_fault,
+    billing_fault,
+    moderation_fault,
+    quota_fault,
+    rate_limit_fault,
+    verify_fault,
+)
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
 from mirror_cli.errors import ConfigError, ExitCode, RunStoppedError
 from mirror_cli.planner import safety_identifier
-from openai_server import (Fault, auth_fault, billing_fault, moderation_fault, quota_fault, rate_limit_fault,
-                           verify_fault)
 
 GPT_IMAGE_2 = {"text_in": 5.0, "image_in": 8.0, "image_out": 30.0}  # USD per 1M tokens, from the reference
 
@@ -22,6 +29,7 @@ def oa(make_core, openai_env, fast_configs):
     def factory(**kw):
         kw.setdefault("config_dir", fast_configs)
         return make_core(provider="openai", base_url=openai_env.url, **kw)
+
     return factory
 
 
@@ -68,8 +76,11 @@ def test_later_stages_are_edits_with_anchor_and_previous(oa, openai_env):
     assert [r.role for r in records["quarter"].references] == ["identity anchor", "previous stage"]
 
 
-@pytest.mark.parametrize("fault", [rate_limit_fault(0.01), Fault(500), Fault(503, code=None),
-                                   Fault(drop=True)], ids=["429", "500", "503", "dropped"])
+@pytest.mark.parametrize(
+    "fault",
+    [rate_limit_fault(0.01), Fault(500), Fault(503, code=None), Fault(drop=True)],
+    ids=["429", "500", "503", "dropped"],
+)
 def test_transient_failures_are_retried(oa, openai_env, fault):
     openai_env.push(fault, fault)
     report = oa().generate(["demo"], "month")
@@ -97,10 +108,16 @@ def test_gives_up_after_max_attempts(oa, openai_env):
     assert [e.kind for e in oa().store.events()] == ["failed"]
 
 
-@pytest.mark.parametrize("fault,code", [(quota_fault(), "insufficient_quota"),
-                                        (billing_fault(), "billing_hard_limit_reached"),
-                                        (auth_fault(), "invalid_api_key"), (verify_fault(), None)],
-                         ids=["quota", "billing", "401", "403"])
+@pytest.mark.parametrize(
+    "fault,code",
+    [
+        (quota_fault(), "insufficient_quota"),
+        (billing_fault(), "billing_hard_limit_reached"),
+        (auth_fault(), "invalid_api_key"),
+        (verify_fault(), None),
+    ],
+    ids=["quota", "billing", "401", "403"],
+)
 def test_stop_the_whole_run_at_once(oa, openai_env, fault, code):
     openai_env.push(fault)
     core = oa(concurrency=1)
@@ -116,9 +133,25 @@ def test_stop_the_whole_run_at_once(oa, openai_env, fault, code):
 
 def test_stop_exit_code_and_hint_through_cli(openai_env, fast_configs, data_dir):
     openai_env.push(quota_fault())
-    res = CliRunner().invoke(app, ["generate", "--user", "demo", "--stage", "month", "--provider", "openai",
-                                   "--base-url", openai_env.url, "--config-dir", str(fast_configs),
-                                   "--data-dir", str(data_dir), "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--user",
+            "demo",
+            "--stage",
+            "month",
+            "--provider",
+            "openai",
+            "--base-url",
+            openai_env.url,
+            "--config-dir",
+            str(fast_configs),
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+    )
     assert res.exit_code == ExitCode.STOPPED
     assert "quota" in json.loads(res.stdout)["summary"]["stopped"].lower()
 
@@ -166,9 +199,25 @@ def test_key_from_secrets_file_and_never_printed(make_core, monkeypatch, fast_co
     f = tmp_path / "secrets.env"
     f.write_text(f"OPENAI_API_KEY={secret}\n")
     openai_server.push(auth_fault())
-    res = CliRunner().invoke(app, ["generate", "--user", "demo", "--stage", "month", "--provider", "openai",
-                                   "--base-url", openai_server.url, "--config-dir", str(fast_configs),
-                                   "--data-dir", str(tmp_path / "d")], env={"MIRROR_SECRETS_FILE": str(f)})
+    res = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--user",
+            "demo",
+            "--stage",
+            "month",
+            "--provider",
+            "openai",
+            "--base-url",
+            openai_server.url,
+            "--config-dir",
+            str(fast_configs),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        env={"MIRROR_SECRETS_FILE": str(f)},
+    )
     assert res.exit_code == ExitCode.STOPPED
     assert secret not in res.output and "SECRET" not in res.output
     assert openai_server.requests[0]["auth"] == hashlib.sha256(f"Bearer {secret}".encode()).hexdigest()[:8]

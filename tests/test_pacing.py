@@ -4,9 +4,16 @@ import random
 import pytest
 
 from mirror_cli.config import RetryPolicy
-from mirror_cli.pacing import (ProviderFailure, RateLimiter, RetryStats, backoff_delay, call_with_retries,
-                               parse_duration, parse_retry_after, parse_try_again)
-from openai_server import FakeOpenAI
+from mirror_cli.pacing import (
+    ProviderFailure,
+    RateLimiter,
+    RetryStats,
+    backoff_delay,
+    call_with_retries,
+    parse_duration,
+    parse_retry_after,
+    parse_try_again,
+)
 
 
 def test_parsers():

@@ -1,11 +1,11 @@
 """Cost arithmetic checked against the per-image prices in the reference (output tokens only)."""
 
 import pytest
+from conftest import ROOT
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.models import TokenUsage
 from mirror_cli.pricing import cost_from_usage, estimate, output_tokens_estimate
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -13,14 +13,17 @@ def models():
     return ConfigSet(ROOT / "configs").models.models
 
 
-@pytest.mark.parametrize("model,tokens,price", [
-    ("gpt-image-1", 272, 0.011),      # low 1024x1024: 272 tokens x $40/1M
-    ("gpt-image-1", 1056, 0.042),     # medium
-    ("gpt-image-1", 4160, 0.167),     # high
-    ("gpt-image-1.5", 1056, 0.034),   # $32/1M
-    ("gpt-image-1.5", 4160, 0.133),
-    ("gpt-image-2", 7024, 0.211),     # ~7,024 tokens for 1024^2 high at $30/1M
-])
+@pytest.mark.parametrize(
+    "model,tokens,price",
+    [
+        ("gpt-image-1", 272, 0.011),  # low 1024x1024: 272 tokens x $40/1M
+        ("gpt-image-1", 1056, 0.042),  # medium
+        ("gpt-image-1", 4160, 0.167),  # high
+        ("gpt-image-1.5", 1056, 0.034),  # $32/1M
+        ("gpt-image-1.5", 4160, 0.133),
+        ("gpt-image-2", 7024, 0.211),  # ~7,024 tokens for 1024^2 high at $30/1M
+    ],
+)
 def test_output_cost_matches_reference_per_image_price(models, model, tokens, price):
     cost = cost_from_usage(models[model], TokenUsage(output_image_tokens=tokens))
     # the published per-image prices are rounded to 3 decimals
@@ -28,8 +31,7 @@ def test_output_cost_matches_reference_per_image_price(models, model, tokens, pr
 
 
 def test_full_usage_arithmetic(models):
-    u = TokenUsage(input_text_tokens=1000, input_image_tokens=2000, output_image_tokens=3000,
-                   output_text_tokens=400)
+    u = TokenUsage(input_text_tokens=1000, input_image_tokens=2000, output_image_tokens=3000, output_text_tokens=400)
     expected = (1000 * 5 + 2000 * 8 + 3000 * 30 + 400 * 10) / 1e6
     assert cost_from_usage(models["gpt-image-2"], u) == pytest.approx(expected)
     assert cost_from_usage(models["gpt-image-2"], u, batch=True) == pytest.approx(expected / 2)

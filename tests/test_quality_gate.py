@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 
+import gate_samples
 import pytest
 import yaml
+from conftest import ROOT
 
-import gate_samples
 from mirror_cli.config import ConfigSet, GateConfig
 from mirror_cli.imaging import decode
 from mirror_cli.validate import check_image
-from conftest import ROOT
 
 GATE = ConfigSet(ROOT / "configs").style.gate
 FALLBACKS = ROOT / "fallback_assets" / "daymi"

@@ -25,12 +25,22 @@ def test_same_inputs_same_key(planner):
 def test_key_is_stable_across_processes(planner):
     p = planner.configs.persona("demo")
     key = _job(planner, p).request_key
-    code = ("from mirror_cli.core import Mirror; from mirror_cli.settings import load_settings;"
-            "import tempfile; m=Mirror(load_settings({'data_dir': tempfile.mkdtemp()}));"
-            "pl=m.planner(); p=m.configs.persona('demo'); print(pl.plan(p, p.progress, 'month').request_key)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "123", "MIRROR_CONFIG_DIR": str(planner.configs.root),
-                              "PATH": "/usr/bin:/bin"})
+    code = (
+        "from mirror_cli.core import Mirror; from mirror_cli.settings import load_settings;"
+        "import tempfile; m=Mirror(load_settings({'data_dir': tempfile.mkdtemp()}));"
+        "pl=m.planner(); p=m.configs.persona('demo'); print(pl.plan(p, p.progress, 'month').request_key)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PYTHONHASHSEED": "123",
+            "MIRROR_CONFIG_DIR": str(planner.configs.root),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
     assert out.stdout.strip() == key
 
 
@@ -41,8 +51,11 @@ def test_every_input_changes_the_key(planner):
         "stage": _job(planner, p, "quarter"),
         "user": _job(planner, planner.configs.persona("maya")),
         "progress": planner.plan(p, Progress(active_days=31, goals_completed=11), "month"),
-        "appearance": planner.plan(p.model_copy(update={"appearance": p.appearance.model_copy(
-            update={"glasses": "none"})}), p.progress, "month"),
+        "appearance": planner.plan(
+            p.model_copy(update={"appearance": p.appearance.model_copy(update={"glasses": "none"})}),
+            p.progress,
+            "month",
+        ),
     }
     keys = {name: j.request_key for name, j in variants.items()}
     assert base.request_key not in keys.values()
@@ -57,7 +70,8 @@ def test_renderer_and_style_versions_are_in_the_key(planner):
     same = request_key(p.id, "local", entry, planner.provider.renderer_version, style, job.request)
     assert same == job.request_key
     assert request_key(p.id, "local", entry, "dicebear-core=11.0.0", style, job.request) != job.request_key
-    assert request_key(p.id, "local", entry, planner.provider.renderer_version, "daymi@2", job.request) \
-        != job.request_key
+    assert (
+        request_key(p.id, "local", entry, planner.provider.renderer_version, "daymi@2", job.request) != job.request_key
+    )
     bigger = job.request.model_copy(update={"quality": "high"})
     assert request_key(p.id, "local", entry, planner.provider.renderer_version, style, bigger) != job.request_key

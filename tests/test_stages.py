@@ -1,9 +1,9 @@
 import pytest
+from conftest import ROOT
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.errors import UnknownStageError
 from mirror_cli.stages import STAGE_ORDER
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -11,10 +11,23 @@ def table():
     return ConfigSet(ROOT / "configs").stages
 
 
-@pytest.mark.parametrize("days,stage", [(0, "newReflection"), (6, "newReflection"), (7, "firstWeek"),
-                                        (13, "firstWeek"), (14, "twoWeeks"), (29, "twoWeeks"), (30, "month"),
-                                        (89, "month"), (90, "quarter"), (179, "quarter"), (180, "halfYear"),
-                                        (5000, "halfYear")])
+@pytest.mark.parametrize(
+    "days,stage",
+    [
+        (0, "newReflection"),
+        (6, "newReflection"),
+        (7, "firstWeek"),
+        (13, "firstWeek"),
+        (14, "twoWeeks"),
+        (29, "twoWeeks"),
+        (30, "month"),
+        (89, "month"),
+        (90, "quarter"),
+        (179, "quarter"),
+        (180, "halfYear"),
+        (5000, "halfYear"),
+    ],
+)
 def test_thresholds(table, days, stage):
     assert table.stage_for_days(days) == stage
 

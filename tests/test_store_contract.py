@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -23,9 +22,20 @@ def store(request, tmp_path) -> Store:
 
 
 def _record(uid="u1", aid="a1", target="month", when=NOW) -> AvatarRecord:
-    return AvatarRecord(id=aid, user_id=uid, target=target, stage="month", request_key="k" * 64,
-                        image_path=f"avatars/{uid}/{target}-{aid}.webp", width=1024, height=1024,
-                        provider="local", model="local", quality="medium", created_at=when)
+    return AvatarRecord(
+        id=aid,
+        user_id=uid,
+        target=target,
+        stage="month",
+        request_key="k" * 64,
+        image_path=f"avatars/{uid}/{target}-{aid}.webp",
+        width=1024,
+        height=1024,
+        provider="local",
+        model="local",
+        quality="medium",
+        created_at=when,
+    )
 
 
 def test_implements_protocol(store):

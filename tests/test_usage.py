@@ -15,10 +15,16 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # day 20 of a 30-day month
 
 
 def ev(day, uid, kind, cost=0.0, ok=None, out=0, text=0, img=0, detail=None):
-    return LedgerEvent(ts=datetime(2026, 11, day, 10, tzinfo=UTC), user_id=uid, kind=kind, cost_usd=cost,
-                       validation_ok=ok, model="gpt-image-2",
-                       usage=TokenUsage(input_text_tokens=text, input_image_tokens=img, output_image_tokens=out),
-                       detail=detail)
+    return LedgerEvent(
+        ts=datetime(2026, 11, day, 10, tzinfo=UTC),
+        user_id=uid,
+        kind=kind,
+        cost_usd=cost,
+        validation_ok=ok,
+        model="gpt-image-2",
+        usage=TokenUsage(input_text_tokens=text, input_image_tokens=img, output_image_tokens=out),
+        detail=detail,
+    )
 
 
 @pytest.fixture
@@ -83,9 +89,11 @@ def test_store_headroom_is_reported(core):
 
 
 def test_cli_json_and_csv(core, data_dir):
-    r = CliRunner().invoke(app, ["usage", "--json", "--data-dir", str(data_dir), "--since", "2026-11-01",
-                                 "--until", "2026-11-30"])
+    r = CliRunner().invoke(
+        app,
+        ["usage", "--json", "--data-dir", str(data_dir), "--since", "2026-11-01", "--until", "2026-11-30"],
+    )
     assert r.exit_code == 0 and json.loads(r.stdout)["generations"] == 4
     c = CliRunner().invoke(app, ["usage", "--csv", "--data-dir", str(data_dir), "--since", "2026-11-01"])
     header, row = c.stdout.strip().splitlines()
-    assert dict(zip(header.split(","), row.split(",")))["generations"] == "4"
+    assert dict(zip(header.split(","), row.split(","), strict=True))["generations"] == "4"

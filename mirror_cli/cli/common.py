@@ -15,31 +15,63 @@ from ..errors import ExitCode, MirrorError
 
 T = TypeVar("T")
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local store folder [env MIRROR_DATA_DIR].",
-                                              rich_help_panel="Settings")]
-ConfigDir = Annotated[Path | None, typer.Option("--config-dir", help="Folder of YAML configs [env MIRROR_CONFIG_DIR].",
-                                                rich_help_panel="Settings")]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="local | firebase [env MIRROR_STORE].",
-                                              rich_help_panel="Settings")]
-ProviderOpt = Annotated[str | None, typer.Option("--provider", help="local | openai [env MIRROR_PROVIDER].",
-                                                 rich_help_panel="Settings")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model from configs/models.yaml [env MIRROR_MODEL].",
-                                              rich_help_panel="Settings")]
-QualityOpt = Annotated[str | None, typer.Option("--quality", help="low | medium | high | auto.",
-                                                rich_help_panel="Settings")]
-SizeOpt = Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 1024x1024.",
-                                             rich_help_panel="Settings")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint "
-                                                "[env MIRROR_OPENAI_BASE_URL].", rich_help_panel="Settings")]
-StyleOpt = Annotated[str | None, typer.Option("--style", help="Style under configs/styles.", rich_help_panel="Settings")]
-ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="Users in parallel.",
-                                                    rich_help_panel="Settings")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Local store folder [env MIRROR_DATA_DIR].", rich_help_panel="Settings"),
+]
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option("--config-dir", help="Folder of YAML configs [env MIRROR_CONFIG_DIR].", rich_help_panel="Settings"),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="local | firebase [env MIRROR_STORE].", rich_help_panel="Settings"),
+]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option("--provider", help="local | openai [env MIRROR_PROVIDER].", rich_help_panel="Settings"),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Model from configs/models.yaml [env MIRROR_MODEL].", rich_help_panel="Settings"),
+]
+QualityOpt = Annotated[
+    str | None, typer.Option("--quality", help="low | medium | high | auto.", rich_help_panel="Settings")
+]
+SizeOpt = Annotated[
+    str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 1024x1024.", rich_help_panel="Settings")
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint [env MIRROR_OPENAI_BASE_URL].",
+        rich_help_panel="Settings",
+    ),
+]
+StyleOpt = Annotated[
+    str | None, typer.Option("--style", help="Style under configs/styles.", rich_help_panel="Settings")
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option("--concurrency", min=1, max=256, help="Users in parallel.", rich_help_panel="Settings"),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (for cron).")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the jobs, cache hits and estimated cost; spend nothing.")]
-MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", min=0, help="Stop spending past this many USD in this run.")]
-ShardOpt = Annotated[str | None, typer.Option("--shard", help="i/N: this process handles shard i of N "
-                                              "(default from CLOUD_RUN_TASK_INDEX/COUNT or JOB_COMPLETION_INDEX).")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show the jobs, cache hits and estimated cost; spend nothing.")
+]
+MaxCostOpt = Annotated[
+    float | None, typer.Option("--max-cost", min=0, help="Stop spending past this many USD in this run.")
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="i/N: this process handles shard i of N "
+        "(default from CLOUD_RUN_TASK_INDEX/COUNT or JOB_COMPLETION_INDEX).",
+    ),
+]
 ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run by id.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Also write the JSON report to this file.")]
 
@@ -78,13 +110,22 @@ def guarded(fn: Callable[[], T], *, as_json: bool, debug: bool) -> T:
 
         msg = redact(f"{type(exc).__name__}: {exc}")
         if as_json:
-            emit_json({"error": "InternalError", "message": msg, "hint": "Run again with --debug.",
-                       "exit_code": int(ExitCode.ERROR)})
+            emit_json(
+                {
+                    "error": "InternalError",
+                    "message": msg,
+                    "hint": "Run again with --debug.",
+                    "exit_code": int(ExitCode.ERROR),
+                }
+            )
         else:
             from .. import console
 
-            console.error(f"unexpected failure: {msg}", "Run again with --debug and report the traceback.",
-                          int(ExitCode.ERROR))
+            console.error(
+                f"unexpected failure: {msg}",
+                "Run again with --debug and report the traceback.",
+                int(ExitCode.ERROR),
+            )
         raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
@@ -96,8 +137,14 @@ def report_exit(report: Any) -> int:
     return int(ExitCode.OK)
 
 
-def render_report(report: Any, *, as_json: bool, title: str, report_file: Path | None = None,
-                  extra: dict[str, Any] | None = None) -> None:
+def render_report(
+    report: Any,
+    *,
+    as_json: bool,
+    title: str,
+    report_file: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     payload = {"summary": report.summary(), "jobs": [o.to_dict() for o in report.outcomes], **(extra or {})}
     if report_file is not None:
         report_file.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
@@ -111,8 +158,10 @@ def render_report(report: Any, *, as_json: bool, title: str, report_file: Path |
         cost = f"${o.cost_usd:.4f}" if o.status != "planned" else f"~${o.estimate_usd:.4f}"
         rows.append((o.user_id, o.target, o.status, cost, o.served_path or "", o.reason or ""))
     s = report.summary()
-    caption = (f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "
-               f"{s['degraded']} degraded, {s['failed']} failed; cost ${s['cost_usd']:.4f}")
+    caption = (
+        f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "
+        f"{s['degraded']} degraded, {s['failed']} failed; cost ${s['cost_usd']:.4f}"
+    )
     if s["planned"]:
         caption += f"; estimated ${s['estimate_usd']:.4f} for {s['planned']} job(s) (dry run: nothing spent)"
     if report.stopped:
@@ -124,8 +173,15 @@ def render_report(report: Any, *, as_json: bool, title: str, report_file: Path |
 
 
 SETTINGS_PARAMS: dict[str, Any] = {
-    "data_dir": DataDir, "config_dir": ConfigDir, "store": StoreOpt, "provider": ProviderOpt, "model": ModelOpt,
-    "quality": QualityOpt, "size": SizeOpt, "base_url": BaseUrlOpt, "style": StyleOpt,
+    "data_dir": DataDir,
+    "config_dir": ConfigDir,
+    "store": StoreOpt,
+    "provider": ProviderOpt,
+    "model": ModelOpt,
+    "quality": QualityOpt,
+    "size": SizeOpt,
+    "base_url": BaseUrlOpt,
+    "style": StyleOpt,
     "concurrency": ConcurrencyOpt,
 }
 
@@ -137,8 +193,10 @@ def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name != "flags"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
-             for name, ann in SETTINGS_PARAMS.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        for name, ann in SETTINGS_PARAMS.items()
+    ]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:

@@ -24,6 +24,9 @@ def doctor(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = Fa
     else:
         from .. import console
 
-        console.table("mirror doctor", ["check", "status", "detail", "fix"],
-                      [(c["check"], c["status"], c["detail"], c.get("fix") or "") for c in checks])
+        console.table(
+            "mirror doctor",
+            ["check", "status", "detail", "fix"],
+            [(c["check"], c["status"], c["detail"], c.get("fix") or "") for c in checks],
+        )
     raise typer.Exit(int(ExitCode.CONFIG) if bad else 0)

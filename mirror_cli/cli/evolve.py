@@ -2,8 +2,20 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import (DebugOpt, DryRunOpt, JsonOpt, MaxCostOpt, ReportOpt, ResumeOpt, ShardOpt, guarded, open_core,
-                     render_report, report_exit, with_settings)
+from .common import (
+    DebugOpt,
+    DryRunOpt,
+    JsonOpt,
+    MaxCostOpt,
+    ReportOpt,
+    ResumeOpt,
+    ShardOpt,
+    guarded,
+    open_core,
+    render_report,
+    report_exit,
+    with_settings,
+)
 
 
 @with_settings
@@ -29,8 +41,15 @@ def evolve(
         with console.progress(len(list(core.user_ids())) if due else 1, "evolve", enabled=not as_json) as advance:
             core.on_progress = advance
             try:
-                return core.evolve(user, due=due, to=to, dry_run=dry_run, max_cost=max_cost,
-                                   shard=Shard.parse(shard) if due else None, resume=resume)
+                return core.evolve(
+                    user,
+                    due=due,
+                    to=to,
+                    dry_run=dry_run,
+                    max_cost=max_cost,
+                    shard=Shard.parse(shard) if due else None,
+                    resume=resume,
+                )
             finally:
                 core.close()
 

@@ -2,16 +2,30 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import (DebugOpt, DryRunOpt, JsonOpt, MaxCostOpt, ReportOpt, ResumeOpt, ShardOpt, guarded, open_core,
-                     render_report, report_exit, with_settings)
+from .common import (
+    DebugOpt,
+    DryRunOpt,
+    JsonOpt,
+    MaxCostOpt,
+    ReportOpt,
+    ResumeOpt,
+    ShardOpt,
+    guarded,
+    open_core,
+    render_report,
+    report_exit,
+    with_settings,
+)
 
 
 @with_settings
 def generate(
     flags: dict[str, Any],
     user: Annotated[list[str] | None, typer.Option("--user", "-u", help="User id (repeatable).")] = None,
-    stage: Annotated[str, typer.Option("--stage", "-s", help="Stage or trilogy kind (camelCase, snake_case or "
-                                       "kebab-case).")] = "newReflection",
+    stage: Annotated[
+        str,
+        typer.Option("--stage", "-s", help="Stage or trilogy kind (camelCase, snake_case or kebab-case)."),
+    ] = "newReflection",
     all_users: Annotated[bool, typer.Option("--all", help="Every known user (a resumable run).")] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
@@ -34,8 +48,14 @@ def generate(
         with console.progress(n, f"generate {stage}", enabled=not as_json) as advance:
             core.on_progress = advance
             try:
-                return core.generate(None if all_users else user, stage, dry_run=dry_run, max_cost=max_cost,
-                                     shard=Shard.parse(shard) if all_users else None, resume=resume)
+                return core.generate(
+                    None if all_users else user,
+                    stage,
+                    dry_run=dry_run,
+                    max_cost=max_cost,
+                    shard=Shard.parse(shard) if all_users else None,
+                    resume=resume,
+                )
             finally:
                 core.close()
 

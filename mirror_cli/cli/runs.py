@@ -4,8 +4,11 @@ import typer
 
 from .common import DebugOpt, JsonOpt, emit_json, guarded, open_core, with_settings
 
-app = typer.Typer(help="List batch runs and their jobs; resume with --resume RUN_ID on the same command.",
-                  invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(
+    help="List batch runs and their jobs; resume with --resume RUN_ID on the same command.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
 
 @app.callback(invoke_without_command=True)
@@ -29,16 +32,35 @@ def runs(
             core.close()
 
     items = guarded(call, as_json=as_json, debug=debug)
-    rows = [{"id": r.id, "command": r.command, "created_at": r.created_at.isoformat(), "state": r.state,
-             "counts": r.counts} for r in items]
+    rows = [
+        {
+            "id": r.id,
+            "command": r.command,
+            "created_at": r.created_at.isoformat(),
+            "state": r.state,
+            "counts": r.counts,
+        }
+        for r in items
+    ]
     if as_json:
         emit_json(rows)
         return
     from .. import console
 
-    console.table("runs", ["id", "command", "created", "state", "counts"],
-                  [(r["id"], r["command"], r["created_at"][:19], r["state"],
-                    ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v)) for r in rows])
+    console.table(
+        "runs",
+        ["id", "command", "created", "state", "counts"],
+        [
+            (
+                r["id"],
+                r["command"],
+                r["created_at"][:19],
+                r["state"],
+                ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v),
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -65,5 +87,8 @@ def show(
         return
     from .. import console
 
-    console.table(f"run {run.id} ({run.state})", ["job", "state", "avatar", "detail"],
-                  [(r["job"], r["state"], r["avatar_id"], r["detail"]) for r in rows])
+    console.table(
+        f"run {run.id} ({run.state})",
+        ["job", "state", "avatar", "detail"],
+        [(r["job"], r["state"], r["avatar_id"], r["detail"]) for r in rows],
+    )

@@ -8,10 +8,13 @@ from .common import DebugOpt, DryRunOpt, JsonOpt, emit_json, guarded, open_core,
 @with_settings
 def seed_fallbacks(
     flags: dict[str, Any],
-    only: Annotated[list[str] | None, typer.Option("--only", help="Only this stage or trilogy kind "
-                                                   "(repeatable).")] = None,
-    variants: Annotated[str | None, typer.Option("--variants", help="Comma-separated variant names from "
-                                                 "configs/fallbacks.yaml (default: all).")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Only this stage or trilogy kind (repeatable).")
+    ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option("--variants", help="Comma-separated variant names from configs/fallbacks.yaml (default: all)."),
+    ] = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -21,8 +24,7 @@ def seed_fallbacks(
     def call() -> Any:
         core = open_core(flags)
         try:
-            return core.seed_fallbacks(only=only, variants=variants.split(",") if variants else None,
-                                       dry_run=dry_run)
+            return core.seed_fallbacks(only=only, variants=variants.split(",") if variants else None, dry_run=dry_run)
         finally:
             core.close()
 
@@ -32,6 +34,9 @@ def seed_fallbacks(
         return
     from .. import console
 
-    console.info(f"{result['rendered']} rendered, {result['unchanged']} unchanged, "
-                 f"estimated ${result['estimate_usd']:.4f}" + (" (dry run)" if dry_run else "")
-                 + f"\nmanifest: {result['manifest']}\ncontact sheet: {result.get('contact_sheet')}")
+    console.info(
+        f"{result['rendered']} rendered, {result['unchanged']} unchanged, "
+        f"estimated ${result['estimate_usd']:.4f}"
+        + (" (dry run)" if dry_run else "")
+        + f"\nmanifest: {result['manifest']}\ncontact sheet: {result.get('contact_sheet')}"
+    )

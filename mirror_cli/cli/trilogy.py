@@ -3,15 +3,27 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, DryRunOpt, JsonOpt, MaxCostOpt, guarded, open_core, render_report, report_exit, with_settings
+from .common import (
+    DebugOpt,
+    DryRunOpt,
+    JsonOpt,
+    MaxCostOpt,
+    guarded,
+    open_core,
+    render_report,
+    report_exit,
+    with_settings,
+)
 
 
 @with_settings
 def trilogy(
     flags: dict[str, Any],
     user: Annotated[str, typer.Option("--user", "-u", help="User id.")],
-    photo: Annotated[Path | None, typer.Option("--photo", help="PNG/JPEG/WebP photo; metadata is stripped "
-                                               "before it is sent or stored.")] = None,
+    photo: Annotated[
+        Path | None,
+        typer.Option("--photo", help="PNG/JPEG/WebP photo; metadata is stripped before it is sent or stored."),
+    ] = None,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     as_json: JsonOpt = False,

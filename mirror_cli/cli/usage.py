@@ -25,8 +25,12 @@ def usage(
     def call() -> Any:
         core = open_core(flags)
         try:
-            return core.usage(period="today" if today else "month", since=since.date() if since else None,
-                              until=until.date() if until else None, user=user)
+            return core.usage(
+                period="today" if today else "month",
+                since=since.date() if since else None,
+                until=until.date() if until else None,
+                user=user,
+            )
         finally:
             core.close()
 
@@ -45,9 +49,14 @@ def usage(
         return
     from .. import console
 
-    console.key_values(f"usage {figures.start} .. {figures.end}" + (f" for {user}" if user else ""),
-                       [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")])
-    console.table("store operations today vs the Firebase free tier", ["operation", "today", "free tier", "headroom"],
-                  [(op, v["today"], v["free_tier"], f"{v['headroom']:.0%}") for op, v in figures.store_ops.items()])
+    console.key_values(
+        f"usage {figures.start} .. {figures.end}" + (f" for {user}" if user else ""),
+        [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")],
+    )
+    console.table(
+        "store operations today vs the Firebase free tier",
+        ["operation", "today", "free tier", "headroom"],
+        [(op, v["today"], v["free_tier"], f"{v['headroom']:.0%}") for op, v in figures.store_ops.items()],
+    )
     for tip in figures.recommendations:
         console.info(f"[yellow]recommendation:[/] {tip}")

@@ -19,9 +19,15 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
             out = []
             for uid in core.user_ids():
                 p = core.persona(uid)
-                out.append({"user": uid, "name": p.name, "active_days": p.progress.active_days,
-                            "stage_reached": core.configs.stages.stage_for_days(p.progress.active_days),
-                            "latest_avatar_stage": core.latest_stage(uid)})
+                out.append(
+                    {
+                        "user": uid,
+                        "name": p.name,
+                        "active_days": p.progress.active_days,
+                        "stage_reached": core.configs.stages.stage_for_days(p.progress.active_days),
+                        "latest_avatar_stage": core.latest_stage(uid),
+                    }
+                )
             return out
         finally:
             core.close()
@@ -32,8 +38,11 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
         return
     from .. import console
 
-    console.table("users", ["user", "name", "active days", "stage reached", "latest avatar"],
-                  [tuple(r.values()) for r in rows])
+    console.table(
+        "users",
+        ["user", "name", "active days", "stage reached", "latest avatar"],
+        [tuple(r.values()) for r in rows],
+    )
 
 
 @app.command("import")

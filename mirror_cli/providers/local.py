@@ -33,8 +33,13 @@ class LocalProvider:
             raise ProviderError(f"Size {request.size!r} is not WxH.", "Use e.g. --size 1024x1024.") from None
         start = time.perf_counter()
         data = await asyncio.to_thread(render_png, request.spec, self._palette, size)
-        return ImageResult(data=data, mime="image/png", provider=self.name, model=request.model,
-                           latency_s=time.perf_counter() - start)
+        return ImageResult(
+            data=data,
+            mime="image/png",
+            provider=self.name,
+            model=request.model,
+            latency_s=time.perf_counter() - start,
+        )
 
     async def aclose(self) -> None:
         return None

@@ -42,8 +42,10 @@ def read_api_key(secrets_file: Path | None) -> str | None:
             if sep and name.strip() in ("OPENAI_API_KEY", "openai_api_key"):
                 return value.strip().strip("'\"")
     except OSError as exc:
-        raise ConfigError(f"Cannot read the secrets file {secrets_file}: {exc.strerror}.",
-                          "Check the path given by --secrets-file / MIRROR_SECRETS_FILE.") from exc
+        raise ConfigError(
+            f"Cannot read the secrets file {secrets_file}: {exc.strerror}.",
+            "Check the path given by --secrets-file / MIRROR_SECRETS_FILE.",
+        ) from exc
     return None
 
 
@@ -63,8 +65,7 @@ def classify(exc: Exception) -> ProviderFailure:
     retry_after = parse_retry_after(headers) or parse_try_again(message)
 
     def fail(kind: Any) -> ProviderFailure:
-        return ProviderFailure(kind, message, status=status, code=code, retry_after=retry_after,
-                               request_id=request_id)
+        return ProviderFailure(kind, message, status=status, code=code, retry_after=retry_after, request_id=request_id)
 
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
         return ProviderFailure("transient", f"connection problem: {message}", code="connection")
@@ -103,9 +104,12 @@ def usage_of(resp: Any) -> TokenUsage:
         text_in, image_in = u.input_tokens or 0, 0
     out_img = getattr(otd, "image_tokens", None) if otd is not None else None
     out_txt = getattr(otd, "text_tokens", None) if otd is not None else None
-    return TokenUsage(input_text_tokens=text_in or 0, input_image_tokens=image_in or 0,
-                      output_image_tokens=out_img if out_img is not None else (u.output_tokens or 0),
-                      output_text_tokens=out_txt or 0)
+    return TokenUsage(
+        input_text_tokens=text_in or 0,
+        input_image_tokens=image_in or 0,
+        output_image_tokens=out_img if out_img is not None else (u.output_tokens or 0),
+        output_text_tokens=out_txt or 0,
+    )
 
 
 class OpenAIProvider:
@@ -117,9 +121,11 @@ class OpenAIProvider:
         self.configs = ctx.configs
         key = read_api_key(ctx.settings.secrets_file)
         if not key:
-            raise ConfigError("No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
-                              "export OPENAI_API_KEY=... (or --secrets-file FILE with OPENAI_API_KEY=...), or use "
-                              "--provider local for offline avatars.")
+            raise ConfigError(
+                "No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
+                "export OPENAI_API_KEY=... (or --secrets-file FILE with OPENAI_API_KEY=...), or use "
+                "--provider local for offline avatars.",
+            )
         self._key = key
         self._client: openai.AsyncOpenAI | None = None
         self.last_headers: dict[str, str] = {}
@@ -134,21 +140,30 @@ class OpenAIProvider:
             import openai
 
             self._client = openai.AsyncOpenAI(
-                api_key=self._key, base_url=self.settings.base_url or None, max_retries=0,
+                api_key=self._key,
+                base_url=self.settings.base_url or None,
+                max_retries=0,
                 timeout=self.configs.limits.retry.request_timeout_s,
             )
         return self._client
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         common: dict[str, Any] = {
-            "model": request.model, "prompt": request.prompt, "size": request.size, "quality": request.quality,
-            "output_format": request.output_format, "n": 1, "safety_identifier": request.safety_identifier,
+            "model": request.model,
+            "prompt": request.prompt,
+            "size": request.size,
+            "quality": request.quality,
+            "output_format": request.output_format,
+            "n": 1,
+            "safety_identifier": request.safety_identifier,
         }
         start = time.perf_counter()
         try:
             if request.references:
-                files = [(f"reference-{i + 1}.{EXT.get(r.mime, 'png')}", data, r.mime)
-                         for i, (r, data) in enumerate(zip(request.references, request.reference_bytes, strict=True))]
+                files = [
+                    (f"reference-{i + 1}.{EXT.get(r.mime, 'png')}", data, r.mime)
+                    for i, (r, data) in enumerate(zip(request.references, request.reference_bytes, strict=True))
+                ]
                 if request.input_fidelity:
                     common["input_fidelity"] = request.input_fidelity
                 raw = await self.client.images.with_raw_response.edit(image=files, **common)
@@ -160,41 +175,66 @@ class OpenAIProvider:
         latency = time.perf_counter() - start
         self.last_headers = {k.lower(): v for k, v in raw.headers.items()}
         if not resp.data or not resp.data[0].b64_json:
-            raise ProviderFailure("bad_request", "The response held no image (no data[0].b64_json).",
-                                  request_id=self.last_headers.get("x-request-id"))
+            raise ProviderFailure(
+                "bad_request",
+                "The response held no image (no data[0].b64_json).",
+                request_id=self.last_headers.get("x-request-id"),
+            )
         try:
             data = base64.b64decode(resp.data[0].b64_json, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ProviderFailure("transient", "The response's image was not valid base64.") from exc
         fmt = resp.output_format or request.output_format
         return ImageResult(
-            data=data, mime={"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png"),
-            usage=usage_of(resp), request_id=self.last_headers.get("x-request-id") or getattr(resp, "_request_id", None),
-            latency_s=latency, provider=self.name, model=request.model, rate_headers=self.last_headers,
+            data=data,
+            mime={"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png"),
+            usage=usage_of(resp),
+            request_id=self.last_headers.get("x-request-id") or getattr(resp, "_request_id", None),
+            latency_s=latency,
+            provider=self.name,
+            model=request.model,
+            rate_headers=self.last_headers,
         )
 
     async def check(self, model: str) -> list[dict[str, str | None]]:
         """`mirror doctor`: is the key accepted, is the model served, when does it shut down?"""
         entry = self.configs.model(model)
         checks: list[dict[str, str | None]] = [
-            {"check": "api key", "status": "ok", "detail": f"set ({len(self._key)} characters, not shown)",
-             "fix": None}]
+            {
+                "check": "api key",
+                "status": "ok",
+                "detail": f"set ({len(self._key)} characters, not shown)",
+                "fix": None,
+            }
+        ]
         try:
             info = await self.client.models.retrieve(entry.snapshot)
         except Exception as exc:
             failure = classify(exc)
-            fix = {401: "Set a valid OPENAI_API_KEY.", 403: "Verify your organisation for GPT Image models.",
-                   404: "Pick a model your organisation can use (--model)."}.get(failure.status or 0,
-                                                                                 "Check --base-url and the network.")
-            checks.append({"check": "model availability", "status": "fail",
-                           "detail": f"{entry.snapshot}: {failure.status or ''} {failure.message}", "fix": fix})
+            fix = {
+                401: "Set a valid OPENAI_API_KEY.",
+                403: "Verify your organisation for GPT Image models.",
+                404: "Pick a model your organisation can use (--model).",
+            }.get(failure.status or 0, "Check --base-url and the network.")
+            checks.append(
+                {
+                    "check": "model availability",
+                    "status": "fail",
+                    "detail": f"{entry.snapshot}: {failure.status or ''} {failure.message}",
+                    "fix": fix,
+                }
+            )
             return checks
         shutdown = getattr(info, "shutdown_date", None)
         status = "warn" if shutdown else "ok"
-        checks.append({"check": "model availability", "status": status,
-                       "detail": f"{info.id} available" + (f"; shutdown_date {shutdown}" if shutdown else ""),
-                       "fix": f"Plan the move to {', '.join(entry.replacements) or 'a current model'}"
-                       if shutdown else None})
+        checks.append(
+            {
+                "check": "model availability",
+                "status": status,
+                "detail": f"{info.id} available" + (f"; shutdown_date {shutdown}" if shutdown else ""),
+                "fix": f"Plan the move to {', '.join(entry.replacements) or 'a current model'}" if shutdown else None,
+            }
+        )
         return checks
 
     async def aclose(self) -> None:

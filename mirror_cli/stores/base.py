@@ -41,7 +41,7 @@ class Reservation:
     month: str
 
 
-class LimitReached(Exception):  # noqa: N818 - a result, not a failure of the program
+class LimitReached(Exception):
     """A reservation was refused: ``kind`` is per_user_daily, system_daily, monthly_budget or run_budget."""
 
     def __init__(self, kind: str, detail: str) -> None:
@@ -107,8 +107,9 @@ class Store(Protocol):
 
     # ledger and limits ---------------------------------------------------------------------
     def record_event(self, event: LedgerEvent, event_id: str | None = None) -> bool: ...
-    def events(self, since: datetime | None = None, until: datetime | None = None,
-               uid: str | None = None) -> list[LedgerEvent]: ...
+    def events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> list[LedgerEvent]: ...
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
     def settle(self, reservation: Reservation, actual: float) -> None: ...
     def release(self, reservation: Reservation) -> None: ...
@@ -151,7 +152,9 @@ def get_store(name: str, settings: Settings) -> Store:
         try:
             factory: StoreFactory = getattr(import_module(module), attr)
         except ModuleNotFoundError as exc:
-            raise ConfigError(f"The {name!r} store needs a package that is not installed ({exc.name}).",
-                              "Install it with: pip install 'mirror-cli[firebase]'.") from exc
+            raise ConfigError(
+                f"The {name!r} store needs a package that is not installed ({exc.name}).",
+                "Install it with: pip install 'mirror-cli[firebase]'.",
+            ) from exc
         return factory(settings)
     raise ConfigError(f"Unknown store {name!r}.", f"Use one of: {', '.join(known_stores())}.")

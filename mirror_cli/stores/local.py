@@ -46,6 +46,14 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# Reservations that count against caps: settled ones, and held ones that are not stale.
+_USER_DAY_SQL = """SELECT COUNT(*) FROM reservations WHERE day = ? AND uid = ?
+    AND (state = 'settled' OR (state = 'held' AND created_at >= ?))"""
+_SYSTEM_DAY_SQL = """SELECT COUNT(*) FROM reservations WHERE day = ?
+    AND (state = 'settled' OR (state = 'held' AND created_at >= ?))"""
+_MONTH_SPENT_SQL = """SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE month = ?
+    AND (state = 'settled' OR (state = 'held' AND created_at >= ?))"""
+
 # A held reservation older than this is a crashed job's: it no longer counts against caps.
 STALE_RESERVATION = timedelta(hours=2)
 
@@ -64,11 +72,15 @@ class LocalStore:
         if (self.root / "mirror.db").exists():
             self._open()
         elif self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"The data directory {self.root} is a file, not a folder.",
-                             "Pass a folder with --data-dir / MIRROR_DATA_DIR.")
+            raise StoreError(
+                f"The data directory {self.root} is a file, not a folder.",
+                "Pass a folder with --data-dir / MIRROR_DATA_DIR.",
+            )
         elif self.root.exists() and not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
-            raise StoreError(f"The data directory {self.root} cannot be read or written.",
-                             "Fix its permissions, or pass another folder with --data-dir / MIRROR_DATA_DIR.")
+            raise StoreError(
+                f"The data directory {self.root} cannot be read or written.",
+                "Fix its permissions, or pass another folder with --data-dir / MIRROR_DATA_DIR.",
+            )
 
     def _open(self) -> sqlite3.Connection:
         """Open (creating on first write) the folder and the database. Reads before any write
@@ -95,8 +107,10 @@ class LocalStore:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db = None
-            raise StoreError(f"The database {self.root / 'mirror.db'} cannot be opened: {exc}.",
-                             "Move the damaged file aside or point --data-dir elsewhere.") from exc
+            raise StoreError(
+                f"The database {self.root / 'mirror.db'} cannot be opened: {exc}.",
+                "Move the damaged file aside or point --data-dir elsewhere.",
+            ) from exc
         return db
 
     # ----------------------------------------------------------------------------- plumbing
@@ -157,7 +171,8 @@ class LocalStore:
         self._q(
             "INSERT INTO users(uid, persona, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at",
-            (validate_user_id(persona.id), persona.model_dump_json(), _iso(datetime.now(UTC))), op="writes",
+            (validate_user_id(persona.id), persona.model_dump_json(), _iso(datetime.now(UTC))),
+            op="writes",
         )
 
     def set_progress(self, uid: str, progress: Progress) -> None:
@@ -235,19 +250,25 @@ class LocalStore:
 
     # -------------------------------------------------------------------------------- cache
     def cache_get(self, uid: str, request_key: str) -> CacheEntry | None:
-        rows = self._q("SELECT avatar_id, created_at FROM cache WHERE uid = ? AND request_key = ?",
-                       (uid, request_key))
+        rows = self._q("SELECT avatar_id, created_at FROM cache WHERE uid = ? AND request_key = ?", (uid, request_key))
         if not rows:
             return None
         return CacheEntry(uid, request_key, rows[0][0], datetime.fromisoformat(rows[0][1]))
 
     def cache_put(self, entry: CacheEntry) -> None:
-        self._q("INSERT OR REPLACE INTO cache(uid, request_key, avatar_id, created_at) VALUES (?, ?, ?, ?)",
-                (entry.user_id, entry.request_key, entry.avatar_id, _iso(entry.created_at)), op="writes")
+        self._q(
+            "INSERT OR REPLACE INTO cache(uid, request_key, avatar_id, created_at) VALUES (?, ?, ?, ?)",
+            (entry.user_id, entry.request_key, entry.avatar_id, _iso(entry.created_at)),
+            op="writes",
+        )
 
     def cache_entries(self, uid: str | None = None) -> list[CacheEntry]:
         sql = "SELECT uid, request_key, avatar_id, created_at FROM cache"
-        rows = self._q(sql + " WHERE uid = ? ORDER BY created_at", (uid,)) if uid else self._q(sql + " ORDER BY created_at")
+        rows = (
+            self._q(sql + " WHERE uid = ? ORDER BY created_at", (uid,))
+            if uid
+            else self._q(sql + " ORDER BY created_at")
+        )
         return [CacheEntry(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
 
     def cache_delete(self, uid: str, request_key: str) -> None:
@@ -259,13 +280,20 @@ class LocalStore:
         with self._lock:
             cur = self._open().execute(
                 "INSERT OR IGNORE INTO ledger(event_id, ts, uid, kind, event) VALUES (?, ?, ?, ?, ?)",
-                (event_id or uuid.uuid4().hex, _iso(event.ts), event.user_id, event.kind, event.model_dump_json()),
+                (
+                    event_id or uuid.uuid4().hex,
+                    _iso(event.ts),
+                    event.user_id,
+                    event.kind,
+                    event.model_dump_json(),
+                ),
             )
             self._count("writes")
             return cur.rowcount == 1
 
-    def events(self, since: datetime | None = None, until: datetime | None = None,
-               uid: str | None = None) -> list[LedgerEvent]:
+    def events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> list[LedgerEvent]:
         sql, args = "SELECT event FROM ledger WHERE 1=1", []
         if since:
             sql += " AND ts >= ?"
@@ -283,27 +311,27 @@ class LocalStore:
         """Atomically check every cap and hold ``amount``; raises LimitReached without holding anything."""
         day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
         fresh = _iso(now - STALE_RESERVATION)
-        live = "(state = 'settled' OR (state = 'held' AND created_at >= ?))"
         with self._lock:
             db = self._open()
             db.execute("BEGIN IMMEDIATE")
             try:
                 if caps.per_user_daily is not None:
                     (n,) = db.execute(
-                        f"SELECT COUNT(*) FROM reservations WHERE day = ? AND uid = ? AND {live}", (day, uid, fresh)
+                        _USER_DAY_SQL,
+                        (day, uid, fresh),
                     ).fetchone()
                     if n >= caps.per_user_daily:
-                        raise LimitReached("per_user_daily",
-                                           f"user {uid} reached {caps.per_user_daily} generations today")
+                        raise LimitReached(
+                            "per_user_daily", f"user {uid} reached {caps.per_user_daily} generations today"
+                        )
                 if caps.system_daily is not None:
-                    (n,) = db.execute(
-                        f"SELECT COUNT(*) FROM reservations WHERE day = ? AND {live}", (day, fresh)
-                    ).fetchone()
+                    (n,) = db.execute(_SYSTEM_DAY_SQL, (day, fresh)).fetchone()
                     if n >= caps.system_daily:
                         raise LimitReached("system_daily", f"the system reached {caps.system_daily} generations today")
                 if caps.monthly_budget_usd is not None:
                     (spent,) = db.execute(
-                        f"SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE month = ? AND {live}", (month, fresh)
+                        _MONTH_SPENT_SQL,
+                        (month, fresh),
                     ).fetchone()
                     if spent + amount > caps.monthly_budget_usd + 1e-9:
                         raise LimitReached(
@@ -325,20 +353,34 @@ class LocalStore:
                 raise
 
     def settle(self, reservation: Reservation, actual: float) -> None:
-        self._q("UPDATE reservations SET state = 'settled', amount = ? WHERE id = ?", (actual, reservation.id),
-                op="writes")
+        self._q(
+            "UPDATE reservations SET state = 'settled', amount = ? WHERE id = ?",
+            (actual, reservation.id),
+            op="writes",
+        )
 
     def release(self, reservation: Reservation) -> None:
         self._q("UPDATE reservations SET state = 'released' WHERE id = ?", (reservation.id,), op="writes")
 
     # --------------------------------------------------------------------------------- runs
     def _run_json(self, run: RunInfo) -> str:
-        return json.dumps({"id": run.id, "command": run.command, "created_at": _iso(run.created_at),
-                           "state": run.state, "params": run.params, "counts": run.counts})
+        return json.dumps(
+            {
+                "id": run.id,
+                "command": run.command,
+                "created_at": _iso(run.created_at),
+                "state": run.state,
+                "params": run.params,
+                "counts": run.counts,
+            }
+        )
 
     def create_run(self, run: RunInfo) -> None:
-        self._q("INSERT INTO runs(id, created_at, info) VALUES (?, ?, ?)",
-                (run.id, _iso(run.created_at), self._run_json(run)), op="writes")
+        self._q(
+            "INSERT INTO runs(id, created_at, info) VALUES (?, ?, ?)",
+            (run.id, _iso(run.created_at), self._run_json(run)),
+            op="writes",
+        )
 
     def update_run(self, run: RunInfo) -> None:
         self._q("UPDATE runs SET info = ? WHERE id = ?", (self._run_json(run), run.id), op="writes")
@@ -346,8 +388,14 @@ class LocalStore:
     @staticmethod
     def _run_from(text: str) -> RunInfo:
         d = json.loads(text)
-        return RunInfo(d["id"], d["command"], datetime.fromisoformat(d["created_at"]), d["state"], d["params"],
-                       d["counts"])
+        return RunInfo(
+            d["id"],
+            d["command"],
+            datetime.fromisoformat(d["created_at"]),
+            d["state"],
+            d["params"],
+            d["counts"],
+        )
 
     def get_run(self, run_id: str) -> RunInfo | None:
         rows = self._q("SELECT info FROM runs WHERE id = ?", (run_id,))
@@ -358,19 +406,40 @@ class LocalStore:
         return [self._run_from(r[0]) for r in rows]
 
     def put_job_state(self, state: JobState) -> None:
-        info = json.dumps({"user_id": state.user_id, "target": state.target, "request_key": state.request_key,
-                           "avatar_id": state.avatar_id, "detail": state.detail,
-                           "updated_at": _iso(state.updated_at or datetime.now(UTC))})
-        self._q("INSERT OR REPLACE INTO run_jobs(run_id, job_id, state, info) VALUES (?, ?, ?, ?)",
-                (state.run_id, state.job_id, state.state, info), op="writes")
+        info = json.dumps(
+            {
+                "user_id": state.user_id,
+                "target": state.target,
+                "request_key": state.request_key,
+                "avatar_id": state.avatar_id,
+                "detail": state.detail,
+                "updated_at": _iso(state.updated_at or datetime.now(UTC)),
+            }
+        )
+        self._q(
+            "INSERT OR REPLACE INTO run_jobs(run_id, job_id, state, info) VALUES (?, ?, ?, ?)",
+            (state.run_id, state.job_id, state.state, info),
+            op="writes",
+        )
 
     def job_states(self, run_id: str) -> list[JobState]:
         rows = self._q("SELECT job_id, state, info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
         out = []
         for job_id, state, info in rows:
             d = json.loads(info)
-            out.append(JobState(run_id, job_id, d["user_id"], d["target"], state, d["request_key"], d["avatar_id"],
-                                d["detail"], datetime.fromisoformat(d["updated_at"])))
+            out.append(
+                JobState(
+                    run_id,
+                    job_id,
+                    d["user_id"],
+                    d["target"],
+                    state,
+                    d["request_key"],
+                    d["avatar_id"],
+                    d["detail"],
+                    datetime.fromisoformat(d["updated_at"]),
+                )
+            )
         return out
 
     # --------------------------------------------------------------------------- accounting
