@@ -280,6 +280,13 @@ class PhotoLimits(Strict):
     max_pixels: int = Field(40_000_000, gt=0)
 
 
+class ModerationConfig(Strict):
+    """Screen users' free text with the provider's moderation endpoint before any image request."""
+
+    enabled: bool = False
+    model: str = "omni-moderation-latest"
+
+
 class LimitsConfig(Strict):
     per_user_daily: int = Field(3, ge=0)
     system_daily: int = Field(20, ge=0)
@@ -290,6 +297,7 @@ class LimitsConfig(Strict):
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig)
 
 
 class VoiceTemplates(Strict):

@@ -347,6 +347,10 @@ class Pipeline:
         # 3. blocked free text never reaches a provider
         if job.blocked:
             return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
+        # 3b. optionally, the provider's moderation endpoint screens the free text first
+        blocked = await self._moderate(job)
+        if blocked is not None:
+            return blocked
         # 4. reserve the estimate against every cap before spending (free renderers have no caps)
         reservation: Reservation | None = None
         if not _is_free(job):
@@ -372,6 +376,36 @@ class Pipeline:
                 async with self._run_lock:
                     self._run_spent += result.cost_usd - job.estimate_usd
         return await self._finish(job, result, ingested=False)
+
+    async def _moderate(self, job: Job) -> Outcome | None:
+        cfg = self.configs.limits.moderation
+        moderate = getattr(self.provider, "moderate", None)
+        texts = [
+            t
+            for t in [
+                *job.progress.discovered_traits,
+                job.progress.major_achievement or "",
+                job.persona.appearance.description,
+            ]
+            if t
+        ]
+        if not cfg.enabled or moderate is None or not texts:
+            return None
+        try:
+            categories: list[str] = await call_with_retries(
+                lambda: moderate(texts, cfg.model), self.configs.limits.retry, None, 0, self.stats
+            )
+        except ProviderFailure as failure:
+            if failure.kind == "stop":
+                raise RunStoppedError(failure.message, _stop_hint(failure)) from None
+            # The screen is unavailable: send no free text at all rather than unscreened text.
+            job.request = self.planner.plan(job.persona, job.progress, job.target, safe=True).request
+            return None
+        if categories:
+            return self._degrade(
+                job, "blocked", f"moderation screen flagged: {', '.join(categories)}", fallback_only=True
+            )
+        return None
 
     def _job_state_job(self, job: Job, state: Any) -> None:
         if self.run:

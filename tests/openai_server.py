@@ -134,7 +134,11 @@ class FakeOpenAI:
         self.ledger: list[dict[str, Any]] = []  # one entry per image served (billed)
         self.requests: list[dict[str, Any]] = []  # every request received
         self.rate_limited = 0
-        self.off_style = 0  # serve this many cold, off-style pictures next (for quality-gate tests)
+        self.off_style = 0
+        self.moderation_words: list[str] = ["stab", "punch"]
+        self.moderation_requests: list[
+            list[str]
+        ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
         self._pictures = [_picture(i) for i in range(4)]
@@ -225,6 +229,44 @@ class FakeOpenAI:
                 }
                 self._send(fault.status, body, {"x-should-retry": "false", **fault.headers})
 
+            def _moderate(self, params: dict[str, Any]) -> None:
+                texts = params["input"] if isinstance(params["input"], list) else [params["input"]]
+                with fake._lock:
+                    fake.moderation_requests.append(texts)
+                fault = fake._next_fault()
+                if fault:
+                    return self._error(fault)
+                names = [
+                    "harassment",
+                    "harassment/threatening",
+                    "hate",
+                    "hate/threatening",
+                    "illicit",
+                    "illicit/violent",
+                    "self-harm",
+                    "self-harm/instructions",
+                    "self-harm/intent",
+                    "sexual",
+                    "sexual/minors",
+                    "violence",
+                    "violence/graphic",
+                ]
+                results = []
+                for text in texts:
+                    hit = any(word in text.lower() for word in fake.moderation_words)
+                    cats = {n: (hit and n == "violence") for n in names}
+                    results.append(
+                        {
+                            "flagged": hit,
+                            "categories": cats,
+                            "category_scores": {n: (0.97 if cats[n] else 0.001) for n in names},
+                            "category_applied_input_types": {n: ["text"] for n in names},
+                        }
+                    )
+                self._send(
+                    200, {"id": "modr-" + uuid.uuid4().hex[:12], "model": params.get("model"), "results": results}
+                )
+
             def do_GET(self) -> None:
                 if self.path == "/_stats":
                     return self._send(
@@ -270,6 +312,8 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 ctype = self.headers.get("Content-Type", "")
+                if self.path == "/v1/moderations":
+                    return self._moderate(json.loads(body))
                 if self.path == "/v1/images/generations":
                     params = json.loads(body)
                     refs: list[dict[str, Any]] = []

@@ -111,3 +111,47 @@ def test_twice_failing_image_replaced_by_fallback_when_configured(make_core, ope
     core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
     out = core.generate(["maya"], "month").outcomes[0]
     assert out.status == "fallback" and out.served_path.endswith("month/dark-fro.webp")
+
+
+def _moderated(tmp_path, make_core, openai_env):
+    from conftest import make_config_dir
+
+    cfg = make_config_dir(tmp_path, {"moderation": {"enabled": True, "model": "omni-moderation-latest"}})
+    return make_core(provider="openai", base_url=openai_env.url, config_dir=cfg)
+
+
+def test_moderation_screen_blocks_before_the_image_endpoint(tmp_path, make_core, openai_env):
+    from mirror_cli.models import Progress
+
+    core = _moderated(tmp_path, make_core, openai_env)
+    core.set_progress("maya", Progress(active_days=40, discovered_traits=["I want to punch my boss"]))
+    out = core.generate(["maya"], "month").outcomes[0]
+    assert out.status == "blocked" and "violence" in out.reason
+    assert openai_env.requests == [] and openai_env.ledger == []  # no image request at all
+    assert openai_env.moderation_requests[0][0] == "I want to punch my boss"
+    assert out.served_path.endswith("month/dark-fro.webp")
+
+
+def test_moderation_clear_text_goes_through(tmp_path, make_core, openai_env):
+    core = _moderated(tmp_path, make_core, openai_env)
+    assert core.generate(["demo"], "month").count("generated") == 1
+    assert len(openai_env.moderation_requests) == 1 and len(openai_env.ledger) == 1
+
+
+def test_moderation_outage_sends_no_free_text(tmp_path, make_core, openai_env):
+    from openai_server import Fault
+
+    core = _moderated(tmp_path, make_core, openai_env)
+    openai_env.push(*[Fault(500)] * 4)  # every moderation attempt fails
+    assert core.generate(["maya"], "month").count("generated") == 1
+    prompt = openai_env.requests[0]["params"]["prompt"]
+    assert core.configs.style.safe_prompt.strip() in prompt and "imaginative" not in prompt
+
+
+def test_deny_listed_free_text_is_blocked_without_any_request(make_core, openai_env, fast_configs):
+    from mirror_cli.models import Progress
+
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    core.set_progress("demo", Progress(active_days=40, major_achievement="x" * 10 + " nude photo shoot"))
+    out = core.generate(["demo"], "month").outcomes[0]
+    assert out.status == "blocked" and "deny-listed" in out.reason and openai_env.requests == []

@@ -156,7 +156,8 @@ def render_report(
     rows = []
     for o in report.outcomes:
         cost = f"${o.cost_usd:.4f}" if o.status != "planned" else f"~${o.estimate_usd:.4f}"
-        rows.append((o.user_id, o.target, o.status, cost, o.served_path or "", o.reason or ""))
+        where = (o.image_url or "").removeprefix("file://") or o.served_path or ""
+        rows.append((o.user_id, o.target, o.status, cost, where, o.reason or ""))
     s = report.summary()
     caption = (
         f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "

@@ -196,6 +196,19 @@ class OpenAIProvider:
             rate_headers=self.last_headers,
         )
 
+    async def moderate(self, texts: list[str], model: str) -> list[str]:
+        """Categories flagged by the moderation endpoint for any of ``texts`` (empty: all clear)."""
+        try:
+            resp = await self.client.moderations.create(model=model, input=texts)
+        except Exception as exc:
+            raise classify(exc) from exc
+        flagged: list[str] = []
+        for result in resp.results:
+            if result.flagged:
+                cats = result.categories.model_dump(by_alias=True)
+                flagged.extend(sorted(k for k, v in cats.items() if v and k not in flagged))
+        return flagged or (["flagged"] if any(r.flagged for r in resp.results) else [])
+
     async def check(self, model: str) -> list[dict[str, str | None]]:
         """`mirror doctor`: is the key accepted, is the model served, when does it shut down?"""
         entry = self.configs.model(model)
