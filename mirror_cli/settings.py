@@ -38,6 +38,7 @@ class Settings(Strict):
     # Firebase store
     firebase_project: str | None = None
     firebase_bucket: str | None = None
+    firebase_credentials: Path | None = None  # service-account JSON; default GOOGLE_APPLICATION_CREDENTIALS
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
 

@@ -87,3 +87,25 @@ def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Pat
 @pytest.fixture
 def fast_configs(tmp_path: Path) -> Path:
     return make_config_dir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[Any]:
+    import emulators as emu
+
+    envs, gcs = emu.start()
+    yield envs
+    envs.firestore.stop()
+    gcs.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the firebase store at the emulators, in a project and bucket of this test's own."""
+    project, bucket = emulators.new_namespace()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulators.firestore.host)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulators.storage_url)
+    monkeypatch.setenv("MIRROR_FIREBASE_PROJECT", project)
+    monkeypatch.setenv("MIRROR_FIREBASE_BUCKET", bucket)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    return {"project": project, "bucket": bucket}

@@ -28,25 +28,51 @@ def as_json(result):
     return json.loads(result.stdout)
 
 
-def test_generate_then_cached(data_dir):
+@pytest.fixture(params=["local", "firebase"])
+def store_kind(request, monkeypatch):
+    """The end-to-end tests run once per store."""
+    if request.param == "firebase":
+        request.getfixturevalue("firebase_env")
+        monkeypatch.setenv("MIRROR_STORE", "firebase")
+    return request.param
+
+
+def stored(data_dir, store_kind, ref):
+    """The bytes of a stored image, wherever the store keeps them."""
+    if store_kind == "local":
+        return (data_dir / ref).read_bytes()
+    from mirror_cli.settings import load_settings
+    from mirror_cli.stores.firebase import FirebaseStore
+
+    store = FirebaseStore(load_settings({}))
+    try:
+        return store.read_image(ref)
+    finally:
+        store.close()
+
+
+def test_generate_then_cached(data_dir, store_kind):
     first = mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--json")
     assert first.exit_code == 0, first.output
     job = as_json(first)["jobs"][0]
     assert (job["cached"], job["cost_usd"], job["width"], job["height"]) == (False, 0.0, 1024, 1024)
     assert job["avatar_id"] and "Alex" in job["message"]
-    image = data_dir / job["image_path"]
-    assert image.exists() and image.name == f"month-{job['avatar_id']}.webp"
-    assert (data_dir / job["thumb_path"]).exists()
+    assert job["image_path"] == f"avatars/demo/month-{job['avatar_id']}.webp"
+    assert stored(data_dir, store_kind, job["image_path"])[:4] == b"RIFF"
+    assert stored(data_dir, store_kind, job["thumb_path"])[:4] == b"RIFF"
     files_before = sorted(p for p in data_dir.rglob("*.webp"))
+    events_before = as_json(mirror(data_dir, "usage", "--json"))["generations"]
 
     again = mirror(data_dir, "generate", "--user", "demo", "--stage", "month", "--json")
     assert again.exit_code == 0
     job2 = as_json(again)["jobs"][0]
     assert job2["cached"] is True and job2["avatar_id"] == job["avatar_id"] and job2["cost_usd"] == 0
     assert sorted(p for p in data_dir.rglob("*.webp")) == files_before
+    usage = as_json(mirror(data_dir, "usage", "--json"))
+    assert usage["generations"] == events_before == 1 and usage["cache_hits"] == 1
 
 
-def test_stage_name_forms_are_the_same_job(data_dir):
+def test_stage_name_forms_are_the_same_job(data_dir, store_kind):
     a = as_json(mirror(data_dir, "generate", "-u", "kenji", "-s", "half_year", "--json"))["jobs"][0]
     b = as_json(mirror(data_dir, "generate", "-u", "kenji", "-s", "half-year", "--json"))["jobs"][0]
     assert a["avatar_id"] == b["avatar_id"] and b["cached"]
@@ -110,7 +136,7 @@ def test_invalid_yaml_through_the_cli(tmp_path, data_dir):
     assert "limits.yaml" in msg and "per_user_daily (line 1)" in msg
 
 
-def test_generate_all_trilogy_usage_purge(data_dir):
+def test_generate_all_trilogy_usage_purge(data_dir, store_kind):
     res = mirror(data_dir, "generate", "--all", "--stage", "firstWeek", "--json")
     assert res.exit_code == 0, res.output
     report = as_json(res)

@@ -14,9 +14,16 @@ from mirror_cli.stores.local import LocalStore
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "firebase"])
 def store(request, tmp_path) -> Store:
-    s: Store = LocalStore(root=tmp_path / "store")
+    if request.param == "local":
+        s: Store = LocalStore(root=tmp_path / "store")
+    else:
+        from mirror_cli.settings import load_settings
+        from mirror_cli.stores.firebase import FirebaseStore
+
+        request.getfixturevalue("firebase_env")
+        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
     yield s
     s.close()
 
@@ -130,7 +137,11 @@ def test_concurrent_reservations_never_overshoot(store):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(attempt, range(16)))
-    assert sum(results) == 3
+    # Never more than the cap. SQLite serialises (exactly 3); Firestore's increment + read-back may
+    # back off under contention, and retries refusals that a re-read shows would fit.
+    assert 1 <= sum(results) <= 3
+    if store.name == "local":
+        assert sum(results) == 3
 
 
 def test_runs_and_job_states(store):

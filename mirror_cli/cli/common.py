@@ -56,6 +56,32 @@ ConcurrencyOpt = Annotated[
     int | None,
     typer.Option("--concurrency", min=1, max=256, help="Users in parallel.", rich_help_panel="Settings"),
 ]
+FbProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--firebase-project", help="Firebase project id [env MIRROR_FIREBASE_PROJECT].", rich_help_panel="Settings"
+    ),
+]
+FbBucketOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--firebase-bucket", help="Cloud Storage bucket [env MIRROR_FIREBASE_BUCKET].", rich_help_panel="Settings"
+    ),
+]
+FbCredOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--firebase-credentials",
+        help="Service-account JSON [env GOOGLE_APPLICATION_CREDENTIALS].",
+        rich_help_panel="Settings",
+    ),
+]
+SecretsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--secrets-file", help="File with OPENAI_API_KEY=... [env MIRROR_SECRETS_FILE].", rich_help_panel="Settings"
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (for cron).")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 DryRunOpt = Annotated[
@@ -184,6 +210,10 @@ SETTINGS_PARAMS: dict[str, Any] = {
     "base_url": BaseUrlOpt,
     "style": StyleOpt,
     "concurrency": ConcurrencyOpt,
+    "firebase_project": FbProjectOpt,
+    "firebase_bucket": FbBucketOpt,
+    "firebase_credentials": FbCredOpt,
+    "secrets_file": SecretsOpt,
 }
 
 

@@ -1,0 +1,132 @@
+"""The Firebase store against the emulators: what we rely on, how images are served, clear errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from mirror_cli.errors import ConfigError
+from mirror_cli.models import Persona
+from mirror_cli.settings import load_settings
+from mirror_cli.stores.firebase import FirebaseStore
+
+
+@pytest.fixture
+def fb(firebase_env, tmp_path):
+    store = FirebaseStore(load_settings({"data_dir": tmp_path / "d"}))
+    yield store
+    store.close()
+
+
+def test_emulator_features_we_rely_on(fb):
+    """Increment is atomic under concurrent writers, create() refuses an existing document, and
+    keyset pagination on a stored field terminates (cursors and offsets are ignored there)."""
+    from google.api_core.exceptions import AlreadyExists, Conflict
+    from google.cloud.firestore import FieldFilter, Increment
+
+    doc = fb.db.collection("probe").document("counter")
+
+    def bump():
+        for _ in range(10):
+            doc.set({"n": Increment(1)}, merge=True)
+
+    threads = [threading.Thread(target=bump) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert doc.get().to_dict()["n"] == 50
+    fb.db.collection("probe").document("x").create({"a": 1})
+    with pytest.raises((AlreadyExists, Conflict)):
+        fb.db.collection("probe").document("x").create({"a": 2})
+    for i in range(12):
+        fb.put_user(Persona(id=f"u{i:02d}", name="U"))
+    assert list(fb.iter_user_ids(page_size=5)) == [f"u{i:02d}" for i in range(12)]
+    q = fb.db.collection("users").where(filter=FieldFilter("uid", ">=", "u05")).order_by("uid").limit(3)
+    assert [d.id for d in q.stream()] == ["u05", "u06", "u07"]
+    assert fb.db.collection("users").count().get()[0][0].value == 12
+
+
+def test_images_are_private_with_metadata_and_signed_urls(fb, tmp_path, monkeypatch):
+    ref, thumb = fb.put_image("u1", "month-abc", b"RIFF0000WEBPVP8 ", b"RIFF0000WEBPthumb")
+    assert ref == "avatars/u1/month-abc.webp" and thumb == "avatars/u1/month-abc.thumb.webp"
+    blob = fb.bucket.get_blob(ref)
+    assert blob.content_type == "image/webp" and blob.cache_control.startswith("private")
+    assert blob.metadata["user"] == "u1" and blob.metadata["firebaseStorageDownloadTokens"]
+    # no service-account key under the emulator: a Firebase download-token URL, never a public one
+    url = fb.image_url(ref)
+    assert url.startswith("https://firebasestorage.googleapis.com/v0/b/") and "token=" in url
+    assert fb.image_size(ref) == 16 and fb.read_image(ref).startswith(b"RIFF")
+
+
+def test_v4_signed_urls_with_a_service_account(firebase_env, tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    sa = tmp_path / "sa.json"
+    sa.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": firebase_env["project"],
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "mirror@example.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sa))
+    store = FirebaseStore(load_settings({"data_dir": tmp_path / "d", "signed_url_ttl_s": 900}))
+    ref, _ = store.put_image("u1", "month-x", b"RIFF0000WEBPdata", None)
+    url = store.image_url(ref)
+    assert "X-Goog-Algorithm=GOOG4-RSA-SHA256" in url and "X-Goog-Expires=900" in url and "X-Goog-Signature=" in url
+    assert f"/{firebase_env['bucket']}/avatars/u1/month-x.webp?" in url
+    blob = store.bucket.get_blob(ref)
+    assert blob.acl is None or not any(e.get("entity") == "allUsers" for e in blob.acl)  # never public
+    store.close()
+
+
+def test_missing_credentials_and_settings_are_clear(monkeypatch, tmp_path):
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    with pytest.raises(ConfigError) as err:
+        FirebaseStore(load_settings({"firebase_bucket": "b", "firebase_project": "p"}))
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in err.value.message
+    bad = tmp_path / "sa.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(bad))
+    with pytest.raises(ConfigError) as err:
+        FirebaseStore(load_settings({"firebase_bucket": "b", "firebase_project": "p"}))
+    assert "service-account file" in err.value.message
+
+
+def test_missing_bucket_setting_and_unknown_bucket(firebase_env, monkeypatch, tmp_path):
+    from mirror_cli.errors import StoreError
+
+    monkeypatch.delenv("MIRROR_FIREBASE_BUCKET")
+    with pytest.raises(ConfigError) as err:
+        FirebaseStore(load_settings({}))
+    assert "--firebase-bucket" in err.value.hint
+    store = FirebaseStore(load_settings({"firebase_bucket": "no-such-bucket"}))
+    with pytest.raises(StoreError) as err2:
+        store.put_image("u1", "x", b"data", None)
+    assert "bucket" in (err2.value.hint or "")
+    store.close()
+
+
+def test_operation_counts_are_persisted(fb):
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    fb.put_user(Persona(id="u1", name="U"))
+    fb.get_user("u1")
+    fb._flush_ops()
+    counts = fb.op_counts(day)
+    assert counts["writes"] >= 1 and counts["reads"] >= 1
