@@ -36,6 +36,13 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
+def _anonymous() -> Any:
+    """Credentials for the emulators, which accept any caller."""
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
 def _wrap(exc: Exception, what: str) -> StoreError:
     from google.api_core import exceptions as gexc
 
@@ -102,11 +109,10 @@ class FirebaseStore:
         app_name = f"mirror-{uuid.uuid4().hex[:8]}"
         options = {"projectId": project, "storageBucket": self.bucket_name}
         if cred is None:
-            from google.auth.credentials import AnonymousCredentials
 
             class _Emulator(credentials.Base):  # type: ignore[misc]
                 def get_credential(self) -> Any:
-                    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+                    return _anonymous()
 
             cred = _Emulator()
         self._app = firebase_admin.initialize_app(cred, options, name=app_name)
@@ -120,10 +126,9 @@ class FirebaseStore:
     def bucket(self) -> Any:
         if self._bucket is None:
             if os.environ.get("STORAGE_EMULATOR_HOST"):
-                from google.auth.credentials import AnonymousCredentials
                 from google.cloud import storage as gcs  # type: ignore[attr-defined]
 
-                client = gcs.Client(project=self.project, credentials=AnonymousCredentials()  # type: ignore[no-untyped-call])
+                client = gcs.Client(project=self.project, credentials=_anonymous())
                 self._bucket = client.bucket(self.bucket_name)
             else:
                 from firebase_admin import storage
@@ -466,7 +471,7 @@ class FirebaseStore:
             except LimitReached:
                 if attempt == 5 or not self._would_fit(uid, amount, now, caps):
                     raise
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
 
     def _would_fit(self, uid: str, amount: float, now: datetime, caps: Caps) -> bool:
