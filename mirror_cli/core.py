@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigSet
-from .errors import NotFoundError, UnknownUserError, UsageError
+from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo
 from .models import Persona, Progress, validate_user_id
@@ -232,7 +232,12 @@ class Mirror:
 
         report: RunReport = self._run_async(main())
         if run is not None:
-            self._finish_run(run, report)
+            try:
+                self._finish_run(run, report)
+            except MirrorError as exc:  # the report still reaches the operator
+                report.stopped = (
+                    report.stopped or "finished"
+                ) + f"; the run's final state was not saved ({exc.message})"
         return report
 
     # --------------------------------------------------------------------------- commands

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import imaging, messages, pricing
-from .errors import MirrorError, RunStoppedError
+from .errors import MirrorError, RunStoppedError, StoreError
 from .fallbacks import FallbackSet
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
@@ -297,7 +297,12 @@ class Pipeline:
             self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
             return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
         except Exception as exc:  # a store or post-processing failure: the image stays in the spool
-            detail = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, StoreError):
+                # No point buying images the store cannot hold: stop, leave the run resumable.
+                self.request_stop(f"the store is unavailable: {exc.message}")
+                detail = exc.message
+            else:
+                detail = f"{type(exc).__name__}: {exc}"
             self._safe_job_state(spec, "failed", job.request_key, detail)
             return Outcome(job.user_id, job.target, "failed", reason=detail, request_key=job.request_key)
         state = {"generated": "done", "cached": "done", "ingested": "done", "failed": "failed"}.get(

@@ -39,6 +39,7 @@ class Settings(Strict):
     firebase_project: str | None = None
     firebase_bucket: str | None = None
     firebase_credentials: Path | None = None  # service-account JSON; default GOOGLE_APPLICATION_CREDENTIALS
+    store_timeout_s: float = Field(30.0, gt=0, le=600)
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
 

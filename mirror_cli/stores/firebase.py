@@ -118,6 +118,12 @@ class FirebaseStore:
         self._app = firebase_admin.initialize_app(cred, options, name=app_name)
         self.db = firestore.client(self._app)
         self._bucket: Any = None
+        from google.api_core.retry import Retry
+
+        # Every Firestore call gives up after store_timeout_s (retrying transient errors until
+        # then), so an unreachable store stops a run in seconds, not minutes.
+        timeout = settings.store_timeout_s
+        self._rt: dict[str, Any] = {"retry": Retry(initial=0.1, maximum=2.0, timeout=timeout), "timeout": timeout}
         self._ops: dict[tuple[str, str], int] = {}
         self._ops_lock = threading.Lock()
 
@@ -150,7 +156,7 @@ class FirebaseStore:
         for (day, op), n in pending.items():
             by_day.setdefault(day, {})[op] = Increment(n)
         for day, fields in by_day.items():
-            self.db.collection("store_ops").document(day).set(fields, merge=True)
+            self.db.collection("store_ops").document(day).set(fields, merge=True, **self._rt)
 
     def close(self) -> None:
         import firebase_admin
@@ -176,7 +182,7 @@ class FirebaseStore:
                     .order_by("uid")
                     .limit(page_size)
                     .select(["uid"])
-                    .stream()
+                    .stream(**self._rt)
                 )
             except Exception as exc:
                 raise _wrap(exc, "listing users") from exc
@@ -192,7 +198,7 @@ class FirebaseStore:
     def get_user(self, uid: str) -> Persona | None:
         validate_user_id(uid)
         try:
-            snap = self._users().document(uid).get()
+            snap = self._users().document(uid).get(**self._rt)
         except Exception as exc:
             raise _wrap(exc, f"reading user {uid}") from exc
         self._count("reads")
@@ -207,7 +213,7 @@ class FirebaseStore:
         validate_user_id(persona.id)
         body = {**persona.model_dump(mode="json"), "uid": persona.id, "updated_at": _iso(datetime.now(UTC))}
         try:
-            self._users().document(persona.id).set(body)
+            self._users().document(persona.id).set(body, **self._rt)
         except Exception as exc:
             raise _wrap(exc, f"writing user {persona.id}") from exc
         self._count("writes")
@@ -216,7 +222,7 @@ class FirebaseStore:
         validate_user_id(uid)
         try:
             self._users().document(uid).update(
-                {"progress": progress.model_dump(mode="json"), "updated_at": _iso(datetime.now(UTC))}
+                {"progress": progress.model_dump(mode="json"), "updated_at": _iso(datetime.now(UTC))}, **self._rt
             )
         except Exception as exc:
             raise _wrap(exc, f"updating the progress of {uid}") from exc
@@ -287,7 +293,7 @@ class FirebaseStore:
         from google.api_core.exceptions import NotFound
 
         try:
-            self._blob(ref).delete()
+            self._blob(ref).delete(timeout=self._rt["timeout"])
         except NotFound:
             return
         except Exception as exc:
@@ -303,7 +309,7 @@ class FirebaseStore:
 
         body = {**json.loads(record.model_dump_json()), "created_at": _iso(record.created_at)}
         try:
-            self._avatars(record.user_id).document(record.id).create(body)
+            self._avatars(record.user_id).document(record.id).create(body, **self._rt)
         except (AlreadyExists, Conflict):
             return False
         except Exception as exc:
@@ -314,7 +320,7 @@ class FirebaseStore:
 
     def get_avatar(self, uid: str, avatar_id: str) -> AvatarRecord | None:
         try:
-            snap = self._avatars(uid).document(avatar_id).get()
+            snap = self._avatars(uid).document(avatar_id).get(**self._rt)
         except Exception as exc:
             raise _wrap(exc, f"reading avatar {avatar_id}") from exc
         self._count("reads")
@@ -322,7 +328,7 @@ class FirebaseStore:
 
     def list_avatars(self, uid: str) -> list[AvatarRecord]:
         try:
-            docs = list(self._avatars(uid).order_by("created_at").stream())
+            docs = list(self._avatars(uid).order_by("created_at").stream(**self._rt))
         except Exception as exc:
             raise _wrap(exc, f"listing the avatars of {uid}") from exc
         self._count("reads", max(1, len(docs)))
@@ -331,7 +337,7 @@ class FirebaseStore:
 
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
         try:
-            self._avatars(uid).document(avatar_id).delete()
+            self._avatars(uid).document(avatar_id).delete(**self._rt)
         except Exception as exc:
             raise _wrap(exc, f"deleting avatar {avatar_id}") from exc
         self._count("deletes")
@@ -346,7 +352,7 @@ class FirebaseStore:
 
     def cache_get(self, uid: str, request_key: str) -> CacheEntry | None:
         try:
-            snap = self._cache().document(self._cache_id(uid, request_key)).get()
+            snap = self._cache().document(self._cache_id(uid, request_key)).get(**self._rt)
         except Exception as exc:
             raise _wrap(exc, "reading the cache") from exc
         self._count("reads")
@@ -367,7 +373,8 @@ class FirebaseStore:
                     "avatar_id": entry.avatar_id,
                     "doc_id": doc_id,
                     "created_at": _iso(entry.created_at),
-                }
+                },
+                **self._rt,
             )
         except Exception as exc:
             raise _wrap(exc, "writing the cache") from exc
@@ -383,7 +390,7 @@ class FirebaseStore:
             if uid:
                 q = q.where(filter=FieldFilter("uid", "==", uid))
             try:
-                docs = list(q.order_by("doc_id").limit(PAGE).stream())
+                docs = list(q.order_by("doc_id").limit(PAGE).stream(**self._rt))
             except Exception as exc:
                 raise _wrap(exc, "listing the cache") from exc
             self._count("reads", max(1, len(docs)))
@@ -399,7 +406,7 @@ class FirebaseStore:
 
     def cache_delete(self, uid: str, request_key: str) -> None:
         try:
-            self._cache().document(self._cache_id(uid, request_key)).delete()
+            self._cache().document(self._cache_id(uid, request_key)).delete(**self._rt)
         except Exception as exc:
             raise _wrap(exc, "deleting a cache entry") from exc
         self._count("deletes")
@@ -415,15 +422,15 @@ class FirebaseStore:
         ts = _iso(event.ts)
         body = {**json.loads(event.model_dump_json()), "ts": ts, "seq": f"{ts}|{eid}", "uid": event.user_id}
         try:
-            self.db.collection("ledger").document(eid).create(body)
+            self.db.collection("ledger").document(eid).create(body, **self._rt)
         except (AlreadyExists, Conflict):
             return False
         except Exception as exc:
             raise _wrap(exc, "writing the usage ledger") from exc
         counters = {event.kind: Increment(1), "cost_micro_usd": Increment(round(event.cost_usd * MICRO))}
         try:
-            self.db.collection("usage_daily").document(ts[:10]).set(counters, merge=True)
-            self.db.collection("usage_monthly").document(ts[:7]).set(counters, merge=True)
+            self.db.collection("usage_daily").document(ts[:10]).set(counters, merge=True, **self._rt)
+            self.db.collection("usage_monthly").document(ts[:7]).set(counters, merge=True, **self._rt)
         except Exception as exc:
             raise _wrap(exc, "updating usage counters") from exc
         self._count("writes", 3)
@@ -444,7 +451,7 @@ class FirebaseStore:
             if uid:
                 q = q.where(filter=FieldFilter("uid", "==", uid))
             try:
-                docs = list(q.order_by("seq").limit(PAGE).stream())
+                docs = list(q.order_by("seq").limit(PAGE).stream(**self._rt))
             except Exception as exc:
                 raise _wrap(exc, "reading the usage ledger") from exc
             self._count("reads", max(1, len(docs)))
@@ -475,8 +482,8 @@ class FirebaseStore:
         raise AssertionError("unreachable")
 
     def _would_fit(self, uid: str, amount: float, now: datetime, caps: Caps) -> bool:
-        d = self.db.collection("limits_daily").document(now.strftime("%Y-%m-%d")).get().to_dict() or {}
-        m = self.db.collection("limits_monthly").document(now.strftime("%Y-%m")).get().to_dict() or {}
+        d = self.db.collection("limits_daily").document(now.strftime("%Y-%m-%d")).get(**self._rt).to_dict() or {}
+        m = self.db.collection("limits_monthly").document(now.strftime("%Y-%m")).get(**self._rt).to_dict() or {}
         self._count("reads", 2)
         return not (
             (caps.per_user_daily is not None and d.get(f"user_{uid}", 0) + 1 > caps.per_user_daily)
@@ -499,8 +506,8 @@ class FirebaseStore:
             batch = self.db.batch()
             batch.set(daily, {"system": Increment(1), user_field: Increment(1)}, merge=True)
             batch.set(monthly, {"spent_micro_usd": Increment(micro)}, merge=True)
-            batch.commit()
-            d, m = daily.get().to_dict() or {}, monthly.get().to_dict() or {}
+            batch.commit(**self._rt)
+            d, m = daily.get(**self._rt).to_dict() or {}, monthly.get(**self._rt).to_dict() or {}
         except Exception as exc:
             raise _wrap(exc, "reserving budget") from exc
         self._count("writes", 2)
@@ -532,7 +539,8 @@ class FirebaseStore:
                     "month": month,
                     "state": "held",
                     "created_at": _iso(now),
-                }
+                },
+                **self._rt,
             )
         except Exception as exc:
             self._undo(res)
@@ -554,7 +562,7 @@ class FirebaseStore:
             {"spent_micro_usd": Increment(-round(res.amount * MICRO))},
             merge=True,
         )
-        batch.commit()
+        batch.commit(**self._rt)
         self._count("writes", 2)
 
     def settle(self, reservation: Reservation, actual: float) -> None:
@@ -573,7 +581,7 @@ class FirebaseStore:
                 {"state": "settled", "actual_micro_usd": round(actual * MICRO)},
                 merge=True,
             )
-            batch.commit()
+            batch.commit(**self._rt)
         except Exception as exc:
             raise _wrap(exc, "settling a reservation") from exc
         self._count("writes", 2)
@@ -581,7 +589,9 @@ class FirebaseStore:
     def release(self, reservation: Reservation) -> None:
         try:
             self._undo(reservation)
-            self.db.collection("reservations").document(reservation.id).set({"state": "released"}, merge=True)
+            self.db.collection("reservations").document(reservation.id).set(
+                {"state": "released"}, merge=True, **self._rt
+            )
         except Exception as exc:
             raise _wrap(exc, "releasing a reservation") from exc
         self._count("writes")
@@ -605,21 +615,21 @@ class FirebaseStore:
 
     def create_run(self, run: RunInfo) -> None:
         try:
-            self.db.collection("runs").document(run.id).create(self._run_body(run))
+            self.db.collection("runs").document(run.id).create(self._run_body(run), **self._rt)
         except Exception as exc:
             raise _wrap(exc, "creating a run") from exc
         self._count("writes")
 
     def update_run(self, run: RunInfo) -> None:
         try:
-            self.db.collection("runs").document(run.id).set(self._run_body(run))
+            self.db.collection("runs").document(run.id).set(self._run_body(run), **self._rt)
         except Exception as exc:
             raise _wrap(exc, "updating a run") from exc
         self._count("writes")
 
     def get_run(self, run_id: str) -> RunInfo | None:
         try:
-            snap = self.db.collection("runs").document(run_id.replace("/", "_")).get()
+            snap = self.db.collection("runs").document(run_id.replace("/", "_")).get(**self._rt)
         except Exception as exc:
             raise _wrap(exc, "reading a run") from exc
         self._count("reads")
@@ -633,7 +643,7 @@ class FirebaseStore:
                 self.db.collection("runs")
                 .order_by("created_at", direction=firestore.Query.DESCENDING)
                 .limit(limit)
-                .stream()
+                .stream(**self._rt)
             )
         except Exception as exc:
             raise _wrap(exc, "listing runs") from exc
@@ -652,7 +662,9 @@ class FirebaseStore:
             "updated_at": _iso(state.updated_at or datetime.now(UTC)),
         }
         try:
-            self.db.collection("runs").document(state.run_id).collection("jobs").document(state.job_id).set(body)
+            self.db.collection("runs").document(state.run_id).collection("jobs").document(state.job_id).set(
+                body, **self._rt
+            )
         except Exception as exc:
             raise _wrap(exc, "recording a job's state") from exc
         self._count("writes")
@@ -665,7 +677,12 @@ class FirebaseStore:
         last = ""
         while True:
             try:
-                docs = list(jobs.where(filter=FieldFilter("job_id", ">", last)).order_by("job_id").limit(PAGE).stream())
+                docs = list(
+                    jobs.where(filter=FieldFilter("job_id", ">", last))
+                    .order_by("job_id")
+                    .limit(PAGE)
+                    .stream(**self._rt)
+                )
             except Exception as exc:
                 raise _wrap(exc, "reading a run's jobs") from exc
             self._count("reads", max(1, len(docs)))
@@ -691,7 +708,7 @@ class FirebaseStore:
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
         try:
-            snap = self.db.collection("store_ops").document(day).get()
+            snap = self.db.collection("store_ops").document(day).get(**self._rt)
         except Exception as exc:
             raise _wrap(exc, "reading operation counts") from exc
         counts = {k: int(v) for k, v in (snap.to_dict() or {}).items()}
