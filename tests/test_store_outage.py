@@ -9,9 +9,8 @@ import signal
 import threading
 import time
 
-import pytest
-
 import emulators as emu
+import pytest
 
 
 @pytest.fixture
