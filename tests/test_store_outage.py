@@ -4,6 +4,7 @@ them without paying again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -35,10 +36,8 @@ def outage(emulators, monkeypatch, make_core, openai_env, fast_configs):
         )
 
     yield firestore, core
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(firestore.proc.pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
     firestore.stop()
 
 
