@@ -130,3 +130,19 @@ def test_operation_counts_are_persisted(fb):
     fb._flush_ops()
     counts = fb.op_counts(day)
     assert counts["writes"] >= 1 and counts["reads"] >= 1
+
+
+def test_security_rules_are_shipped_and_named():
+    """The rules cannot run here (the official emulators need Java and downloads); this keeps
+    firebase.json, the rules and the indexes the store's queries need in step."""
+    from conftest import ROOT
+
+    cfg = json.loads((ROOT / "firebase.json").read_text())
+    fs_rules = (ROOT / cfg["firestore"]["rules"]).read_text()
+    st_rules = (ROOT / cfg["storage"]["rules"]).read_text()
+    assert "match /avatars/{avatarId}" in fs_rules and "allow write: if false;" in fs_rules
+    assert "request.auth.uid == uid" in fs_rules and "hasOnly(['progress', 'updated_at'])" in fs_rules
+    assert "match /avatars/{uid}/{file}" in st_rules and "allow write: if false;" in st_rules
+    indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
+    pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
+    assert ("ledger", ("uid", "seq")) in pairs and ("avatar_cache", ("uid", "doc_id")) in pairs
