@@ -131,6 +131,7 @@ class FakeOpenAI:
         }
         self.faults: deque[Fault] = deque()
         self.fault_every: tuple[int, Fault] | None = None  # every n-th request gets this fault
+        self.chaos: tuple[Any, list[tuple[float, Fault]]] | None = None  # (random.Random, [(share, fault)])
         self.ledger: list[dict[str, Any]] = []  # one entry per image served (billed)
         self.requests: list[dict[str, Any]] = []  # every request received
         self.rate_limited = 0
@@ -182,6 +183,13 @@ class FakeOpenAI:
                 return self.faults.popleft()
             if self.fault_every and n % self.fault_every[0] == 0:
                 return self.fault_every[1]
+            if self.chaos:
+                rng, table = self.chaos
+                roll = rng.random()
+                for share, fault in table:
+                    if roll < share:
+                        return fault
+                    roll -= share
             if self.images_per_minute:
                 now = time.monotonic()
                 while self._starts and self._starts[0] <= now - self.window_s:

@@ -19,11 +19,14 @@ def test_shards_partition_users_stably(make_core):
     assert parts[2] == set(make_core().user_ids(Shard(2, 4)))  # same answer in another process
 
 
-@pytest.mark.parametrize("env,expected", [
-    ({"CLOUD_RUN_TASK_INDEX": "3", "CLOUD_RUN_TASK_COUNT": "8"}, Shard(3, 8)),
-    ({"JOB_COMPLETION_INDEX": "1", "MIRROR_SHARD_COUNT": "5"}, Shard(1, 5)),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"CLOUD_RUN_TASK_INDEX": "3", "CLOUD_RUN_TASK_COUNT": "8"}, Shard(3, 8)),
+        ({"JOB_COMPLETION_INDEX": "1", "MIRROR_SHARD_COUNT": "5"}, Shard(1, 5)),
+        ({}, None),
+    ],
+)
 def test_shard_from_platform_variables(monkeypatch, env, expected):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -43,6 +46,9 @@ def test_sharded_evolve_covers_each_user_once(make_core):
     core = make_core()
     made = []
     for i in range(3):
-        made += [o.user_id for o in core.evolve(None, due=True, shard=Shard(i, 3)).outcomes
-                 if o.status == "generated" and o.target == "newReflection"]
+        made += [
+            o.user_id
+            for o in core.evolve(None, due=True, shard=Shard(i, 3)).outcomes
+            if o.status == "generated" and o.target == "newReflection"
+        ]
     assert sorted(made) == sorted(core.user_ids())

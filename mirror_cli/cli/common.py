@@ -156,6 +156,8 @@ def guarded(fn: Callable[[], T], *, as_json: bool, debug: bool) -> T:
 
 
 def report_exit(report: Any) -> int:
+    if report.stopped and report.stopped.startswith("interrupted"):
+        return int(ExitCode.INTERRUPTED)
     if report.stopped:
         return int(ExitCode.STOPPED)
     if report.failed or report.degraded:
