@@ -225,7 +225,16 @@ class Mirror:
                 except (NotImplementedError, RuntimeError):  # not the main thread
                     pass
             try:
-                return await pipeline.run_specs(specs, run)
+                swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
+                report = await pipeline.run_specs(specs, run)
+                # A planned job whose image was just ingested from the spool shows as a cache hit:
+                # report what really happened to it.
+                for i, o in enumerate(report.outcomes):
+                    ingested = swept.pop((o.user_id, o.request_key), None)
+                    if ingested is not None and o.status == "cached":
+                        report.outcomes[i] = ingested
+                report.outcomes.extend(swept.values())
+                return report
             finally:
                 for sig in installed:
                     loop.remove_signal_handler(sig)

@@ -192,6 +192,7 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = self._done_jobs(run)
         if run:
+            self._note_interrupted(run)
             for spec in specs:
                 if spec.job_id not in done_before:
                     self._job_state(spec, "pending")
@@ -241,6 +242,24 @@ class Pipeline:
             except Exception:  # noqa: S112 - a URL is a convenience; the path is still reported
                 continue
 
+    async def ingest_leftovers(self, persona_of: Callable[[str], Persona]) -> list[Outcome]:
+        """Finish every image a crashed run paid for and left in the spool, whether or not its
+        job is planned now: store it (idempotent), write its ledger line (once), clear it."""
+        outcomes: list[Outcome] = []
+        for uid, key in self.spool.pending():
+            spooled = self.spool.get(uid, key)
+            if spooled is None:
+                continue
+            target = spooled.meta.get("target")
+            try:
+                persona = persona_of(uid)
+                job = self.planner.plan(persona, persona.progress, str(target))
+            except MirrorError:
+                continue  # an unknown user or target: leave the paid image where it is, for a person
+            job.request_key = key  # the key it was paid under, even if the plan would differ today
+            outcomes.append(await self._finish(job, spooled.result, ingested=True, may_retry=False))
+        return outcomes
+
     def request_stop(self, reason: str) -> None:
         if not self.stop_event.is_set():
             self.stop_reason = reason
@@ -251,6 +270,24 @@ class Pipeline:
         if run is None:
             return set()
         return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
+
+    def _note_interrupted(self, run: RunInfo) -> None:
+        """Jobs left 'in flight' by a process that died: the provider may have billed a request
+        whose answer never arrived (the API has no idempotency key). Say so in the ledger."""
+        for state in self.store.job_states(run.id):
+            if state.state == "in_flight" and self.spool.get(state.user_id, state.request_key) is None:
+                when = state.updated_at.isoformat() if state.updated_at else ""
+                self.store.record_event(
+                    LedgerEvent(
+                        user_id=state.user_id,
+                        kind="failed",
+                        target=state.target,
+                        request_key=state.request_key,
+                        run_id=run.id,
+                        detail="in flight when the previous process died: the provider may have billed it",
+                    ),
+                    event_id=f"inflight:{run.id}:{state.job_id}:{when}",
+                )
 
     def _job_state(
         self,

@@ -72,8 +72,11 @@ class Spool:
         return Spooled(result, meta)
 
     def remove(self, uid: str, key: str) -> None:
-        for path in self._paths(uid, key):
-            path.unlink(missing_ok=True)
+        img, info = self._paths(uid, key)
+        # The metadata file marks an entry complete: it goes first, so a crash in between leaves
+        # an ignored image file, never a complete-looking entry without its image.
+        info.unlink(missing_ok=True)
+        img.unlink(missing_ok=True)
 
     def pending(self) -> list[tuple[str, str]]:
         """(user, request key) of every complete spooled image."""

@@ -380,6 +380,7 @@ class FakeOpenAI:
                     fake.ledger.append(
                         {
                             "request_id": request_id,
+                            "t_start": record["t"],
                             "path": self.path,
                             "model": params.get("model"),
                             "quality": quality,
@@ -408,7 +409,15 @@ class FakeOpenAI:
                 self.send_header("x-ratelimit-remaining-requests", "499")
                 self.send_header("x-ratelimit-reset-requests", "120ms")
                 self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.wfile.write(raw)
+                    self.wfile.flush()
+                finally:
+                    with fake._lock:
+                        for entry in reversed(fake.ledger):
+                            if entry["request_id"] == request_id:
+                                entry["t_end"] = time.monotonic()
+                                break
 
         return Handler
 

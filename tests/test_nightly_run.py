@@ -93,3 +93,72 @@ def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core,
     assert len(openai_env.ledger) == 20
     runs = make_core(config_dir=fast_configs).runs()
     assert runs[0].id == run_id and runs[0].state == "finished"
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_until_done(make_core, openai_env, roomy, data_dir):
+    """`evolve --due` over 200 users, killed with SIGKILL at random points several times and
+    resumed until done: each due user has exactly one new avatar, no request is paid twice, and
+    every paid image is in the store."""
+    users = 200
+    core = make_core(config_dir=roomy)
+    core.import_users([Persona(id=f"k{i:03d}", name="K") for i in range(users)])
+    core.close()
+    openai_env.latency = 0.05
+    rng = random.Random(7)
+    kills = 0
+    kill_times: list[float] = []
+    run_id = None
+    for _attempt in range(12):
+        args = ["evolve", "--due", "--json", "--concurrency", "8"] + (["--resume", run_id] if run_id else [])
+        proc = _mirror(data_dir, roomy, openai_env.url, *args)
+        if kills < 4:
+            target = len(openai_env.ledger) + rng.randint(10, 40)
+            deadline = time.monotonic() + 60
+            while len(openai_env.ledger) < target and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.random() * 0.05)  # a random point, not just after a response
+            if proc.poll() is None:
+                kill_times.append(time.monotonic())
+                proc.kill()
+                proc.wait()
+                kills += 1
+                if run_id is None:
+                    run_id = make_core(config_dir=roomy).runs()[0].id
+                continue
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        break
+    assert kills == 4
+    check = make_core(config_dir=roomy)
+    assert check.spool.pending() == []
+    for uid in check.user_ids():
+        assert [r.target for r in check.store.list_avatars(uid)] == ["newReflection"], uid
+    stored = [e for e in check.store.events() if e.kind in ("generated", "spool_ingest")]
+    assert len(stored) == users
+    stored_ids = {e.request_id for e in stored}
+
+    def in_flight_at_a_kill(entry):
+        # from the request's start until the tool has read, decoded and fsynced the answer (the
+        # server's last byte + up to 0.3 s on this loaded 2-core machine)
+        return any(entry["t_start"] <= t <= entry.get("t_end", t) + 0.3 for t in kill_times)
+
+    # Every image whose answer reached the tool is in the store and in its ledger; the only images
+    # not stored are those the API answered while the process was being killed.
+    lost = [e for e in openai_env.ledger if e["request_id"] not in stored_ids]
+    assert all(in_flight_at_a_kill(e) for e in lost), (
+        [(round(e["t_start"], 3), round(e.get("t_end", -1), 3)) for e in lost],
+        [round(t, 3) for t in kill_times],
+    )
+    # Nothing is paid twice, except a request in flight at the moment of a SIGKILL (no client can
+    # know whether the API billed it: there is no idempotency key), at most `concurrency` per kill.
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for e in openai_env.ledger:
+        by_key.setdefault((e["safety_identifier"], e["prompt"]), []).append(e)
+    assert len(by_key) == users
+    for copies in by_key.values():
+        early = [(round(e["t_start"], 3), round(e.get("t_end", -1), 3)) for e in copies[:-1]]
+        assert all(in_flight_at_a_kill(e) for e in copies[:-1]), (early, [round(t, 3) for t in kill_times])
+    assert len(openai_env.ledger) - users <= 8 * kills
+    flagged = [e for e in check.store.events() if e.kind == "failed" and "may have billed" in (e.detail or "")]
+    assert len(flagged) >= len(lost)
