@@ -214,6 +214,8 @@ class Mirror:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
             return pipeline.plan_only(specs)
+        if self.settings.provider == "openai-batch":
+            return self._submit_batch(pipeline, specs, run)
 
         async def main() -> RunReport:
             loop = asyncio.get_running_loop()
@@ -276,6 +278,38 @@ class Mirror:
         pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
         specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
         return self._execute(specs, dry_run=dry_run, max_cost=max_cost)
+
+    def _submit_batch(self, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
+        from .batch import BatchRunner
+
+        if run is None:
+            run = self._start_run("batch", {"via": "batch-api"}, None)
+
+        async def go() -> RunReport:
+            await pipeline.ingest_leftovers(self.persona)
+            runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
+            return await runner.submit(specs, run)
+
+        report: RunReport = self._run_async(go())
+        return report
+
+    def poll(self, run_id: str, *, wait: bool = False, resubmit: bool = False, poll_s: float = 30.0) -> RunReport:
+        """Collect a Batch API run's results into the pipeline; optionally resubmit its failures."""
+        from .batch import BatchRunner
+
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Unknown run {run_id!r}.", "List runs with 'mirror runs'.")
+        if "batches" not in run.params:
+            raise UsageError(f"Run {run_id} did not go through the Batch API.", "Resume it with --resume instead.")
+        pipeline = self.pipeline()
+
+        async def go() -> RunReport:
+            runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
+            return await runner.collect(run, wait=wait, poll_s=poll_s, resubmit=resubmit)
+
+        report: RunReport = self._run_async(go())
+        return report
 
     def latest_stage(self, uid: str) -> str | None:
         table = self.configs.stages

@@ -357,7 +357,9 @@ class Pipeline:
         with contextlib.suppress(Exception):
             self._job_state(spec, state, key, avatar_id, detail)
 
-    async def _execute(self, job: Job) -> Outcome:
+    async def _prepare(self, job: Job) -> Outcome | Reservation | None:
+        """Everything before a provider call: an Outcome when the job is settled without one,
+        else the budget reservation for it (None for a free renderer)."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
         if spooled is not None:
@@ -394,12 +396,15 @@ class Pipeline:
         if blocked is not None:
             return blocked
         # 4. reserve the estimate against every cap before spending (free renderers have no caps)
-        reservation: Reservation | None = None
-        if not _is_free(job):
-            reserved = await self._reserve(job)
-            if isinstance(reserved, Outcome):
-                return reserved
-            reservation = reserved
+        if _is_free(job):
+            return None
+        return await self._reserve(job)
+
+    async def _execute(self, job: Job) -> Outcome:
+        prepared = await self._prepare(job)
+        if isinstance(prepared, Outcome):
+            return prepared
+        reservation = prepared
         self._job_state_job(job, "in_flight")
         try:
             result = await self._generate(job)

@@ -137,6 +137,10 @@ class FakeOpenAI:
         self.rate_limited = 0
         self.off_style = 0
         self.moderation_words: list[str] = ["stab", "punch"]
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_fail: set[str] = set()  # custom_ids whose lines fail inside a batch
+        self.batch_polls_to_complete = 2
         self.moderation_requests: list[
             list[str]
         ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
@@ -152,6 +156,10 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def rng_shuffle(self, rows: list[Any]) -> None:
+        """Batch output lines are not in input order."""
+        rows.reverse()
 
     def start(self) -> FakeOpenAI:
         self._thread.start()
@@ -290,6 +298,32 @@ class FakeOpenAI:
                 auth = self.headers.get("Authorization", "")
                 if not auth.startswith("Bearer "):
                     return self._error(auth_fault())
+                if self.path.startswith("/v1/files/") and self.path.endswith("/content"):
+                    fid = self.path.split("/")[3]
+                    f = fake.files.get(fid)
+                    if f is None:
+                        return self._send(
+                            404, {"error": {"message": "No such File", "type": "invalid_request_error", "code": None}}
+                        )
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(f["data"])))
+                    self.end_headers()
+                    self.wfile.write(f["data"])
+                    return None
+                if self.path.startswith("/v1/batches/"):
+                    batch = fake.batches.get(self.path.rsplit("/", 1)[1])
+                    if batch is None:
+                        return self._send(
+                            404, {"error": {"message": "No such batch", "type": "invalid_request_error", "code": None}}
+                        )
+                    batch["polls"] += 1
+                    if batch["status"] != "completed":
+                        batch["status"] = "in_progress"
+                        if batch["polls"] >= fake.batch_polls_to_complete:
+                            _run_batch(fake, batch)
+                            batch["status"] = "completed"
+                    return self._send(200, {k: v for k, v in batch.items() if k != "polls"})
                 if self.path.startswith("/v1/models/"):
                     model = self.path.rsplit("/", 1)[1]
                     if model not in fake.known_models:
@@ -320,6 +354,53 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 ctype = self.headers.get("Content-Type", "")
+                if self.path == "/v1/files":
+                    fields, files = _parse_multipart(ctype, body)
+                    fid = "file-" + uuid.uuid4().hex[:16]
+                    f = files[0]
+                    fake.files[fid] = {
+                        "purpose": fields.get("purpose"),
+                        "data": f["bytes"],
+                        "filename": f["filename"],
+                        "content_type": f["content_type"],
+                    }
+                    return self._send(
+                        200,
+                        {
+                            "id": fid,
+                            "object": "file",
+                            "bytes": len(f["bytes"]),
+                            "created_at": int(time.time()),
+                            "filename": f["filename"],
+                            "purpose": fields.get("purpose"),
+                            "status": "processed",
+                        },
+                    )
+                if self.path == "/v1/batches":
+                    params = json.loads(body)
+                    if params.get("input_file_id") not in fake.files:
+                        return self._send(
+                            400,
+                            {"error": {"message": "unknown input file", "type": "invalid_request_error", "code": None}},
+                        )
+                    bid = "batch_" + uuid.uuid4().hex[:16]
+                    batch = {
+                        "id": bid,
+                        "object": "batch",
+                        "endpoint": params["endpoint"],
+                        "errors": None,
+                        "input_file_id": params["input_file_id"],
+                        "completion_window": "24h",
+                        "status": "validating",
+                        "output_file_id": None,
+                        "error_file_id": None,
+                        "created_at": int(time.time()),
+                        "metadata": params.get("metadata"),
+                        "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                        "polls": 0,
+                    }
+                    fake.batches[bid] = batch
+                    return self._send(200, {k: v for k, v in batch.items() if k != "polls"})
                 if self.path == "/v1/moderations":
                     return self._moderate(json.loads(body))
                 if self.path == "/v1/images/generations":
@@ -420,6 +501,113 @@ class FakeOpenAI:
                                 break
 
         return Handler
+
+
+def _image_answer(
+    fake: FakeOpenAI, path: str, params: dict[str, Any], ref_shas: list[str], batch: bool
+) -> dict[str, Any]:
+    """Bill one image into the ledger and return the ImagesResponse body."""
+    quality = params.get("quality", "auto")
+    prompt = params.get("prompt", "")
+    text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(ref_shas)
+    image_tokens = REFERENCE_IMAGE_TOKENS * len(ref_shas)
+    out_tokens = OUTPUT_TOKENS.get(quality, 1756)
+    usage = {
+        "input_tokens": text_tokens + image_tokens,
+        "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+        "output_tokens": out_tokens,
+        "total_tokens": text_tokens + image_tokens + out_tokens,
+    }
+    seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
+    picture = fake._pictures[seed]
+    request_id = "req_" + uuid.uuid4().hex[:20]
+    with fake._lock:
+        fake.ledger.append(
+            {
+                "request_id": request_id,
+                "t_start": time.monotonic(),
+                "t_end": time.monotonic(),
+                "path": path,
+                "model": params.get("model"),
+                "quality": quality,
+                "prompt": prompt,
+                "usage": usage,
+                "safety_identifier": params.get("safety_identifier"),
+                "sha256": hashlib.sha256(picture).hexdigest(),
+                "references": ref_shas,
+                "batch": batch,
+            }
+        )
+    return {
+        "request_id": request_id,
+        "body": {
+            "created": int(time.time()),
+            "background": "opaque",
+            "output_format": "png",
+            "quality": quality,
+            "size": params.get("size", "1024x1024"),
+            "data": [{"b64_json": base64.b64encode(picture).decode()}],
+            "usage": usage,
+        },
+    }
+
+
+def _run_batch(fake: FakeOpenAI, batch: dict[str, Any]) -> None:
+    """Answer every line of a batch's input file: an output file and, for failures, an error file."""
+    lines = [json.loads(x) for x in fake.files[batch["input_file_id"]]["data"].decode().splitlines() if x.strip()]
+    out, err = [], []
+    for line in lines:
+        cid, body = line["custom_id"], line["body"]
+        if cid in fake.batch_fail:
+            err.append(
+                {
+                    "id": "batch_req_" + uuid.uuid4().hex[:12],
+                    "custom_id": cid,
+                    "response": None,
+                    "error": {"code": "image_generation_failed", "message": "The image could not be generated."},
+                }
+            )
+            continue
+        refs = []
+        for image in body.get("images", []):
+            f = fake.files.get(image.get("file_id", ""))
+            if f is None or f["purpose"] != "vision":
+                refs = None
+                break
+            refs.append(hashlib.sha256(f["data"]).hexdigest())
+        if refs is None:
+            err.append(
+                {
+                    "id": "batch_req_x",
+                    "custom_id": cid,
+                    "response": {
+                        "status_code": 400,
+                        "body": {"error": {"code": "invalid_file", "message": "unknown file_id"}},
+                    },
+                    "error": None,
+                }
+            )
+            continue
+        answer = _image_answer(fake, line["url"], body, refs, batch=True)
+        out.append(
+            {
+                "id": "batch_req_" + uuid.uuid4().hex[:12],
+                "custom_id": cid,
+                "response": {"status_code": 200, "request_id": answer["request_id"], "body": answer["body"]},
+                "error": None,
+            }
+        )
+    fake.rng_shuffle(out)
+    for kind, rows in (("output_file_id", out), ("error_file_id", err)):
+        if rows:
+            fid = "file-" + uuid.uuid4().hex[:16]
+            fake.files[fid] = {
+                "purpose": "batch_output",
+                "data": "".join(json.dumps(r) + "\n" for r in rows).encode(),
+                "filename": f"{kind}.jsonl",
+            }
+            batch[kind] = fid
+    batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
 
 
 def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:

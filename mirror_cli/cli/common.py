@@ -99,6 +99,14 @@ ShardOpt = Annotated[
     ),
 ]
 ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run by id.")]
+ViaOpt = Annotated[
+    str,
+    typer.Option(
+        "--via",
+        help="sync (default) or batch-api: submit to the OpenAI Batch API "
+        "(half price, results within 24 h; collect with 'mirror runs poll RUN_ID').",
+    ),
+]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Also write the JSON report to this file.")]
 
 
@@ -241,7 +249,12 @@ def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def open_core(flags: dict[str, Any], **extra: Any) -> Any:
+def open_core(flags: dict[str, Any], via: str = "sync", **extra: Any) -> Any:
     from ..core import Mirror
+    from ..errors import UsageError
 
+    if via not in ("sync", "batch-api"):
+        raise UsageError(f"Unknown --via {via!r}.", "Use --via sync or --via batch-api.")
+    if via == "batch-api":
+        flags = {**flags, "provider": "openai-batch"}
     return Mirror(settings_from(**flags, **extra))

@@ -10,6 +10,7 @@ from .common import (
     ReportOpt,
     ResumeOpt,
     ShardOpt,
+    ViaOpt,
     guarded,
     open_core,
     render_report,
@@ -29,6 +30,7 @@ def evolve(
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
+    via: ViaOpt = "sync",
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -37,7 +39,7 @@ def evolve(
     from ..core import Shard
 
     def call() -> Any:
-        core = open_core(flags)
+        core = open_core(flags, via)
         with console.progress(len(list(core.user_ids())) if due else 1, "evolve", enabled=not as_json) as advance:
             core.on_progress = advance
             try:

@@ -10,6 +10,7 @@ from .common import (
     ReportOpt,
     ResumeOpt,
     ShardOpt,
+    ViaOpt,
     guarded,
     open_core,
     render_report,
@@ -32,6 +33,7 @@ def generate(
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
+    via: ViaOpt = "sync",
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -43,7 +45,7 @@ def generate(
     def call() -> Any:
         if bool(user) == all_users:
             raise UsageError("Say who to generate for.", "Pass --user U (repeatable) or --all, not both.")
-        core = open_core(flags)
+        core = open_core(flags, via)
         n = len(list(core.user_ids())) if all_users else len(user or [])
         with console.progress(n, f"generate {stage}", enabled=not as_json) as advance:
             core.on_progress = advance

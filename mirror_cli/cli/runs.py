@@ -92,3 +92,29 @@ def show(
         ["job", "state", "avatar", "detail"],
         [(r["job"], r["state"], r["avatar_id"], r["detail"]) for r in rows],
     )
+
+
+@app.command("poll")
+@with_settings
+def poll(
+    flags: dict[str, Any],
+    run_id: Annotated[str, typer.Argument(help="A run submitted with --via batch-api.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Keep polling until every batch has finished.")] = False,
+    resubmit: Annotated[bool, typer.Option("--resubmit", help="Submit failed and waiting jobs again.")] = False,
+    poll_s: Annotated[float, typer.Option("--every", min=0.01, help="Seconds between polls with --wait.")] = 30.0,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Collect a Batch API run's results into the store (batch price) and report them."""
+    from .common import render_report, report_exit
+
+    def call() -> Any:
+        core = open_core({**flags, "provider": "openai-batch"})
+        try:
+            return core.poll(run_id, wait=wait, resubmit=resubmit, poll_s=poll_s)
+        finally:
+            core.close()
+
+    result = guarded(call, as_json=as_json, debug=debug)
+    render_report(result, as_json=as_json, title=f"run {run_id}: batch results")
+    raise typer.Exit(report_exit(result))

@@ -58,6 +58,7 @@ ProviderFactory = Callable[[ProviderContext], ImageProvider]
 _BUILTIN: dict[str, str] = {
     "local": "mirror_cli.providers.local:LocalProvider",
     "openai": "mirror_cli.providers.openai:OpenAIProvider",
+    "openai-batch": "mirror_cli.providers.openai_batch:OpenAIBatchProvider",
 }
 _REGISTRY: dict[str, ProviderFactory] = {}
 
