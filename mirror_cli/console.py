@@ -45,8 +45,21 @@ def key_values(title: str, pairs: Sequence[tuple[str, Any]]) -> None:
 def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
     """Yields a callback(outcome) that advances a bar with done/failed/degraded counts, rate and ETA.
     Off (a no-op) under cron, with --json, or when stdout is not a terminal."""
-    if not enabled or not sys.stderr.isatty() or total <= 1:
+    if not enabled:
         yield lambda outcome: None
+        return
+    if not sys.stderr.isatty() or total <= 1:
+        # Under cron: one quiet line per finished job on stderr (the report goes to stdout).
+        from datetime import UTC, datetime
+
+        def log(outcome: Any) -> None:
+            when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            note = f" ({outcome.reason})" if getattr(outcome, "reason", None) else ""
+            sys.stderr.write(
+                f"{when} {label}: {outcome.user_id} {outcome.target} {outcome.status} ${outcome.cost_usd:.4f}{note}\n"
+            )
+
+        yield log
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -26,7 +26,7 @@ from .planner import OK_STATUSES, Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import RunInfo, Store, get_store
+from .stores.base import JobState, RunInfo, Store, get_store
 
 
 @dataclass(frozen=True)
@@ -494,10 +494,19 @@ class Mirror:
                     continue
                 estimate_usd += job.estimate_usd
                 jobs.append((variant, target, job))
+        run: RunInfo | None = None
         if not dry_run:
+            run = self._start_run("seed-fallbacks", {"only": only, "variants": variants}, None)
 
             async def go() -> None:
                 for variant, target, job in jobs:
+                    job_id = f"{variant.name}.{target}"
+                    assert run is not None
+                    self.store.put_job_state(
+                        JobState(
+                            run.id, job_id, "_fallbacks", target, "in_flight", job.request_key, None, None, self.now()
+                        )
+                    )
                     result, webp, verdict, paid = await render_asset(pipeline, job)
                     rel = f"{target}/{variant.name}.webp"
                     (folder / target).mkdir(parents=True, exist_ok=True)
@@ -539,6 +548,9 @@ class Mirror:
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
+                    self.store.put_job_state(
+                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now())
+                    )
 
             folder.mkdir(parents=True, exist_ok=True)
             try:
@@ -552,6 +564,9 @@ class Mirror:
                 }
                 manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             rendered = len(jobs)
+            assert run is not None
+            run.state, run.counts = "finished", {"generated": rendered, "unchanged": unchanged}
+            self.store.update_run(run)
         sheet_path = folder / "contact-sheet.png"
         if not dry_run and existing:
             order = [*table.names, *table.trilogy]
@@ -563,6 +578,7 @@ class Mirror:
                 sheet_path
             )
         return {
+            "run_id": run.id if run else None,
             "manifest": str(manifest_path),
             "contact_sheet": str(sheet_path) if sheet_path.exists() else None,
             "rendered": rendered if not dry_run else 0,

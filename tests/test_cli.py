@@ -184,3 +184,15 @@ def test_installed_entry_point_subprocess(tmp_path):
     assert json.loads(out.stdout)["jobs"][0]["status"] == "generated"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, env=env)
     assert version.stdout.startswith("mirror ")
+
+
+def test_cron_log_lines_on_stderr(tmp_path):
+    """Not on a terminal and without --json: one quiet line per job on stderr."""
+    exe = Path(sys.executable).parent / "mirror"
+    env = {**os.environ, "MIRROR_DATA_DIR": str(tmp_path / "d"), "MIRROR_CONFIG_DIR": str(ROOT / "configs")}
+    out = subprocess.run(
+        [str(exe), "generate", "--all", "--stage", "firstWeek"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [x for x in out.stderr.splitlines() if "generate firstWeek:" in x]
+    assert len(lines) == 6 and all(" generated $0.0000" in x for x in lines)

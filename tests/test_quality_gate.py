@@ -155,3 +155,11 @@ def test_deny_listed_free_text_is_blocked_without_any_request(make_core, openai_
     core.set_progress("demo", Progress(active_days=40, major_achievement="x" * 10 + " nude photo shoot"))
     out = core.generate(["demo"], "month").outcomes[0]
     assert out.status == "blocked" and "deny-listed" in out.reason and openai_env.requests == []
+
+
+def test_seed_fallbacks_is_a_recorded_run(make_core, tmp_path):
+    core = make_core(fallback_dir=tmp_path / "fb")
+    result = core.seed_fallbacks(only=["firstWeek"], variants=["tan-bob"])
+    run = core.store.get_run(result["run_id"])
+    assert run.command == "seed-fallbacks" and run.state == "finished" and run.counts["generated"] == 1
+    assert [(s.job_id, s.state) for s in core.store.job_states(run.id)] == [("tan-bob.firstWeek", "done")]
