@@ -443,8 +443,8 @@ class Mirror:
         import json
 
         from .imaging import contact_sheet, decode
-        from .models import Appearance, LedgerEvent
-        from .pipeline import render_asset
+        from .models import Appearance
+        from .pipeline import paid_event, render_asset
 
         table = self.configs.stages
         targets = [table.parse_target(t) for t in only] if only else [*table.names, *table.trilogy]
@@ -533,18 +533,7 @@ class Mirror:
                     }
                     if paid and result.cost_usd:
                         self.store.record_event(
-                            LedgerEvent(
-                                user_id="_fallbacks",
-                                kind="generated",
-                                target=target,
-                                request_key=job.request_key,
-                                provider=result.provider,
-                                model=result.model,
-                                usage=result.usage,
-                                cost_usd=result.cost_usd,
-                                request_id=result.request_id,
-                                validation_ok=verdict.ok,
-                            ),
+                            paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)

@@ -566,22 +566,20 @@ class Pipeline:
         )
         self.store.put_avatar(record)
         stored = self.store.get_avatar(job.user_id, avatar_id) or record
-        event = LedgerEvent(
-            user_id=job.user_id,
-            kind="spool_ingest" if ingested else "generated",
-            target=job.target,
-            request_key=job.request_key,
-            avatar_id=avatar_id,
-            provider=result.provider,
-            model=result.model,
-            usage=result.usage,
-            cost_usd=result.cost_usd,
-            request_id=result.request_id,
-            run_id=self._run_id(),
-            validation_ok=verdict.ok,
-        )
         # One paid image, one ledger line, however often a crash makes us come back here.
-        self.store.record_event(event, event_id=f"paid:{job.user_id}:{job.request_key}")
+        self.store.record_event(
+            paid_event(
+                job.user_id,
+                job.target,
+                job.request_key,
+                result,
+                kind="spool_ingest" if ingested else "generated",
+                avatar_id=avatar_id,
+                run_id=self._run_id(),
+                validation_ok=verdict.ok,
+            ),
+            event_id=f"paid:{job.user_id}:{job.request_key}",
+        )
         self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
@@ -616,16 +614,11 @@ class Pipeline:
         then try once more with the style's reinforced prompt, within the caps."""
         rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None)
         self.store.record_event(
-            LedgerEvent(
-                user_id=job.user_id,
-                kind="generated",
-                target=job.target,
-                request_key=job.request_key,
-                provider=result.provider,
-                model=result.model,
-                usage=result.usage,
-                cost_usd=result.cost_usd,
-                request_id=result.request_id,
+            paid_event(
+                job.user_id,
+                job.target,
+                job.request_key,
+                result,
                 run_id=self._run_id(),
                 validation_ok=False,
                 detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
@@ -730,6 +723,24 @@ class Pipeline:
             request_key=job.request_key,
             estimate_usd=job.estimate_usd,
         )
+
+
+def paid_event(
+    user_id: str, target: str, request_key: str, result: ImageResult, *, kind: Any = "generated", **extra: Any
+) -> LedgerEvent:
+    """The ledger line of one paid image: who, what, the provider's usage, cost and request id."""
+    return LedgerEvent(
+        user_id=user_id,
+        kind=kind,
+        target=target,
+        request_key=request_key,
+        provider=result.provider,
+        model=result.model,
+        usage=result.usage,
+        cost_usd=result.cost_usd,
+        request_id=result.request_id,
+        **extra,
+    )
 
 
 def _is_free(job: Job) -> bool:

@@ -439,49 +439,11 @@ class FakeOpenAI:
                         )
                 if fake.latency:
                     time.sleep(fake.latency)
-                quality = params.get("quality", "auto")
-                prompt = params.get("prompt", "")
-                text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(refs)
-                image_tokens = REFERENCE_IMAGE_TOKENS * len(refs)
-                out_tokens = OUTPUT_TOKENS.get(quality, 1756)
-                usage = {
-                    "input_tokens": text_tokens + image_tokens,
-                    "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
-                    "output_tokens": out_tokens,
-                    "total_tokens": text_tokens + image_tokens + out_tokens,
-                }
-                seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
-                picture = fake._pictures[seed]
-                with fake._lock:
-                    if fake.off_style > 0:
-                        fake.off_style -= 1
-                        picture = _cold_picture()
-                request_id = "req_" + uuid.uuid4().hex[:20]
-                with fake._lock:
-                    fake.ledger.append(
-                        {
-                            "request_id": request_id,
-                            "t_start": record["t"],
-                            "path": self.path,
-                            "model": params.get("model"),
-                            "quality": quality,
-                            "prompt": prompt,
-                            "usage": usage,
-                            "safety_identifier": params.get("safety_identifier"),
-                            "sha256": hashlib.sha256(picture).hexdigest(),
-                            "references": [r["sha256"] for r in refs],
-                        }
-                    )
-                resp = {
-                    "created": int(time.time()),
-                    "background": "opaque",
-                    "output_format": "png",
-                    "quality": quality,
-                    "size": params.get("size", "1024x1024"),
-                    "data": [{"b64_json": base64.b64encode(picture).decode()}],
-                    "usage": usage,
-                }
-                raw = json.dumps(resp).encode()
+                answer = _image_answer(
+                    fake, self.path, params, [r["sha256"] for r in refs], batch=False, t_start=record["t"]
+                )
+                request_id = answer["request_id"]
+                raw = json.dumps(answer["body"]).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
@@ -504,9 +466,15 @@ class FakeOpenAI:
 
 
 def _image_answer(
-    fake: FakeOpenAI, path: str, params: dict[str, Any], ref_shas: list[str], batch: bool
+    fake: FakeOpenAI,
+    path: str,
+    params: dict[str, Any],
+    ref_shas: list[str],
+    batch: bool,
+    t_start: float | None = None,
 ) -> dict[str, Any]:
-    """Bill one image into the ledger and return the ImagesResponse body."""
+    """Bill one image into the ledger; return its request id and the ImagesResponse body. A sync
+    answer gets its t_end once it has been written to the socket."""
     quality = params.get("quality", "auto")
     prompt = params.get("prompt", "")
     text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(ref_shas)
@@ -522,11 +490,15 @@ def _image_answer(
     picture = fake._pictures[seed]
     request_id = "req_" + uuid.uuid4().hex[:20]
     with fake._lock:
+        if fake.off_style > 0:
+            fake.off_style -= 1
+            picture = _cold_picture()
+        now = time.monotonic()
         fake.ledger.append(
             {
                 "request_id": request_id,
-                "t_start": time.monotonic(),
-                "t_end": time.monotonic(),
+                "t_start": t_start or now,
+                **({"t_end": now} if batch else {}),
                 "path": path,
                 "model": params.get("model"),
                 "quality": quality,
