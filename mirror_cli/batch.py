@@ -185,18 +185,7 @@ class BatchRunner:
                 provider=self.provider.name,
                 model=job.request.model,
             )
-            self.p.spool.put(
-                job.user_id,
-                job.request_key,
-                result,
-                {
-                    "user_id": job.user_id,
-                    "target": job.target,
-                    "request_key": job.request_key,
-                    "run_id": run.id,
-                    "created_at": self.p.now().isoformat(),
-                },
-            )
+            self.p.spool_result(job, result)
             if reservation:
                 self.p.store.settle(reservation, result.cost_usd)
             outcome = await self.p._finish(job, result, ingested=False, may_retry=False)

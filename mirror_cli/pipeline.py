@@ -510,24 +510,24 @@ class Pipeline:
         result.cost_usd = pricing.cost_from_usage(
             job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
         )
-        self.spool.put(
-            job.user_id,
-            job.request_key,
-            result,
-            {
-                "user_id": job.user_id,
-                "target": job.target,
-                "request_key": job.request_key,
-                "run_id": self._run_id(),
-                "created_at": self.now().isoformat(),
-            },
-        )
+        self.spool_result(job, result)
         return result
 
     def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes, Verdict]:
         size = int(size_text.lower().split("x")[0]) if "x" in size_text else None
         img, webp, thumb = imaging.post_process(data, size)
         return img, webp, thumb, check_image(img, self.configs.style.gate)
+
+    def spool_result(self, job: Job, result: ImageResult) -> None:
+        """A paid image goes to the spool before anything else touches it."""
+        meta = {
+            "user_id": job.user_id,
+            "target": job.target,
+            "request_key": job.request_key,
+            "run_id": self._run_id(),
+            "created_at": self.now().isoformat(),
+        }
+        self.spool.put(job.user_id, job.request_key, result, meta)
 
     async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.

@@ -92,6 +92,19 @@ def classify(exc: Exception) -> ProviderFailure:
     raise exc
 
 
+def request_body(request: ImageRequest) -> dict[str, Any]:
+    """The parameters every image request sends explicitly (never the API's defaults)."""
+    return {
+        "model": request.model,
+        "prompt": request.prompt,
+        "size": request.size,
+        "quality": request.quality,
+        "output_format": request.output_format,
+        "n": 1,
+        "safety_identifier": request.safety_identifier,
+    }
+
+
 def usage_of(resp: Any) -> TokenUsage:
     u = getattr(resp, "usage", None)
     if u is None:
@@ -148,15 +161,7 @@ class OpenAIProvider:
         return self._client
 
     async def generate(self, request: ImageRequest) -> ImageResult:
-        common: dict[str, Any] = {
-            "model": request.model,
-            "prompt": request.prompt,
-            "size": request.size,
-            "quality": request.quality,
-            "output_format": request.output_format,
-            "n": 1,
-            "safety_identifier": request.safety_identifier,
-        }
+        common = request_body(request)
         start = time.perf_counter()
         try:
             if request.references:

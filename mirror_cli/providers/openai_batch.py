@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models import ImageRequest
 from .base import Capabilities, ProviderContext
-from .openai import EXT, OpenAIProvider, classify
+from .openai import EXT, OpenAIProvider, classify, request_body
 
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
@@ -39,15 +39,7 @@ class OpenAIBatchProvider(OpenAIProvider):
 
     async def line(self, custom_id: str, request: ImageRequest) -> tuple[str, dict[str, Any]]:
         """(endpoint, JSONL line) for one request."""
-        body: dict[str, Any] = {
-            "model": request.model,
-            "prompt": request.prompt,
-            "size": request.size,
-            "quality": request.quality,
-            "output_format": request.output_format,
-            "n": 1,
-            "safety_identifier": request.safety_identifier,
-        }
+        body = request_body(request)
         url = "/v1/images/generations"
         if request.references:
             url = "/v1/images/edits"

@@ -166,34 +166,33 @@ class FirebaseStore:
             self._flush_ops()
         firebase_admin.delete_app(self._app)
 
+    def _keyset(
+        self, query: Any, field: str, what: str, start: str = "", inclusive: bool = False, page_size: int = PAGE
+    ) -> Iterator[Any]:
+        """Every document of ``query`` in ``field`` order, a page at a time, by keyset on a stored
+        field (the emulator ignores cursors and offsets; keysets are cheap on Firestore too)."""
+        from google.cloud.firestore import FieldFilter
+
+        last, first = start, True
+        while True:
+            page = query.where(filter=FieldFilter(field, ">=" if first and inclusive else ">", last))
+            try:
+                docs = list(page.order_by(field).limit(page_size).stream(**self._rt))
+            except Exception as exc:
+                raise _wrap(exc, what) from exc
+            self._count("reads", max(1, len(docs)))
+            yield from docs
+            if len(docs) < page_size:
+                return
+            last, first = docs[-1].get(field), False
+
     def _users(self) -> Any:
         return self.db.collection("users")
 
     # -------------------------------------------------------------------------------- users
     def iter_user_ids(self, page_size: int = PAGE) -> Iterator[str]:
-        from google.cloud.firestore import FieldFilter
-
-        last = ""
-        while True:
-            try:
-                docs = list(
-                    self._users()
-                    .where(filter=FieldFilter("uid", ">", last))
-                    .order_by("uid")
-                    .limit(page_size)
-                    .select(["uid"])
-                    .stream(**self._rt)
-                )
-            except Exception as exc:
-                raise _wrap(exc, "listing users") from exc
-            self._count("reads", max(1, len(docs)))
-            if not docs:
-                return
-            for d in docs:
-                yield d.get("uid")
-            last = docs[-1].get("uid")
-            if len(docs) < page_size:
-                return
+        for doc in self._keyset(self._users().select(["uid"]), "uid", "listing users", page_size=page_size):
+            yield doc.get("uid")
 
     def get_user(self, uid: str) -> Persona | None:
         validate_user_id(uid)
@@ -383,25 +382,13 @@ class FirebaseStore:
     def cache_entries(self, uid: str | None = None) -> list[CacheEntry]:
         from google.cloud.firestore import FieldFilter
 
-        out: list[CacheEntry] = []
-        last = ""
-        while True:
-            q = self._cache().where(filter=FieldFilter("doc_id", ">", last))
-            if uid:
-                q = q.where(filter=FieldFilter("uid", "==", uid))
-            try:
-                docs = list(q.order_by("doc_id").limit(PAGE).stream(**self._rt))
-            except Exception as exc:
-                raise _wrap(exc, "listing the cache") from exc
-            self._count("reads", max(1, len(docs)))
-            for snap in docs:
-                d = snap.to_dict() or {}
-                out.append(
-                    CacheEntry(d["uid"], d["request_key"], d["avatar_id"], datetime.fromisoformat(d["created_at"]))
-                )
-            if len(docs) < PAGE:
-                break
-            last = docs[-1].get("doc_id")
+        query = self._cache()
+        if uid:
+            query = query.where(filter=FieldFilter("uid", "==", uid))
+        out = []
+        for snap in self._keyset(query, "doc_id", "listing the cache"):
+            d = snap.to_dict() or {}
+            out.append(CacheEntry(d["uid"], d["request_key"], d["avatar_id"], datetime.fromisoformat(d["created_at"])))
         return sorted(out, key=lambda e: e.created_at)
 
     def cache_delete(self, uid: str, request_key: str) -> None:
@@ -441,28 +428,18 @@ class FirebaseStore:
     ) -> list[LedgerEvent]:
         from google.cloud.firestore import FieldFilter
 
-        out: list[LedgerEvent] = []
-        last = _iso(since) if since else ""
-        end = _iso(until) if until else "~"
-        first = True
-        while True:
-            q = self.db.collection("ledger").where(filter=FieldFilter("seq", ">=" if first else ">", last))
-            q = q.where(filter=FieldFilter("seq", "<", end))
-            if uid:
-                q = q.where(filter=FieldFilter("uid", "==", uid))
-            try:
-                docs = list(q.order_by("seq").limit(PAGE).stream(**self._rt))
-            except Exception as exc:
-                raise _wrap(exc, "reading the usage ledger") from exc
-            self._count("reads", max(1, len(docs)))
-            for snap in docs:
-                d = snap.to_dict() or {}
-                for extra in ("seq", "uid"):
-                    d.pop(extra, None)
-                out.append(LedgerEvent.model_validate(d))
-            if len(docs) < PAGE:
-                return out
-            last, first = docs[-1].get("seq"), False
+        query = self.db.collection("ledger").where(filter=FieldFilter("seq", "<", _iso(until) if until else "~"))
+        if uid:
+            query = query.where(filter=FieldFilter("uid", "==", uid))
+        out = []
+        for snap in self._keyset(
+            query, "seq", "reading the usage ledger", start=_iso(since) if since else "", inclusive=True
+        ):
+            d = snap.to_dict() or {}
+            for extra in ("seq", "uid"):
+                d.pop(extra, None)
+            out.append(LedgerEvent.model_validate(d))
+        return out
 
     # ------------------------------------------------------------------------------- limits
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation:
@@ -670,40 +647,24 @@ class FirebaseStore:
         self._count("writes")
 
     def job_states(self, run_id: str) -> list[JobState]:
-        from google.cloud.firestore import FieldFilter
-
-        out: list[JobState] = []
         jobs = self.db.collection("runs").document(run_id).collection("jobs")
-        last = ""
-        while True:
-            try:
-                docs = list(
-                    jobs.where(filter=FieldFilter("job_id", ">", last))
-                    .order_by("job_id")
-                    .limit(PAGE)
-                    .stream(**self._rt)
+        out = []
+        for snap in self._keyset(jobs, "job_id", "reading a run's jobs"):
+            d = snap.to_dict() or {}
+            out.append(
+                JobState(
+                    run_id,
+                    d["job_id"],
+                    d["user_id"],
+                    d["target"],
+                    d["state"],
+                    d["request_key"],
+                    d["avatar_id"],
+                    d["detail"],
+                    datetime.fromisoformat(d["updated_at"]),
                 )
-            except Exception as exc:
-                raise _wrap(exc, "reading a run's jobs") from exc
-            self._count("reads", max(1, len(docs)))
-            for snap in docs:
-                d = snap.to_dict() or {}
-                out.append(
-                    JobState(
-                        run_id,
-                        d["job_id"],
-                        d["user_id"],
-                        d["target"],
-                        d["state"],
-                        d["request_key"],
-                        d["avatar_id"],
-                        d["detail"],
-                        datetime.fromisoformat(d["updated_at"]),
-                    )
-                )
-            if len(docs) < PAGE:
-                return out
-            last = docs[-1].get("job_id")
+            )
+        return out
 
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
