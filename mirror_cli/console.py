@@ -61,7 +61,12 @@ def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
 
         yield log
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.2f} jobs/s" if task.speed else "– jobs/s", style="cyan")
 
     counts = {"ok": 0, "failed": 0, "degraded": 0}
     with Progress(
@@ -69,6 +74,7 @@ def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[counts]}"),
+        RateColumn(),
         TimeRemainingColumn(),
         console=_console(stderr=True),
         transient=False,

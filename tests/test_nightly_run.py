@@ -97,10 +97,10 @@ def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core,
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_until_done(make_core, openai_env, roomy, data_dir):
-    """`evolve --due` over 200 users, killed with SIGKILL at random points several times and
+    """`evolve --due` over 300 users, killed with SIGKILL at random points several times and
     resumed until done: each due user has exactly one new avatar, no request is paid twice, and
     every paid image is in the store."""
-    users = 200
+    users = 300
     core = make_core(config_dir=roomy)
     core.import_users([Persona(id=f"k{i:03d}", name="K") for i in range(users)])
     core.close()
