@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -62,6 +62,21 @@ class RunInfo:
     params: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form, the same in every store."""
+        return {
+            "id": self.id,
+            "command": self.command,
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "state": self.state,
+            "params": self.params,
+            "counts": self.counts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunInfo:
+        return cls(d["id"], d["command"], datetime.fromisoformat(d["created_at"]), d["state"], d["params"], d["counts"])
+
 
 @dataclass
 class JobState:
@@ -74,6 +89,33 @@ class JobState:
     avatar_id: str | None = None
     detail: str | None = None
     updated_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (without run_id, the key it is stored under), the same in every store."""
+        return {
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "target": self.target,
+            "state": self.state,
+            "request_key": self.request_key,
+            "avatar_id": self.avatar_id,
+            "detail": self.detail,
+            "updated_at": (self.updated_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, run_id: str, d: dict[str, Any]) -> JobState:
+        return cls(
+            run_id,
+            d["job_id"],
+            d["user_id"],
+            d["target"],
+            d["state"],
+            d["request_key"],
+            d["avatar_id"],
+            d["detail"],
+            datetime.fromisoformat(d["updated_at"]),
+        )
 
 
 @runtime_checkable

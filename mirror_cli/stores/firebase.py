@@ -574,32 +574,16 @@ class FirebaseStore:
         self._count("writes")
 
     # --------------------------------------------------------------------------------- runs
-    def _run_body(self, run: RunInfo) -> dict[str, Any]:
-        return {
-            "id": run.id,
-            "command": run.command,
-            "created_at": _iso(run.created_at),
-            "state": run.state,
-            "params": run.params,
-            "counts": run.counts,
-        }
-
-    @staticmethod
-    def _run_from(d: dict[str, Any]) -> RunInfo:
-        return RunInfo(
-            d["id"], d["command"], datetime.fromisoformat(d["created_at"]), d["state"], d["params"], d["counts"]
-        )
-
     def create_run(self, run: RunInfo) -> None:
         try:
-            self.db.collection("runs").document(run.id).create(self._run_body(run), **self._rt)
+            self.db.collection("runs").document(run.id).create(run.to_dict(), **self._rt)
         except Exception as exc:
             raise _wrap(exc, "creating a run") from exc
         self._count("writes")
 
     def update_run(self, run: RunInfo) -> None:
         try:
-            self.db.collection("runs").document(run.id).set(self._run_body(run), **self._rt)
+            self.db.collection("runs").document(run.id).set(run.to_dict(), **self._rt)
         except Exception as exc:
             raise _wrap(exc, "updating a run") from exc
         self._count("writes")
@@ -610,7 +594,7 @@ class FirebaseStore:
         except Exception as exc:
             raise _wrap(exc, "reading a run") from exc
         self._count("reads")
-        return self._run_from(snap.to_dict() or {}) if snap.exists else None
+        return RunInfo.from_dict(snap.to_dict() or {}) if snap.exists else None
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         from google.cloud import firestore
@@ -625,19 +609,10 @@ class FirebaseStore:
         except Exception as exc:
             raise _wrap(exc, "listing runs") from exc
         self._count("reads", max(1, len(docs)))
-        return [self._run_from(d.to_dict() or {}) for d in docs]
+        return [RunInfo.from_dict(d.to_dict() or {}) for d in docs]
 
     def put_job_state(self, state: JobState) -> None:
-        body = {
-            "job_id": state.job_id,
-            "user_id": state.user_id,
-            "target": state.target,
-            "state": state.state,
-            "request_key": state.request_key,
-            "avatar_id": state.avatar_id,
-            "detail": state.detail,
-            "updated_at": _iso(state.updated_at or datetime.now(UTC)),
-        }
+        body = state.to_dict()
         try:
             self.db.collection("runs").document(state.run_id).collection("jobs").document(state.job_id).set(
                 body, **self._rt
@@ -648,23 +623,10 @@ class FirebaseStore:
 
     def job_states(self, run_id: str) -> list[JobState]:
         jobs = self.db.collection("runs").document(run_id).collection("jobs")
-        out = []
-        for snap in self._keyset(jobs, "job_id", "reading a run's jobs"):
-            d = snap.to_dict() or {}
-            out.append(
-                JobState(
-                    run_id,
-                    d["job_id"],
-                    d["user_id"],
-                    d["target"],
-                    d["state"],
-                    d["request_key"],
-                    d["avatar_id"],
-                    d["detail"],
-                    datetime.fromisoformat(d["updated_at"]),
-                )
-            )
-        return out
+        return [
+            JobState.from_dict(run_id, snap.to_dict() or {})
+            for snap in self._keyset(jobs, "job_id", "reading a run's jobs")
+        ]
 
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:

@@ -363,84 +363,34 @@ class LocalStore:
         self._q("UPDATE reservations SET state = 'released' WHERE id = ?", (reservation.id,), op="writes")
 
     # --------------------------------------------------------------------------------- runs
-    def _run_json(self, run: RunInfo) -> str:
-        return json.dumps(
-            {
-                "id": run.id,
-                "command": run.command,
-                "created_at": _iso(run.created_at),
-                "state": run.state,
-                "params": run.params,
-                "counts": run.counts,
-            }
-        )
-
     def create_run(self, run: RunInfo) -> None:
         self._q(
             "INSERT INTO runs(id, created_at, info) VALUES (?, ?, ?)",
-            (run.id, _iso(run.created_at), self._run_json(run)),
+            (run.id, _iso(run.created_at), json.dumps(run.to_dict())),
             op="writes",
         )
 
     def update_run(self, run: RunInfo) -> None:
-        self._q("UPDATE runs SET info = ? WHERE id = ?", (self._run_json(run), run.id), op="writes")
-
-    @staticmethod
-    def _run_from(text: str) -> RunInfo:
-        d = json.loads(text)
-        return RunInfo(
-            d["id"],
-            d["command"],
-            datetime.fromisoformat(d["created_at"]),
-            d["state"],
-            d["params"],
-            d["counts"],
-        )
+        self._q("UPDATE runs SET info = ? WHERE id = ?", (json.dumps(run.to_dict()), run.id), op="writes")
 
     def get_run(self, run_id: str) -> RunInfo | None:
         rows = self._q("SELECT info FROM runs WHERE id = ?", (run_id,))
-        return self._run_from(rows[0][0]) if rows else None
+        return RunInfo.from_dict(json.loads(rows[0][0])) if rows else None
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         rows = self._q("SELECT info FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
-        return [self._run_from(r[0]) for r in rows]
+        return [RunInfo.from_dict(json.loads(r[0])) for r in rows]
 
     def put_job_state(self, state: JobState) -> None:
-        info = json.dumps(
-            {
-                "user_id": state.user_id,
-                "target": state.target,
-                "request_key": state.request_key,
-                "avatar_id": state.avatar_id,
-                "detail": state.detail,
-                "updated_at": _iso(state.updated_at or datetime.now(UTC)),
-            }
-        )
         self._q(
             "INSERT OR REPLACE INTO run_jobs(run_id, job_id, state, info) VALUES (?, ?, ?, ?)",
-            (state.run_id, state.job_id, state.state, info),
+            (state.run_id, state.job_id, state.state, json.dumps(state.to_dict())),
             op="writes",
         )
 
     def job_states(self, run_id: str) -> list[JobState]:
-        rows = self._q("SELECT job_id, state, info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
-        out = []
-        for job_id, state, info in rows:
-            d = json.loads(info)
-            out.append(
-                JobState(
-                    run_id,
-                    job_id,
-                    d["user_id"],
-                    d["target"],
-                    state,
-                    d["request_key"],
-                    d["avatar_id"],
-                    d["detail"],
-                    datetime.fromisoformat(d["updated_at"]),
-                )
-            )
-        return out
+        rows = self._q("SELECT info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
+        return [JobState.from_dict(run_id, json.loads(r[0])) for r in rows]
 
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
