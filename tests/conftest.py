@@ -109,3 +109,8 @@ def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.setenv("MIRROR_FIREBASE_BUCKET", bucket)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     return {"project": project, "bucket": bucket}
+
+
+def openai_flags(url: str, config_dir: Path, data_dir: Path) -> list[str]:
+    """CLI flags that point a command at the loopback OpenAI server, a config dir and a data dir."""
+    return ["--provider", "openai", "--base-url", url, "--config-dir", str(config_dir), "--data-dir", str(data_dir)]

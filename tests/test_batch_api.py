@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import openai_flags
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
@@ -94,14 +95,7 @@ def test_partly_failed_batch_is_recorded_and_resubmitted(batch_core, openai_env,
             run_id,
             "--resubmit",
             "--json",
-            "--provider",
-            "openai",
-            "--base-url",
-            openai_env.url,
-            "--config-dir",
-            str(fast_configs),
-            "--data-dir",
-            str(data_dir),
+            *openai_flags(openai_env.url, fast_configs, data_dir),
         ],
         env={"OPENAI_API_KEY": "sk-test-abcdefghijklmnop"},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_config_dir
+from conftest import make_config_dir, openai_flags
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
@@ -58,14 +58,7 @@ def test_max_cost_per_run_and_exit_code(openai_env, tmp_path, data_dir):
             "--all",
             "--stage",
             "newReflection",
-            "--provider",
-            "openai",
-            "--base-url",
-            openai_env.url,
-            "--config-dir",
-            str(cfg),
-            "--data-dir",
-            str(data_dir),
+            *openai_flags(openai_env.url, cfg, data_dir),
             "--max-cost",
             "0.06",
             "--concurrency",

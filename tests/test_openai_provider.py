@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import openai_flags
 from openai_server import (
     Fault,
     auth_fault,
@@ -141,14 +142,7 @@ def test_stop_exit_code_and_hint_through_cli(openai_env, fast_configs, data_dir)
             "demo",
             "--stage",
             "month",
-            "--provider",
-            "openai",
-            "--base-url",
-            openai_env.url,
-            "--config-dir",
-            str(fast_configs),
-            "--data-dir",
-            str(data_dir),
+            *openai_flags(openai_env.url, fast_configs, data_dir),
             "--json",
         ],
     )
@@ -207,14 +201,7 @@ def test_key_from_secrets_file_and_never_printed(make_core, monkeypatch, fast_co
             "demo",
             "--stage",
             "month",
-            "--provider",
-            "openai",
-            "--base-url",
-            openai_server.url,
-            "--config-dir",
-            str(fast_configs),
-            "--data-dir",
-            str(tmp_path / "d"),
+            *openai_flags(openai_server.url, fast_configs, tmp_path / "d"),
         ],
         env={"MIRROR_SECRETS_FILE": str(f)},
     )
