@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, UnknownUserError
+from .errors import ConfigError
 from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
 
@@ -455,39 +455,41 @@ class ConfigSet:
     def fallbacks(self) -> FallbacksConfig:
         return load_yaml_model(self.root / "fallbacks.yaml", FallbacksConfig)
 
-    @cached_property
-    def personas(self) -> dict[str, Persona]:
-        out: dict[str, Persona] = {}
-        folder = self.root / "personas"
-        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-            persona = load_yaml_model(path, Persona)
-            if persona.id in out:
-                raise ConfigError(
-                    f"{path}: persona id {persona.id!r} is also used by another file.",
-                    "Give every persona a unique id.",
-                )
-            out[persona.id] = persona
-        return out
-
-    def persona(self, uid: str) -> Persona:
-        try:
-            return self.personas[uid]
-        except KeyError:
-            raise UnknownUserError(
-                f"Unknown user {uid!r}.", f"Known users: {', '.join(sorted(self.personas)) or '(none)'}."
-            ) from None
-
     def model(self, name: str) -> ModelEntry:
         try:
             return self.models.models[name]
         except KeyError:
             raise ConfigError(
                 f"Unknown model {name!r}.",
-                f"Use one of: {', '.join(self.models.models)} (configs/models.yaml).",
+                f"Use one of: {', '.join(self.models.models)} (models.yaml in {self.root}).",
             ) from None
 
     def validate_all(self) -> None:
         """Load every file now, so a bad config fails before any work starts."""
-        _ = (self.style, self.stages, self.models, self.limits, self.messages, self.personas)
+        _ = (self.style, self.stages, self.models, self.limits, self.messages)
         for stage in self.style.stages:
             canonical_name(stage, self.stages.names)
+
+
+def load_personas(paths: Sequence[Path]) -> dict[str, Persona]:
+    """Persona YAML files (folders are read for ``*.yaml``), keyed by id; ids must be unique."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    out: dict[str, Persona] = {}
+    for path in files:
+        persona = load_yaml_model(path, Persona)
+        if persona.id in out:
+            raise ConfigError(
+                f"{path}: persona id {persona.id!r} is also used by another file.",
+                "Give every persona a unique id.",
+            )
+        out[persona.id] = persona
+    return out
+
+
+def example_personas() -> dict[str, Persona]:
+    """The example personas shipped with the package (demo data: imported only on request)."""
+    from .resources import examples_dir
+
+    return load_personas([examples_dir()])

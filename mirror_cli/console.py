@@ -41,59 +41,136 @@ def key_values(title: str, pairs: Sequence[tuple[str, Any]]) -> None:
     table(title, ["", ""], [(k, v) for k, v in pairs])
 
 
-@contextmanager
-def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
-    """Yields a callback(outcome) that advances a bar with done/failed/degraded counts, rate and ETA.
-    Off (a no-op) under cron, with --json, or when stdout is not a terminal."""
-    if not enabled:
-        yield lambda outcome: None
-        return
-    if not sys.stderr.isatty() or total <= 1:
-        # Under cron: one quiet line per finished job on stderr (the report goes to stdout).
-        from datetime import UTC, datetime
+class Progress:
+    """Progress of one command's jobs. The core calls ``start(n)`` with the number of planned jobs
+    (the bar's total) and ``advance(outcome)`` as each finishes. On a terminal: a bar with
+    done/failed/degraded counts, rate and ETA on stderr. Elsewhere (cron), with ``log_jobs``: one
+    quiet line per finished job on stderr. Off under --json."""
 
-        def log(outcome: Any) -> None:
+    def __init__(self, label: str, enabled: bool, log_jobs: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.log_jobs = log_jobs
+        self.total: int | None = None
+        self._bar: Any = None
+        self._task: Any = None
+        self._counts = {"ok": 0, "failed": 0, "degraded": 0}
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if not self.enabled or self._bar is not None or total <= 1 or not sys.stderr.isatty():
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            ProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+        from rich.text import Text
+
+        class RateColumn(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(f"{task.speed:.2f} jobs/s" if task.speed else "– jobs/s", style="cyan")
+
+        self._bar = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            RateColumn(),
+            TimeRemainingColumn(),
+            console=_console(stderr=True),
+            transient=False,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total, counts="")
+
+    def advance(self, outcome: Any) -> None:
+        if not self.enabled:
+            return
+        status = getattr(outcome, "status", "")
+        key = (
+            "failed" if status == "failed" else ("degraded" if status in ("degraded", "fallback", "blocked") else "ok")
+        )
+        self._counts[key] += 1
+        if self._bar is not None:
+            c = self._counts
+            self._bar.update(
+                self._task,
+                advance=1,
+                counts=f"[green]{c['ok']} ok[/] [red]{c['failed']} failed[/] [yellow]{c['degraded']} degraded[/]",
+            )
+        elif self.log_jobs:
+            from datetime import UTC, datetime
+
             when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             note = f" ({outcome.reason})" if getattr(outcome, "reason", None) else ""
             sys.stderr.write(
-                f"{when} {label}: {outcome.user_id} {outcome.target} {outcome.status} ${outcome.cost_usd:.4f}{note}\n"
+                f"{when} {self.label}: {outcome.user_id} {outcome.target} {status} ${outcome.cost_usd:.4f}{note}\n"
             )
 
-        yield log
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@contextmanager
+def progress(label: str, enabled: bool, log_jobs: bool = False) -> Iterator[Progress]:
+    bar = Progress(label, enabled, log_jobs)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def run_report(title: str, report: Any, *, per_job: bool) -> None:
+    """A run's outcome on the terminal: per-job rows (one user, or --verbose), else a summary
+    table by status with the failed jobs listed (at most 20)."""
+    s = report.summary()
+    caption = (
+        f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "
+        f"{s['degraded']} degraded, {s['failed']} failed; cost ${s['cost_usd']:.4f}"
+    )
+    if s["planned"]:
+        caption += f"; estimated ${s['estimate_usd']:.4f} for {s['planned']} job(s) (dry run: nothing spent)"
+    if report.stopped:
+        caption += f"; STOPPED: {report.stopped}"
+    if s.get("run_id"):
+        caption += f"; run {s['run_id']}"
+
+    def row(o: Any) -> tuple[Any, ...]:
+        cost = f"${o.cost_usd:.4f}" if o.status != "planned" else f"~${o.estimate_usd:.4f}"
+        where = (o.image_url or "").removeprefix("file://") or o.served_path or ""
+        return (o.user_id, o.target, o.status, cost, where, o.reason or "")
+
+    columns = ["user", "target", "status", "cost", "image", "note"]
+    if per_job:
+        table(title, columns, [row(o) for o in report.outcomes], caption=caption)
+        for o in report.outcomes:
+            if o.message and o.status in ("generated", "cached", "ingested"):
+                info(f"[bold #E8863A]I-There[/] to {o.user_id} ({o.target}): {o.message}")
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:.2f} jobs/s" if task.speed else "– jobs/s", style="cyan")
-
-    counts = {"ok": 0, "failed": 0, "degraded": 0}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-        RateColumn(),
-        TimeRemainingColumn(),
-        console=_console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=total, counts="")
-
-        def advance(outcome: Any) -> None:
-            status = getattr(outcome, "status", "")
-            key = (
-                "failed"
-                if status == "failed"
-                else ("degraded" if status in ("degraded", "fallback", "blocked") else "ok")
+    by_status: dict[str, list[Any]] = {}
+    for o in report.outcomes:
+        by_status.setdefault(o.status, []).append(o)
+    table(
+        f"{title}: {len(report.outcomes)} job(s)",
+        ["status", "jobs", "cost", "estimate"],
+        [
+            (
+                status,
+                len(items),
+                f"${sum(o.cost_usd for o in items):.4f}",
+                f"${sum(o.estimate_usd for o in items):.4f}",
             )
-            counts[key] += 1
-            bar.update(
-                task,
-                advance=1,
-                counts=f"[green]{counts['ok']} ok[/] [red]{counts['failed']} failed[/] "
-                f"[yellow]{counts['degraded']} degraded[/]",
-            )
-
-        yield advance
+            for status, items in sorted(by_status.items())
+        ],
+        caption=caption,
+    )
+    info("(add --verbose for one line per job)")
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    if failed:
+        table("failed jobs", columns, [row(o) for o in failed[:20]], caption=f"{len(failed)} failed")

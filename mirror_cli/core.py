@@ -65,12 +65,17 @@ class Mirror:
         *,
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
+        on_planned: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
         self.now = now or (lambda: datetime.now(UTC))
         self.on_progress = on_progress
+        # Told the number of jobs a command is about to run (before the first one finishes).
+        self.on_planned = on_planned
+        # Dry runs only estimate: the provider may lack credentials (e.g. no API key yet).
+        self.estimating = False
         self._provider: ImageProvider | None = None
 
     # ----------------------------------------------------------------------------- wiring
@@ -81,7 +86,8 @@ class Mirror:
     @property
     def provider(self) -> ImageProvider:
         if self._provider is None:
-            self._provider = get_provider(self.settings.provider, ProviderContext(self.settings, self.configs))
+            ctx = ProviderContext(self.settings, self.configs, {"estimate_only": self.estimating})
+            self._provider = get_provider(self.settings.provider, ctx)
         return self._provider
 
     @property
@@ -98,7 +104,9 @@ class Mirror:
 
     @cached_property
     def fallbacks(self) -> FallbackSet:
-        return FallbackSet(self.settings.fallback_dir, self.configs.style.name)
+        from .resources import shipped_fallback_dir
+
+        return FallbackSet([self.settings.fallback_dir, shipped_fallback_dir()], self.configs.style.name)
 
     def planner(self) -> Planner:
         return Planner(
@@ -147,13 +155,9 @@ class Mirror:
 
     # ------------------------------------------------------------------------------ users
     def user_ids(self, shard: Shard | None = None) -> Iterator[str]:
-        seen: set[str] = set()
-        for uid in sorted(self.configs.personas):
-            seen.add(uid)
-            if shard is None or shard.owns(uid):
-                yield uid
+        """The store's users, and only them (example personas are users once imported)."""
         for uid in self.store.iter_user_ids():
-            if uid not in seen and (shard is None or shard.owns(uid)):
+            if shard is None or shard.owns(uid):
                 yield uid
 
     def persona(self, uid: str) -> Persona:
@@ -161,11 +165,19 @@ class Mirror:
         stored = self.store.get_user(uid)
         if stored is not None:
             return stored
-        if uid in self.configs.personas:
-            return self.configs.personas[uid]
-        known = list(self.user_ids())
-        shown = ", ".join(known[:20]) + (f" (and {len(known) - 20} more)" if len(known) > 20 else "")
-        raise UnknownUserError(f"Unknown user {uid!r}.", f"Known users: {shown or '(none)'}.")
+        known: list[str] = []
+        for known_uid in self.store.iter_user_ids():
+            known.append(known_uid)
+            if len(known) > 20:
+                break
+        shown = ", ".join(known[:20]) + (" (and more: 'mirror users list')" if len(known) > 20 else "")
+        raise UnknownUserError(
+            f"Unknown user {uid!r}.",
+            f"Known users: {shown}."
+            if known
+            else "The store has no users yet: add them with 'mirror users import "
+            "FILE.yaml', or the example personas with 'mirror users import --examples'.",
+        )
 
     def set_progress(self, uid: str, progress: Progress) -> Persona:
         persona = self.persona(uid)
@@ -173,10 +185,17 @@ class Mirror:
         self.store.put_user(updated)
         return updated
 
-    def import_users(self, personas: list[Persona]) -> int:
+    def import_users(self, personas: list[Persona]) -> list[str]:
+        """Add or replace users in the store; returns their ids."""
         for p in personas:
             self.store.put_user(p)
-        return len(personas)
+        return [p.id for p in personas]
+
+    def import_examples(self) -> list[str]:
+        """Import the example personas shipped with the package (demo data, on request only)."""
+        from .config import example_personas
+
+        return self.import_users(list(example_personas().values()))
 
     # ------------------------------------------------------------------------------- runs
     def _start_run(self, command: str, params: dict[str, Any], resume: str | None) -> RunInfo:
@@ -212,6 +231,8 @@ class Mirror:
         max_cost: float | None = None,
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
+        if self.on_planned is not None:
+            self.on_planned(len(specs))
         if dry_run:
             return pipeline.plan_only(specs)
         if self.settings.provider == "openai-batch":
@@ -262,6 +283,7 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
     ) -> RunReport:
+        self.estimating = self.estimating or dry_run
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
@@ -274,6 +296,7 @@ class Mirror:
     def trilogy(
         self, uid: str, photo: Path | None = None, *, dry_run: bool = False, max_cost: float | None = None
     ) -> RunReport:
+        self.estimating = self.estimating or dry_run
         persona = self.persona(uid)
         pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
         specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
@@ -340,6 +363,7 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
     ) -> RunReport:
+        self.estimating = self.estimating or dry_run
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
@@ -438,14 +462,22 @@ class Mirror:
 
     # ------------------------------------------------------------------------- fallbacks
     def seed_fallbacks(
-        self, *, only: list[str] | None = None, variants: list[str] | None = None, dry_run: bool = False
+        self,
+        *,
+        only: list[str] | None = None,
+        variants: list[str] | None = None,
+        dry_run: bool = False,
+        out: Path | None = None,
     ) -> dict[str, Any]:
+        """Render the shared fallback set into the user's project (``fallback_dir``) or ``out``;
+        never into the installed package unless ``out`` names it explicitly (a source checkout)."""
         import json
 
         from .imaging import contact_sheet, decode
         from .models import Appearance
         from .pipeline import paid_event, render_asset
 
+        self.estimating = self.estimating or dry_run
         table = self.configs.stages
         targets = [table.parse_target(t) for t in only] if only else [*table.names, *table.trilogy]
         all_variants = self.configs.fallbacks.variants
@@ -455,10 +487,18 @@ class Mirror:
             if unknown:
                 raise UsageError(
                     f"Unknown variant(s): {', '.join(unknown)}.",
-                    f"Use names from configs/fallbacks.yaml: {', '.join(sorted(known))}.",
+                    f"Use names from fallbacks.yaml: {', '.join(sorted(known))}.",
                 )
         chosen = [v for v in all_variants if not variants or v.name in variants]
-        folder = self.settings.fallback_dir / self.configs.style.name
+        from .resources import is_inside_package
+
+        root = out or self.settings.fallback_dir
+        if out is None and is_inside_package(root):
+            raise UsageError(
+                f"The fallback folder {root} is inside the installed package, which is read-only.",
+                "Point --fallback-dir / MIRROR_FALLBACK_DIR at your project (see 'mirror init'), or pass --out DIR.",
+            )
+        folder = root / self.configs.style.name
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"entries": []}
         existing = {(e["stage"], e["variant"]): e for e in manifest["entries"]}
@@ -575,104 +615,142 @@ class Mirror:
             "unchanged": unchanged,
             "estimate_usd": round(estimate_usd, 6),
             "dry_run": dry_run,
+            "jobs": [
+                {
+                    "variant": v.name,
+                    "target": t,
+                    "status": "planned" if dry_run else "generated",
+                    "estimate_usd": round(j.estimate_usd, 6),
+                    "file": f"{t}/{v.name}.webp",
+                }
+                for v, t, j in jobs
+            ],
         }
 
     # ---------------------------------------------------------------------------- doctor
     def doctor(self) -> list[dict[str, str | None]]:
-        from datetime import date, timedelta
+        """Every check runs and reports; a failing one (a store that is down, a missing key) is a
+        ``fail`` row with the fix, never an exception."""
+        checks: list[dict[str, str | None]] = []
+        for name, check in (
+            ("configs", self._check_configs),
+            ("store", self._check_store),
+            ("model", self._check_model),
+            ("provider", self._check_provider),
+            ("spool", self._check_spool),
+            ("fallbacks", self._check_fallbacks),
+        ):
+            try:
+                checks.extend(check())
+            except Exception as exc:
+                hint = exc.hint if isinstance(exc, MirrorError) else None
+                detail = (exc.message if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}").splitlines()
+                checks.append({"check": name, "status": "fail", "detail": detail[0] if detail else "", "fix": hint})
+        return checks
 
-        checks: list[dict[str, str | None]] = [
+    def _check_configs(self) -> list[dict[str, str | None]]:
+        from .resources import default_config_dir
+
+        shipped = self.configs.root.resolve() == default_config_dir().resolve()
+        where = "the package's defaults" if shipped else str(self.configs.root)
+        return [
             {
                 "check": "configs",
                 "status": "ok",
-                "detail": f"{self.configs.root} valid ({len(self.configs.personas)} personas, "
-                f"style {self.configs.style.name} v{self.configs.style.version})",
+                "detail": f"{where} valid (style {self.configs.style.name} v{self.configs.style.version})",
                 "fix": None,
             }
         ]
+
+    def _check_store(self) -> list[dict[str, str | None]]:
         try:
             ops = self.store.op_counts(self.now().strftime("%Y-%m-%d"))
-            checks.append(
-                {
-                    "check": "store",
-                    "status": "ok",
-                    "detail": f"{self.settings.store} reachable; "
-                    f"{sum(v for k, v in ops.items() if k != 'bytes_stored')} operations today",
-                    "fix": None,
-                }
-            )
         except Exception as exc:
-            from .errors import MirrorError
-
             hint = exc.hint if isinstance(exc, MirrorError) else None
-            checks.append(
+            message = exc.message if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
+            first = message.splitlines()[0] if message else ""
+            return [
                 {
                     "check": "store",
                     "status": "fail",
-                    "detail": str(exc).splitlines()[0],
+                    "detail": f"{self.settings.store}: {first}",
                     "fix": hint or "Check --store and its settings.",
                 }
-            )
+            ]
+        return [
+            {
+                "check": "store",
+                "status": "ok",
+                "detail": f"{self.settings.store} reachable; "
+                f"{sum(v for k, v in ops.items() if k != 'bytes_stored')} operations today",
+                "fix": None,
+            }
+        ]
+
+    def _check_model(self) -> list[dict[str, str | None]]:
+        from datetime import date, timedelta
+
         name = self.model_name
         entry = self.configs.models.models.get(name)
         if entry is None:
-            checks.append(
+            return [
                 {
                     "check": "model",
                     "status": "fail",
                     "detail": f"{name} is not in models.yaml",
                     "fix": f"Use one of: {', '.join(self.configs.models.models)}",
                 }
-            )
-        elif entry.shutdown_date and entry.shutdown_date <= date.today():
-            checks.append(
+            ]
+        if entry.shutdown_date and entry.shutdown_date <= date.today():
+            return [
                 {
                     "check": "model",
                     "status": "fail",
                     "detail": f"{name} was shut down on {entry.shutdown_date}",
                     "fix": f"Switch to {', '.join(entry.replacements)}",
                 }
-            )
-        elif entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
-            checks.append(
+            ]
+        if entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
+            return [
                 {
                     "check": "model",
                     "status": "warn",
                     "detail": f"{name} shuts down on {entry.shutdown_date}",
                     "fix": f"Plan the move to {', '.join(entry.replacements)}",
                 }
-            )
-        else:
-            checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
-        try:
-            checks.extend(self._run_async(self._provider_checks(name)))
-        except Exception as exc:
-            from .errors import MirrorError
+            ]
+        return [{"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None}]
 
-            hint = exc.hint if isinstance(exc, MirrorError) else None
-            checks.append({"check": "provider", "status": "fail", "detail": str(exc).splitlines()[0], "fix": hint})
+    def _check_provider(self) -> list[dict[str, str | None]]:
+        result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))
+        return result
+
+    def _check_spool(self) -> list[dict[str, str | None]]:
         pending = self.spool.pending()
-        checks.append(
+        return [
             {
                 "check": "spool",
                 "status": "warn" if pending else "ok",
                 "detail": f"{len(pending)} paid image(s) waiting to be stored" if pending else "empty",
                 "fix": "Run the same command again: spooled images are ingested without paying." if pending else None,
             }
-        )
+        ]
+
+    def _check_fallbacks(self) -> list[dict[str, str | None]]:
         n_fb = len(self.fallbacks.entries)
         expected = len(self.configs.fallbacks.variants) * (
             len(self.configs.stages.names) + len(self.configs.stages.trilogy)
         )
-        checks.append(
+        own = len(self.fallbacks.folders[0].entries)
+        return [
             {
                 "check": "fallbacks",
                 "status": "ok" if n_fb >= expected else "warn",
-                "detail": f"{n_fb}/{expected} fallback assets in {self.fallbacks.folder}",
+                "detail": f"{n_fb}/{expected} fallback assets ({own} from {self.fallbacks.folder}, "
+                f"the rest shipped with the package)",
                 "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'.",
             }
-        )
-        return checks
+        ]
 
     async def _provider_checks(self, model: str) -> list[dict[str, str | None]]:
         check = getattr(self.provider, "check", None)

@@ -1,5 +1,6 @@
 """Fallback avatar sets: the only images shared between users. Read from
-``fallback_assets/<style>/manifest.json``; the variant closest to the persona is chosen."""
+``<root>/<style>/manifest.json``: the user's own set first (their project's ``fallback_assets``),
+then the set shipped in the package; the variant closest to the persona is chosen."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class FallbackEntry:
     traits: dict[str, Any]
 
 
-class FallbackSet:
+class FallbackFolder:
+    """One folder of fallback images with its manifest."""
+
     def __init__(self, root: Path, style: str) -> None:
         self.folder = root / style
         self.manifest_path = self.folder / "manifest.json"
@@ -51,25 +54,49 @@ class FallbackSet:
                 ]
         return self._entries
 
+
+class FallbackSet:
+    """Fallback folders in order of preference; a target is served from the first one that has it."""
+
+    def __init__(self, roots: Path | list[Path], style: str) -> None:
+        self.folders = [FallbackFolder(r, style) for r in ([roots] if isinstance(roots, Path) else roots)]
+
+    @property
+    def folder(self) -> Path:
+        """The preferred folder (the user's own)."""
+        return self.folders[0].folder
+
+    @property
+    def entries(self) -> list[FallbackEntry]:
+        """Every target's entries from the folder that serves it."""
+        out: list[FallbackEntry] = []
+        seen: set[str] = set()
+        for f in self.folders:
+            targets = {e.target for e in f.entries} - seen
+            out.extend(e for e in f.entries if e.target in targets)
+            seen |= targets
+        return out
+
     def pick(self, target: str, persona: Persona | None) -> Path | None:
-        candidates = [e for e in self.entries if e.target == target]
-        if not candidates:
-            return None
+        for f in self.folders:
+            candidates = [e for e in f.entries if e.target == target]
+            if candidates:
+                best = min(candidates, key=lambda e: (_distance(e, persona), e.variant))
+                return f.folder / best.file
+        return None
 
-        def distance(e: FallbackEntry) -> float:
-            if persona is None:
-                return 0.0
-            a = persona.appearance
-            d = 0.0
-            skin = e.traits.get("skin")
-            if skin in SKIN_ORDER:
-                d += abs(SKIN_ORDER.index(skin) - SKIN_ORDER.index(a.skin))
-            hair = e.traits.get("hair_color")
-            if hair in HAIR_DARKNESS:
-                d += abs(HAIR_DARKNESS[hair] - HAIR_DARKNESS[a.hair_color]) / 2
-            if e.traits.get("hair_style") and e.traits.get("hair_style") != a.hair_style:
-                d += 0.5
-            return d
 
-        best = min(candidates, key=lambda e: (distance(e), e.variant))
-        return self.folder / best.file
+def _distance(e: FallbackEntry, persona: Persona | None) -> float:
+    if persona is None:
+        return 0.0
+    a = persona.appearance
+    d = 0.0
+    skin = e.traits.get("skin")
+    if skin in SKIN_ORDER:
+        d += abs(SKIN_ORDER.index(skin) - SKIN_ORDER.index(a.skin))
+    hair = e.traits.get("hair_color")
+    if hair in HAIR_DARKNESS:
+        d += abs(HAIR_DARKNESS[hair] - HAIR_DARKNESS[a.hair_color]) / 2
+    if e.traits.get("hair_style") and e.traits.get("hair_style") != a.hair_style:
+        d += 0.5
+    return d

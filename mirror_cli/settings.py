@@ -1,4 +1,14 @@
-"""Settings: flags > environment (MIRROR_*) > mirror.yaml > defaults."""
+"""Settings, highest precedence first:
+
+1. command-line flags;
+2. ``MIRROR_*`` environment variables (``MIRROR_DATA_DIR``, ``MIRROR_STORE``, ...);
+3. ``mirror.yaml`` (the file named by ``MIRROR_SETTINGS``, else ``./mirror.yaml``); relative
+   paths in it are relative to the file;
+4. the user's project folder (the folder of that ``mirror.yaml``, else the current folder):
+   its ``configs/`` when present, its ``fallback_assets/`` (where ``seed-fallbacks`` writes and
+   which the fallback lookup prefers), its ``mirror-data/``;
+5. the defaults shipped inside the package (``mirror_cli/data``), which are never written.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +21,15 @@ from pydantic import Field, ValidationError
 
 from .errors import ConfigError
 from .models import Strict
+from .resources import default_config_dir
 
-PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SETTINGS_FILE_NAME = "mirror.yaml"
+MAX_SETTINGS_BYTES = 64 * 1024
+PATH_FIELDS = ("config_dir", "data_dir", "fallback_dir", "secrets_file", "firebase_credentials")
 
 
 class Settings(Strict):
-    config_dir: Path = Field(
-        default_factory=lambda: Path("configs") if Path("configs/stages.yaml").exists() else PACKAGE_CONFIGS
-    )
+    config_dir: Path = Field(default_factory=default_config_dir)
     data_dir: Path = Path("mirror-data")
     store: str = "local"
     provider: str = "local"
@@ -30,15 +41,12 @@ class Settings(Strict):
     secrets_file: Path | None = None
     concurrency: int | None = Field(None, ge=1, le=256)
     max_cost: float | None = Field(None, ge=0)
-    fallback_dir: Path = Field(
-        default_factory=lambda: (
-            Path("fallback_assets") if Path("fallback_assets").exists() else PACKAGE_CONFIGS.parent / "fallback_assets"
-        )
-    )
+    # The user's fallback set: seed-fallbacks writes here; lookups try it before the shipped set.
+    fallback_dir: Path = Path("fallback_assets")
     # Firebase store
     firebase_project: str | None = None
     firebase_bucket: str | None = None
-    firebase_credentials: Path | None = None  # service-account JSON; default GOOGLE_APPLICATION_CREDENTIALS
+    firebase_credentials: Path | None = None  # key file; otherwise Application Default Credentials
     store_timeout_s: float = Field(30.0, gt=0, le=600)
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
@@ -48,20 +56,47 @@ SETTINGS_FILE_ENV = "MIRROR_SETTINGS"
 
 
 def _from_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
-    candidate = path or (Path(os.environ[SETTINGS_FILE_ENV]) if SETTINGS_FILE_ENV in os.environ else None)
+    candidate = path or (Path(os.environ[SETTINGS_FILE_ENV]) if os.environ.get(SETTINGS_FILE_ENV) else None)
     if candidate is None:
-        candidate = Path("mirror.yaml")
-        if not candidate.exists():
+        candidate = Path(SETTINGS_FILE_NAME)
+        if not candidate.is_file():
             return {}, None
     try:
-        data = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+        with candidate.open("rb") as fh:
+            raw = fh.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"Settings file {candidate} does not exist.", "Check MIRROR_SETTINGS.") from None
+        raise ConfigError(
+            f"Settings file {candidate} does not exist.", "Check MIRROR_SETTINGS, or create one with 'mirror init'."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the settings file {candidate}: {exc.strerror}.", "Check its path.") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise ConfigError(
+            f"Settings file {candidate} is larger than {MAX_SETTINGS_BYTES // 1024} KiB.",
+            "It holds a few 'key: value' lines; check that MIRROR_SETTINGS names the right file.",
+        )
+    try:
+        data = yaml.safe_load(raw.decode("utf-8", errors="replace")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{candidate}: malformed YAML ({exc}).", "Fix the YAML syntax.") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{candidate}: expected 'key: value' pairs.", "See README, section Settings.")
+    base = candidate.parent
+    for key in PATH_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = base / value
+        elif isinstance(value, str) and value:
+            data[key] = Path(value).expanduser()
     return data, candidate
+
+
+def _from_project(project: Path) -> dict[str, Any]:
+    """The user's project folder: its configs when present, its fallback set and data folder."""
+    out: dict[str, Any] = {"fallback_dir": project / "fallback_assets", "data_dir": project / "mirror-data"}
+    if (project / "configs" / "stages.yaml").is_file():
+        out["config_dir"] = project / "configs"
+    return out
 
 
 def _from_env() -> dict[str, Any]:
@@ -70,24 +105,34 @@ def _from_env() -> dict[str, Any]:
         key = ENV_PREFIX + name.upper()
         if key in os.environ and os.environ[key] != "":
             out[name] = os.environ[key]
-    # Conventional names of the OpenAI SDK and Firebase, honoured as fallbacks.
+    # MIRROR_OPENAI_BASE_URL: the name the README used first, honoured as a fallback.
     if "base_url" not in out and os.environ.get("MIRROR_OPENAI_BASE_URL"):
         out["base_url"] = os.environ["MIRROR_OPENAI_BASE_URL"]
     return out
 
 
+def project_dir(settings_file: Path | None = None) -> Path:
+    """The user's project folder: the folder of the settings file in use, else the current folder."""
+    _, path = _from_file(settings_file)
+    return path.parent if path is not None else Path()
+
+
 def load_settings(flags: dict[str, Any] | None = None, settings_file: Path | None = None) -> Settings:
     file_values, file_path = _from_file(settings_file)
+    project = file_path.parent if file_path is not None else Path()
+    env = _from_env()
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
     merged: dict[str, Any] = {}
+    merged.update(_from_project(project))
     merged.update(file_values)
-    merged.update(_from_env())
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    merged.update(env)
+    merged.update(given)
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        source = "flag" if field in (flags or {}) else ("environment" if field in _from_env() else str(file_path))
+        source = "flag" if field in given else ("environment" if field in env else str(file_path))
         msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
         raise ConfigError(
             f"Invalid setting {field!r} (from {source}): {msg}.",

@@ -14,12 +14,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from openai_server import FakeOpenAI  # noqa: E402
 
 from mirror_cli.core import Mirror  # noqa: E402
+from mirror_cli.resources import default_config_dir  # noqa: E402
 from mirror_cli.settings import load_settings  # noqa: E402
+
+# The shipped configs (package data). Tests never name repository paths for them.
+CONFIGS = default_config_dir()
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the developer's MIRROR_* settings, key or mirror.yaml."""
+    """No test sees the developer's MIRROR_* settings, key or mirror.yaml; the shipped configs
+    apply, and a test's own fallback set (empty: the shipped one serves) is in its tmp_path."""
     for key in list(os.environ):
         if key.startswith("MIRROR_") or key in (
             "OPENAI_API_KEY",
@@ -28,8 +33,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             "JOB_COMPLETION_INDEX",
         ):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("MIRROR_CONFIG_DIR", str(ROOT / "configs"))
-    monkeypatch.setenv("MIRROR_FALLBACK_DIR", str(ROOT / "fallback_assets"))
+    monkeypatch.setenv("MIRROR_FALLBACK_DIR", str(tmp_path / "fallback_assets"))
 
 
 @pytest.fixture
@@ -41,11 +45,15 @@ def data_dir(tmp_path: Path) -> Path:
 def make_core(data_dir: Path) -> Iterator[Callable[..., Mirror]]:
     made: list[Mirror] = []
 
-    def factory(**flags: Any) -> Mirror:
+    def factory(*, examples: bool = True, **flags: Any) -> Mirror:
+        """A core on the test's store; ``examples`` imports the example personas into it first
+        (as 'mirror users import --examples' does): pass False for a store with no users."""
         flags.setdefault("data_dir", data_dir)
         now = flags.pop("now", None)
         core = Mirror(load_settings(flags), now=now)
         made.append(core)
+        if examples:
+            core.import_examples()
         return core
 
     yield factory
@@ -66,6 +74,16 @@ def openai_env(monkeypatch: pytest.MonkeyPatch, openai_server: FakeOpenAI) -> Fa
     return openai_server
 
 
+def import_examples(data_dir: Path, **flags: Any) -> list[str]:
+    """What 'mirror users import --examples' does, for tests that run the CLI on the example
+    personas (the store kind comes from the environment, as for the CLI)."""
+    core = Mirror(load_settings({"data_dir": data_dir, **flags}))
+    try:
+        return core.import_examples()
+    finally:
+        core.close()
+
+
 def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Path:
     """A copy of the shipped configs with some limits changed (fast retries for tests)."""
     import shutil
@@ -74,7 +92,7 @@ def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Pat
 
     cfg = tmp_path / "configs"
     if not cfg.exists():
-        shutil.copytree(ROOT / "configs", cfg)
+        shutil.copytree(CONFIGS, cfg)
     data = yaml.safe_load((cfg / "limits.yaml").read_text())
     data["retry"] = {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 2}
     data["rate_limits"] = {}

@@ -1,19 +1,19 @@
-import shutil
-
 import pytest
-from conftest import ROOT
+from conftest import CONFIGS
 
-from mirror_cli.config import ConfigSet, load_yaml_model
+from mirror_cli.config import ConfigSet, example_personas, load_yaml_model
 from mirror_cli.errors import ConfigError
 from mirror_cli.models import Persona
+from mirror_cli.resources import examples_dir as example_personas_dir
 from mirror_cli.settings import load_settings
 
 
 def test_shipped_configs_are_valid():
-    cfg = ConfigSet(ROOT / "configs")
+    cfg = ConfigSet(CONFIGS)
     cfg.validate_all()
-    assert len(cfg.personas) >= 5
-    voices = {p.companion.voice for p in cfg.personas.values()}
+    examples = example_personas()
+    assert len(examples) >= 5
+    voices = {p.companion.voice for p in examples.values()}
     assert voices == {"warm", "playful", "wise"}
 
 
@@ -35,13 +35,18 @@ def test_schema_violation_names_field_line_and_allowed_values(tmp_path):
     assert "appearance.hat (line 5): unknown field" in msg
 
 
-def test_bad_persona_in_config_dir_fails_before_any_work(tmp_path, make_core):
-    cfg = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", cfg)
-    (cfg / "personas" / "zz.yaml").write_text("id: bad id!\nname: Z\n")
-    with pytest.raises(ConfigError) as err:
-        make_core(config_dir=cfg)
-    assert "zz.yaml" in err.value.message and "id" in err.value.message
+def test_bad_persona_file_fails_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from mirror_cli.cli.app import app
+
+    folder = tmp_path / "people"
+    folder.mkdir()
+    (folder / "ok.yaml").write_text((next(example_personas_dir().glob("demo.yaml"))).read_text())
+    (folder / "zz.yaml").write_text("id: bad id!\nname: Z\n")
+    result = CliRunner().invoke(app, ["users", "import", str(folder), "--data-dir", str(tmp_path / "data"), "--json"])
+    assert result.exit_code == 3, result.output
+    assert "zz.yaml" in result.stdout and "id" in result.stdout
     assert not (tmp_path / "data").exists()
 
 

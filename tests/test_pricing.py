@@ -1,7 +1,7 @@
 """Cost arithmetic checked against the per-image prices in the reference (output tokens only)."""
 
 import pytest
-from conftest import ROOT
+from conftest import CONFIGS
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.models import TokenUsage
@@ -10,7 +10,7 @@ from mirror_cli.pricing import cost_from_usage, estimate, output_tokens_estimate
 
 @pytest.fixture(scope="module")
 def models():
-    return ConfigSet(ROOT / "configs").models.models
+    return ConfigSet(CONFIGS).models.models
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,15 @@ import json
 import gate_samples
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import CONFIGS
 
 from mirror_cli.config import ConfigSet, GateConfig
 from mirror_cli.imaging import decode
+from mirror_cli.resources import shipped_fallback_dir
 from mirror_cli.validate import check_image
 
-GATE = ConfigSet(ROOT / "configs").style.gate
-FALLBACKS = ROOT / "fallback_assets" / "daymi"
+GATE = ConfigSet(CONFIGS).style.gate
+FALLBACKS = shipped_fallback_dir() / "daymi"
 
 
 def failures(img, gate=GATE):
@@ -46,7 +47,7 @@ def test_gate_can_be_disabled():
 
 def test_shipped_fallback_set_is_complete_hashes_match_and_passes():
     manifest = json.loads((FALLBACKS / "manifest.json").read_text())
-    cfg = ConfigSet(ROOT / "configs")
+    cfg = ConfigSet(CONFIGS)
     targets = {*cfg.stages.names, *cfg.stages.trilogy}
     variants = {v.name for v in cfg.fallbacks.variants}
     pairs = {(e["stage"], e["variant"]) for e in manifest["entries"]}

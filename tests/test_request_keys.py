@@ -3,8 +3,11 @@ import sys
 
 import pytest
 
+from mirror_cli.config import example_personas
 from mirror_cli.models import Progress
 from mirror_cli.planner import request_key
+
+EXAMPLES = example_personas()
 
 
 @pytest.fixture
@@ -18,17 +21,18 @@ def _job(planner, core_persona, target="month", **kw):
 
 
 def test_same_inputs_same_key(planner):
-    p = planner.configs.persona("demo")
+    p = EXAMPLES["demo"]
     assert _job(planner, p).request_key == _job(planner, p).request_key
 
 
 def test_key_is_stable_across_processes(planner):
-    p = planner.configs.persona("demo")
+    p = EXAMPLES["demo"]
     key = _job(planner, p).request_key
     code = (
         "from mirror_cli.core import Mirror; from mirror_cli.settings import load_settings;"
         "import tempfile; m=Mirror(load_settings({'data_dir': tempfile.mkdtemp()}));"
-        "pl=m.planner(); p=m.configs.persona('demo'); print(pl.plan(p, p.progress, 'month').request_key)"
+        "pl=m.planner(); from mirror_cli.config import example_personas as ex;"
+        "p=ex()['demo']; print(pl.plan(p, p.progress, 'month').request_key)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -45,11 +49,11 @@ def test_key_is_stable_across_processes(planner):
 
 
 def test_every_input_changes_the_key(planner):
-    p = planner.configs.persona("demo")
+    p = EXAMPLES["demo"]
     base = _job(planner, p)
     variants = {
         "stage": _job(planner, p, "quarter"),
-        "user": _job(planner, planner.configs.persona("maya")),
+        "user": _job(planner, EXAMPLES["maya"]),
         "progress": planner.plan(p, Progress(active_days=31, goals_completed=11), "month"),
         "appearance": planner.plan(
             p.model_copy(update={"appearance": p.appearance.model_copy(update={"glasses": "none"})}),
@@ -63,7 +67,7 @@ def test_every_input_changes_the_key(planner):
 
 
 def test_renderer_and_style_versions_are_in_the_key(planner):
-    p = planner.configs.persona("demo")
+    p = EXAMPLES["demo"]
     job = _job(planner, p)
     entry = planner.entry
     style = f"{planner.configs.style.name}@{planner.configs.style.version}"

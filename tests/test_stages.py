@@ -1,5 +1,5 @@
 import pytest
-from conftest import ROOT
+from conftest import CONFIGS
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.errors import UnknownStageError
@@ -8,7 +8,7 @@ from mirror_cli.stages import STAGE_ORDER
 
 @pytest.fixture(scope="module")
 def table():
-    return ConfigSet(ROOT / "configs").stages
+    return ConfigSet(CONFIGS).stages
 
 
 @pytest.mark.parametrize(

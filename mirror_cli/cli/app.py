@@ -4,11 +4,15 @@ needs them, so ``mirror --help`` stays fast."""
 import typer
 
 from .. import __version__
-from . import evolve, generate, trilogy
+from . import evolve, generate, init, trilogy
+from .common import MirrorCommand, MirrorGroup
 
 app = typer.Typer(
     name="mirror",
-    help="Mirror Realm reflection avatars: generate, evolve and review 3D-cartoon portraits in batch.",
+    cls=MirrorGroup,
+    help="Mirror Realm reflection avatars: generate, evolve and review 3D-cartoon portraits in batch. "
+    "Settings: flags, then MIRROR_* environment variables, then mirror.yaml, then your project folder, "
+    "then the defaults shipped with mirror. Start a project with 'mirror init'.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,22 +27,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Show the version."
+    ),
 ) -> None:
     """Settings come from flags, then MIRROR_* environment variables, then mirror.yaml, then defaults."""
 
 
-app.command("generate")(generate.generate)
-app.command("evolve")(evolve.evolve)
-app.command("trilogy")(trilogy.trilogy)
+app.command("init", cls=MirrorCommand)(init.init)
+app.command("generate", cls=MirrorCommand)(generate.generate)
+app.command("evolve", cls=MirrorCommand)(evolve.evolve)
+app.command("trilogy", cls=MirrorCommand)(trilogy.trilogy)
 
 from . import doctor, gallery, purge, runs, seed, usage, users  # noqa: E402
 
-app.command("usage")(usage.usage)
-app.command("purge-cache")(purge.purge_cache)
-app.command("seed-fallbacks")(seed.seed_fallbacks)
-app.command("gallery")(gallery.gallery)
-app.command("doctor")(doctor.doctor)
+app.command("usage", cls=MirrorCommand)(usage.usage)
+app.command("purge-cache", cls=MirrorCommand)(purge.purge_cache)
+app.command("seed-fallbacks", cls=MirrorCommand)(seed.seed_fallbacks)
+app.command("gallery", cls=MirrorCommand)(gallery.gallery)
+app.command("doctor", cls=MirrorCommand)(doctor.doctor)
 app.add_typer(runs.app, name="runs")
 app.add_typer(users.app, name="users")
 

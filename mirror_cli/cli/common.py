@@ -1,119 +1,127 @@
-"""Options shared by the subcommands, the error edge, and report rendering."""
+"""The one CLI edge. Every command parses its options, then hands one function of the core to
+``Edge.run``, which opens the core, shows progress, closes the core, and turns user-worded errors
+into an exit code plus a message (or one JSON object under ``--json``). Output goes through
+``Edge.emit``: one JSON object ``{"summary": {...}, "jobs"|"items": [...]}`` for every command."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.exceptions import TyperException
 
 from ..errors import ExitCode, MirrorError
 
+if TYPE_CHECKING:
+    from ..core import Mirror
+
 T = TypeVar("T")
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Local store folder [env MIRROR_DATA_DIR].", rich_help_panel="Settings"),
-]
-ConfigDir = Annotated[
-    Path | None,
-    typer.Option("--config-dir", help="Folder of YAML configs [env MIRROR_CONFIG_DIR].", rich_help_panel="Settings"),
-]
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="local | firebase [env MIRROR_STORE].", rich_help_panel="Settings"),
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", help="local | openai [env MIRROR_PROVIDER].", rich_help_panel="Settings"),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="Model from configs/models.yaml [env MIRROR_MODEL].", rich_help_panel="Settings"),
-]
-QualityOpt = Annotated[
-    str | None, typer.Option("--quality", help="low | medium | high | auto.", rich_help_panel="Settings")
-]
-SizeOpt = Annotated[
-    str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 1024x1024.", rich_help_panel="Settings")
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        help="OpenAI-compatible endpoint [env MIRROR_OPENAI_BASE_URL].",
-        rich_help_panel="Settings",
-    ),
-]
-StyleOpt = Annotated[
-    str | None, typer.Option("--style", help="Style under configs/styles.", rich_help_panel="Settings")
-]
-ConcurrencyOpt = Annotated[
-    int | None,
-    typer.Option("--concurrency", min=1, max=256, help="Users in parallel.", rich_help_panel="Settings"),
-]
-FbProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--firebase-project", help="Firebase project id [env MIRROR_FIREBASE_PROJECT].", rich_help_panel="Settings"
-    ),
-]
-FbBucketOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--firebase-bucket", help="Cloud Storage bucket [env MIRROR_FIREBASE_BUCKET].", rich_help_panel="Settings"
-    ),
-]
-FbCredOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--firebase-credentials",
-        help="Service-account JSON [env GOOGLE_APPLICATION_CREDENTIALS].",
-        rich_help_panel="Settings",
-    ),
-]
-SecretsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--secrets-file", help="File with OPENAI_API_KEY=... [env MIRROR_SECRETS_FILE].", rich_help_panel="Settings"
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (for cron).")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+SETTINGS_PANEL = "Settings (flag > MIRROR_* env > mirror.yaml > project folder > package defaults)"
+
+
+def option(
+    *names: str, help: str, metavar: str = "", env: str | None = None, panel: str | None = None, **kw: Any
+) -> Any:
+    """A typer option with a plain metavar (no '<bool>'-style type noise) and its env var shown."""
+    return typer.Option(
+        *names,
+        help=help,
+        metavar=metavar,
+        envvar=env,
+        show_envvar=env is not None,
+        rich_help_panel=panel,
+        **kw,
+    )
+
+
+def setting(name: str, help: str, metavar: str, **kw: Any) -> Any:
+    """A shared setting: its flag, its MIRROR_* variable, in the one settings panel."""
+    return option(
+        f"--{name.replace('_', '-')}",
+        help=help,
+        metavar=metavar,
+        env=f"MIRROR_{name.upper()}",
+        panel=SETTINGS_PANEL,
+        **kw,
+    )
+
+
+# Settings every command reads: where the configs and the store are.
+STORE_SETTINGS: dict[str, Any] = {
+    "settings_file": Annotated[
+        Path | None,
+        option(
+            "--settings",
+            help="Settings file (default: ./mirror.yaml).",
+            metavar="FILE",
+            env="MIRROR_SETTINGS",
+            panel=SETTINGS_PANEL,
+        ),
+    ],
+    "config_dir": Annotated[Path | None, setting("config_dir", "Folder of YAML configs (default: shipped).", "DIR")],
+    "data_dir": Annotated[Path | None, setting("data_dir", "Local store folder.", "DIR")],
+    "store": Annotated[str | None, setting("store", "local or firebase.", "KIND")],
+    "style": Annotated[str | None, setting("style", "Style name (styles/NAME.yaml).", "NAME")],
+    "firebase_project": Annotated[str | None, setting("firebase_project", "Firebase project id.", "ID")],
+    "firebase_bucket": Annotated[str | None, setting("firebase_bucket", "Cloud Storage bucket.", "BUCKET")],
+    "firebase_credentials": Annotated[
+        Path | None,
+        setting("firebase_credentials", "Service-account key file (default: Application Default Credentials).", "FILE"),
+    ],
+}
+# Settings of the commands that make (or estimate) images.
+GENERATION_SETTINGS: dict[str, Any] = {
+    "provider": Annotated[str | None, setting("provider", "local or openai.", "NAME")],
+    "model": Annotated[str | None, setting("model", "Model from models.yaml.", "MODEL")],
+    "quality": Annotated[str | None, setting("quality", "low, medium, high or auto.", "Q")],
+    "size": Annotated[str | None, setting("size", "WIDTHxHEIGHT, e.g. 1024x1024.", "WxH")],
+    "base_url": Annotated[str | None, setting("base_url", "OpenAI-compatible endpoint.", "URL")],
+    "concurrency": Annotated[int | None, setting("concurrency", "Users in parallel.", "N", min=1, max=256)],
+    "secrets_file": Annotated[Path | None, setting("secrets_file", "File with OPENAI_API_KEY=...", "FILE")],
+    "fallback_dir": Annotated[
+        Path | None, setting("fallback_dir", "Your fallback set (default: ./fallback_assets).", "DIR")
+    ],
+}
+SETTINGS_PARAMS: dict[str, Any] = {**STORE_SETTINGS, **GENERATION_SETTINGS}
+
+JsonOpt = Annotated[bool, option("--json", help="One JSON object on stdout (for scripts and cron).")]
+DebugOpt = Annotated[bool, option("--debug", help="Show the traceback of an error.")]
+VerboseOpt = Annotated[bool, option("--verbose", "-v", help="One line per job instead of the summary table.")]
 DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Show the jobs, cache hits and estimated cost; spend nothing.")
+    bool, option("--dry-run", help="Show the jobs, cache hits and estimated cost; spend nothing (no key needed).")
 ]
 MaxCostOpt = Annotated[
-    float | None, typer.Option("--max-cost", min=0, help="Stop spending past this many USD in this run.")
+    float | None, option("--max-cost", min=0, metavar="USD", help="Stop spending past this many USD in this run.")
 ]
 ShardOpt = Annotated[
     str | None,
-    typer.Option(
+    option(
         "--shard",
-        help="i/N: this process handles shard i of N "
-        "(default from CLOUD_RUN_TASK_INDEX/COUNT or JOB_COMPLETION_INDEX).",
+        metavar="i/N",
+        help="This process handles shard i of N (default from CLOUD_RUN_TASK_INDEX/COUNT or JOB_COMPLETION_INDEX).",
     ),
 ]
-ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run by id.")]
+ResumeOpt = Annotated[str | None, option("--resume", metavar="RUN_ID", help="Continue an interrupted run.")]
 ViaOpt = Annotated[
     str,
-    typer.Option(
+    option(
         "--via",
-        help="sync (default) or batch-api: submit to the OpenAI Batch API "
-        "(half price, results within 24 h; collect with 'mirror runs poll RUN_ID').",
+        metavar="sync|batch-api",
+        help="batch-api submits to the OpenAI Batch API (half price, results within 24 h; "
+        "collect with 'mirror runs poll RUN_ID').",
     ),
 ]
-ReportOpt = Annotated[Path | None, typer.Option("--report", help="Also write the JSON report to this file.")]
-
-
-def settings_from(**flags: Any) -> Any:
-    from ..settings import load_settings
-
-    return load_settings({k: v for k, v in flags.items() if v is not None})
+ReportOpt = Annotated[Path | None, option("--report", metavar="FILE", help="Also write the JSON report here.")]
 
 
 def emit_json(payload: Any) -> None:
@@ -121,46 +129,110 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def guarded(fn: Callable[[], T], *, as_json: bool, debug: bool) -> T:
-    """Run one core call; turn user-worded errors into an exit code and a readable message."""
-    try:
-        return fn()
-    except MirrorError as err:
-        if debug:
-            traceback.print_exc()
-        if as_json:
-            emit_json(err.to_dict())
-        else:
+def error_payload(error: str, message: str, hint: str | None, code: int) -> dict[str, Any]:
+    """The JSON of a failure: the common shape, plus the error's fields at the top level."""
+    return {
+        "summary": {"ok": False, "error": error, "exit_code": code},
+        "items": [],
+        "error": error,
+        "message": message,
+        "hint": hint,
+        "exit_code": code,
+    }
+
+
+@dataclass
+class Edge:
+    """One command's edge: its settings flags and output options."""
+
+    flags: dict[str, Any]
+    as_json: bool = False
+    debug: bool = False
+    verbose: bool = False
+    via: str = "sync"
+
+    def open(self) -> Mirror:
+        from ..core import Mirror
+        from ..errors import UsageError
+        from ..settings import load_settings
+
+        if self.via not in ("sync", "batch-api"):
+            raise UsageError(f"Unknown --via {self.via!r}.", "Use --via sync or --via batch-api.")
+        flags = {k: v for k, v in self.flags.items() if v is not None and k != "settings_file"}
+        if self.via == "batch-api":
+            flags["provider"] = "openai-batch"
+        return Mirror(load_settings(flags, self.flags.get("settings_file")))
+
+    def run(self, fn: Callable[[Mirror], T], *, progress: str | None = None) -> T:
+        """Open the core, call ``fn(core)`` (with a progress display sized by the planned jobs when
+        ``progress`` names one), close the core; errors become an exit code and a message."""
+        return self.guard(lambda: self._with_core(fn, progress))
+
+    def _with_core(self, fn: Callable[[Mirror], T], progress: str | None) -> T:
+        core = self.open()
+        try:
+            if progress is None:
+                return fn(core)
             from .. import console
 
-            console.error(err.message, err.hint, int(err.exit_code))
-        raise typer.Exit(int(err.exit_code)) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except Exception as exc:
-        if debug:
+            with console.progress(progress, enabled=not self.as_json, log_jobs=self.verbose) as bar:
+                core.on_planned = bar.start
+                core.on_progress = bar.advance
+                return fn(core)
+        finally:
+            core.close()
+
+    def guard(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; a user-worded error exits with its code, anything else with 1 (a bug)."""
+        try:
+            return fn()
+        except MirrorError as err:
+            if self.debug:
+                traceback.print_exc()
+            self.fail(type(err).__name__, err.message, err.hint, int(err.exit_code))
+        except KeyboardInterrupt:
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (typer.Exit, typer.Abort, TyperException):
             raise
-        from ..errors import redact
+        except Exception as exc:
+            if self.debug:
+                raise
+            from ..errors import redact
 
-        msg = redact(f"{type(exc).__name__}: {exc}")
-        if as_json:
-            emit_json(
-                {
-                    "error": "InternalError",
-                    "message": msg,
-                    "hint": "Run again with --debug.",
-                    "exit_code": int(ExitCode.ERROR),
-                }
-            )
-        else:
-            from .. import console
-
-            console.error(
-                f"unexpected failure: {msg}",
+            self.fail(
+                "InternalError",
+                f"unexpected failure: {redact(f'{type(exc).__name__}: {exc}')}",
                 "Run again with --debug and report the traceback.",
                 int(ExitCode.ERROR),
             )
-        raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    def fail(self, error: str, message: str, hint: str | None, code: int) -> NoReturn:
+        if self.as_json:
+            emit_json(error_payload(error, message, hint, code))
+        else:
+            from .. import console
+
+            console.error(message, hint, code)
+        raise typer.Exit(code)
+
+    def emit(
+        self,
+        summary: dict[str, Any],
+        *,
+        jobs: Sequence[Any] | None = None,
+        items: Sequence[Any] | None = None,
+        human: Callable[[], None] | None = None,
+    ) -> None:
+        """The command's result: JSON under --json, else ``human()``."""
+        if self.as_json:
+            payload: dict[str, Any] = {"summary": summary}
+            if jobs is not None:
+                payload["jobs"] = list(jobs)
+            else:
+                payload["items"] = list(items or [])
+            emit_json(payload)
+        elif human is not None:
+            human()
 
 
 def report_exit(report: Any) -> int:
@@ -175,86 +247,97 @@ def report_exit(report: Any) -> int:
 
 def render_report(
     report: Any,
+    edge: Edge,
     *,
-    as_json: bool,
     title: str,
+    batch: bool = False,
     report_file: Path | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    payload = {"summary": report.summary(), "jobs": [o.to_dict() for o in report.outcomes], **(extra or {})}
+) -> NoReturn:
+    """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
+    and always for the failed jobs); then the exit code that says how the run went."""
+    summary = report.summary()
+    jobs = [o.to_dict() for o in report.outcomes]
     if report_file is not None:
-        report_file.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    if as_json:
-        emit_json(payload)
-        return
-    from .. import console
+        report_file.write_text(json.dumps({"summary": summary, "jobs": jobs}, indent=2, default=str) + "\n")
 
-    rows = []
-    for o in report.outcomes:
-        cost = f"${o.cost_usd:.4f}" if o.status != "planned" else f"~${o.estimate_usd:.4f}"
-        where = (o.image_url or "").removeprefix("file://") or o.served_path or ""
-        rows.append((o.user_id, o.target, o.status, cost, where, o.reason or ""))
-    s = report.summary()
-    caption = (
-        f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "
-        f"{s['degraded']} degraded, {s['failed']} failed; cost ${s['cost_usd']:.4f}"
-    )
-    if s["planned"]:
-        caption += f"; estimated ${s['estimate_usd']:.4f} for {s['planned']} job(s) (dry run: nothing spent)"
-    if report.stopped:
-        caption += f"; STOPPED: {report.stopped}"
-    console.table(title, ["user", "target", "status", "cost", "image", "note"], rows, caption=caption)
-    for o in report.outcomes:
-        if o.message and o.status in ("generated", "cached", "ingested"):
-            console.info(f"[bold #E8863A]I-There[/] to {o.user_id} ({o.target}): {o.message}")
+    def human() -> None:
+        from .. import console
 
+        console.run_report(title, report, per_job=edge.verbose or not batch)
 
-SETTINGS_PARAMS: dict[str, Any] = {
-    "data_dir": DataDir,
-    "config_dir": ConfigDir,
-    "store": StoreOpt,
-    "provider": ProviderOpt,
-    "model": ModelOpt,
-    "quality": QualityOpt,
-    "size": SizeOpt,
-    "base_url": BaseUrlOpt,
-    "style": StyleOpt,
-    "concurrency": ConcurrencyOpt,
-    "firebase_project": FbProjectOpt,
-    "firebase_bucket": FbBucketOpt,
-    "firebase_credentials": FbCredOpt,
-    "secrets_file": SecretsOpt,
-}
+    edge.emit(summary, jobs=jobs, human=human)
+    raise typer.Exit(report_exit(report))
 
 
 def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the shared settings options; it receives them as ``flags``."""
-    import functools
-    import inspect
+    """Give a command every shared settings option (it receives them as ``flags``)."""
+    return _with(fn, SETTINGS_PARAMS)
 
+
+def with_store_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the store settings, for commands that make no images (their help stays short)."""
+    return _with(fn, STORE_SETTINGS)
+
+
+def _with(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name != "flags"]
     extra = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
-        for name, ann in SETTINGS_PARAMS.items()
+        for name, ann in params.items()
     ]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
-        flags = {k: kwargs.pop(k) for k in SETTINGS_PARAMS}
+        flags = {k: kwargs.pop(k) for k in params}
         return fn(flags=flags, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **SETTINGS_PARAMS}
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **params}
     return wrapper
 
 
-def open_core(flags: dict[str, Any], via: str = "sync", **extra: Any) -> Any:
-    from ..core import Mirror
-    from ..errors import UsageError
+class _QuietHelp:
+    """The --help flag without a '<bool>' type label."""
 
-    if via not in ("sync", "batch-api"):
-        raise UsageError(f"Unknown --via {via!r}.", "Use --via sync or --via batch-api.")
-    if via == "batch-api":
-        flags = {**flags, "provider": "openai-batch"}
-    return Mirror(settings_from(**flags, **extra))
+    def get_help_option(self, ctx: Any) -> Any:
+        opt = super().get_help_option(ctx)  # type: ignore[misc]
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+
+class MirrorCommand(_QuietHelp, TyperCommand):
+    """Every subcommand's class (``app.command(name, cls=MirrorCommand)``)."""
+
+
+class MirrorSubGroup(_QuietHelp, TyperGroup):
+    """The class of the command groups under the root (runs, users)."""
+
+
+class MirrorGroup(_QuietHelp, TyperGroup):
+    """The root group: under ``--json``, Typer's usage errors (unknown option, bad value, missing
+    argument) become the same JSON object as every other error, with their exit code (2)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except TyperException as exc:  # Click-style usage errors derive from it
+            hint = "Run the command with --help for its options."
+            emit_json(error_payload(type(exc).__name__, exc.format_message(), hint, exc.exit_code))
+            rv = exc.exit_code
+        except typer.Abort:
+            rv = int(ExitCode.INTERRUPTED)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv

@@ -2,26 +2,36 @@ from typing import Any
 
 import typer
 
-from ..errors import ExitCode
-from .common import DebugOpt, JsonOpt, emit_json, guarded, open_core, with_settings
+from ..errors import ExitCode, MirrorError
+from .common import DebugOpt, Edge, JsonOpt, with_settings
 
 
 @with_settings
 def doctor(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Check configs, the store, the key, the model and its shutdown date; say what to fix."""
+    """Check the settings, configs, store, key, model and fallbacks; report each and say what to fix.
+    Exits non-zero (3) at the end when any check failed."""
+    edge = Edge(flags, as_json, debug)
 
-    def call() -> Any:
-        core = open_core(flags)
+    def call() -> list[dict[str, Any]]:
+        try:
+            core = edge.open()
+        except MirrorError as err:  # settings or configs: nothing else can be checked
+            return [{"check": "configs", "status": "fail", "detail": err.message, "fix": err.hint}]
         try:
             return core.doctor()
         finally:
             core.close()
 
-    checks = guarded(call, as_json=as_json, debug=debug)
+    checks = edge.guard(call)
     bad = [c for c in checks if c["status"] == "fail"]
-    if as_json:
-        emit_json({"ok": not bad, "checks": checks})
-    else:
+    summary = {
+        "ok": not bad,
+        "failed": len(bad),
+        "warnings": sum(c["status"] == "warn" for c in checks),
+        "checks": len(checks),
+    }
+
+    def human() -> None:
         from .. import console
 
         console.table(
@@ -29,4 +39,6 @@ def doctor(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = Fa
             ["check", "status", "detail", "fix"],
             [(c["check"], c["status"], c["detail"], c.get("fix") or "") for c in checks],
         )
+
+    edge.emit(summary, items=checks, human=human)
     raise typer.Exit(int(ExitCode.CONFIG) if bad else 0)

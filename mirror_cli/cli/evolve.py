@@ -1,20 +1,18 @@
 from typing import Annotated, Any
 
-import typer
-
 from .common import (
     DebugOpt,
     DryRunOpt,
+    Edge,
     JsonOpt,
     MaxCostOpt,
     ReportOpt,
     ResumeOpt,
     ShardOpt,
+    VerboseOpt,
     ViaOpt,
-    guarded,
-    open_core,
+    option,
     render_report,
-    report_exit,
     with_settings,
 )
 
@@ -22,39 +20,34 @@ from .common import (
 @with_settings
 def evolve(
     flags: dict[str, Any],
-    user: Annotated[str | None, typer.Option("--user", "-u", help="User id.")] = None,
-    due: Annotated[bool, typer.Option("--due", help="Every user who crossed a milestone (the nightly run).")] = False,
-    to: Annotated[str | None, typer.Option("--to", help="Force this stage for --user.")] = None,
+    user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
+    due: Annotated[bool, option("--due", help="Every user who crossed a milestone (the nightly run).")] = False,
+    to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
     via: ViaOpt = "sync",
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Produce the next stage when a user's progress crossed a milestone since their latest avatar."""
-    from .. import console
-    from ..core import Shard
+    from ..core import Mirror, Shard
 
-    def call() -> Any:
-        core = open_core(flags, via)
-        with console.progress(len(list(core.user_ids())) if due else 1, "evolve", enabled=not as_json) as advance:
-            core.on_progress = advance
-            try:
-                return core.evolve(
-                    user,
-                    due=due,
-                    to=to,
-                    dry_run=dry_run,
-                    max_cost=max_cost,
-                    shard=Shard.parse(shard) if due else None,
-                    resume=resume,
-                )
-            finally:
-                core.close()
+    edge = Edge(flags, as_json, debug, verbose, via)
 
-    result = guarded(call, as_json=as_json, debug=debug)
-    render_report(result, as_json=as_json, title="evolve", report_file=report)
-    raise typer.Exit(report_exit(result))
+    def call(core: Mirror) -> Any:
+        return core.evolve(
+            user,
+            due=due,
+            to=to,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            shard=Shard.parse(shard) if due else None,
+            resume=resume,
+        )
+
+    result = edge.run(call, progress="evolve")
+    render_report(result, edge, title="evolve", batch=due, report_file=report)

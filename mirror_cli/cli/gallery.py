@@ -1,31 +1,25 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-
-from .common import DebugOpt, JsonOpt, emit_json, guarded, open_core, with_settings
+from .common import DebugOpt, Edge, JsonOpt, option, with_store_settings
 
 
-@with_settings
+@with_store_settings
 def gallery(
     flags: dict[str, Any],
-    user: Annotated[list[str] | None, typer.Option("--user", "-u", help="User id (repeatable).")] = None,
-    everyone: Annotated[bool, typer.Option("--all", help="Every user with avatars.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("gallery"),
+    user: Annotated[list[str] | None, option("--user", "-u", metavar="USER", help="User id (repeatable).")] = None,
+    everyone: Annotated[bool, option("--all", help="Every user with avatars.")] = False,
+    out: Annotated[Path, option("--out", metavar="DIR", help="Output folder.")] = Path("gallery"),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """A contact-sheet PNG and a self-contained HTML page of users' timelines, for review."""
+    edge = Edge(flags, as_json, debug)
+    paths = edge.run(lambda core: core.gallery(user, out, everyone=everyone))
 
-    def call() -> Any:
-        core = open_core(flags)
-        try:
-            return core.gallery(user, out, everyone=everyone)
-        finally:
-            core.close()
+    def human() -> None:
+        import typer
 
-    paths = guarded(call, as_json=as_json, debug=debug)
-    if as_json:
-        emit_json(paths)
-    else:
         typer.echo(f"contact sheet: {paths['contact_sheet']}\nhtml page:     {paths['html']}")
+
+    edge.emit(paths, items=[{"kind": k, "path": v} for k, v in paths.items()], human=human)

@@ -1,20 +1,18 @@
 from typing import Annotated, Any
 
-import typer
-
 from .common import (
     DebugOpt,
     DryRunOpt,
+    Edge,
     JsonOpt,
     MaxCostOpt,
     ReportOpt,
     ResumeOpt,
     ShardOpt,
+    VerboseOpt,
     ViaOpt,
-    guarded,
-    open_core,
+    option,
     render_report,
-    report_exit,
     with_settings,
 )
 
@@ -22,45 +20,39 @@ from .common import (
 @with_settings
 def generate(
     flags: dict[str, Any],
-    user: Annotated[list[str] | None, typer.Option("--user", "-u", help="User id (repeatable).")] = None,
+    user: Annotated[list[str] | None, option("--user", "-u", metavar="USER", help="User id (repeatable).")] = None,
     stage: Annotated[
         str,
-        typer.Option("--stage", "-s", help="Stage or trilogy kind (camelCase, snake_case or kebab-case)."),
+        option("--stage", "-s", metavar="STAGE", help="Stage or trilogy kind (camelCase, snake_case or kebab-case)."),
     ] = "newReflection",
-    all_users: Annotated[bool, typer.Option("--all", help="Every known user (a resumable run).")] = False,
+    all_users: Annotated[bool, option("--all", help="Every user in the store (a resumable run).")] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
     via: ViaOpt = "sync",
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate one stage (or trilogy kind) for a user, several users, or --all."""
-    from .. import console
-    from ..core import Shard
-    from ..errors import UsageError
+    from ..core import Mirror, Shard
+    from ..errors import ExitCode
 
-    def call() -> Any:
-        if bool(user) == all_users:
-            raise UsageError("Say who to generate for.", "Pass --user U (repeatable) or --all, not both.")
-        core = open_core(flags, via)
-        n = len(list(core.user_ids())) if all_users else len(user or [])
-        with console.progress(n, f"generate {stage}", enabled=not as_json) as advance:
-            core.on_progress = advance
-            try:
-                return core.generate(
-                    None if all_users else user,
-                    stage,
-                    dry_run=dry_run,
-                    max_cost=max_cost,
-                    shard=Shard.parse(shard) if all_users else None,
-                    resume=resume,
-                )
-            finally:
-                core.close()
+    edge = Edge(flags, as_json, debug, verbose, via)
+    if bool(user) == all_users:
+        edge.fail("UsageError", "Say who to generate for.", "Pass --user U (repeatable) or --all.", ExitCode.USAGE)
 
-    result = guarded(call, as_json=as_json, debug=debug)
-    render_report(result, as_json=as_json, title=f"generate {stage}", report_file=report)
-    raise typer.Exit(report_exit(result))
+    def call(core: Mirror) -> Any:
+        return core.generate(
+            None if all_users else user,
+            stage,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            shard=Shard.parse(shard) if all_users else None,
+            resume=resume,
+        )
+
+    result = edge.run(call, progress=f"generate {stage}")
+    render_report(result, edge, title=f"generate {stage}", batch=all_users, report_file=report)

@@ -1,42 +1,44 @@
+from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-
-from .common import DebugOpt, DryRunOpt, JsonOpt, emit_json, guarded, open_core, with_settings
+from .common import DebugOpt, DryRunOpt, Edge, JsonOpt, option, with_settings
 
 
 @with_settings
 def seed_fallbacks(
     flags: dict[str, Any],
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Only this stage or trilogy kind (repeatable).")
+        list[str] | None, option("--only", metavar="STAGE", help="Only this stage or trilogy kind (repeatable).")
     ] = None,
     variants: Annotated[
         str | None,
-        typer.Option("--variants", help="Comma-separated variant names from configs/fallbacks.yaml (default: all)."),
+        option("--variants", metavar="A,B", help="Comma-separated variant names from fallbacks.yaml (default: all)."),
+    ] = None,
+    out: Annotated[
+        Path | None, option("--out", metavar="DIR", help="Write the set here (default: --fallback-dir).")
     ] = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Pre-render the shared fallback set of a style into fallback_assets/<style>/ with a manifest."""
-
-    def call() -> Any:
-        core = open_core(flags)
-        try:
-            return core.seed_fallbacks(only=only, variants=variants.split(",") if variants else None, dry_run=dry_run)
-        finally:
-            core.close()
-
-    result = guarded(call, as_json=as_json, debug=debug)
-    if as_json:
-        emit_json(result)
-        return
-    from .. import console
-
-    console.info(
-        f"{result['rendered']} rendered, {result['unchanged']} unchanged, "
-        f"estimated ${result['estimate_usd']:.4f}"
-        + (" (dry run)" if dry_run else "")
-        + f"\nmanifest: {result['manifest']}\ncontact sheet: {result.get('contact_sheet')}"
+    """Pre-render a style's shared fallback set into your project's fallback_assets/<style>/ with a manifest."""
+    edge = Edge(flags, as_json, debug)
+    result = edge.run(
+        lambda core: core.seed_fallbacks(
+            only=only, variants=variants.split(",") if variants else None, dry_run=dry_run, out=out
+        ),
+        progress="seed-fallbacks",
     )
+    jobs = result.pop("jobs")
+
+    def human() -> None:
+        from .. import console
+
+        console.info(
+            f"{result['rendered']} rendered, {result['planned']} planned, {result['unchanged']} unchanged, "
+            f"estimated ${result['estimate_usd']:.4f}"
+            + (" (dry run)" if dry_run else "")
+            + f"\nmanifest: {result['manifest']}\ncontact sheet: {result.get('contact_sheet')}"
+        )
+
+    edge.emit(result, jobs=jobs, human=human)

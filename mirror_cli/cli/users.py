@@ -3,109 +3,129 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, JsonOpt, emit_json, guarded, open_core, with_settings
+from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, option, with_store_settings
 
-app = typer.Typer(help="Users known to the store and the persona configs.", no_args_is_help=True)
+app = typer.Typer(
+    cls=MirrorSubGroup, help="The users of the store: list, import, record progress.", no_args_is_help=True
+)
 
 
-@app.command("list")
-@with_settings
+@app.command("list", cls=MirrorCommand)
+@with_store_settings
 def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Every user id with their active days and latest stage."""
+    """Every user id in the store with their active days and latest stage."""
+    edge = Edge(flags, as_json, debug)
 
-    def call() -> Any:
-        core = open_core(flags)
-        try:
-            out = []
-            for uid in core.user_ids():
-                p = core.persona(uid)
-                out.append(
-                    {
-                        "user": uid,
-                        "name": p.name,
-                        "active_days": p.progress.active_days,
-                        "stage_reached": core.configs.stages.stage_for_days(p.progress.active_days),
-                        "latest_avatar_stage": core.latest_stage(uid),
-                    }
-                )
-            return out
-        finally:
-            core.close()
+    def call(core: Any) -> list[dict[str, Any]]:
+        out = []
+        for uid in core.user_ids():
+            p = core.persona(uid)
+            out.append(
+                {
+                    "user": uid,
+                    "name": p.name,
+                    "active_days": p.progress.active_days,
+                    "stage_reached": core.configs.stages.stage_for_days(p.progress.active_days),
+                    "latest_avatar_stage": core.latest_stage(uid),
+                }
+            )
+        return out
 
-    rows = guarded(call, as_json=as_json, debug=debug)
-    if as_json:
-        emit_json(rows)
-        return
-    from .. import console
+    rows = edge.run(call)
 
-    console.table(
-        "users",
-        ["user", "name", "active days", "stage reached", "latest avatar"],
-        [tuple(r.values()) for r in rows],
-    )
+    def human() -> None:
+        from .. import console
+
+        console.table(
+            "users",
+            ["user", "name", "active days", "stage reached", "latest avatar"],
+            [tuple(r.values()) for r in rows],
+            caption=None
+            if rows
+            else "no users yet: 'mirror users import FILE.yaml' or 'mirror users import --examples'",
+        )
+
+    edge.emit({"users": len(rows)}, items=rows, human=human)
 
 
-@app.command("import")
-@with_settings
+@app.command("import", cls=MirrorCommand)
+@with_store_settings
 def import_users(
     flags: dict[str, Any],
-    files: Annotated[list[Path], typer.Argument(help="Persona YAML files.")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Persona YAML files or folders of them.", metavar="FILE...")
+    ] = None,
+    examples: Annotated[
+        bool, option("--examples", help="The example personas shipped with mirror (demo data).")
+    ] = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Add or update users in the store from persona YAML files."""
-    from ..config import load_yaml_model
-    from ..models import Persona
+    """Add or update users in the store from persona YAML files (or the examples)."""
+    from ..config import example_personas, load_personas
+    from ..errors import ExitCode
 
-    def call() -> Any:
-        personas = [load_yaml_model(f, Persona) for f in files]
-        core = open_core(flags)
-        try:
-            return core.import_users(personas)
-        finally:
-            core.close()
+    edge = Edge(flags, as_json, debug)
+    if not files and not examples:
+        edge.fail(
+            "UsageError",
+            "Nothing to import.",
+            "Name persona YAML files (or folders), or pass --examples for the shipped example personas.",
+            ExitCode.USAGE,
+        )
 
-    n = guarded(call, as_json=as_json, debug=debug)
-    emit_json({"imported": n}) if as_json else typer.echo(f"imported {n} user(s)")
+    def call(core: Any) -> list[str]:
+        personas = {**(example_personas() if examples else {}), **(load_personas(files) if files else {})}
+        return list(core.import_users(list(personas.values())))
+
+    # Read the files before the store is opened: a bad file changes nothing.
+    edge.guard(lambda: load_personas(files) if files else None)
+    ids = edge.run(call)
+    edge.emit(
+        {"imported": len(ids), "examples": examples},
+        items=ids,
+        human=lambda: typer.echo(f"imported {len(ids)} user(s): {', '.join(ids)}"),
+    )
 
 
-@app.command("progress")
-@with_settings
+@app.command("progress", cls=MirrorCommand)
+@with_store_settings
 def set_progress(
     flags: dict[str, Any],
-    user: Annotated[str, typer.Option("--user", "-u", help="User id.")],
-    active_days: Annotated[int | None, typer.Option("--active-days", min=0)] = None,
-    goals: Annotated[int | None, typer.Option("--goals", min=0, help="Goals completed.")] = None,
-    achievement: Annotated[str | None, typer.Option("--achievement", help="Major achievement (free text).")] = None,
-    area: Annotated[list[str] | None, typer.Option("--area", help="Achievement area (repeatable).")] = None,
-    trait: Annotated[list[str] | None, typer.Option("--trait", help="Discovered trait (repeatable).")] = None,
+    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    active_days: Annotated[int | None, option("--active-days", metavar="N", min=0, help="Active days.")] = None,
+    goals: Annotated[int | None, option("--goals", metavar="N", min=0, help="Goals completed.")] = None,
+    achievement: Annotated[
+        str | None, option("--achievement", metavar="TEXT", help="Major achievement (free text).")
+    ] = None,
+    area: Annotated[list[str] | None, option("--area", metavar="AREA", help="Achievement area (repeatable).")] = None,
+    trait: Annotated[
+        list[str] | None, option("--trait", metavar="TRAIT", help="Discovered trait (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Record a user's progress (what the app writes to users/{uid}.progress)."""
+    from ..models import Progress
 
-    def call() -> Any:
-        core = open_core(flags)
-        try:
-            current = core.persona(user).progress
-            updates: dict[str, Any] = {}
-            if active_days is not None:
-                updates["active_days"] = active_days
-            if goals is not None:
-                updates["goals_completed"] = goals
-            if achievement is not None:
-                updates["major_achievement"] = achievement or None
-            if area is not None:
-                updates["achievement_areas"] = area
-            if trait is not None:
-                updates["discovered_traits"] = trait
-            from ..models import Progress
+    edge = Edge(flags, as_json, debug)
 
-            progress = Progress.model_validate({**current.model_dump(), **updates})
-            return core.set_progress(user, progress).progress
-        finally:
-            core.close()
+    def call(core: Any) -> Any:
+        current = core.persona(user).progress
+        updates: dict[str, Any] = {}
+        if active_days is not None:
+            updates["active_days"] = active_days
+        if goals is not None:
+            updates["goals_completed"] = goals
+        if achievement is not None:
+            updates["major_achievement"] = achievement or None
+        if area is not None:
+            updates["achievement_areas"] = area
+        if trait is not None:
+            updates["discovered_traits"] = trait
+        progress = Progress.model_validate({**current.model_dump(), **updates})
+        return core.set_progress(user, progress).progress
 
-    progress = guarded(call, as_json=as_json, debug=debug)
+    progress = edge.run(call)
     data = progress.model_dump(mode="json")
-    emit_json(data) if as_json else typer.echo(f"{user}: {data}")
+    edge.emit({"user": user, **data}, items=[], human=lambda: typer.echo(f"{user}: {data}"))

@@ -133,13 +133,14 @@ class OpenAIProvider:
         self.settings = ctx.settings
         self.configs = ctx.configs
         key = read_api_key(ctx.settings.secrets_file)
-        if not key:
+        # A dry run only estimates: it needs prices, not a key.
+        if not key and not ctx.extra.get("estimate_only"):
             raise ConfigError(
                 "No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
                 "export OPENAI_API_KEY=... (or --secrets-file FILE with OPENAI_API_KEY=...), or use "
                 "--provider local for offline avatars.",
             )
-        self._key = key
+        self._key = key or ""
         self._client: openai.AsyncOpenAI | None = None
         self.last_headers: dict[str, str] = {}
 
