@@ -407,8 +407,8 @@ class LocalStore:
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
         with self._lock:
-            rows = [] if self._db is None else self._db.execute("SELECT op, n FROM ops WHERE day = ?", (day,)).fetchall()
-            counts = {op: n for op, n in rows}
+            sql = "SELECT op, n FROM ops WHERE day = ?"
+            counts: dict[str, int] = dict(self._db.execute(sql, (day,)).fetchall()) if self._db else {}
             for (d, op), n in self._ops.items():
                 if d == day:
                     counts[op] = counts.get(op, 0) + n
