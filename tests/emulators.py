@@ -97,7 +97,7 @@ class FirestoreEmulator:
             if self.proc.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as r:  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -130,7 +130,7 @@ class FirestoreEmulator:
         req = urllib.request.Request(
             f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE"
         )
-        urllib.request.urlopen(req, timeout=10).close()  # noqa: S310 - loopback
+        urllib.request.urlopen(req, timeout=10).close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -166,7 +166,7 @@ class StorageEmulator:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2):  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2):
                     return
             except OSError:
                 time.sleep(0.1)

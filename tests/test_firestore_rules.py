@@ -68,7 +68,7 @@ class AppClient:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method, headers=self.headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback emulator
+            with urllib.request.urlopen(req, timeout=30) as r:
                 return int(r.status)
         except urllib.error.HTTPError as e:
             return int(e.code)

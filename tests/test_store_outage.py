@@ -60,7 +60,7 @@ def _paid_keys_once(server):
 
 
 def test_killed_emulator_loses_no_paid_image(outage, openai_env):
-    firestore, make, project = outage
+    firestore, make, _project = outage
     core = make()
     _when_served(openai_env, 2, firestore.kill).join(0)
     report = core.generate(None, "newReflection")
