@@ -77,6 +77,7 @@ class Mirror:
         # Dry runs only estimate: the provider may lack credentials (e.g. no API key yet).
         self.estimating = False
         self._provider: ImageProvider | None = None
+        self._pipelines: list[Pipeline] = []
 
     # ----------------------------------------------------------------------------- wiring
     @cached_property
@@ -123,7 +124,7 @@ class Mirror:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
-        return Pipeline(
+        pipeline = Pipeline(
             self.configs,
             self.store,
             self.provider,
@@ -135,11 +136,18 @@ class Mirror:
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
+            # One store method may make a few RPCs, each bounded by store_timeout_s.
+            store_deadline_s=2 * self.settings.store_timeout_s + 5,
         )
+        self._pipelines.append(pipeline)
+        return pipeline
 
     def close(self) -> None:
+        for pipeline in self._pipelines:
+            pipeline.io.close()
+        self._pipelines.clear()
         if "store" in self.__dict__:
-            self.store.close()
+            self.store.close()  # flushes the operation counts: one write per run
 
     def _run_async(self, coro: Any) -> Any:
         """One event loop per core call; the provider's HTTP client lives and closes inside it."""
@@ -234,7 +242,8 @@ class Mirror:
         if self.on_planned is not None:
             self.on_planned(len(specs))
         if dry_run:
-            return pipeline.plan_only(specs)
+            planned: RunReport = self._run_async(pipeline.plan_only(specs))
+            return planned
         if self.settings.provider == "openai-batch":
             return self._submit_batch(pipeline, specs, run)
 
@@ -542,10 +551,11 @@ class Mirror:
                 for variant, target, job in jobs:
                     job_id = f"{variant.name}.{target}"
                     assert run is not None
-                    self.store.put_job_state(
+                    await pipeline.io(
+                        self.store.put_job_state,
                         JobState(
                             run.id, job_id, "_fallbacks", target, "in_flight", job.request_key, None, None, self.now()
-                        )
+                        ),
                     )
                     result, webp, verdict, paid = await render_asset(pipeline, job)
                     rel = f"{target}/{variant.name}.webp"
@@ -572,13 +582,15 @@ class Mirror:
                         },
                     }
                     if paid and result.cost_usd:
-                        self.store.record_event(
+                        await pipeline.io(
+                            self.store.record_event,
                             paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
-                    self.store.put_job_state(
-                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now())
+                    await pipeline.io(
+                        self.store.put_job_state,
+                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now()),
                     )
 
             folder.mkdir(parents=True, exist_ok=True)
