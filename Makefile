@@ -10,6 +10,8 @@ DEMO_DATA ?= mirror-data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# The distribution was called mirror-cli before (a name someone else owns on PyPI).
+	$(PY) -m pip uninstall --quiet --yes mirror-cli 2>/dev/null || true
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
@@ -23,6 +25,7 @@ dev: $(VENV)/.dev-installed
 
 demo: install
 	@echo "== mirror demo: offline, local renderer, local store in $(DEMO_DATA)/"
+	$(MIRROR) users import --examples --data-dir $(DEMO_DATA)
 	$(MIRROR) generate --user demo --stage month --data-dir $(DEMO_DATA)
 	$(MIRROR) trilogy --user demo --data-dir $(DEMO_DATA)
 	$(MIRROR) gallery --user demo --data-dir $(DEMO_DATA) --out $(DEMO_DATA)/gallery
@@ -61,12 +64,13 @@ bench: dev
 # The review images in docs/: one persona's six stages and trilogy, rendered offline.
 docs: install
 	rm -rf .docs-data
+	$(MIRROR) users import --examples --data-dir .docs-data >/dev/null
 	for s in newReflection firstWeek twoWeeks month quarter halfYear; do \
 	  $(MIRROR) generate --user demo --stage $$s --data-dir .docs-data >/dev/null; done
 	$(MIRROR) trilogy --user demo --data-dir .docs-data >/dev/null
 	$(MIRROR) gallery --user demo --data-dir .docs-data --out .docs-data/out
 	cp .docs-data/out/gallery-demo.png docs/timeline-demo.png
-	cp fallback_assets/daymi/contact-sheet.png docs/fallback-set.png
+	cp mirror_cli/data/fallback_assets/daymi/contact-sheet.png docs/fallback-set.png
 	rm -rf .docs-data
 
 clean:

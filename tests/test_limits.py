@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_config_dir, openai_flags
+from conftest import import_examples, make_config_dir, openai_flags
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
@@ -51,6 +51,7 @@ def test_monthly_budget(limited, openai_env):
 
 def test_max_cost_per_run_and_exit_code(openai_env, tmp_path, data_dir):
     cfg = make_config_dir(tmp_path)
+    import_examples(data_dir)
     res = CliRunner().invoke(
         app,
         [

@@ -23,10 +23,9 @@ GPT_IMAGE_2 = {"text_in": 5.0, "image_in": 8.0, "image_out": 30.0}
 
 @pytest.fixture
 def roomy(tmp_path):
-    """Configs whose daily caps do not get in the way of a big batch, and only this test's users."""
+    """Configs whose daily caps do not get in the way of a big batch (the store holds only this
+    test's users: no example personas are imported)."""
     cfg = make_config_dir(tmp_path, {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000})
-    for persona in (cfg / "personas").glob("*.yaml"):
-        persona.unlink()
     import yaml
 
     limits = yaml.safe_load((cfg / "limits.yaml").read_text())
@@ -42,7 +41,7 @@ def test_error_storm_completes_and_report_matches_ledger(make_core, openai_env, 
         random.Random(11),
         [(0.15, rate_limit_fault(0.02)), (0.07, Fault(500)), (0.04, Fault(503, delay=2.5)), (0.04, Fault(drop=True))],
     )
-    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs, concurrency=6)
+    core = make_core(examples=False, provider="openai", base_url=openai_env.url, config_dir=fast_configs, concurrency=6)
     core.import_users([Persona(id=f"s{i:02d}", name="S") for i in range(30)])
     report = core.generate(None, "newReflection")
     assert report.failed == 0 and report.count("generated") == 30
@@ -69,7 +68,7 @@ def _mirror(data_dir: Path, cfg: Path, url: str, *args: str) -> subprocess.Popen
 
 def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core, openai_env, roomy, data_dir):
     fast_configs = roomy
-    core = make_core(config_dir=fast_configs)
+    core = make_core(examples=False, config_dir=fast_configs)
     core.import_users([Persona(id=f"t{i:02d}", name="T") for i in range(20)])
     openai_env.latency = 0.3
     proc = _mirror(data_dir, fast_configs, openai_env.url, "evolve", "--due", "--json", "--concurrency", "2")
@@ -91,7 +90,7 @@ def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core,
     summary = json.loads(out2)["summary"]
     assert summary["generated"] == 20 - done  # the users done before are no longer due
     assert len(openai_env.ledger) == 20
-    runs = make_core(config_dir=fast_configs).runs()
+    runs = make_core(examples=False, config_dir=fast_configs).runs()
     assert runs[0].id == run_id and runs[0].state == "finished"
 
 
@@ -101,7 +100,7 @@ def test_sigkill_at_random_points_then_resume_until_done(make_core, openai_env, 
     resumed until done: each due user has exactly one new avatar, no request is paid twice, and
     every paid image is in the store."""
     users = 300
-    core = make_core(config_dir=roomy)
+    core = make_core(examples=False, config_dir=roomy)
     core.import_users([Persona(id=f"k{i:03d}", name="K") for i in range(users)])
     core.close()
     openai_env.latency = 0.05
@@ -124,13 +123,13 @@ def test_sigkill_at_random_points_then_resume_until_done(make_core, openai_env, 
                 proc.wait()
                 kills += 1
                 if run_id is None:
-                    run_id = make_core(config_dir=roomy).runs()[0].id
+                    run_id = make_core(examples=False, config_dir=roomy).runs()[0].id
                 continue
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
         break
     assert kills == 4
-    check = make_core(config_dir=roomy)
+    check = make_core(examples=False, config_dir=roomy)
     assert check.spool.pending() == []
     for uid in check.user_ids():
         assert [r.target for r in check.store.list_avatars(uid)] == ["newReflection"], uid

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import openai_flags
+from conftest import import_examples, openai_flags
 from openai_server import (
     Fault,
     auth_fault,
@@ -134,6 +134,7 @@ def test_stop_the_whole_run_at_once(oa, openai_env, fault, code):
 
 def test_stop_exit_code_and_hint_through_cli(openai_env, fast_configs, data_dir):
     openai_env.push(quota_fault())
+    import_examples(data_dir)
     res = CliRunner().invoke(
         app,
         [
@@ -193,6 +194,7 @@ def test_key_from_secrets_file_and_never_printed(make_core, monkeypatch, fast_co
     f = tmp_path / "secrets.env"
     f.write_text(f"OPENAI_API_KEY={secret}\n")
     openai_server.push(auth_fault())
+    import_examples(tmp_path / "d")
     res = CliRunner().invoke(
         app,
         [

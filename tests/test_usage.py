@@ -93,7 +93,7 @@ def test_cli_json_and_csv(core, data_dir):
         app,
         ["usage", "--json", "--data-dir", str(data_dir), "--since", "2026-11-01", "--until", "2026-11-30"],
     )
-    assert r.exit_code == 0 and json.loads(r.stdout)["generations"] == 4
+    assert r.exit_code == 0 and json.loads(r.stdout)["summary"]["generations"] == 4
     c = CliRunner().invoke(app, ["usage", "--csv", "--data-dir", str(data_dir), "--since", "2026-11-01"])
     header, row = c.stdout.strip().splitlines()
     assert dict(zip(header.split(","), row.split(","), strict=True))["generations"] == "4"

@@ -132,6 +132,13 @@ class OpenAIProvider:
     def __init__(self, ctx: ProviderContext) -> None:
         self.settings = ctx.settings
         self.configs = ctx.configs
+        import importlib.util
+
+        if importlib.util.find_spec("openai") is None:
+            raise ConfigError(
+                "The openai provider needs the openai package, which is not installed.",
+                "pip install 'mirror-realm-avatars[openai]' (with pipx: pipx inject mirror-realm-avatars openai).",
+            )
         key = read_api_key(ctx.settings.secrets_file)
         # A dry run only estimates: it needs prices, not a key.
         if not key and not ctx.extra.get("estimate_only"):

@@ -206,7 +206,7 @@ _STORES: Registry[StoreFactory] = Registry(
         "firebase": "mirror_cli.stores.firebase:FirebaseStore",
     },
     group="mirror.stores",
-    missing_hint="Install it with: pip install 'mirror-cli[firebase]'.",
+    missing_hint="Install it with: pip install 'mirror-realm-avatars[firebase]'.",
 )
 
 

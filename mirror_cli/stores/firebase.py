@@ -73,7 +73,7 @@ class FirebaseStore:
             from firebase_admin import credentials, firestore
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                "The firebase store needs the firebase-admin package.", "pip install 'mirror-cli[firebase]'."
+                "The firebase store needs the firebase-admin package.", "pip install 'mirror-realm-avatars[firebase]'."
             ) from exc
         self.settings = settings
         emulated = bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
