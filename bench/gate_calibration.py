@@ -10,7 +10,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import ROOT
 from gate_samples import bad_images
 
 from mirror_cli.core import Mirror
@@ -21,12 +20,13 @@ from mirror_cli.validate import check_image, measure
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mirror-gate-"))
     try:
-        core = Mirror(load_settings({"data_dir": work, "config_dir": ROOT / "configs"}))
+        core = Mirror(load_settings({"data_dir": work}))
+        core.import_examples()
         gate = core.configs.style.gate
         targets = [*core.configs.stages.names, *core.configs.stages.trilogy]
         ok = total = 0
         worst: dict[str, float] = {}
-        for uid in sorted(core.configs.personas):
+        for uid in sorted(core.user_ids()):
             for target in targets:
                 report = core.generate([uid], target)
                 for o in report.outcomes:

@@ -12,11 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, synthetic_users
+from _common import synthetic_users
 
 from mirror_cli import imaging
 from mirror_cli.core import Mirror
 from mirror_cli.render import render_png
+from mirror_cli.resources import default_config_dir
 from mirror_cli.settings import load_settings
 from mirror_cli.validate import check_image
 
@@ -29,9 +30,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mirror-local-"))
     try:
         cfg = work / "configs"
-        shutil.copytree(ROOT / "configs", cfg)
-        for persona in (cfg / "personas").glob("*.yaml"):
-            persona.unlink()
+        shutil.copytree(default_config_dir(), cfg)
         users = synthetic_users(args.jobs, seed=5)
         core = Mirror(load_settings({"data_dir": work / "data", "config_dir": cfg, "concurrency": args.concurrency}))
         core.import_users(users)

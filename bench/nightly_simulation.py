@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from _common import ROOT, synthetic_users
+from _common import synthetic_users
 
 from mirror_cli.core import Mirror
 from mirror_cli.models import Progress
 from mirror_cli.pricing import estimate
+from mirror_cli.resources import default_config_dir
 from mirror_cli.settings import load_settings
 
 KINDS = {"active": 0.55, "slowing": 0.30, "dropped": 0.15}
@@ -39,9 +40,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="mirror-sim-"))
     cfg = work / "configs"
-    shutil.copytree(ROOT / "configs", cfg)
-    for persona in (cfg / "personas").glob("*.yaml"):  # only the simulated users take part
-        persona.unlink()
+    shutil.copytree(default_config_dir(), cfg)
     models = yaml.safe_load((cfg / "models.yaml").read_text())
     models["models"]["local"]["sizes"].append(f"{args.size}x{args.size}")
     (cfg / "models.yaml").write_text(yaml.safe_dump(models))

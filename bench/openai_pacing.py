@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, server_stats, start_server, synthetic_users, write_limits
+from _common import server_stats, start_server, synthetic_users, write_limits
 
 
 def main() -> None:
@@ -30,7 +30,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mirror-bench-"))
     try:
         cfg = work / "configs"
-        shutil.copytree(ROOT / "configs", cfg)
+        from mirror_cli.resources import default_config_dir
+
+        shutil.copytree(default_config_dir(), cfg)
         write_limits(
             cfg,
             "gpt-image-2",
