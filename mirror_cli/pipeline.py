@@ -56,6 +56,7 @@ class Outcome:
     request_key: str = ""
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -476,11 +477,15 @@ class Pipeline:
     async def _reserve(self, job: Job) -> Reservation | Outcome:
         async with self._run_lock:
             if self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9:
-                return self._degrade(job, "degraded", f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
+                out = self._degrade(job, "degraded", f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
+                out.limit = "run_budget"
+                return out
             try:
                 reservation = self.store.reserve(job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps)
             except LimitReached as limit:
-                return self._degrade(job, "degraded", f"limit {limit.kind}: {limit.detail}")
+                out = self._degrade(job, "degraded", f"limit {limit.kind}: {limit.detail}")
+                out.limit = limit.kind
+                return out
             self._run_spent += job.estimate_usd
             return reservation
 
