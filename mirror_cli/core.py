@@ -27,6 +27,7 @@ from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
 from .stores.base import JobState, RunInfo, Store, get_store
+from .stores.calls import StoreCalls
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Mirror:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
-        return Pipeline(
+        pipeline = Pipeline(
             self.configs,
             self.store,
             self.provider,
@@ -132,11 +133,27 @@ class Mirror:
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
+            io=self.store_calls,
+        )
+        return pipeline
+
+    @cached_property
+    def store_calls(self) -> StoreCalls:
+        """Store calls from coroutines run here, off the event loop; one pool per core, shared by
+        every pipeline (a server makes one pipeline per request)."""
+        concurrency = self.settings.concurrency or self.configs.limits.concurrency
+        # One store method may make a few RPCs, each bounded by store_timeout_s.
+        return StoreCalls(
+            workers=max(4, 2 * concurrency) if self.owns_process else 32,
+            deadline_s=2 * self.settings.store_timeout_s + 5,
         )
 
     def close(self) -> None:
+        if "store_calls" in self.__dict__:
+            self.store_calls.close()
+            del self.__dict__["store_calls"]
         if "store" in self.__dict__:
-            self.store.close()
+            self.store.close()  # flushes the operation counts: one write per run
 
     async def aclose(self) -> None:
         """Close the provider's HTTP client (in the loop that used it), then the store."""
@@ -225,7 +242,7 @@ class Mirror:
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
-            return pipeline.plan_only(specs)
+            return await pipeline.plan_only(specs)
         if self.settings.provider == "openai-batch":
             return await self._asubmit_batch(pipeline, specs, run)
         loop = asyncio.get_running_loop()
@@ -294,7 +311,8 @@ class Mirror:
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
-        specs = [JobSpec(p, p.progress, target) for p in (self.persona(u) for u in uids)]
+        personas = [await self.store_calls(self.persona, u) for u in uids]
+        specs = [JobSpec(p, p.progress, target) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
@@ -310,7 +328,7 @@ class Mirror:
         self, uid: str, photo: Path | bytes | None = None, *, dry_run: bool = False, max_cost: float | None = None
     ) -> RunReport:
         """``photo``: a file (the CLI) or the bytes of an upload (the server), through the same intake."""
-        persona = self.persona(uid)
+        persona = await self.store_calls(self.persona, uid)
         limits = self.configs.limits.photo
         pic: Photo | None = None
         if isinstance(photo, bytes):
@@ -399,7 +417,8 @@ class Mirror:
         specs: list[JobSpec] = []
         uids = list(self.user_ids(shard)) if due else [uid or ""]
         for u in uids:
-            specs.extend(self.evolve_specs(self.persona(u), to))
+            persona = await self.store_calls(self.persona, u)
+            specs.extend(await self.store_calls(self.evolve_specs, persona, to))
         run = None
         if due and not dry_run:
             run = self._start_run("evolve", {"due": True}, resume)
@@ -554,10 +573,11 @@ class Mirror:
                 for variant, target, job in jobs:
                     job_id = f"{variant.name}.{target}"
                     assert run is not None
-                    self.store.put_job_state(
+                    await pipeline.io(
+                        self.store.put_job_state,
                         JobState(
                             run.id, job_id, "_fallbacks", target, "in_flight", job.request_key, None, None, self.now()
-                        )
+                        ),
                     )
                     result, webp, verdict, paid = await render_asset(pipeline, job)
                     rel = f"{target}/{variant.name}.webp"
@@ -584,13 +604,15 @@ class Mirror:
                         },
                     }
                     if paid and result.cost_usd:
-                        self.store.record_event(
+                        await pipeline.io(
+                            self.store.record_event,
                             paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
-                    self.store.put_job_state(
-                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now())
+                    await pipeline.io(
+                        self.store.put_job_state,
+                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now()),
                     )
 
             folder.mkdir(parents=True, exist_ok=True)

@@ -221,7 +221,7 @@ def _routes(svc: Service) -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=64)] = None,
     ) -> Any:
         forbid(who, user_id)
-        return svc.avatars(user_id, limit, cursor)
+        return await svc.avatars(user_id, limit, cursor)
 
     @router.get(
         "/usage",
@@ -242,7 +242,7 @@ def _routes(svc: Service) -> APIRouter:
                 "Usage figures are for admins.",
                 "Sign in with an account that has the 'admin' custom claim.",
             )
-        return svc.usage(period, user)
+        return await svc.usage(period, user)
 
     @router.get("/healthz", response_model=Health, summary="The process is up")
     async def healthz() -> Any:

@@ -90,7 +90,7 @@ class Service:
             200,
             {
                 "evolved": bool(outcomes),
-                "current_stage": self.core.latest_stage(uid),
+                "current_stage": await self.core.store_calls(self.core.latest_stage, uid),
                 "avatars": [self.avatar(o, started) for o in outcomes],
             },
         )
@@ -102,11 +102,11 @@ class Service:
         return Result(200, {"avatars": [self.avatar(o, started) for o in outcomes]})
 
     async def _update_progress(self, uid: str, progress: Progress | None) -> None:
-        persona = self.core.persona(uid)
+        persona = await self.core.store_calls(self.core.persona, uid)
         if progress is None:
             return
         if persona.progress.model_dump(exclude={"updated_at"}) != progress.model_dump(exclude={"updated_at"}):
-            self.core.set_progress(uid, progress)
+            await self.core.store_calls(self.core.set_progress, uid, progress)
 
     def _check(self, report: RunReport) -> list[Outcome]:
         """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502."""
@@ -173,7 +173,11 @@ class Service:
         self._urls[ref] = (now + self.settings.signed_url_ttl_s / 2, url)
         return url
 
-    def avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    async def avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        page: dict[str, Any] = await self.core.store_calls(self._avatars, uid, limit, cursor)
+        return page
+
+    def _avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
         records = [r for r in self.core.store.list_avatars(uid) if r.status in OK_STATUSES]
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         start = 0
@@ -206,9 +210,10 @@ class Service:
             "next_cursor": page[-1].id if more and page else None,
         }
 
-    def usage(self, period: str, user: str | None) -> dict[str, Any]:
-        figures: dict[str, Any] = self.core.usage(period=period, user=user).to_dict()
-        return figures
+    async def usage(self, period: str, user: str | None) -> dict[str, Any]:
+        figures = await self.core.store_calls(self.core.usage, period=period, user=user)
+        result: dict[str, Any] = figures.to_dict()
+        return result
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
         """Store and provider reachable; remembered 30 s so probes cost the provider nothing."""
@@ -217,7 +222,7 @@ class Service:
             return self._ready[1], self._ready[2]
         checks: dict[str, str] = {}
         try:
-            self.core.store.op_counts(self.core.now().strftime("%Y-%m-%d"))
+            await self.core.store_calls(self.core.store.op_counts, self.core.now().strftime("%Y-%m-%d"))
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = exc.message if isinstance(exc, MirrorError) else "unreachable"
