@@ -114,15 +114,20 @@ def app_from_env() -> FastAPI:
 
 
 # ---------------------------------------------------------------------------------- routes
+async def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """The verified caller of a request (401 otherwise), counted against their request rate."""
+    svc: Service = request.app.state.service
+    who = await svc.caller(authorization)
+    request.scope.setdefault("state", {})["uid"] = who.uid
+    return who
+
+
+Auth = Annotated[Caller, Depends(_caller)]
+
+
 def _routes(svc: Service) -> APIRouter:
     router = APIRouter()
 
-    async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-        who = await svc.caller(authorization)
-        request.scope.setdefault("state", {})["uid"] = who.uid
-        return who
-
-    Auth = Annotated[Caller, Depends(caller)]
     common = (400, 401, 403, 404, 413, 422, 429, 500, 502, 503)
     accepted: dict[int | str, dict[str, Any]] = {
         202: {"model": JobAccepted, "description": "Still running: poll the job URL"}
