@@ -291,12 +291,15 @@ class FirebaseStore:
                 last = docs[-1]
 
     def raise_latest_rank(self, uid: str, rank: int) -> None:
+        from google.api_core.exceptions import NotFound
         from google.cloud.firestore import Maximum
 
         try:
             self._users().document(validate_user_id(uid)).update(
                 {"latest_rank": Maximum(rank), "shard": shard_bucket(uid)}, **self._rt
             )
+        except NotFound:
+            return  # not a stored user (an example persona): it is indexed when it is stored
         except Exception as exc:
             raise _wrap(exc, f"updating the due index of {uid}") from exc
         self._count("writes")
