@@ -57,6 +57,7 @@ class Outcome:
     request_key: str = ""
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -144,11 +145,12 @@ class Pipeline:
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
         store_deadline_s: float = 60.0,
+        io: StoreCalls | None = None,
     ) -> None:
         self.configs = configs
         self.store = store
         # Every store call from a coroutine goes through here: off the event loop, with a deadline.
-        self.io = StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
+        self.io = io or StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
         self.provider = provider
         self.planner = planner
         self.spool = spool
@@ -493,9 +495,11 @@ class Pipeline:
             if not over:
                 self._run_spent += job.estimate_usd
         if over:
-            return await self._degrade(
+            out = await self._degrade(
                 job, "degraded", f"run budget: --max-cost ${self.max_cost or 0:.2f} would be exceeded"
             )
+            out.limit = "run_budget"
+            return out
         try:
             reservation: Reservation = await self.io(
                 self.store.reserve, job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps
@@ -504,7 +508,9 @@ class Pipeline:
             async with self._run_lock:
                 self._run_spent -= job.estimate_usd
             if isinstance(exc, LimitReached):
-                return await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+                out = await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+                out.limit = exc.kind
+                return out
             raise
         return reservation
 
@@ -591,6 +597,8 @@ class Pipeline:
             created_at=self.now(),
         )
         await self.io(self.store.put_avatar, record)
+        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
+            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
         stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
         # One paid image, one ledger line, however often a crash makes us come back here.
         await self.io(

@@ -146,3 +146,6 @@ def test_security_rules_are_shipped_and_named():
     indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
     assert ("ledger", ("uid", "seq")) in pairs and ("avatar_cache", ("uid", "doc_id")) in pairs
+    # the nightly due queries: one per stage, with and without a shard's bucket range
+    assert ("users", ("latest_rank", "progress.active_days")) in pairs
+    assert ("users", ("latest_rank", "progress.active_days", "shard")) in pairs

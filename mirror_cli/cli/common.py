@@ -23,6 +23,7 @@ from ..errors import ExitCode, MirrorError
 
 if TYPE_CHECKING:
     from ..core import Mirror
+    from ..settings import Settings
 
 T = TypeVar("T")
 
@@ -151,8 +152,8 @@ class Edge:
     verbose: bool = False
     via: str = "sync"
 
-    def open(self) -> Mirror:
-        from ..core import Mirror
+    def settings(self) -> Settings:
+        """The settings of this command: its flags over the environment, mirror.yaml and defaults."""
         from ..errors import UsageError
         from ..settings import load_settings
 
@@ -161,7 +162,12 @@ class Edge:
         flags = {k: v for k, v in self.flags.items() if v is not None and k != "settings_file"}
         if self.via == "batch-api":
             flags["provider"] = "openai-batch"
-        return Mirror(load_settings(flags, self.flags.get("settings_file")))
+        return load_settings(flags, self.flags.get("settings_file"))
+
+    def open(self) -> Mirror:
+        from ..core import Mirror
+
+        return Mirror(self.settings())
 
     def run(self, fn: Callable[[Mirror], T], *, progress: str | None = None) -> T:
         """Open the core, call ``fn(core)`` (with a progress display sized by the planned jobs when
