@@ -4,7 +4,6 @@ users, on both stores; the due index follows the avatars the tool writes."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -15,21 +14,14 @@ from mirror_cli.models import AvatarRecord, Persona, Progress
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def no_personas(fast_configs):
-    """The shipped configs without the example personas (they are read one by one)."""
-    shutil.rmtree(fast_configs / "personas")
-    (fast_configs / "personas").mkdir()
-    return fast_configs
-
-
 @pytest.fixture(params=["local", "firebase"])
-def core(request, make_core, no_personas):
-    flags = {"config_dir": no_personas}
+def core(request, make_core, fast_configs):
+    """A store with only this test's users (the example personas are not imported)."""
+    flags = {"config_dir": fast_configs}
     if request.param == "firebase":
         request.getfixturevalue("firebase_env")
         flags["store"] = "firebase"
-    return lambda: make_core(**flags)
+    return lambda: make_core(examples=False, **flags)
 
 
 def _seed(core, n: int, due: set[int], fresh: set[int]) -> None:
@@ -113,10 +105,10 @@ def test_progress_written_by_the_app_and_avatars_written_by_the_tool_move_the_in
     assert c.due_specs() == []
 
 
-def test_a_store_from_before_the_index_is_reindexed_once(make_core, no_personas, data_dir):
+def test_a_store_from_before_the_index_is_reindexed_once(make_core, fast_configs, data_dir):
     import sqlite3
 
-    c = make_core(config_dir=no_personas)
+    c = make_core(examples=False, config_dir=fast_configs)
     _seed(c, 4, due={1}, fresh={2})
     c.close()
     db = sqlite3.connect(data_dir / "mirror.db")  # as a store written before the due index
@@ -124,6 +116,6 @@ def test_a_store_from_before_the_index_is_reindexed_once(make_core, no_personas,
     db.execute("DELETE FROM meta")
     db.commit()
     db.close()
-    again = make_core(config_dir=no_personas)
+    again = make_core(examples=False, config_dir=fast_configs)
     assert sorted(s.persona.id for s in again.due_specs()) == ["user001", "user002"]
     assert again.store.due_index_version() >= 1

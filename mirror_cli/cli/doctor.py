@@ -9,6 +9,7 @@ from .common import DebugOpt, Edge, JsonOpt, with_settings
 @with_settings
 def doctor(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Check the settings, configs, store, key, model and fallbacks; report each and say what to fix.
+
     Exits non-zero (3) at the end when any check failed."""
     edge = Edge(flags, as_json, debug)
 

@@ -23,6 +23,7 @@ def usage(
     debug: DebugOpt = False,
 ) -> None:
     """Spend, cache hit rate, fallbacks, tokens, projected month-end cost, store headroom, advice.
+
     JSON: the figures in "summary", one item per store operation (today vs the free tier)."""
     edge = Edge(flags, as_json, debug)
     figures = edge.run(
