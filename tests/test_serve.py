@@ -61,6 +61,11 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         assert "evolution_stage" in _problem(missing, 422)["detail"]
         _problem(c.post("/avatar/generate", json=_generate(uid, "someday"), headers=bearer(token)), 422)
         _problem(c.get("/nowhere"), 404)
+        # the probes need no token
+        assert c.get("/healthz").json() == {"status": "ok"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "provider": "ok"}}
     logged = capsys.readouterr().err
     assert '"status": 401' in logged and '"status": 200' in logged and f'"uid": "{uid}"' in logged
     assert token not in logged and admin_token not in logged
@@ -205,3 +210,18 @@ def test_request_rate_per_user_and_cors(auth_env, tmp_path):
     assert "access-control-allow-origin" not in other.headers
     app.state.service.core.close()
     app.state.service.verifier.close()
+
+
+def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env, openai_env):
+    server = live(serve_settings())
+    uid, token = new_user(auth_env, server.service.core.store)
+    with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+        first = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 8}})
+        assert first.status_code == 200, first.text
+        evolved = first.json()
+        assert evolved["evolved"] is True and evolved["current_stage"] == "firstWeek"
+        # no avatar yet: the anchor (first stage) comes first, then the stage reached
+        assert [a["evolution_stage"] for a in evolved["avatars"]] == ["newReflection", "firstWeek"]
+        again = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 9}}).json()
+        assert again == {"evolved": False, "current_stage": "firstWeek", "avatars": []}
+    assert len(openai_env.ledger) == 2
