@@ -63,7 +63,7 @@ class TokenVerifier:
             from firebase_admin import credentials
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                "'mirror serve' needs firebase-admin to verify ID tokens.", "pip install 'mirror-cli[serve]'."
+                "'mirror serve' needs firebase-admin to verify ID tokens.", "pip install 'mirror-realm-avatars[serve]'."
             ) from exc
         self.check_revoked = settings.auth_check_revoked
         self.emulator = emulator_host()
