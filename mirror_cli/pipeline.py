@@ -5,27 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import imaging, messages, pricing
-from .errors import MirrorError, RunStoppedError, StoreError
+from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
 from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
-from .validate import Verdict, check_image
+from .validate import Verdict, check_image, parse_size, undecodable
 
 if TYPE_CHECKING:
     from .config import ConfigSet
     from .imaging import Photo
     from .providers.base import ImageProvider
     from .stores.base import Store
+
+_ESTIMATE = re.compile(r"estimate \$([0-9.]+)")
 
 Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned", "skipped"]
 
@@ -56,6 +60,7 @@ class Outcome:
     request_key: str = ""
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -71,6 +76,7 @@ class Outcome:
             "width": r.width if r else None,
             "height": r.height if r else None,
             "cost_usd": round(self.cost_usd, 6),
+            "may_have_billed_usd": round(self.may_have_billed_usd, 6),
             "estimate_usd": round(self.estimate_usd, 6),
             "request_key": self.request_key,
             "reason": self.reason,
@@ -84,15 +90,22 @@ class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     run_id: str | None = None
     stopped: str | None = None
+    store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
 
+    extra_may_have_billed_usd: float = 0.0  # booked for jobs of an earlier, killed process
+
     @property
     def cost_usd(self) -> float:
         return round(sum(o.cost_usd for o in self.outcomes), 6)
+
+    @property
+    def may_have_billed_usd(self) -> float:
+        return round(sum(o.may_have_billed_usd for o in self.outcomes) + self.extra_may_have_billed_usd, 6)
 
     @property
     def degraded(self) -> int:
@@ -114,16 +127,27 @@ class RunReport:
             "skipped": self.count("skipped"),
             "planned": self.count("planned"),
             "cost_usd": self.cost_usd,
+            "may_have_billed_usd": self.may_have_billed_usd,
             "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes if o.status == "planned"), 6),
             "stopped": self.stopped,
+            "store_error": self.store_error,
             "elapsed_s": round(self.elapsed_s, 3),
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
+            "unanswered": self.retries.unanswered,
         }
 
 
 class Stop(Exception):
     pass
+
+
+@dataclass
+class _Unanswered:
+    """Requests of one job that were sent and never answered (booked at the job's estimate)."""
+
+    usd: float = 0.0
+    count: int = 0
 
 
 class Pipeline:
@@ -162,6 +186,7 @@ class Pipeline:
         self._run_lock = asyncio.Lock()
         self.stats = RetryStats()
         self.run: RunInfo | None = None
+        self.store_failure: StoreError | None = None  # the first store failure that stopped the run
 
     # ------------------------------------------------------------------------------- public
     def plan_only(self, specs: list[JobSpec]) -> RunReport:
@@ -192,7 +217,6 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = self._done_jobs(run)
         if run:
-            self._note_interrupted(run)
             for spec in specs:
                 if spec.job_id not in done_before:
                     self._job_state(spec, "pending")
@@ -221,7 +245,12 @@ class Pipeline:
                     if self.on_progress:
                         self.on_progress(outcome)
 
-        await asyncio.gather(*(one_user(v) for v in by_user.values()))
+        # Every user's task runs to its end; an unexpected failure is re-raised once they all have
+        # (never left as an unretrieved task exception printed by asyncio).
+        results = await asyncio.gather(*(one_user(v) for v in by_user.values()), return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
         self._attach_urls(report)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
@@ -248,8 +277,8 @@ class Pipeline:
         outcomes: list[Outcome] = []
         for uid, key in self.spool.pending():
             spooled = self.spool.get(uid, key)
-            if spooled is None:
-                continue
+            if spooled is None or spooled.result is None:
+                continue  # a gate-retry marker is finished by the job itself (it is still due)
             target = spooled.meta.get("target")
             try:
                 persona = persona_of(uid)
@@ -271,23 +300,52 @@ class Pipeline:
             return set()
         return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
 
-    def _note_interrupted(self, run: RunInfo) -> None:
+    def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
-        whose answer never arrived (the API has no idempotency key). Say so in the ledger."""
+        whose answer never arrived (the API has no idempotency key). Book each at its estimate as
+        may-have-billed, and only where no answer arrived: call this before the spool is swept.
+        Returns the USD booked."""
+        if run is None:
+            return 0.0
+        booked = 0.0
         for state in self.store.job_states(run.id):
-            if state.state == "in_flight" and self.spool.get(state.user_id, state.request_key) is None:
-                when = state.updated_at.isoformat() if state.updated_at else ""
-                self.store.record_event(
-                    LedgerEvent(
-                        user_id=state.user_id,
-                        kind="failed",
-                        target=state.target,
-                        request_key=state.request_key,
-                        run_id=run.id,
-                        detail="in flight when the previous process died: the provider may have billed it",
-                    ),
-                    event_id=f"inflight:{run.id}:{state.job_id}:{when}",
+            if state.state != "in_flight" or self.spool.get(state.user_id, state.request_key) is not None:
+                continue
+            m = _ESTIMATE.search(state.detail or "")
+            estimate = float(m.group(1)) if m else 0.0
+            when = state.updated_at.isoformat() if state.updated_at else ""
+            if self.store.record_event(
+                LedgerEvent(
+                    user_id=state.user_id,
+                    kind="may_have_billed",
+                    target=state.target,
+                    request_key=state.request_key,
+                    cost_usd=estimate,
+                    run_id=run.id,
+                    detail="in flight when the previous process died: the provider may have billed it",
+                ),
+                event_id=f"inflight:{run.id}:{state.job_id}:{when}",
+            ):
+                booked += estimate
+            # the job is no longer in flight: it runs again in this attempt (or stays pending)
+            self._safe_job_state_raw(state, "pending", "its request was in flight when the process died")
+        return booked
+
+    def _safe_job_state_raw(self, state: JobState, new: Any, detail: str) -> None:
+        with contextlib.suppress(Exception):
+            self.store.put_job_state(
+                JobState(
+                    state.run_id,
+                    state.job_id,
+                    state.user_id,
+                    state.target,
+                    new,
+                    state.request_key,
+                    state.avatar_id,
+                    detail,
+                    self.now(),
                 )
+            )
 
     def _job_state(
         self,
@@ -334,10 +392,12 @@ class Pipeline:
             self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
             return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
         except Exception as exc:  # a store or post-processing failure: the image stays in the spool
-            if isinstance(exc, StoreError):
+            store_error = as_store_error(exc)
+            if store_error is not None:
                 # No point buying images the store cannot hold: stop, leave the run resumable.
-                self.request_stop(f"the store is unavailable: {exc.message}")
-                detail = exc.message
+                self.request_stop(f"the store is unavailable: {store_error.message}")
+                self.store_failure = store_error
+                detail = store_error.message
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             self._safe_job_state(spec, "failed", job.request_key, detail)
@@ -363,7 +423,11 @@ class Pipeline:
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
         if spooled is not None:
-            return await self._finish(job, spooled.result, ingested=True)
+            if spooled.result is None:  # the gate's retry is due: never send the first request again
+                return await self._resume_gate_retry(job)
+            return await self._finish(
+                job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
+            )
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
         hit = self._cache_hit(job)
         if hit is not None:
@@ -404,25 +468,62 @@ class Pipeline:
         prepared = await self._prepare(job)
         if isinstance(prepared, Outcome):
             return prepared
-        reservation = prepared
+        return await self._buy(job, prepared, may_retry=True)
+
+    async def _buy(
+        self, job: Job, reservation: Reservation | None, *, may_retry: bool, first_cost: float = 0.0
+    ) -> Outcome:
+        """Send the request (reserved), settle what it cost, and finish the job. Spend that may
+        have been billed (a request sent whose answer never arrived) is settled too, never released."""
         self._job_state_job(job, "in_flight")
+        maybe = _Unanswered()
         try:
-            result = await self._generate(job)
+            result = await self._generate(job, maybe, attempt="retry" if not may_retry else "first")
         except ProviderFailure as failure:
-            if reservation:
-                self.store.release(reservation)
-            return self._provider_failed(job, failure)
+            self._settle(job, reservation, 0.0, maybe.usd)
+            outcome = self._provider_failed(job, failure)
+            outcome.may_have_billed_usd = maybe.usd
+            return outcome
         except BaseException:
-            if reservation:
-                self.store.release(reservation)
+            self._settle(job, reservation, 0.0, maybe.usd)
             raise
-        if reservation:
-            try:
-                self.store.settle(reservation, result.cost_usd)
-            finally:
-                async with self._run_lock:
-                    self._run_spent += result.cost_usd - job.estimate_usd
-        return await self._finish(job, result, ingested=False)
+        self._settle(job, reservation, result.cost_usd, maybe.usd)
+        outcome = await self._finish(job, result, ingested=False, may_retry=may_retry)
+        outcome.cost_usd += first_cost
+        outcome.may_have_billed_usd += maybe.usd
+        return outcome
+
+    def _settle(self, job: Job, reservation: Reservation | None, actual: float, maybe_usd: float) -> None:
+        """Settle a reservation to what was billed plus what may have been; release it only when
+        nothing at all may have been billed."""
+        if reservation is None:
+            return
+        total = actual + maybe_usd
+        if total > 0:
+            self.store.settle(reservation, total)
+        else:
+            self.store.release(reservation)
+        self._run_spent += total - reservation.amount
+
+    def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
+        """A request that was sent and never answered (timeout, dropped answer) may have been
+        billed: book it at its estimate, apart from confirmed spend."""
+        maybe.usd += job.estimate_usd
+        maybe.count += 1
+        self.store.record_event(
+            LedgerEvent(
+                user_id=job.user_id,
+                kind="may_have_billed",
+                target=job.target,
+                request_key=job.request_key,
+                provider=self.planner.provider_name,
+                model=job.model_name,
+                cost_usd=job.estimate_usd,
+                run_id=self._run_id(),
+                detail=f"no answer ({failure.code}): the provider may have billed this request",
+            ),
+            event_id=f"maybe:{job.user_id}:{job.request_key}:{uuid.uuid4().hex[:12]}",
+        )
 
     async def _moderate(self, job: Job) -> Outcome | None:
         cfg = self.configs.limits.moderation
@@ -465,7 +566,7 @@ class Pipeline:
                     state,
                     job.request_key,
                     None,
-                    None,
+                    f"request sent (estimate ${job.estimate_usd:.6f})" if state == "in_flight" else None,
                     self.now(),
                 )
             )
@@ -484,18 +585,23 @@ class Pipeline:
             self._run_spent += job.estimate_usd
             return reservation
 
-    async def _generate(self, job: Job) -> ImageResult:
+    async def _generate(self, job: Job, maybe: _Unanswered | None = None, attempt: str = "first") -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
+        maybe = maybe if maybe is not None else _Unanswered()
 
-        async def attempt() -> ImageResult:
+        async def call() -> ImageResult:
             res = await self.provider.generate(job.request)
             if self.limiter and res.rate_headers:
                 self.limiter.observe_headers(res.rate_headers)
             return res
 
+        def unanswered(failure: ProviderFailure) -> None:
+            self._book_unanswered(job, failure, maybe)
+
+        policy = self.configs.limits.retry
         try:
             result = await call_with_retries(
-                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
             )
         except ProviderFailure as failure:
             if failure.kind != "moderation":
@@ -505,38 +611,49 @@ class Pipeline:
             safe_job = self.planner.plan(job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
             result = await call_with_retries(
-                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
             )
         result.cost_usd = pricing.cost_from_usage(
             job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
         )
-        self.spool_result(job, result)
+        self.spool_result(job, result, attempt=attempt)
         return result
 
-    def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes, Verdict]:
-        size = int(size_text.lower().split("x")[0]) if "x" in size_text else None
-        img, webp, thumb = imaging.post_process(data, size)
-        return img, webp, thumb, check_image(img, self.configs.style.gate)
+    def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes | None, Verdict]:
+        """(image or None, webp, thumbnail, verdict). An undecodable answer is a hard failure."""
+        expected = parse_size(size_text)
+        try:
+            img, webp, thumb = imaging.post_process(data, expected)
+        except MirrorError as exc:
+            return None, b"", None, undecodable(exc.message)
+        return img, webp, thumb, check_image(img, self.configs.style.gate, expected)
 
-    def spool_result(self, job: Job, result: ImageResult) -> None:
+    def spool_result(self, job: Job, result: ImageResult, attempt: str = "first") -> None:
         """A paid image goes to the spool before anything else touches it."""
-        meta = {
+        self.spool.put(job.user_id, job.request_key, result, self._spool_meta(job, attempt))
+
+    def _spool_meta(self, job: Job, attempt: str) -> dict[str, Any]:
+        return {
             "user_id": job.user_id,
             "target": job.target,
             "request_key": job.request_key,
             "run_id": self._run_id(),
             "created_at": self.now().isoformat(),
+            "attempt": attempt,  # "retry": the gate's second request, never retried again
+            "estimate_usd": job.estimate_usd,
         }
-        self.spool.put(job.user_id, job.request_key, result, meta)
 
     async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.
         img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
-        if not verdict.ok and may_retry and not ingested and self.configs.style.gate.enabled:
-            retried = await self._retry_reinforced(job, result, webp, verdict)
+        gate = self.configs.style.gate
+        if not verdict.ok and may_retry and gate.enabled and (verdict.hard or gate.retry_on_heuristic):
+            retried = await self._retry_reinforced(job, result, webp or result.data, verdict)
             if retried is not None:
                 return retried
         avatar_id = job.avatar_id
+        if img is None:  # undecodable, and no second try: keep the paid bytes for review, report it
+            return self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
         image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
         msg = self._message(job)
@@ -582,7 +699,7 @@ class Pipeline:
         )
         self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
-        if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
+        if not verdict.ok and gate.on_fail == "fallback":
             asset = self.fallbacks.pick(job.target, job.persona)
             return Outcome(
                 job.user_id,
@@ -593,7 +710,7 @@ class Pipeline:
                 cost_usd=0.0 if ingested else result.cost_usd,
                 estimate_usd=job.estimate_usd,
                 request_key=job.request_key,
-                reason="quality gate failed twice: " + "; ".join(verdict.failures),
+                reason="quality gate failed: " + "; ".join(verdict.failures),
                 validation=verdict.to_dict(),
             )
         return Outcome(
@@ -606,13 +723,43 @@ class Pipeline:
             estimate_usd=job.estimate_usd,
             request_key=job.request_key,
             message=stored.message,
+            reason=None if verdict.ok else "stored flagged by the quality gate: " + "; ".join(verdict.failures),
             validation=verdict.to_dict(),
         )
 
-    async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes, verdict: Verdict) -> Outcome | None:
-        """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),
-        then try once more with the style's reinforced prompt, within the caps."""
-        rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None)
+    def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
+        ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", result.data, None)
+        self.store.record_event(
+            paid_event(
+                job.user_id,
+                job.target,
+                job.request_key,
+                result,
+                kind="spool_ingest" if ingested else "generated",
+                run_id=self._run_id(),
+                validation_ok=False,
+                detail=f"paid but unusable ({'; '.join(verdict.failures)}); kept at {ref}",
+            ),
+            event_id=f"paid:{job.user_id}:{job.request_key}",
+        )
+        self.spool.remove(job.user_id, job.request_key)
+        return Outcome(
+            job.user_id,
+            job.target,
+            "failed",
+            cost_usd=0.0 if ingested else result.cost_usd,
+            estimate_usd=job.estimate_usd,
+            request_key=job.request_key,
+            reason="quality gate: " + "; ".join(verdict.failures),
+            validation=verdict.to_dict(),
+        )
+
+    async def _retry_reinforced(self, job: Job, result: ImageResult, kept: bytes, verdict: Verdict) -> Outcome | None:
+        """The quality gate failed on a hard check (or the style opted in to re-buying heuristic
+        failures): keep the paid image (ledger + a 'rejected' file for review), record in the spool
+        that the retry is due, then try once more with the style's reinforced prompt, within caps.
+        None: no retry happened (no budget, or it failed) and the caller stores the first image."""
+        rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", kept, None)
         self.store.record_event(
             paid_event(
                 job.user_id,
@@ -625,25 +772,44 @@ class Pipeline:
             ),
             event_id=f"paid:{job.user_id}:{job.request_key}:rejected",
         )
-        self.spool.remove(job.user_id, job.request_key)
+        # One rename turns the paid image into the retry marker: a crash from here on resumes
+        # with the retry, never with the first request again.
+        self.spool.mark_retry(
+            job.user_id, job.request_key, {**self._spool_meta(job, "first"), "rejected": rejected_ref}
+        )
+        outcome = await self._gate_retry(job, first_cost=result.cost_usd)
+        if isinstance(outcome, Outcome):
+            return outcome
+        # no retry: the first image is stored flagged by the caller (the marker goes with it)
+        return None
+
+    async def _gate_retry(self, job: Job, first_cost: float) -> Outcome | str:
+        """Buy the reinforced retry; a string says why it could not be bought."""
         reservation: Reservation | None = None
         if not _is_free(job):
             reserved = await self._reserve(job)
-            if isinstance(reserved, Outcome):  # no budget for a retry: the flagged image stays
-                return None
+            if isinstance(reserved, Outcome):
+                return reserved.reason or "no budget for the quality gate's retry"
             reservation = reserved
         job.request = self.planner.plan(job.persona, job.progress, job.target, reinforce=True).request
-        try:
-            second = await self._generate(job)
-        except ProviderFailure:
-            if reservation:
-                self.store.release(reservation)
-            return None
-        if reservation:
-            self.store.settle(reservation, second.cost_usd)
-        outcome = await self._finish(job, second, ingested=False, may_retry=False)
-        outcome.cost_usd += result.cost_usd
+        outcome = await self._buy(job, reservation, may_retry=False, first_cost=first_cost)
+        if outcome.status == "failed" and outcome.record is None and first_cost:
+            return outcome.reason or "the quality gate's retry failed"
         return outcome
+
+    async def _resume_gate_retry(self, job: Job) -> Outcome:
+        """A crash came after the first image was paid, kept as rejected and the retry marked."""
+        outcome = await self._gate_retry(job, first_cost=0.0)
+        if isinstance(outcome, Outcome):
+            return outcome
+        return Outcome(
+            job.user_id,
+            job.target,
+            "failed",
+            reason=f"the quality gate's retry is still due: {outcome}",
+            request_key=job.request_key,
+            estimate_usd=job.estimate_usd,
+        )
 
     def _message(self, job: Job) -> str:
         cfg = self.configs.messages
@@ -771,6 +937,8 @@ async def render_asset(pipeline: Pipeline, job: Job) -> tuple[ImageResult, bytes
     Returns (result, webp bytes, verdict, paid)."""
     spooled = pipeline.spool.get(job.user_id, job.request_key)
     paid = spooled is None
-    result = spooled.result if spooled else await pipeline._generate(job)
-    _, webp, _, verdict = await asyncio.to_thread(pipeline._post_process, result.data, job.request.size)
+    result = spooled.result if spooled and spooled.result else await pipeline._generate(job)
+    img, webp, _, verdict = await asyncio.to_thread(pipeline._post_process, result.data, job.request.size)
+    if img is None:
+        raise ProviderError("The provider returned data that is not a readable image.", "Run seed-fallbacks again.")
     return result, webp, verdict, paid
