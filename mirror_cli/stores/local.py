@@ -69,6 +69,7 @@ class LocalStore:
         self.root = Path(root or (settings.data_dir if settings else Path("mirror-data")))
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._ops: dict[tuple[str, str], int] = {}
         if (self.root / "mirror.db").exists():
             self._open()
         elif self.root.exists() and not self.root.is_dir():
@@ -140,14 +141,25 @@ class LocalStore:
             return rows
 
     def _count(self, op: str, n: int = 1) -> None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        self._open().execute(
-            "INSERT INTO ops(day, op, n) VALUES (?, ?, ?) ON CONFLICT(day, op) DO UPDATE SET n = n + excluded.n",
-            (day, op, n),
-        )
+        """Operation counts stay in memory and reach the database once, when the store closes
+        (a read never writes)."""
+        key = (datetime.now(UTC).strftime("%Y-%m-%d"), op)
+        with self._lock:
+            self._ops[key] = self._ops.get(key, 0) + n
+
+    def flush_ops(self) -> None:
+        with self._lock:
+            pending, self._ops = self._ops, {}
+            if not pending or self._db is None:
+                return  # nothing was written: a read-only command leaves no database behind
+            self._db.executemany(
+                "INSERT INTO ops(day, op, n) VALUES (?, ?, ?) ON CONFLICT(day, op) DO UPDATE SET n = n + excluded.n",
+                [(day, op, n) for (day, op), n in pending.items()],
+            )
 
     def close(self) -> None:
         with self._lock:
+            self.flush_ops()
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -395,7 +407,9 @@ class LocalStore:
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
         with self._lock:
-            if self._db is None:
-                return {}
-            rows = self._db.execute("SELECT op, n FROM ops WHERE day = ?", (day,)).fetchall()
-        return {op: n for op, n in rows}
+            sql = "SELECT op, n FROM ops WHERE day = ?"
+            counts: dict[str, int] = dict(self._db.execute(sql, (day,)).fetchall()) if self._db else {}
+            for (d, op), n in self._ops.items():
+                if d == day:
+                    counts[op] = counts.get(op, 0) + n
+        return counts
