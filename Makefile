@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev browser emulators lint check bench docs clean
+.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,16 @@ browser:
 emulators: dev
 	$(PY) tests/emulators.py
 
-test: dev browser emulators
+# The Firebase Auth emulator of the serve tests: firebase-tools, pinned by
+# tests/auth_emulator/package-lock.json (pure Node, no Java).
+AUTH_EMULATOR := tests/auth_emulator/node_modules/.package-lock.json
+$(AUTH_EMULATOR): tests/auth_emulator/package.json tests/auth_emulator/package-lock.json
+	cd tests/auth_emulator && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+auth-emulator: $(AUTH_EMULATOR)
+
+test: dev browser emulators auth-emulator
 	$(PY) -m pytest -q
 
 lint: dev

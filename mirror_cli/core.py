@@ -18,7 +18,7 @@ from typing import Any
 from .config import ConfigSet
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
-from .imaging import Photo, intake_photo
+from .imaging import Photo, intake_photo, intake_photo_bytes
 from .models import Persona, Progress, validate_user_id
 from .pacing import RateLimiter
 from .pipeline import JobSpec, Outcome, Pipeline, RunReport
@@ -27,6 +27,7 @@ from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
 from .stores.base import JobState, RunInfo, Store, get_store
+from .stores.calls import StoreCalls
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,18 @@ class Mirror:
         *,
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
+        owns_process: bool = True,
     ) -> None:
+        """``owns_process``: a CLI command owns its process, so each call sweeps the spool and turns
+        SIGINT/SIGTERM into a graceful stop. A server (one core, many concurrent calls) sweeps once
+        with ``asweep_spool`` and leaves signals to its own server."""
         self.settings = settings
+        self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
         self.now = now or (lambda: datetime.now(UTC))
         self.on_progress = on_progress
         self._provider: ImageProvider | None = None
-        self._pipelines: list[Pipeline] = []
 
     # ----------------------------------------------------------------------------- wiring
     @cached_property
@@ -130,21 +135,37 @@ class Mirror:
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
-            # One store method may make a few RPCs, each bounded by store_timeout_s.
-            store_deadline_s=2 * self.settings.store_timeout_s + 5,
+            io=self.store_calls,
         )
-        self._pipelines.append(pipeline)
         return pipeline
 
+    @cached_property
+    def store_calls(self) -> StoreCalls:
+        """Store calls from coroutines run here, off the event loop; one pool per core, shared by
+        every pipeline (a server makes one pipeline per request)."""
+        concurrency = self.settings.concurrency or self.configs.limits.concurrency
+        # One store method may make a few RPCs, each bounded by store_timeout_s.
+        return StoreCalls(
+            workers=max(4, 2 * concurrency) if self.owns_process else 32,
+            deadline_s=2 * self.settings.store_timeout_s + 5,
+        )
+
     def close(self) -> None:
-        for pipeline in self._pipelines:
-            pipeline.io.close()
-        self._pipelines.clear()
+        if "store_calls" in self.__dict__:
+            self.store_calls.close()
+            del self.__dict__["store_calls"]
         if "store" in self.__dict__:
             self.store.close()  # flushes the operation counts: one write per run
 
+    async def aclose(self) -> None:
+        """Close the provider's HTTP client (in the loop that used it), then the store."""
+        if self._provider is not None:
+            await self._provider.aclose()
+        self.close()
+
     def _run_async(self, coro: Any) -> Any:
-        """One event loop per core call; the provider's HTTP client lives and closes inside it."""
+        """The sync facade: one event loop per core call; the provider's HTTP client lives and
+        closes inside it. Every sync command is its async twin run this way."""
 
         async def wrapped() -> Any:
             try:
@@ -213,7 +234,7 @@ class Mirror:
         run.state = "stopped" if report.stopped else ("finished" if not report.failed else "finished_with_failures")
         self.store.update_run(run)
 
-    def _execute(
+    async def _aexecute(
         self,
         specs: list[JobSpec],
         *,
@@ -223,40 +244,36 @@ class Mirror:
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
-            planned: RunReport = self._run_async(pipeline.plan_only(specs))
-            return planned
+            return await pipeline.plan_only(specs)
         if self.settings.provider == "openai-batch":
-            return self._submit_batch(pipeline, specs, run)
-
-        async def main() -> RunReport:
-            loop = asyncio.get_running_loop()
-            installed = []
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, pipeline.request_stop, f"interrupted by {sig.name}")
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError):  # not the main thread
-                    pass
+            return await self._asubmit_batch(pipeline, specs, run)
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.owns_process else ():
             try:
-                # before the spool is swept: only jobs whose answer never arrived may have billed
-                booked = await pipeline.note_interrupted(run)
+                loop.add_signal_handler(sig, pipeline.request_stop, f"interrupted by {sig.name}")
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        try:
+            swept: dict[tuple[str, str], Outcome] = {}
+            # before the spool is swept: only jobs whose answer never arrived may have billed
+            booked = await pipeline.note_interrupted(run)
+            if self.owns_process:
                 pipeline.spool.sweep_tmp()
                 swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
-                report = await pipeline.run_specs(specs, run)
-                report.extra_may_have_billed_usd += booked
-                # A planned job whose image was just ingested from the spool shows as a cache hit:
-                # report what really happened to it.
-                for i, o in enumerate(report.outcomes):
-                    ingested = swept.pop((o.user_id, o.request_key), None)
-                    if ingested is not None and o.status == "cached":
-                        report.outcomes[i] = ingested
-                report.outcomes.extend(swept.values())
-                return report
-            finally:
-                for sig in installed:
-                    loop.remove_signal_handler(sig)
-
-        report: RunReport = self._run_async(main())
+            report = await pipeline.run_specs(specs, run)
+            report.extra_may_have_billed_usd += booked
+            # A planned job whose image was just ingested from the spool shows as a cache hit:
+            # report what really happened to it.
+            for i, o in enumerate(report.outcomes):
+                ingested = swept.pop((o.user_id, o.request_key), None)
+                if ingested is not None and o.status == "cached":
+                    report.outcomes[i] = ingested
+            report.outcomes.extend(swept.values())
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
         if pipeline.store_failure is not None:
             report.store_error = pipeline.store_failure.message
         if run is not None:
@@ -272,8 +289,28 @@ class Mirror:
                 ) + f"; the run's final state was not saved ({err.message})"
         return report
 
+    async def asweep_spool(self) -> list[Outcome]:
+        """Store every paid image a crashed process left in the spool (a server does this once
+        at start; CLI commands do it on every call)."""
+        return await self.pipeline().ingest_leftovers(self.persona)
+
     # --------------------------------------------------------------------------- commands
     def generate(
+        self,
+        users: list[str] | None,
+        target: str,
+        *,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
+        report: RunReport = self._run_async(
+            self.agenerate(users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+        )
+        return report
+
+    async def agenerate(
         self,
         users: list[str] | None,
         target: str,
@@ -286,33 +323,41 @@ class Mirror:
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
-        specs = [JobSpec(p, p.progress, target) for p in (self.persona(u) for u in uids)]
+        personas = [await self.store_calls(self.persona, u) for u in uids]
+        specs = [JobSpec(p, p.progress, target) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
-        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
 
     def trilogy(
         self, uid: str, photo: Path | None = None, *, dry_run: bool = False, max_cost: float | None = None
     ) -> RunReport:
-        persona = self.persona(uid)
-        pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
-        specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
-        return self._execute(specs, dry_run=dry_run, max_cost=max_cost)
+        report: RunReport = self._run_async(self.atrilogy(uid, photo, dry_run=dry_run, max_cost=max_cost))
+        return report
 
-    def _submit_batch(self, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
+    async def atrilogy(
+        self, uid: str, photo: Path | bytes | None = None, *, dry_run: bool = False, max_cost: float | None = None
+    ) -> RunReport:
+        """``photo``: a file (the CLI) or the bytes of an upload (the server), through the same intake."""
+        persona = await self.store_calls(self.persona, uid)
+        limits = self.configs.limits.photo
+        pic: Photo | None = None
+        if isinstance(photo, bytes):
+            pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
+        elif photo is not None:
+            pic = await asyncio.to_thread(intake_photo, photo, limits)
+        specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
+        return await self._aexecute(specs, dry_run=dry_run, max_cost=max_cost)
+
+    async def _asubmit_batch(self, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
         from .batch import BatchRunner
 
         if run is None:
             run = self._start_run("batch", {"via": "batch-api"}, None)
-
-        async def go() -> RunReport:
-            await pipeline.ingest_leftovers(self.persona)
-            runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
-            return await runner.submit(specs, run)
-
-        report: RunReport = self._run_async(go())
-        return report
+        await pipeline.ingest_leftovers(self.persona)
+        runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
+        return await runner.submit(specs, run)
 
     def poll(self, run_id: str, *, wait: bool = False, resubmit: bool = False, poll_s: float = 30.0) -> RunReport:
         """Collect a Batch API run's results into the pipeline; optionally resubmit its failures."""
@@ -361,6 +406,22 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
     ) -> RunReport:
+        report: RunReport = self._run_async(
+            self.aevolve(uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+        )
+        return report
+
+    async def aevolve(
+        self,
+        uid: str | None,
+        *,
+        due: bool = False,
+        to: str | None = None,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
@@ -368,11 +429,12 @@ class Mirror:
         specs: list[JobSpec] = []
         uids = list(self.user_ids(shard)) if due else [uid or ""]
         for u in uids:
-            specs.extend(self.evolve_specs(self.persona(u), to))
+            persona = await self.store_calls(self.persona, u)
+            specs.extend(await self.store_calls(self.evolve_specs, persona, to))
         run = None
         if due and not dry_run:
             run = self._start_run("evolve", {"due": True}, resume)
-        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
 
     def timeline(self, uid: str) -> list[Any]:
         """The user's avatars, latest per target, in stage then trilogy order."""

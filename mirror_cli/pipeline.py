@@ -62,6 +62,7 @@ class Outcome:
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
+    limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -168,11 +169,12 @@ class Pipeline:
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
         store_deadline_s: float = 60.0,
+        io: StoreCalls | None = None,
     ) -> None:
         self.configs = configs
         self.store = store
         # Every store call from a coroutine goes through here: off the event loop, with a deadline.
-        self.io = StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
+        self.io = io or StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
         self.provider = provider
         self.planner = planner
         self.spool = spool
@@ -596,9 +598,11 @@ class Pipeline:
             if not over:
                 self._run_spent += job.estimate_usd
         if over:
-            return await self._degrade(
+            out = await self._degrade(
                 job, "degraded", f"run budget: --max-cost ${self.max_cost or 0:.2f} would be exceeded"
             )
+            out.limit = "run_budget"
+            return out
         try:
             reservation: Reservation = await self.io(
                 self.store.reserve, job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps
@@ -607,7 +611,9 @@ class Pipeline:
             async with self._run_lock:
                 self._run_spent -= job.estimate_usd
             if isinstance(exc, LimitReached):
-                return await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+                out = await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+                out.limit = exc.kind
+                return out
             raise
         return reservation
 
