@@ -306,6 +306,16 @@ class PhotoLimits(Strict):
     max_pixels: int = Field(40_000_000, gt=0)
 
 
+class ClaimsConfig(Strict):
+    """Job claims: before its request a job is claimed in the store, so overlapping runs, shards
+    and retried tasks never buy the same image twice."""
+
+    lease_s: float = Field(120.0, ge=1, le=3600)  # renewed every lease_s/3 while in flight
+    wait_s: float = Field(900.0, ge=0, le=86400)  # wait this long for another owner's result
+    poll_s: float = Field(1.0, gt=0, le=60)
+    batch_lease_s: float = Field(26 * 3600.0, ge=60)  # a job in a Batch API batch: until collected
+
+
 class ModerationConfig(Strict):
     """Screen users' free text with the provider's moderation endpoint before any image request."""
 
@@ -324,6 +334,7 @@ class LimitsConfig(Strict):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
 
 
 class VoiceTemplates(Strict):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
-from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .stores.base import CacheEntry, Caps, Claim, ClaimResult, JobState, LimitReached, Reservation, RunInfo
 from .stores.calls import StoreCalls
 from .validate import Verdict, check_image, parse_size, undecodable
 
@@ -193,6 +195,8 @@ class Pipeline:
         self.stats = RetryStats()
         self.run: RunInfo | None = None
         self.store_failure: StoreError | None = None  # the first store failure that stopped the run
+        # who holds this pipeline's claims: host and process (a dead local owner is detected at once)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # ------------------------------------------------------------------------------- public
     async def plan_only(self, specs: list[JobSpec]) -> RunReport:
@@ -258,6 +262,7 @@ class Pipeline:
             if isinstance(res, BaseException):
                 raise res
         await self._attach_urls(report)
+        await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -293,6 +298,9 @@ class Pipeline:
                 continue  # an unknown user or target: leave the paid image where it is, for a person
             job.request_key = key  # the key it was paid under, even if the plan would differ today
             outcomes.append(await self._finish(job, spooled.result, ingested=True, may_retry=False))
+            # its dead owner's claim goes once the image is stored (the cache answers from now on)
+            with contextlib.suppress(Exception):
+                await self.io(self.store.release_claim, claim_key(uid, key))
         return outcomes
 
     def request_stop(self, reason: str) -> None:
@@ -308,35 +316,37 @@ class Pipeline:
 
     async def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
-        whose answer never arrived (the API has no idempotency key). Book each at its estimate as
-        may-have-billed, and only where no answer arrived: call this before the spool is swept.
-        Returns the USD booked."""
+        whose answer never arrived (the API has no idempotency key). Where the claim's owner is
+        dead (or its lease over) and no answer reached the spool, book it at its estimate as
+        may-have-billed: call this before the spool is swept. Returns the USD booked."""
         if run is None:
             return 0.0
         booked = 0.0
         for state in await self.io(self.store.job_states, run.id):
-            if state.state != "in_flight" or self.spool.get(state.user_id, state.request_key) is not None:
+            if state.state != "in_flight":
                 continue
-            m = _ESTIMATE.search(state.detail or "")
-            estimate = float(m.group(1)) if m else 0.0
-            when = state.updated_at.isoformat() if state.updated_at else ""
-            if await self.io(
-                self.store.record_event,
-                LedgerEvent(
-                    user_id=state.user_id,
-                    kind="may_have_billed",
-                    target=state.target,
-                    request_key=state.request_key,
-                    cost_usd=estimate,
-                    run_id=run.id,
-                    detail="in flight when the previous process died: the provider may have billed it",
-                ),
-                event_id=f"inflight:{run.id}:{state.job_id}:{when}",
-            ):
-                booked += estimate
-            # the job is no longer in flight: it runs again in this attempt (or stays pending)
+            claim = await self.io(self.store.get_claim, claim_key(state.user_id, state.request_key))
+            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < datetime.now(UTC)):
+                booked += await self._book_crashed(claim, state.user_id, state.target, state.request_key)
+            elif claim is not None:
+                continue  # its owner is alive: still in flight
+            # the job is no longer in flight: it runs again in this attempt (or is settled at the end)
             await self._safe_job_state_raw(state, "pending", "its request was in flight when the process died")
         return booked
+
+    async def settle_job_states(self, run: RunInfo | None) -> None:
+        """A finished run leaves no job pending or in flight: a job whose result was stored (for
+        example ingested from the spool) is done, any other one failed."""
+        if run is None or self.stop_event.is_set():
+            return
+        for state in await self.io(self.store.job_states, run.id):
+            if state.state not in ("pending", "in_flight"):
+                continue
+            entry = await self.io(self.store.cache_get, state.user_id, state.request_key) if state.request_key else None
+            if entry is not None:
+                await self._safe_job_state_raw(state, "done", "its image was stored (ingested from the spool)")
+            else:
+                await self._safe_job_state_raw(state, "failed", "not run in the run's final attempt")
 
     async def _safe_job_state_raw(self, state: JobState, new: Any, detail: str) -> None:
         with contextlib.suppress(Exception):
@@ -433,11 +443,22 @@ class Pipeline:
     async def _prepare(self, job: Job) -> Outcome | Reservation | None:
         """Everything before a provider call: an Outcome when the job is settled without one,
         else the budget reservation for it (None for a free renderer)."""
+        early = await self._early(job)
+        if early is not None:
+            return early
+        if self._retry_due(job):
+            return await self._resume_gate_retry(job)
+        return await self._prepare_rest(job)
+
+    def _retry_due(self, job: Job) -> bool:
+        spooled = self.spool.get(job.user_id, job.request_key)
+        return spooled is not None and spooled.retry_due
+
+    async def _early(self, job: Job) -> Outcome | None:
+        """A job settled without any request: its paid image is in the spool, or it is cached."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
-        if spooled is not None:
-            if spooled.result is None:  # the gate's retry is due: never send the first request again
-                return await self._resume_gate_retry(job)
+        if spooled is not None and spooled.result is not None:
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
@@ -466,6 +487,9 @@ class Pipeline:
                 request_key=job.request_key,
                 message=hit.message,
             )
+        return None
+
+    async def _prepare_rest(self, job: Job) -> Outcome | Reservation | None:
         # 3. blocked free text never reaches a provider
         if job.blocked:
             return await self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
@@ -479,10 +503,142 @@ class Pipeline:
         return await self._reserve(job)
 
     async def _execute(self, job: Job) -> Outcome:
-        prepared = await self._prepare(job)
+        early = await self._early(job)
+        if early is not None:
+            return early
+        if _is_free(job):  # nothing to pay twice: no claim
+            return await self._unclaimed(job)
+        claimed = await self._claim(job)
+        if isinstance(claimed, Outcome):
+            return claimed
+        beat = asyncio.create_task(self._heartbeat(claimed))
+        cancelled = False
+        try:
+            early = await self._early(job)  # another owner finished it just before we claimed
+            if early is not None:
+                return early
+            if self._retry_due(job):
+                return await self._resume_gate_retry(job)
+            prepared = await self._prepare_rest(job)
+            if isinstance(prepared, Outcome):
+                return prepared
+            if prepared is not None:
+                r = prepared
+                claimed.info["reservation"] = {
+                    "id": r.id,
+                    "user_id": r.user_id,
+                    "amount": r.amount,
+                    "day": r.day,
+                    "month": r.month,
+                }
+                with contextlib.suppress(MirrorError):
+                    await self.io(
+                        self.store.renew_claim,
+                        claimed.key,
+                        claimed.owner,
+                        self._lease_until(),
+                        {"reservation": claimed.info["reservation"]},
+                    )
+            return await self._buy(job, prepared, may_retry=True)
+        except asyncio.CancelledError:
+            cancelled = True  # a request may be in flight: the lease expires and resume books it
+            raise
+        finally:
+            beat.cancel()
+            if not cancelled:
+                with contextlib.suppress(Exception):
+                    await self.io(self.store.release_claim, claimed.key, claimed.owner)
+
+    async def _unclaimed(self, job: Job) -> Outcome:
+        if self._retry_due(job):
+            return await self._resume_gate_retry(job)
+        prepared = await self._prepare_rest(job)
         if isinstance(prepared, Outcome):
             return prepared
         return await self._buy(job, prepared, may_retry=True)
+
+    # ------------------------------------------------------------------------------- claims
+    def _lease_until(self, seconds: float | None = None) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
+
+    def _new_claim(self, job: Job, lease_s: float | None = None, owner: str | None = None) -> Claim:
+        return Claim(
+            key=claim_key(job.user_id, job.request_key),
+            owner=owner or self.owner,
+            lease_until=self._lease_until(lease_s),
+            created_at=datetime.now(UTC),
+            info={"run_id": self._run_id(), "job_id": job.job_id, "estimate_usd": job.estimate_usd},
+        )
+
+    async def _claim(self, job: Job) -> Claim | Outcome:
+        """Claim the job before its request. Held by a live owner: wait for its result (a cache
+        hit) up to claims.wait_s. Held by a dead owner, or past its lease: take it over, and book
+        what that owner's request may have billed."""
+        cfg = self.configs.limits.claims
+        give_up = time.monotonic() + cfg.wait_s
+        steal: str | None = None
+        while True:
+            claim = self._new_claim(job)
+            result: ClaimResult = await self.io(self.store.claim, claim, datetime.now(UTC), steal)
+            if result.acquired:
+                if result.previous is not None:
+                    await self._book_crashed(result.previous, job.user_id, job.target, job.request_key)
+                return claim
+            current = result.current
+            if current is not None and owner_dead(current.owner):
+                steal = current.owner
+                continue
+            steal = None
+            if time.monotonic() >= give_up:
+                return Outcome(
+                    job.user_id,
+                    job.target,
+                    "failed",
+                    reason=f"in flight in another process ({current.owner if current else '?'}); not bought twice",
+                    request_key=job.request_key,
+                    estimate_usd=job.estimate_usd,
+                )
+            await asyncio.sleep(cfg.poll_s)
+            early = await self._early(job)  # the other owner's result
+            if early is not None:
+                return early
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        every = self.configs.limits.claims.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(MirrorError):
+                await self.io(self.store.renew_claim, claim.key, claim.owner, self._lease_until())
+
+    async def _book_crashed(self, previous: Claim, uid: str, target: str, request_key: str) -> float:
+        """A claim whose owner died with its request in flight: unless its answer reached the
+        spool, book the request at its estimate as may-have-billed (once per claim), and settle
+        the owner's reservation at that estimate so budgets count it."""
+        if self.spool.get(uid, request_key) is not None:
+            return 0.0
+        estimate = float(previous.info.get("estimate_usd") or 0.0)
+        booked = await self.io(
+            self.store.record_event,
+            LedgerEvent(
+                user_id=uid,
+                kind="may_have_billed",
+                target=target,
+                request_key=request_key,
+                cost_usd=estimate,
+                run_id=previous.info.get("run_id"),
+                detail="in flight when its process died: the provider may have billed it",
+            ),
+            event_id=f"maybe:{previous.key}:{previous.owner}:{previous.created_at.isoformat()}",
+        )
+        if not booked:
+            return 0.0
+        r = previous.info.get("reservation")
+        if r:
+            with contextlib.suppress(MirrorError):
+                await self.io(
+                    self.store.settle, Reservation(r["id"], r["user_id"], r["amount"], r["day"], r["month"]), estimate
+                )
+        return estimate
 
     async def _buy(
         self, job: Job, reservation: Reservation | None, *, may_retry: bool, first_cost: float = 0.0
@@ -950,6 +1106,28 @@ def paid_event(
         request_id=result.request_id,
         **extra,
     )
+
+
+def claim_key(uid: str, request_key: str) -> str:
+    return f"{uid}/{request_key}"
+
+
+def owner_dead(owner: str) -> bool:
+    """A claim owner ('host:pid:nonce') that is a process of this host which no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _is_free(job: Job) -> bool:

@@ -164,6 +164,7 @@ class FakeOpenAI:
         self.slow_next: deque[float] = deque()  # bill, then answer only after this many seconds
         self.moderation_words: list[str] = ["stab", "punch"]
         self.files: dict[str, dict[str, Any]] = {}
+        self.deleted_files: list[str] = []
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_fail: set[str] = set()  # custom_ids whose lines fail inside a batch
         self.batch_polls_to_complete = 2
@@ -376,6 +377,20 @@ class FakeOpenAI:
                     )
                 self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
 
+            def do_DELETE(self) -> None:
+                if self.path.startswith("/v1/files/"):
+                    fid = self.path.rsplit("/", 1)[1]
+                    with fake._lock:
+                        existed = fake.files.pop(fid, None) is not None
+                        if existed:
+                            fake.deleted_files.append(fid)
+                    if not existed:
+                        return self._send(
+                            404, {"error": {"message": "No such File", "type": "invalid_request_error", "code": None}}
+                        )
+                    return self._send(200, {"id": fid, "object": "file", "deleted": True})
+                self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -386,6 +401,7 @@ class FakeOpenAI:
                     f = files[0]
                     fake.files[fid] = {
                         "purpose": fields.get("purpose"),
+                        "expires_after_s": fields.get("expires_after[seconds]"),
                         "data": f["bytes"],
                         "filename": f["filename"],
                         "content_type": f["content_type"],
