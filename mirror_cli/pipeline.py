@@ -614,8 +614,10 @@ class Pipeline:
         """A claim whose owner died with its request in flight: unless its answer reached the
         spool, book the request at its estimate as may-have-billed (once per claim), and settle
         the owner's reservation at that estimate so budgets count it."""
-        if self.spool.get(uid, request_key) is not None:
-            return 0.0
+        spooled = self.spool.get(uid, request_key)
+        if spooled is not None and spooled.result is not None:
+            return 0.0  # its answer arrived: it is ingested, at its real cost
+        # (a gate-retry marker means the first image was paid and stored: the retry was in flight)
         estimate = float(previous.info.get("estimate_usd") or 0.0)
         booked = await self.io(
             self.store.record_event,

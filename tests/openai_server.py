@@ -162,6 +162,8 @@ class FakeOpenAI:
         self.off_style = 0
         self.bad_next: deque[str] = deque()  # serve these unusable answers next (see _bad_picture)
         self.slow_next: deque[float] = deque()  # bill, then answer only after this many seconds
+        self.slow_random: tuple[Any, float, float] | None = None  # (rng, share, seconds): slow answers
+        self.bad_random: tuple[Any, float, str] | None = None  # (rng, share, kind): unusable answers
         self.moderation_words: list[str] = ["stab", "punch"]
         self.files: dict[str, dict[str, Any]] = {}
         self.deleted_files: list[str] = []
@@ -486,6 +488,8 @@ class FakeOpenAI:
                 )
                 with fake._lock:
                     slow = fake.slow_next.popleft() if fake.slow_next else 0.0
+                    if not slow and fake.slow_random and fake.slow_random[0].random() < fake.slow_random[1]:
+                        slow = fake.slow_random[2]
                 if slow:
                     time.sleep(slow)  # billed, but the client may have given up by now
                 request_id = answer["request_id"]
@@ -541,6 +545,8 @@ def _image_answer(
             picture = _cold_picture()
         elif fake.bad_next:
             picture = _bad_picture(fake.bad_next.popleft())
+        elif fake.bad_random and fake.bad_random[0].random() < fake.bad_random[1]:
+            picture = _bad_picture(fake.bad_random[2])
         now = time.monotonic()
         fake.ledger.append(
             {
