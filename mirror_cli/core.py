@@ -26,7 +26,7 @@ from .planner import OK_STATUSES, Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import JobState, RunInfo, Store, get_store
+from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
 from .stores.calls import StoreCalls
 
 
@@ -52,11 +52,18 @@ class Shard:
             return None
         if n < 1 or not 0 <= i < n:
             raise UsageError(f"Invalid shard {i}/{n}.", "The index must satisfy 0 <= i < N.")
+        if n > SHARD_BUCKETS:
+            raise UsageError(f"Invalid shard {i}/{n}.", f"At most {SHARD_BUCKETS} shards.")
         return cls(i, n)
 
+    @property
+    def buckets(self) -> tuple[int, int]:
+        """The contiguous range [lo, hi) of stored shard buckets this shard owns."""
+        return self.index * SHARD_BUCKETS // self.count, (self.index + 1) * SHARD_BUCKETS // self.count
+
     def owns(self, uid: str) -> bool:
-        h = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
-        return h % self.count == self.index
+        lo, hi = self.buckets
+        return lo <= shard_bucket(uid) < hi
 
 
 class Mirror:
@@ -199,9 +206,13 @@ class Mirror:
         raise UnknownUserError(f"Unknown user {uid!r}.", f"Known users: {shown or '(none)'}.")
 
     def set_progress(self, uid: str, progress: Progress) -> Persona:
-        persona = self.persona(uid)
+        stored = self.store.get_user(validate_user_id(uid))
+        persona = stored or self.persona(uid)
         updated = persona.model_copy(update={"progress": progress.model_copy(update={"updated_at": self.now()})})
         self.store.put_user(updated)
+        if stored is None and (latest := self.latest_stage(uid)) is not None:
+            # an example persona enters the store with avatars already made: index its stage
+            self.store.raise_latest_rank(uid, self.configs.stages.index(latest))
         return updated
 
     def import_users(self, personas: list[Persona]) -> int:
@@ -382,11 +393,14 @@ class Mirror:
         stages = [r.stage for r in self.store.list_avatars(uid) if r.status in OK_STATUSES and r.target in table.names]
         return max(stages, key=table.index) if stages else None
 
-    def evolve_specs(self, persona: Persona, to: str | None = None) -> list[JobSpec]:
+    def evolve_specs(
+        self, persona: Persona, to: str | None = None, *, known_latest: tuple[str | None] | None = None
+    ) -> list[JobSpec]:
         """The jobs that bring a user's timeline up to date: an anchor first if there is none,
-        then the stage reached (only when a milestone was crossed since the latest avatar)."""
+        then the stage reached (only when a milestone was crossed since the latest avatar).
+        ``known_latest`` carries the user's latest stage when the due index told it."""
         table = self.configs.stages
-        latest = self.latest_stage(persona.id)
+        latest = known_latest[0] if known_latest is not None else self.latest_stage(persona.id)
         reached = table.parse_stage(to) if to else table.stage_for_days(persona.progress.active_days)
         specs: list[JobSpec] = []
         if latest is None and reached != table.names[0]:
@@ -426,15 +440,56 @@ class Mirror:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
             raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
-        specs: list[JobSpec] = []
-        uids = list(self.user_ids(shard)) if due else [uid or ""]
-        for u in uids:
-            persona = await self.store_calls(self.persona, u)
-            specs.extend(await self.store_calls(self.evolve_specs, persona, to))
+        if due:
+            specs = await self.store_calls(self.due_specs, shard)
+        else:
+            persona = await self.store_calls(self.persona, uid or "")
+            specs = await self.store_calls(self.evolve_specs, persona, to)
         run = None
         if due and not dry_run:
             run = self._start_run("evolve", {"due": True}, resume)
         return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+
+    # ------------------------------------------------------------------------- due index
+    def due_queries(self) -> list[DueQuery]:
+        """One query per stage a user can be at (none yet, then each stage but the last): the
+        users at that stage whose active days reached the next stage's threshold."""
+        table = self.configs.stages
+        names = table.names
+        queries = [DueQuery(-1, 0)]
+        for rank, nxt in enumerate(names[1:]):
+            queries.append(DueQuery(rank, table.get(nxt).from_day))
+        return queries
+
+    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
+        """The jobs of a nightly run, from a few indexed queries: reads grow with the users who
+        are due, not with all users."""
+        if self.store.due_index_version() < DUE_INDEX_VERSION:
+            self.reindex_due()
+        names = self.configs.stages.names
+        buckets = shard.buckets if shard else (0, SHARD_BUCKETS)
+        specs: list[JobSpec] = []
+        found: set[str] = set()
+        for persona, rank in self.store.due_users(self.due_queries(), buckets):
+            found.add(persona.id)
+            specs.extend(self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,)))
+        # Example personas that are not in the store yet (a handful, read one by one).
+        for uid in sorted(self.configs.personas):
+            if uid not in found and (shard is None or shard.owns(uid)) and self.store.get_user(uid) is None:
+                specs.extend(self.evolve_specs(self.configs.personas[uid]))
+        return specs
+
+    def reindex_due(self) -> int:
+        """Fill the due index of users stored before it existed (once per store: reads every
+        user and their avatars, a cost paid by the first due run only)."""
+        table = self.configs.stages
+        n = 0
+        for uid in list(self.store.iter_user_ids()):
+            latest = self.latest_stage(uid)
+            self.store.raise_latest_rank(uid, table.index(latest) if latest else -1)
+            n += 1
+        self.store.set_due_index_version(DUE_INDEX_VERSION)
+        return n
 
     def timeline(self, uid: str) -> list[Any]:
         """The user's avatars, latest per target, in stage then trilogy order."""
@@ -458,13 +513,12 @@ class Mirror:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.events(start, end, user)
-        month_start, month_end = resolve_period("month", None, None, now.date())
-        month_events = self.store.events(month_start, month_end, user)
+        events = self.store.iter_events(start, end, user)
+        month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
         return aggregate(
             events,
-            month_events,
+            month_to_date,
             period="range" if since or until else period,
             start=start,
             end=end,
@@ -691,6 +745,9 @@ class Mirror:
                     "fix": None,
                 }
             )
+            store_checks = getattr(self.store, "doctor_checks", None)  # a back-end's own lines
+            if store_checks is not None:
+                checks.extend(store_checks())
         except Exception as exc:
             from .errors import MirrorError
 

@@ -874,6 +874,8 @@ class Pipeline:
             created_at=self.now(),
         )
         await self.io(self.store.put_avatar, record)
+        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
+            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
         stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
         # One paid image, one ledger line, however often a crash makes us come back here.
         await self.io(

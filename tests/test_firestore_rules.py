@@ -178,7 +178,7 @@ def test_users_update_only_their_progress_with_valid_values(seeded):
         assert alice.update("users/alice", {"progress": progress, "updated_at": now}) == DENIED, progress
     assert alice.update("users/alice", {"progress": _progress(), "updated_at": 5}) == DENIED
     # every other field of the profile, including the due fields the nightly planner queries
-    for field, value in (("name", "Mallory"), ("latest_stage", "halfYear"), ("shard", 0), ("age", 30)):
+    for field, value in (("name", "Mallory"), ("latest_rank", 5), ("shard", 0), ("age", 30)):
         assert alice.update("users/alice", {field: value}) == DENIED, field
     assert alice.delete("users/alice") == DENIED
     assert alice.create("users", "carol", {"name": "Carol"}) == DENIED
@@ -194,10 +194,10 @@ def test_nothing_else_is_writable_or_readable_by_clients(seeded):
         "ledger",
         "usage_daily",
         "usage_monthly",
-        "usage_counters",
-        "limits_daily",
-        "limits_monthly",
+        "limits_system",
+        "limits_budget",
         "limits_users",
+        "store_meta",
         "reservations",
         "runs",
         "store_ops",

@@ -114,7 +114,9 @@ class TokenVerifier:
     def close(self) -> None:
         import firebase_admin
 
-        firebase_admin.delete_app(self.app)
+        if self.app is not None:
+            app, self.app = self.app, None
+            firebase_admin.delete_app(app)
 
     async def caller(self, authorization: str | None) -> Caller:
         scheme, _, token = (authorization or "").partition(" ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,29 @@ from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..settings import Settings
+
+
+# Users are spread over this many shard buckets (a stored field); a shard i/N of a nightly run
+# owns a contiguous range of buckets and queries only that range.
+SHARD_BUCKETS = 4096
+# The due index's format; a store below it is re-indexed by the next due run (a fresh store
+# starts at it: the local store's migration 2 writes it when there are no users yet).
+DUE_INDEX_VERSION = 1
+
+
+def shard_bucket(uid: str) -> int:
+    """The user's stable shard bucket, the same in every process and store."""
+    return int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") % SHARD_BUCKETS
+
+
+@dataclass(frozen=True)
+class DueQuery:
+    """Users whose latest stage avatar has rank ``latest_rank`` (-1: none yet) and whose
+    ``progress.active_days`` (written by the app) reached ``min_active_days``, the threshold of
+    the next stage."""
+
+    latest_rank: int
+    min_active_days: int
 
 
 @dataclass(frozen=True)
@@ -169,6 +193,21 @@ class ProfileStore(Protocol):
     def put_user(self, persona: Persona) -> None: ...
     def set_progress(self, uid: str, progress: Progress) -> None: ...
 
+    # The due index: what makes a user due, in a queryable form (see DueQuery).
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
+    ) -> Iterator[tuple[Persona, int]]:
+        """Every user matching one of ``queries`` whose bucket is in [lo, hi), with their latest
+        stage rank."""
+        ...
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        """Record that the user has a stage avatar of ``rank`` (the stored rank only grows)."""
+        ...
+
+    def due_index_version(self) -> int: ...
+    def set_due_index_version(self, version: int) -> None: ...
+
 
 @runtime_checkable
 class AvatarStore(Protocol):
@@ -203,6 +242,16 @@ class LedgerStore(Protocol):
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]: ...
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> Iterator[LedgerEvent]:
+        """The same events as ``events``, a page at a time (memory flat in the ledger's size)."""
+        ...
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        """What paid images cost in month YYYY-MM (SQL sum / the month's counters)."""
+        ...
+
     def op_counts(self, day: str) -> dict[str, int]: ...
     def flush_ops(self) -> None: ...
 

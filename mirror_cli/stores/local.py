@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress, validate_user_id
-from .base import CacheEntry, Caps, Claim, ClaimResult, JobState, LimitReached, Reservation, RunInfo
+from .base import (
+    SHARD_BUCKETS,
+    CacheEntry,
+    Caps,
+    Claim,
+    ClaimResult,
+    DueQuery,
+    JobState,
+    LimitReached,
+    Reservation,
+    RunInfo,
+    shard_bucket,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -44,7 +56,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, job_id));
     CREATE TABLE ops (day TEXT NOT NULL, op TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, op));
     """,
-    # 2: job claims (one request in flight at a time across processes)
+    # 2: the due index (latest stage rank, shard bucket, the app's active days), filled for
+    # existing users by the first due run (Mirror.reindex_due)
+    """
+    ALTER TABLE users ADD COLUMN latest_rank INTEGER;
+    ALTER TABLE users ADD COLUMN shard INTEGER;
+    ALTER TABLE users ADD COLUMN active_days INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET active_days = COALESCE(json_extract(persona, '$.progress.active_days'), 0);
+    CREATE INDEX users_due ON users(latest_rank, active_days, shard);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta(key, value) SELECT 'due_index', '1' WHERE NOT EXISTS (SELECT 1 FROM users);
+    """,
+    # 3: job claims (one request in flight at a time across processes)
     """
     CREATE TABLE claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until TEXT NOT NULL, body TEXT NOT NULL);
     """,
@@ -184,10 +207,53 @@ class LocalStore:
         return Persona.model_validate_json(rows[0][0]) if rows else None
 
     def put_user(self, persona: Persona) -> None:
+        """Insert or replace the profile; a new user enters the due index with no stage yet."""
         self._q(
-            "INSERT INTO users(uid, persona, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at",
-            (validate_user_id(persona.id), persona.model_dump_json(), _iso(datetime.now(UTC))),
+            "INSERT INTO users(uid, persona, updated_at, latest_rank, shard, active_days) VALUES (?, ?, ?, -1, ?, ?) "
+            "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at, "
+            "shard = excluded.shard, active_days = excluded.active_days",
+            (
+                validate_user_id(persona.id),
+                persona.model_dump_json(),
+                _iso(datetime.now(UTC)),
+                shard_bucket(persona.id),
+                persona.progress.active_days,
+            ),
+            op="writes",
+        )
+
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
+    ) -> Iterator[tuple[Persona, int]]:
+        for q in queries:
+            last = ""
+            while True:
+                rows = self._q(
+                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? "
+                    "AND shard >= ? AND shard < ? AND uid > ? ORDER BY uid LIMIT ?",
+                    (q.latest_rank, q.min_active_days, buckets[0], buckets[1], last, page_size),
+                )
+                for _, persona in rows:
+                    yield Persona.model_validate_json(persona), q.latest_rank
+                if len(rows) < page_size:
+                    break
+                last = rows[-1][0]
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        self._q(
+            "UPDATE users SET latest_rank = MAX(COALESCE(latest_rank, -1), ?), shard = ? WHERE uid = ?",
+            (rank, shard_bucket(uid), validate_user_id(uid)),
+            op="writes",
+        )
+
+    def due_index_version(self) -> int:
+        rows = self._q("SELECT value FROM meta WHERE key = 'due_index'")
+        return int(rows[0][0]) if rows else 0
+
+    def set_due_index_version(self, version: int) -> None:
+        self._q(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('due_index', ?)",
+            (str(version),),
             op="writes",
         )
 
@@ -310,18 +376,39 @@ class LocalStore:
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]:
-        sql, args = "SELECT event FROM ledger WHERE 1=1", []
-        if since:
-            sql += " AND ts >= ?"
-            args.append(_iso(since))
-        if until:
-            sql += " AND ts < ?"
-            args.append(_iso(until))
+        return list(self.iter_events(since, until, uid))
+
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None, page: int = 1000
+    ) -> Iterator[LedgerEvent]:
+        end, who = (_iso(until) if until else None), uid
+        last_ts, last_id = (_iso(since) if since else ""), ""
+        while True:
+            rows = self._q(
+                "SELECT ts, event_id, event FROM ledger WHERE (ts > ? OR (ts = ? AND event_id >= ?)) "
+                "AND (? IS NULL OR ts < ?) AND (? IS NULL OR uid = ?) ORDER BY ts, event_id LIMIT ?",
+                (last_ts, last_ts, last_id, end, end, who, who, page),
+            )
+            for _, _, event in rows:
+                yield LedgerEvent.model_validate_json(event)
+            if len(rows) < page:
+                return
+            last_ts, last_id = rows[-1][0], rows[-1][1] + "\x00"  # strictly after the last one
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        sql = (
+            "SELECT COALESCE(SUM(json_extract(event, '$.cost_usd')), 0) FROM ledger "
+            "WHERE kind IN ('generated', 'spool_ingest', 'may_have_billed') AND ts >= ? AND ts < ?"
+        )
+        year, mon = (int(x) for x in month.split("-"))
+        start = f"{year:04d}-{mon:02d}-01"
+        end = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}-01"
+        args: tuple[Any, ...] = (start, end)
         if uid:
             sql += " AND uid = ?"
-            args.append(uid)
-        rows = self._q(sql + " ORDER BY ts", tuple(args))
-        return [LedgerEvent.model_validate_json(r[0]) for r in rows]
+            args = (*args, uid)
+        rows = self._q(sql, args)
+        return float(rows[0][0]) if rows else 0.0
 
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation:
         """Atomically check every cap and hold ``amount``; raises LimitReached without holding anything."""
