@@ -1,9 +1,11 @@
 """`mirror usage`: spend, cache efficiency, degradations, quality and store headroom, from the
-ledger. Pure aggregation over LedgerEvents, so the figures can be checked by hand."""
+ledger. One streaming pass over the period's events (the store pages them: memory stays flat in
+the ledger's size) plus the month's paid total, which the store sums itself (SQL / counters)."""
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -64,8 +66,8 @@ def resolve_period(period: str, since: date | None, until: date | None, today: d
 
 
 def aggregate(
-    events: list[LedgerEvent],
-    month_events: list[LedgerEvent],
+    events: Iterable[LedgerEvent],
+    month_to_date_usd: float,
     *,
     period: str,
     start: datetime,
@@ -113,7 +115,7 @@ def aggregate(
     f.cost_per_active_user = round(f.cost_usd / f.active_users, 6) if f.active_users else 0.0
     f.compliance_rate = round(ok / f.validated, 4) if f.validated else None
 
-    mtd = sum(e.cost_usd for e in month_events if e.kind in PAID)
+    mtd = month_to_date_usd
     f.month_to_date_usd = round(mtd, 6)
     days_in_month = calendar.monthrange(now.year, now.month)[1]
     elapsed = max(1.0, (now - now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400)

@@ -497,13 +497,12 @@ class Mirror:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.events(start, end, user)
-        month_start, month_end = resolve_period("month", None, None, now.date())
-        month_events = self.store.events(month_start, month_end, user)
+        events = self.store.iter_events(start, end, user)
+        month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
         return aggregate(
             events,
-            month_events,
+            month_to_date,
             period="range" if since or until else period,
             start=start,
             end=end,
@@ -730,6 +729,9 @@ class Mirror:
                     "fix": None,
                 }
             )
+            store_checks = getattr(self.store, "doctor_checks", None)  # a back-end's own lines
+            if store_checks is not None:
+                checks.extend(store_checks())
         except Exception as exc:
             from .errors import MirrorError
 

@@ -203,6 +203,16 @@ class LedgerStore(Protocol):
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]: ...
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> Iterator[LedgerEvent]:
+        """The same events as ``events``, a page at a time (memory flat in the ledger's size)."""
+        ...
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        """What paid images cost in month YYYY-MM (SQL sum / the month's counters)."""
+        ...
+
     def op_counts(self, day: str) -> dict[str, int]: ...
     def flush_ops(self) -> None: ...
 

@@ -370,18 +370,39 @@ class LocalStore:
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]:
-        sql, args = "SELECT event FROM ledger WHERE 1=1", []
-        if since:
-            sql += " AND ts >= ?"
-            args.append(_iso(since))
-        if until:
-            sql += " AND ts < ?"
-            args.append(_iso(until))
+        return list(self.iter_events(since, until, uid))
+
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None, page: int = 1000
+    ) -> Iterator[LedgerEvent]:
+        end, who = (_iso(until) if until else None), uid
+        last_ts, last_id = (_iso(since) if since else ""), ""
+        while True:
+            rows = self._q(
+                "SELECT ts, event_id, event FROM ledger WHERE (ts > ? OR (ts = ? AND event_id >= ?)) "
+                "AND (? IS NULL OR ts < ?) AND (? IS NULL OR uid = ?) ORDER BY ts, event_id LIMIT ?",
+                (last_ts, last_ts, last_id, end, end, who, who, page),
+            )
+            for _, _, event in rows:
+                yield LedgerEvent.model_validate_json(event)
+            if len(rows) < page:
+                return
+            last_ts, last_id = rows[-1][0], rows[-1][1] + "\x00"  # strictly after the last one
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        sql = (
+            "SELECT COALESCE(SUM(json_extract(event, '$.cost_usd')), 0) FROM ledger "
+            "WHERE kind IN ('generated', 'spool_ingest') AND ts >= ? AND ts < ?"
+        )
+        year, mon = (int(x) for x in month.split("-"))
+        start = f"{year:04d}-{mon:02d}-01"
+        end = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}-01"
+        args: tuple[Any, ...] = (start, end)
         if uid:
             sql += " AND uid = ?"
-            args.append(uid)
-        rows = self._q(sql + " ORDER BY ts", tuple(args))
-        return [LedgerEvent.model_validate_json(r[0]) for r in rows]
+            args = (*args, uid)
+        rows = self._q(sql, args)
+        return float(rows[0][0]) if rows else 0.0
 
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation:
         """Atomically check every cap and hold ``amount``; raises LimitReached without holding anything."""
