@@ -227,9 +227,7 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = await self._done_jobs(run)
         if run:
-            for spec in specs:
-                if spec.job_id not in done_before:
-                    await self._job_state(spec, "pending")
+            await asyncio.gather(*(self._job_state(s, "pending") for s in specs if s.job_id not in done_before))
         by_user: dict[str, list[JobSpec]] = {}
         for spec in specs:
             by_user.setdefault(spec.persona.id, []).append(spec)
@@ -889,25 +887,28 @@ class Pipeline:
             validation=verdict.to_dict(),
             created_at=self.now(),
         )
-        await self.io(self.store.put_avatar, record)
-        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
-            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
-        stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
+        # The record, the due index and the ledger line are independent writes: they go out
+        # together (each is idempotent, and the spool keeps the image until all are done).
+        rank = self.configs.stages.index(job.stage) if job.target in self.configs.stages.names else None
         # One paid image, one ledger line, however often a crash makes us come back here.
-        await self.io(
-            self.store.record_event,
-            paid_event(
-                job.user_id,
-                job.target,
-                job.request_key,
-                result,
-                kind="spool_ingest" if ingested else "generated",
-                avatar_id=avatar_id,
-                run_id=self._run_id(),
-                validation_ok=verdict.ok,
-            ),
-            event_id=f"paid:{job.user_id}:{job.request_key}",
+        ledger_line = paid_event(
+            job.user_id,
+            job.target,
+            job.request_key,
+            result,
+            kind="spool_ingest" if ingested else "generated",
+            avatar_id=avatar_id,
+            run_id=self._run_id(),
+            validation_ok=verdict.ok,
         )
+        created, _, _ = await asyncio.gather(
+            self.io(self.store.put_avatar, record),
+            self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
+            self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
+        )
+        # A record stored by an earlier attempt stays as it was: report that one.
+        earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
+        stored = earlier or record
         await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
