@@ -11,7 +11,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .config import PhotoLimits
-from .errors import PhotoError, ProviderError
+from .errors import PhotoError, ProviderError, read_bounded
+
+# Photos are checked against the configured pixel limit before decoding (intake_photo_bytes);
+# Pillow's own warning for large headers would only print noise before that clear refusal.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 PHOTO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 THUMB_SIZE = 256
@@ -28,47 +32,42 @@ class Photo:
 def intake_photo(path: Path, limits: PhotoLimits) -> Photo:
     """Read a user photo: PNG/JPEG/WebP only, EXIF orientation applied, every metadata field
     (GPS, camera, ICC, XMP) dropped, longest side bounded, decompression bombs refused."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise PhotoError(f"Photo {path} does not exist.", "Check the path passed to --photo.") from None
-    if size > limits.max_bytes:
-        raise PhotoError(
-            f"Photo {path} is {size / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB.",
-            "Export a smaller JPEG or PNG (for example 2000 px on the long side).",
-        )
-    raw = path.read_bytes()
+    raw = read_bounded(
+        path,
+        limits.max_bytes,
+        what="photo",
+        hint="Pass a PNG, JPEG or WebP file under the size limit (for example 2000 px on the long side).",
+        error=PhotoError,
+    )
     return intake_photo_bytes(raw, limits, name=str(path))
 
 
 def intake_photo_bytes(raw: bytes, limits: PhotoLimits, name: str = "photo") -> Photo:
     if len(raw) > limits.max_bytes:
         raise PhotoError(f"{name} is too large ({len(raw) / 1e6:.1f} MB).", "Send a smaller photo.")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    # The pixel limit is checked on the header, before decoding, without touching Pillow's global
+    # MAX_IMAGE_PIXELS or the warning filters: a server decodes in several threads at once.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                img = Image.open(io.BytesIO(raw))
-                fmt = img.format or ""
-                if fmt not in PHOTO_FORMATS:
-                    raise PhotoError(
-                        f"{name} is a {fmt or 'unknown'} file; photos must be PNG, JPEG or WebP.",
-                        "Convert the photo to JPEG or PNG and try again.",
-                    )
-                img.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise PhotoError(
-                    f"{name} has too many pixels (limit {limits.max_pixels:,}).",
-                    "Resize the photo before using it.",
-                ) from exc
-            except UnidentifiedImageError as exc:
-                raise PhotoError(f"{name} is not an image Pillow can read.", "Pass a PNG, JPEG or WebP photo.") from exc
-            except OSError as exc:
-                raise PhotoError(f"{name} is damaged or truncated ({exc}).", "Export the photo again.") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+        img = Image.open(io.BytesIO(raw))
+        fmt = img.format or ""
+        if fmt not in PHOTO_FORMATS:
+            raise PhotoError(
+                f"{name} is a {fmt or 'unknown'} file; photos must be PNG, JPEG or WebP.",
+                "Convert the photo to JPEG or PNG and try again.",
+            )
+        if img.width * img.height > limits.max_pixels:
+            raise PhotoError(
+                f"{name} has too many pixels (limit {limits.max_pixels:,}).", "Resize the photo before using it."
+            )
+        img.load()
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own hard limit, refused on open
+        raise PhotoError(
+            f"{name} has too many pixels (limit {limits.max_pixels:,}).", "Resize the photo before using it."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise PhotoError(f"{name} is not an image Pillow can read.", "Pass a PNG, JPEG or WebP photo.") from exc
+    except OSError as exc:
+        raise PhotoError(f"{name} is damaged or truncated ({exc}).", "Export the photo again.") from exc
     upright: Image.Image = ImageOps.exif_transpose(img) or img
     pixels = upright.convert("RGBA" if upright.mode in ("RGBA", "LA", "P") else "RGB")
     pixels.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
@@ -111,11 +110,17 @@ def thumbnail(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
     return encode_webp(t, quality=82)
 
 
-def post_process(data: bytes, size: int | None) -> tuple[Image.Image, bytes, bytes]:
-    """Decode, bring to the configured square size, and encode image + thumbnail as WebP."""
+def post_process(data: bytes, size: tuple[int, int] | int | None) -> tuple[Image.Image, bytes, bytes]:
+    """Decode, bring to the requested size when only the scale differs (the aspect ratio is never
+    changed: an image of another shape is kept as it is, and the quality gate reports it), and
+    encode image + thumbnail as WebP."""
     img = decode(data).convert("RGB")
-    if size and img.size != (size, size):
-        img = ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
+    if isinstance(size, int):
+        size = (size, size)
+    if size and img.size != size:
+        w, h = size
+        if abs(img.width * h - img.height * w) <= max(w, h):  # same shape within a pixel
+            img = img.resize(size, Image.Resampling.LANCZOS)
     return img, encode_webp(img), thumbnail(img)
 
 

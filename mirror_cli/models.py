@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import InvalidUserIdError
+from .errors import InvalidUserIdError, redact
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -198,7 +198,9 @@ class AvatarRecord(Strict):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-LedgerKind = Literal["generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded"]
+LedgerKind = Literal[
+    "generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded", "may_have_billed"
+]
 
 
 class LedgerEvent(Strict):
@@ -216,3 +218,9 @@ class LedgerEvent(Strict):
     run_id: str | None = None
     detail: str | None = None
     validation_ok: bool | None = None
+
+    @field_validator("detail")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        """Ledger lines outlive every run: a key echoed in an error never lands in one."""
+        return redact(v) if v else v

@@ -225,3 +225,24 @@ def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env
         again = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 9}}).json()
         assert again == {"evolved": False, "current_stage": "firstWeek", "avatars": []}
     assert len(openai_env.ledger) == 2
+
+
+def test_two_servers_one_paid_image(serve_settings, live, auth_env, openai_env):
+    """Two server processes' worth of cores on one store: the store's job claim makes the second
+    wait for the first's image instead of buying it again."""
+    openai_env.latency = 1.0
+    settings = serve_settings()
+    first, second = live(settings), live(settings)
+    uid, token = new_user(auth_env, first.service.core.store)
+
+    async def taps() -> list[httpx.Response]:
+        async with httpx.AsyncClient(headers=bearer(token), timeout=60) as c:
+            return await asyncio.gather(
+                *(c.post(s.url + API + "/avatar/generate", json=_generate(uid)) for s in (first, second))
+            )
+
+    answers = asyncio.run(taps())
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert len({a.json()["avatar_id"] for a in answers}) == 1
+    assert sorted(a.json()["cached"] for a in answers) == [False, True]
+    assert len(openai_env.ledger) == 1

@@ -126,7 +126,9 @@ ReportOpt = Annotated[Path | None, option("--report", metavar="FILE", help="Also
 
 
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    from ..errors import redact
+
+    sys.stdout.write(redact(json.dumps(payload, indent=2, default=str)) + "\n")
     sys.stdout.flush()
 
 
@@ -203,6 +205,9 @@ class Edge:
         except Exception as exc:
             if self.debug:
                 raise
+            user_error = _user_error(exc)
+            if user_error is not None:
+                self.fail(type(user_error).__name__, user_error.message, user_error.hint, int(user_error.exit_code))
             from ..errors import redact
 
             self.fail(
@@ -241,7 +246,30 @@ class Edge:
             human()
 
 
+def _user_error(exc: Exception) -> MirrorError | None:
+    """Failures caused by the user's input or machine, not by a bug: a full disk (exit 8), a
+    value out of bounds (exit 2, naming the field)."""
+    from pydantic import ValidationError
+
+    from ..errors import UsageError, as_store_error
+
+    store = as_store_error(exc)
+    if store is not None:
+        return store
+    if isinstance(exc, ValidationError):
+        fields = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "(value)"
+            fields.append(f"{where}: {err['msg']}")
+        return UsageError("Invalid value: " + "; ".join(fields) + ".", "Pass a value within the bounds named above.")
+    if isinstance(exc, OverflowError):
+        return UsageError(f"A number is out of range ({exc}).", "Pass a smaller value.")
+    return None
+
+
 def report_exit(report: Any) -> int:
+    if getattr(report, "store_error", None):
+        return int(ExitCode.STORE)
     if report.stopped and report.stopped.startswith("interrupted"):
         return int(ExitCode.INTERRUPTED)
     if report.stopped:
@@ -264,7 +292,10 @@ def render_report(
     summary = report.summary()
     jobs = [o.to_dict() for o in report.outcomes]
     if report_file is not None:
-        report_file.write_text(json.dumps({"summary": summary, "jobs": jobs}, indent=2, default=str) + "\n")
+        from ..errors import redact
+
+        payload = {"summary": summary, "jobs": jobs}
+        report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
 
     def human() -> None:
         from .. import console

@@ -14,6 +14,7 @@ from .client import MICRO, FirebaseClient, _iso, _wrap
 # Shards of each day's and month's usage counters: a write lands on one at random.
 USAGE_SHARDS = 64
 PAID_KINDS = ("generated", "spool_ingest")
+SPEND_KINDS = (*PAID_KINDS, "may_have_billed")  # month-to-date spend counts what may have been billed
 
 
 class Ledger(FirebaseClient):
@@ -29,7 +30,7 @@ class Ledger(FirebaseClient):
         body = {**json.loads(event.model_dump_json()), "ts": ts, "seq": f"{ts}|{eid}", "uid": event.user_id}
         micro = round(event.cost_usd * MICRO)
         counted = {event.kind: Increment(1), "cost_micro_usd": Increment(micro)}
-        if event.kind in PAID_KINDS:
+        if event.kind in SPEND_KINDS:
             counted["paid_micro_usd"] = Increment(micro)
         j = random.randrange(USAGE_SHARDS)
         batch = self.db.batch()
@@ -93,4 +94,4 @@ class Ledger(FirebaseClient):
         year, mon = (int(x) for x in month.split("-"))
         start = datetime(year, mon, 1, tzinfo=UTC)
         end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
-        return sum(e.cost_usd for e in self.iter_events(start, end, uid) if e.kind in PAID_KINDS)
+        return sum(e.cost_usd for e in self.iter_events(start, end, uid) if e.kind in SPEND_KINDS)
