@@ -525,12 +525,9 @@ class ConfigSet:
 
 
 def load_personas(paths: Sequence[Path]) -> dict[str, Persona]:
-    """Persona YAML files (folders are read for ``*.yaml``), keyed by id; ids must be unique."""
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    """Persona YAML files, keyed by id; ids must be unique."""
     out: dict[str, Persona] = {}
-    for path in files:
+    for path in paths:
         persona = load_yaml_model(path, Persona)
         if persona.id in out:
             raise ConfigError(
@@ -545,4 +542,4 @@ def example_personas() -> dict[str, Persona]:
     """The example personas shipped with the package (demo data: imported only on request)."""
     from .resources import examples_dir
 
-    return load_personas([examples_dir()])
+    return load_personas(sorted(examples_dir().glob("*.yaml")))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, openai_flags
+from conftest import CONFIGS, import_examples, openai_flags
 from openai_server import Fault
 
 MEMORY_CAP = 1_500_000_000  # bytes of address space for the CLI process
@@ -30,7 +30,6 @@ def run(
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "OPENAI_API_KEY"}
-    full_env.update({"MIRROR_CONFIG_DIR": str(ROOT / "configs"), "MIRROR_FALLBACK_DIR": str(ROOT / "fallback_assets")})
     full_env.update(env or {})
     return subprocess.run(
         [str(exe), *args], capture_output=True, text=True, env=full_env, timeout=120, preexec_fn=limits
@@ -112,6 +111,7 @@ def test_photo_that_is_not_a_regular_file_is_refused_before_reading(tmp_path, fi
 
 def test_secrets_file_that_is_a_device_is_refused(tmp_path):
     data = tmp_path / "data"
+    import_examples(data)
     result = run(
         [
             "generate",
@@ -128,7 +128,7 @@ def test_secrets_file_that_is_a_device_is_refused(tmp_path):
         ]
     )
     _assert_refused(result, 3, "secrets file", "device")
-    assert not (data / "avatars").exists()
+    assert not list(data.rglob("*.webp"))
 
 
 @pytest.mark.parametrize(
@@ -178,6 +178,7 @@ def test_configured_key_of_any_shape_never_appears_in_output_report_or_ledger(tm
     openai_server.push(Fault(401, "invalid_request_error", "invalid_api_key", f"Incorrect API key provided: {key}."))
     data = tmp_path / "data"
     report = tmp_path / "report.json"
+    import_examples(data)
     result = run(
         [
             "generate",
@@ -188,7 +189,7 @@ def test_configured_key_of_any_shape_never_appears_in_output_report_or_ledger(tm
             "--json",
             "--report",
             str(report),
-            *openai_flags(openai_server.url, ROOT / "configs", data),
+            *openai_flags(openai_server.url, CONFIGS, data),
         ],
         env={"OPENAI_API_KEY": key},
     )

@@ -44,7 +44,8 @@ def test_bad_persona_file_fails_before_any_work(tmp_path):
     folder.mkdir()
     (folder / "ok.yaml").write_text((next(example_personas_dir().glob("demo.yaml"))).read_text())
     (folder / "zz.yaml").write_text("id: bad id!\nname: Z\n")
-    result = CliRunner().invoke(app, ["users", "import", str(folder), "--data-dir", str(tmp_path / "data"), "--json"])
+    files = [str(folder / "ok.yaml"), str(folder / "zz.yaml")]
+    result = CliRunner().invoke(app, ["users", "import", *files, "--data-dir", str(tmp_path / "data"), "--json"])
     assert result.exit_code == 3, result.output
     assert "zz.yaml" in result.stdout and "id" in result.stdout
     assert not (tmp_path / "data").exists()

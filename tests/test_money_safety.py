@@ -29,8 +29,6 @@ RECEIVE_MARGIN_S = 0.3
 
 def _configs(tmp_path: Path, **retry: Any) -> Path:
     cfg = make_config_dir(tmp_path, {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000})
-    for persona in (cfg / "personas").glob("*.yaml"):
-        persona.unlink()
     limits = yaml.safe_load((cfg / "limits.yaml").read_text())
     limits["retry"].update({"max_attempts": 6, **retry})
     limits["claims"] = {"lease_s": 30, "poll_s": 0.2, "wait_s": 300}
@@ -79,7 +77,7 @@ def test_two_overlapping_evolve_due_runs_pay_nothing_twice(tmp_path, make_core, 
         request.getfixturevalue("firebase_env")
     else:
         data_b = data_a
-    core = make_core(config_dir=cfg, data_dir=data_a, store=store)
+    core = make_core(examples=False, config_dir=cfg, data_dir=data_a, store=store)
     core.import_users([Persona(id=f"o{i:02d}", name="O") for i in range(users)])
     openai_env.latency = 0.15
     procs = [
@@ -108,7 +106,7 @@ def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spen
     users, kills_wanted = 100, 20
     cfg = _configs(tmp_path)
     data = tmp_path / "data"
-    core = make_core(config_dir=cfg, data_dir=data)
+    core = make_core(examples=False, config_dir=cfg, data_dir=data)
     core.import_users([Persona(id=f"k{i:02d}", name="K") for i in range(users)])
     core.close()
     openai_env.latency = 0.25
@@ -131,7 +129,7 @@ def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spen
                 proc.kill()
                 proc.wait()
                 if run_id is None:
-                    check = make_core(config_dir=cfg, data_dir=data)
+                    check = make_core(examples=False, config_dir=cfg, data_dir=data)
                     run_id = check.runs()[0].id
                     check.close()
                 continue
@@ -141,7 +139,7 @@ def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spen
     kills = len(kill_times)
     assert kills == kills_wanted
 
-    check = make_core(config_dir=cfg, data_dir=data)
+    check = make_core(examples=False, config_dir=cfg, data_dir=data)
     assert check.spool.pending() == []
     for uid in check.user_ids():
         assert [r.target for r in check.store.list_avatars(uid)] == ["newReflection"], uid
@@ -183,7 +181,7 @@ def test_timeout_storm_bills_each_image_at_most_twice(make_core, openai_env, tmp
     """A third of the answers arrive after the client gave up (billed anyway)."""
     users = 24
     cfg = _configs(tmp_path, request_timeout_s=1, max_unanswered_retries=1)
-    core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, concurrency=6)
+    core = make_core(examples=False, provider="openai", base_url=openai_env.url, config_dir=cfg, concurrency=6)
     core.import_users([Persona(id=f"t{i:02d}", name="T") for i in range(users)])
     openai_env.slow_random = (random.Random(3), 0.33, 1.6)
     report = core.generate(None, "newReflection")

@@ -53,7 +53,7 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
 def import_users(
     flags: dict[str, Any],
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Persona YAML files or folders of them.", metavar="FILE...")
+        list[Path] | None, typer.Argument(help="Persona YAML files (people/*.yaml).", metavar="FILE...")
     ] = None,
     examples: Annotated[
         bool, option("--examples", help="The example personas shipped with mirror (demo data).")
