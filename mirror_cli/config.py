@@ -29,6 +29,13 @@ EyesVariant = Literal[
     "wink",
     "winkWacky",
     "xDizzy",
+    # the offline renderer's own open eyes, in rising order of joy (render/avatar.py)
+    "openCurious",
+    "openFocused",
+    "openBright",
+    "openHappy",
+    "openWarm",
+    "openRadiant",
 ]
 BrowsVariant = Literal[
     "angry",
@@ -87,6 +94,8 @@ PropName = Literal[
     "meditation_cushion",
     "hologram",
     "skyline",
+    "wall_shelf",
+    "hanging_plant",
 ]
 HexColor = str
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigSet
+from .config import ConfigSet, RateLimit
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo
@@ -122,12 +122,21 @@ class Mirror:
             planner or self.planner(),
             self.spool,
             self.fallbacks,
-            concurrency=self.settings.concurrency or limits.concurrency,
+            concurrency=self.settings.concurrency or self._default_concurrency(rate),
             limiter=limiter,
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
         )
+
+    def _default_concurrency(self, rate: RateLimit | None) -> int:
+        """The provider decides: one job per core for a local renderer, the pacing limit
+        (images per minute, at most limits.concurrency) for an API."""
+        own = getattr(self.provider, "default_concurrency", None)
+        if isinstance(own, int) and own > 0:
+            return own
+        limit = self.configs.limits.concurrency
+        return max(1, min(limit, int(rate.images_per_minute))) if rate else limit
 
     def close(self) -> None:
         if "store" in self.__dict__:
@@ -417,7 +426,7 @@ class Mirror:
         return run, self.store.job_states(run_id)
 
     # --------------------------------------------------------------------------- review
-    def gallery(self, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, str]:
+    def gallery(self, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, Any]:
         from .gallery import UserTimeline, write_gallery
 
         uids = list(self.user_ids()) if everyone else [validate_user_id(u) for u in users or []]
