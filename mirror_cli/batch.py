@@ -29,7 +29,7 @@ class BatchRunner:
         self.provider = provider
         self.persona_of = persona_of
 
-    def _state(
+    async def _state(
         self,
         run: RunInfo,
         job_id: str,
@@ -40,7 +40,10 @@ class BatchRunner:
         detail: str | None = None,
         avatar_id: str | None = None,
     ) -> None:
-        self.p.store.put_job_state(JobState(run.id, job_id, uid, target, state, key, avatar_id, detail, self.p.now()))
+        await self.p.io(
+            self.p.store.put_job_state,
+            JobState(run.id, job_id, uid, target, state, key, avatar_id, detail, self.p.now()),
+        )
 
     async def submit(self, specs: list[JobSpec], run: RunInfo) -> RunReport:
         """Prepare every job (spool, cache, screens, budget) and submit the rest as batches. A
@@ -60,7 +63,7 @@ class BatchRunner:
             for later in rest:
                 if later.job_id not in waiting:
                     waiting.append(later.job_id)
-                    self._state(
+                    await self._state(
                         run,
                         later.job_id,
                         later.persona.id,
@@ -68,12 +71,12 @@ class BatchRunner:
                         "pending",
                         detail="waits for this user's earlier job in the batch",
                     )
-            job = self.p.planner.plan(first.persona, first.progress, first.target, photo=first.photo)
+            job = await self.p.io(self.p.planner.plan, first.persona, first.progress, first.target, photo=first.photo)
             prepared = await self.p._prepare(job)
             if isinstance(prepared, Outcome):
                 report.outcomes.append(prepared)
                 done = prepared.status in ("cached", "ingested", "generated")
-                self._state(
+                await self._state(
                     run,
                     job.job_id,
                     job.user_id,
@@ -97,7 +100,7 @@ class BatchRunner:
                 if r is None
                 else {"id": r.id, "user_id": r.user_id, "amount": r.amount, "day": r.day, "month": r.month},
             }
-            self._state(run, job.job_id, job.user_id, job.target, "in_flight", job.request_key, "in a batch")
+            await self._state(run, job.job_id, job.user_id, job.target, "in_flight", job.request_key, "in a batch")
             report.outcomes.append(
                 Outcome(
                     job.user_id,
@@ -114,7 +117,7 @@ class BatchRunner:
                 batches.append({"id": batch_id, "endpoint": endpoint, "collected": False, "custom_ids": custom_ids})
         run.params["submissions"] = attempt
         run.state = "submitted" if lines else run.state
-        self.p.store.update_run(run)
+        await self.p.io(self.p.store.update_run, run)
         return report
 
     async def collect(
@@ -140,7 +143,7 @@ class BatchRunner:
                 for cid in ids:
                     report.outcomes.append(await self._collect_one(run, cid, results.get(cid), status["status"]))
                 batch["collected"] = True
-                self.p.store.update_run(run)
+                await self.p.io(self.p.store.update_run, run)
             if open_batches == 0 or not wait:
                 break
             await asyncio.sleep(poll_s)
@@ -150,7 +153,7 @@ class BatchRunner:
             specs = []
             for job_id in dict.fromkeys(again):
                 uid, _, target = job_id.partition(".")
-                persona = self.persona_of(uid)
+                persona = await self.p.io(self.persona_of, uid)
                 specs.append(JobSpec(persona, persona.progress, target))
             if specs:
                 submitted = await self.submit(specs, run)
@@ -159,13 +162,13 @@ class BatchRunner:
         run.state = (
             "submitted" if pending else ("finished" if not run.params.get("failed") else "finished_with_failures")
         )
-        self.p.store.update_run(run)
+        await self.p.io(self.p.store.update_run, run)
         return report
 
     async def _collect_one(self, run: RunInfo, cid: str, line: dict[str, Any] | None, batch_status: str) -> Outcome:
         meta = run.params["jobs"].pop(cid)
-        persona = self.persona_of(meta["user"])
-        job = self.p.planner.plan(persona, persona.progress, meta["target"])
+        persona = await self.p.io(self.persona_of, meta["user"])
+        job = await self.p.io(self.p.planner.plan, persona, persona.progress, meta["target"])
         job.request_key = meta["key"]  # the key it was submitted (and will be paid) under
         r = meta["reservation"]
         reservation = Reservation(r["id"], r["user_id"], r["amount"], r["day"], r["month"]) if r else None
@@ -187,9 +190,9 @@ class BatchRunner:
             )
             self.p.spool_result(job, result)
             if reservation:
-                self.p.store.settle(reservation, result.cost_usd)
+                await self.p.io(self.p.store.settle, reservation, result.cost_usd)
             outcome = await self.p._finish(job, result, ingested=False, may_retry=False)
-            self._state(
+            await self._state(
                 run,
                 meta["job_id"],
                 job.user_id,
@@ -206,8 +209,9 @@ class BatchRunner:
         )
         message = f"{error.get('code') or ''} {error.get('message') or ''}".strip()
         if reservation:
-            self.p.store.release(reservation)
-        self.p.store.record_event(
+            await self.p.io(self.p.store.release, reservation)
+        await self.p.io(
+            self.p.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind="failed",
@@ -217,10 +221,10 @@ class BatchRunner:
                 model=job.model_name,
                 run_id=run.id,
                 detail=f"batch: {message}",
-            )
+            ),
         )
         run.params.setdefault("failed", []).append(meta["job_id"])
-        self._state(run, meta["job_id"], job.user_id, job.target, "failed", job.request_key, message)
+        await self._state(run, meta["job_id"], job.user_id, job.target, "failed", job.request_key, message)
         return Outcome(
             job.user_id,
             job.target,

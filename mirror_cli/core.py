@@ -18,7 +18,7 @@ from typing import Any
 from .config import ConfigSet, RateLimit
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError
 from .fallbacks import FallbackSet
-from .imaging import Photo, intake_photo
+from .imaging import Photo, intake_photo, intake_photo_bytes
 from .models import Persona, Progress, validate_user_id
 from .pacing import RateLimiter
 from .pipeline import JobSpec, Outcome, Pipeline, RunReport
@@ -26,7 +26,8 @@ from .planner import OK_STATUSES, Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import JobState, RunInfo, Store, get_store
+from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
+from .stores.calls import StoreCalls
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,18 @@ class Shard:
             return None
         if n < 1 or not 0 <= i < n:
             raise UsageError(f"Invalid shard {i}/{n}.", "The index must satisfy 0 <= i < N.")
+        if n > SHARD_BUCKETS:
+            raise UsageError(f"Invalid shard {i}/{n}.", f"At most {SHARD_BUCKETS} shards.")
         return cls(i, n)
 
+    @property
+    def buckets(self) -> tuple[int, int]:
+        """The contiguous range [lo, hi) of stored shard buckets this shard owns."""
+        return self.index * SHARD_BUCKETS // self.count, (self.index + 1) * SHARD_BUCKETS // self.count
+
     def owns(self, uid: str) -> bool:
-        h = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
-        return h % self.count == self.index
+        lo, hi = self.buckets
+        return lo <= shard_bucket(uid) < hi
 
 
 class Mirror:
@@ -65,8 +73,13 @@ class Mirror:
         *,
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
+        owns_process: bool = True,
     ) -> None:
+        """``owns_process``: a CLI command owns its process, so each call sweeps the spool and turns
+        SIGINT/SIGTERM into a graceful stop. A server (one core, many concurrent calls) sweeps once
+        with ``asweep_spool`` and leaves signals to its own server."""
         self.settings = settings
+        self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
         self.now = now or (lambda: datetime.now(UTC))
@@ -115,7 +128,7 @@ class Mirror:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
-        return Pipeline(
+        pipeline = Pipeline(
             self.configs,
             self.store,
             self.provider,
@@ -127,6 +140,19 @@ class Mirror:
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
             on_progress=self.on_progress,
+            io=self.store_calls,
+        )
+        return pipeline
+
+    @cached_property
+    def store_calls(self) -> StoreCalls:
+        """Store calls from coroutines run here, off the event loop; one pool per core, shared by
+        every pipeline (a server makes one pipeline per request)."""
+        concurrency = self.settings.concurrency or self.configs.limits.concurrency
+        # One store method may make a few RPCs, each bounded by store_timeout_s.
+        return StoreCalls(
+            workers=max(4, 2 * concurrency) if self.owns_process else 32,
+            deadline_s=2 * self.settings.store_timeout_s + 5,
         )
 
     def _default_concurrency(self, rate: RateLimit | None) -> int:
@@ -139,11 +165,21 @@ class Mirror:
         return max(1, min(limit, int(rate.images_per_minute))) if rate else limit
 
     def close(self) -> None:
+        if "store_calls" in self.__dict__:
+            self.store_calls.close()
+            del self.__dict__["store_calls"]
         if "store" in self.__dict__:
-            self.store.close()
+            self.store.close()  # flushes the operation counts: one write per run
+
+    async def aclose(self) -> None:
+        """Close the provider's HTTP client (in the loop that used it), then the store."""
+        if self._provider is not None:
+            await self._provider.aclose()
+        self.close()
 
     def _run_async(self, coro: Any) -> Any:
-        """One event loop per core call; the provider's HTTP client lives and closes inside it."""
+        """The sync facade: one event loop per core call; the provider's HTTP client lives and
+        closes inside it. Every sync command is its async twin run this way."""
 
         async def wrapped() -> Any:
             try:
@@ -177,9 +213,13 @@ class Mirror:
         raise UnknownUserError(f"Unknown user {uid!r}.", f"Known users: {shown or '(none)'}.")
 
     def set_progress(self, uid: str, progress: Progress) -> Persona:
-        persona = self.persona(uid)
+        stored = self.store.get_user(validate_user_id(uid))
+        persona = stored or self.persona(uid)
         updated = persona.model_copy(update={"progress": progress.model_copy(update={"updated_at": self.now()})})
         self.store.put_user(updated)
+        if stored is None and (latest := self.latest_stage(uid)) is not None:
+            # an example persona enters the store with avatars already made: index its stage
+            self.store.raise_latest_rank(uid, self.configs.stages.index(latest))
         return updated
 
     def import_users(self, personas: list[Persona]) -> int:
@@ -212,7 +252,7 @@ class Mirror:
         run.state = "stopped" if report.stopped else ("finished" if not report.failed else "finished_with_failures")
         self.store.update_run(run)
 
-    def _execute(
+    async def _aexecute(
         self,
         specs: list[JobSpec],
         *,
@@ -222,35 +262,32 @@ class Mirror:
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
         if dry_run:
-            return pipeline.plan_only(specs)
+            return await pipeline.plan_only(specs)
         if self.settings.provider == "openai-batch":
-            return self._submit_batch(pipeline, specs, run)
-
-        async def main() -> RunReport:
-            loop = asyncio.get_running_loop()
-            installed = []
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, pipeline.request_stop, f"interrupted by {sig.name}")
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError):  # not the main thread
-                    pass
+            return await self._asubmit_batch(pipeline, specs, run)
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.owns_process else ():
             try:
+                loop.add_signal_handler(sig, pipeline.request_stop, f"interrupted by {sig.name}")
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        try:
+            swept: dict[tuple[str, str], Outcome] = {}
+            if self.owns_process:
                 swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
-                report = await pipeline.run_specs(specs, run)
-                # A planned job whose image was just ingested from the spool shows as a cache hit:
-                # report what really happened to it.
-                for i, o in enumerate(report.outcomes):
-                    ingested = swept.pop((o.user_id, o.request_key), None)
-                    if ingested is not None and o.status == "cached":
-                        report.outcomes[i] = ingested
-                report.outcomes.extend(swept.values())
-                return report
-            finally:
-                for sig in installed:
-                    loop.remove_signal_handler(sig)
-
-        report: RunReport = self._run_async(main())
+            report = await pipeline.run_specs(specs, run)
+            # A planned job whose image was just ingested from the spool shows as a cache hit:
+            # report what really happened to it.
+            for i, o in enumerate(report.outcomes):
+                ingested = swept.pop((o.user_id, o.request_key), None)
+                if ingested is not None and o.status == "cached":
+                    report.outcomes[i] = ingested
+            report.outcomes.extend(swept.values())
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
         if run is not None:
             try:
                 self._finish_run(run, report)
@@ -259,6 +296,11 @@ class Mirror:
                     report.stopped or "finished"
                 ) + f"; the run's final state was not saved ({exc.message})"
         return report
+
+    async def asweep_spool(self) -> list[Outcome]:
+        """Store every paid image a crashed process left in the spool (a server does this once
+        at start; CLI commands do it on every call)."""
+        return await self.pipeline().ingest_leftovers(self.persona)
 
     # --------------------------------------------------------------------------- commands
     def generate(
@@ -271,36 +313,59 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
     ) -> RunReport:
+        report: RunReport = self._run_async(
+            self.agenerate(users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+        )
+        return report
+
+    async def agenerate(
+        self,
+        users: list[str] | None,
+        target: str,
+        *,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
-        specs = [JobSpec(p, p.progress, target) for p in (self.persona(u) for u in uids)]
+        personas = [await self.store_calls(self.persona, u) for u in uids]
+        specs = [JobSpec(p, p.progress, target) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
-        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
 
     def trilogy(
         self, uid: str, photo: Path | None = None, *, dry_run: bool = False, max_cost: float | None = None
     ) -> RunReport:
-        persona = self.persona(uid)
-        pic: Photo | None = intake_photo(photo, self.configs.limits.photo) if photo else None
-        specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
-        return self._execute(specs, dry_run=dry_run, max_cost=max_cost)
+        report: RunReport = self._run_async(self.atrilogy(uid, photo, dry_run=dry_run, max_cost=max_cost))
+        return report
 
-    def _submit_batch(self, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
+    async def atrilogy(
+        self, uid: str, photo: Path | bytes | None = None, *, dry_run: bool = False, max_cost: float | None = None
+    ) -> RunReport:
+        """``photo``: a file (the CLI) or the bytes of an upload (the server), through the same intake."""
+        persona = await self.store_calls(self.persona, uid)
+        limits = self.configs.limits.photo
+        pic: Photo | None = None
+        if isinstance(photo, bytes):
+            pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
+        elif photo is not None:
+            pic = await asyncio.to_thread(intake_photo, photo, limits)
+        specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
+        return await self._aexecute(specs, dry_run=dry_run, max_cost=max_cost)
+
+    async def _asubmit_batch(self, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
         from .batch import BatchRunner
 
         if run is None:
             run = self._start_run("batch", {"via": "batch-api"}, None)
-
-        async def go() -> RunReport:
-            await pipeline.ingest_leftovers(self.persona)
-            runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
-            return await runner.submit(specs, run)
-
-        report: RunReport = self._run_async(go())
-        return report
+        await pipeline.ingest_leftovers(self.persona)
+        runner = BatchRunner(pipeline, self.provider, self.persona)  # type: ignore[arg-type]
+        return await runner.submit(specs, run)
 
     def poll(self, run_id: str, *, wait: bool = False, resubmit: bool = False, poll_s: float = 30.0) -> RunReport:
         """Collect a Batch API run's results into the pipeline; optionally resubmit its failures."""
@@ -325,11 +390,14 @@ class Mirror:
         stages = [r.stage for r in self.store.list_avatars(uid) if r.status in OK_STATUSES and r.target in table.names]
         return max(stages, key=table.index) if stages else None
 
-    def evolve_specs(self, persona: Persona, to: str | None = None) -> list[JobSpec]:
+    def evolve_specs(
+        self, persona: Persona, to: str | None = None, *, known_latest: tuple[str | None] | None = None
+    ) -> list[JobSpec]:
         """The jobs that bring a user's timeline up to date: an anchor first if there is none,
-        then the stage reached (only when a milestone was crossed since the latest avatar)."""
+        then the stage reached (only when a milestone was crossed since the latest avatar).
+        ``known_latest`` carries the user's latest stage when the due index told it."""
         table = self.configs.stages
-        latest = self.latest_stage(persona.id)
+        latest = known_latest[0] if known_latest is not None else self.latest_stage(persona.id)
         reached = table.parse_stage(to) if to else table.stage_for_days(persona.progress.active_days)
         specs: list[JobSpec] = []
         if latest is None and reached != table.names[0]:
@@ -349,18 +417,76 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
     ) -> RunReport:
+        report: RunReport = self._run_async(
+            self.aevolve(uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+        )
+        return report
+
+    async def aevolve(
+        self,
+        uid: str | None,
+        *,
+        due: bool = False,
+        to: str | None = None,
+        dry_run: bool = False,
+        max_cost: float | None = None,
+        shard: Shard | None = None,
+        resume: str | None = None,
+    ) -> RunReport:
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
             raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
-        specs: list[JobSpec] = []
-        uids = list(self.user_ids(shard)) if due else [uid or ""]
-        for u in uids:
-            specs.extend(self.evolve_specs(self.persona(u), to))
+        if due:
+            specs = await self.store_calls(self.due_specs, shard)
+        else:
+            persona = await self.store_calls(self.persona, uid or "")
+            specs = await self.store_calls(self.evolve_specs, persona, to)
         run = None
         if due and not dry_run:
             run = self._start_run("evolve", {"due": True}, resume)
-        return self._execute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+
+    # ------------------------------------------------------------------------- due index
+    def due_queries(self) -> list[DueQuery]:
+        """One query per stage a user can be at (none yet, then each stage but the last): the
+        users at that stage whose active days reached the next stage's threshold."""
+        table = self.configs.stages
+        names = table.names
+        queries = [DueQuery(-1, 0)]
+        for rank, nxt in enumerate(names[1:]):
+            queries.append(DueQuery(rank, table.get(nxt).from_day))
+        return queries
+
+    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
+        """The jobs of a nightly run, from a few indexed queries: reads grow with the users who
+        are due, not with all users."""
+        if self.store.due_index_version() < DUE_INDEX_VERSION:
+            self.reindex_due()
+        names = self.configs.stages.names
+        buckets = shard.buckets if shard else (0, SHARD_BUCKETS)
+        specs: list[JobSpec] = []
+        found: set[str] = set()
+        for persona, rank in self.store.due_users(self.due_queries(), buckets):
+            found.add(persona.id)
+            specs.extend(self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,)))
+        # Example personas that are not in the store yet (a handful, read one by one).
+        for uid in sorted(self.configs.personas):
+            if uid not in found and (shard is None or shard.owns(uid)) and self.store.get_user(uid) is None:
+                specs.extend(self.evolve_specs(self.configs.personas[uid]))
+        return specs
+
+    def reindex_due(self) -> int:
+        """Fill the due index of users stored before it existed (once per store: reads every
+        user and their avatars, a cost paid by the first due run only)."""
+        table = self.configs.stages
+        n = 0
+        for uid in list(self.store.iter_user_ids()):
+            latest = self.latest_stage(uid)
+            self.store.raise_latest_rank(uid, table.index(latest) if latest else -1)
+            n += 1
+        self.store.set_due_index_version(DUE_INDEX_VERSION)
+        return n
 
     def timeline(self, uid: str) -> list[Any]:
         """The user's avatars, latest per target, in stage then trilogy order."""
@@ -511,10 +637,11 @@ class Mirror:
                 for variant, target, job in jobs:
                     job_id = f"{variant.name}.{target}"
                     assert run is not None
-                    self.store.put_job_state(
+                    await pipeline.io(
+                        self.store.put_job_state,
                         JobState(
                             run.id, job_id, "_fallbacks", target, "in_flight", job.request_key, None, None, self.now()
-                        )
+                        ),
                     )
                     result, webp, verdict, paid = await render_asset(pipeline, job)
                     rel = f"{target}/{variant.name}.webp"
@@ -541,13 +668,15 @@ class Mirror:
                         },
                     }
                     if paid and result.cost_usd:
-                        self.store.record_event(
+                        await pipeline.io(
+                            self.store.record_event,
                             paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
-                    self.store.put_job_state(
-                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now())
+                    await pipeline.io(
+                        self.store.put_job_state,
+                        JobState(run.id, job_id, "_fallbacks", target, "done", job.request_key, None, rel, self.now()),
                     )
 
             folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
 from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .stores.calls import StoreCalls
 from .validate import Verdict, check_image
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Outcome:
     request_key: str = ""
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -142,9 +144,13 @@ class Pipeline:
         caps: Caps | None = None,
         now: Callable[[], datetime] | None = None,
         on_progress: Callable[[Outcome], None] | None = None,
+        store_deadline_s: float = 60.0,
+        io: StoreCalls | None = None,
     ) -> None:
         self.configs = configs
         self.store = store
+        # Every store call from a coroutine goes through here: off the event loop, with a deadline.
+        self.io = io or StoreCalls(workers=max(4, 2 * concurrency), deadline_s=store_deadline_s)
         self.provider = provider
         self.planner = planner
         self.spool = spool
@@ -164,11 +170,11 @@ class Pipeline:
         self.run: RunInfo | None = None
 
     # ------------------------------------------------------------------------------- public
-    def plan_only(self, specs: list[JobSpec]) -> RunReport:
+    async def plan_only(self, specs: list[JobSpec]) -> RunReport:
         report = RunReport()
         for spec in specs:
-            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
-            hit = self._cache_hit(job)
+            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+            hit = await self._cache_hit(job)
             report.outcomes.append(
                 Outcome(
                     job.user_id,
@@ -181,7 +187,7 @@ class Pipeline:
                     reason="; ".join(job.blocked) or None,
                 )
             )
-        self._attach_urls(report)
+        await self._attach_urls(report)
         return report
 
     async def run_specs(self, specs: list[JobSpec], run: RunInfo | None = None) -> RunReport:
@@ -190,12 +196,12 @@ class Pipeline:
         started = time.perf_counter()
         self.run = run
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
-        done_before = self._done_jobs(run)
+        done_before = await self._done_jobs(run)
         if run:
-            self._note_interrupted(run)
+            await self._note_interrupted(run)
             for spec in specs:
                 if spec.job_id not in done_before:
-                    self._job_state(spec, "pending")
+                    await self._job_state(spec, "pending")
         by_user: dict[str, list[JobSpec]] = {}
         for spec in specs:
             by_user.setdefault(spec.persona.id, []).append(spec)
@@ -222,12 +228,12 @@ class Pipeline:
                         self.on_progress(outcome)
 
         await asyncio.gather(*(one_user(v) for v in by_user.values()))
-        self._attach_urls(report)
+        await self._attach_urls(report)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
 
-    def _attach_urls(self, report: RunReport) -> None:
+    async def _attach_urls(self, report: RunReport) -> None:
         from pathlib import Path
 
         for o in report.outcomes:
@@ -235,7 +241,7 @@ class Pipeline:
                 continue
             try:
                 o.image_url = (
-                    self.store.image_url(o.served_path)
+                    await self.io(self.store.image_url, o.served_path)
                     if o.record is not None and o.served_path == o.record.image_path
                     else Path(o.served_path).resolve().as_uri()
                 )
@@ -252,8 +258,8 @@ class Pipeline:
                 continue
             target = spooled.meta.get("target")
             try:
-                persona = persona_of(uid)
-                job = self.planner.plan(persona, persona.progress, str(target))
+                persona = await self.io(persona_of, uid)
+                job = await self.io(self.planner.plan, persona, persona.progress, str(target))
             except MirrorError:
                 continue  # an unknown user or target: leave the paid image where it is, for a person
             job.request_key = key  # the key it was paid under, even if the plan would differ today
@@ -266,18 +272,19 @@ class Pipeline:
             self.stop_event.set()
 
     # ------------------------------------------------------------------------------ one job
-    def _done_jobs(self, run: RunInfo | None) -> set[str]:
+    async def _done_jobs(self, run: RunInfo | None) -> set[str]:
         if run is None:
             return set()
-        return {s.job_id for s in self.store.job_states(run.id) if s.state in ("done", "degraded")}
+        return {s.job_id for s in await self.io(self.store.job_states, run.id) if s.state in ("done", "degraded")}
 
-    def _note_interrupted(self, run: RunInfo) -> None:
+    async def _note_interrupted(self, run: RunInfo) -> None:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
         whose answer never arrived (the API has no idempotency key). Say so in the ledger."""
-        for state in self.store.job_states(run.id):
+        for state in await self.io(self.store.job_states, run.id):
             if state.state == "in_flight" and self.spool.get(state.user_id, state.request_key) is None:
                 when = state.updated_at.isoformat() if state.updated_at else ""
-                self.store.record_event(
+                await self.io(
+                    self.store.record_event,
                     LedgerEvent(
                         user_id=state.user_id,
                         kind="failed",
@@ -289,7 +296,7 @@ class Pipeline:
                     event_id=f"inflight:{run.id}:{state.job_id}:{when}",
                 )
 
-    def _job_state(
+    async def _job_state(
         self,
         spec: JobSpec,
         state: Any,
@@ -298,7 +305,8 @@ class Pipeline:
         detail: str | None = None,
     ) -> None:
         if self.run:
-            self.store.put_job_state(
+            await self.io(
+                self.store.put_job_state,
                 JobState(
                     self.run.id,
                     spec.job_id,
@@ -309,29 +317,33 @@ class Pipeline:
                     avatar_id,
                     detail,
                     self.now(),
-                )
+                ),
             )
 
-    def _cache_hit(self, job: Job) -> AvatarRecord | None:
-        entry = self.store.cache_get(job.user_id, job.request_key)
+    async def _cache_hit(self, job: Job) -> AvatarRecord | None:
+        entry = await self.io(self.store.cache_get, job.user_id, job.request_key)
         if entry is None:
             return None
         ttl = timedelta(days=self.configs.limits.cache_ttl_days)
         if self.now() - entry.created_at > ttl:
             return None
-        return self.store.get_avatar(job.user_id, entry.avatar_id)
+        return await self.io(self.store.get_avatar, job.user_id, entry.avatar_id)
 
     async def _run_one(self, spec: JobSpec) -> Outcome:
         try:
-            job = self.planner.plan(spec.persona, spec.progress, spec.target, photo=spec.photo)
+            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+        except StoreError as exc:
+            self.request_stop(f"the store is unavailable: {exc.message}")
+            await self._safe_job_state(spec, "failed", "", exc.message)
+            return Outcome(spec.persona.id, spec.target, "failed", reason=exc.message)
         except MirrorError as exc:
-            self._job_state(spec, "failed", detail=exc.message)
+            await self._job_state(spec, "failed", detail=exc.message)
             return Outcome(spec.persona.id, spec.target, "failed", reason=exc.message)
         try:
             outcome = await self._execute(job)
         except RunStoppedError as exc:
             self.request_stop(exc.message)
-            self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
+            await self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
             return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
         except Exception as exc:  # a store or post-processing failure: the image stays in the spool
             if isinstance(exc, StoreError):
@@ -340,22 +352,22 @@ class Pipeline:
                 detail = exc.message
             else:
                 detail = f"{type(exc).__name__}: {exc}"
-            self._safe_job_state(spec, "failed", job.request_key, detail)
+            await self._safe_job_state(spec, "failed", job.request_key, detail)
             return Outcome(job.user_id, job.target, "failed", reason=detail, request_key=job.request_key)
         state = {"generated": "done", "cached": "done", "ingested": "done", "failed": "failed"}.get(
             outcome.status, "degraded"
         )
-        self._safe_job_state(
+        await self._safe_job_state(
             spec, state, job.request_key, outcome.reason, outcome.record.id if outcome.record else None
         )
         return outcome
 
-    def _safe_job_state(
+    async def _safe_job_state(
         self, spec: JobSpec, state: Any, key: str, detail: str | None, avatar_id: str | None = None
     ) -> None:
         # The store may be down: the run report still says what happened to the job.
         with contextlib.suppress(Exception):
-            self._job_state(spec, state, key, avatar_id, detail)
+            await self._job_state(spec, state, key, avatar_id, detail)
 
     async def _prepare(self, job: Job) -> Outcome | Reservation | None:
         """Everything before a provider call: an Outcome when the job is settled without one,
@@ -365,9 +377,10 @@ class Pipeline:
         if spooled is not None:
             return await self._finish(job, spooled.result, ingested=True)
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
-        hit = self._cache_hit(job)
+        hit = await self._cache_hit(job)
         if hit is not None:
-            self.store.record_event(
+            await self.io(
+                self.store.record_event,
                 LedgerEvent(
                     user_id=job.user_id,
                     kind="cache_hit",
@@ -377,7 +390,7 @@ class Pipeline:
                     provider=hit.provider,
                     model=hit.model,
                     run_id=self._run_id(),
-                )
+                ),
             )
             return Outcome(
                 job.user_id,
@@ -390,7 +403,7 @@ class Pipeline:
             )
         # 3. blocked free text never reaches a provider
         if job.blocked:
-            return self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
+            return await self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
         # 3b. optionally, the provider's moderation endpoint screens the free text first
         blocked = await self._moderate(job)
         if blocked is not None:
@@ -405,20 +418,20 @@ class Pipeline:
         if isinstance(prepared, Outcome):
             return prepared
         reservation = prepared
-        self._job_state_job(job, "in_flight")
+        await self._job_state_job(job, "in_flight")
         try:
             result = await self._generate(job)
         except ProviderFailure as failure:
             if reservation:
-                self.store.release(reservation)
-            return self._provider_failed(job, failure)
+                await self.io(self.store.release, reservation)
+            return await self._provider_failed(job, failure)
         except BaseException:
             if reservation:
-                self.store.release(reservation)
+                await self.io(self.store.release, reservation)
             raise
         if reservation:
             try:
-                self.store.settle(reservation, result.cost_usd)
+                await self.io(self.store.settle, reservation, result.cost_usd)
             finally:
                 async with self._run_lock:
                     self._run_spent += result.cost_usd - job.estimate_usd
@@ -446,17 +459,18 @@ class Pipeline:
             if failure.kind == "stop":
                 raise RunStoppedError(failure.message, _stop_hint(failure)) from None
             # The screen is unavailable: send no free text at all rather than unscreened text.
-            job.request = self.planner.plan(job.persona, job.progress, job.target, safe=True).request
+            job.request = (await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)).request
             return None
         if categories:
-            return self._degrade(
+            return await self._degrade(
                 job, "blocked", f"moderation screen flagged: {', '.join(categories)}", fallback_only=True
             )
         return None
 
-    def _job_state_job(self, job: Job, state: Any) -> None:
+    async def _job_state_job(self, job: Job, state: Any) -> None:
         if self.run:
-            self.store.put_job_state(
+            await self.io(
+                self.store.put_job_state,
                 JobState(
                     self.run.id,
                     job.job_id,
@@ -467,22 +481,38 @@ class Pipeline:
                     None,
                     None,
                     self.now(),
-                )
+                ),
             )
 
     def _run_id(self) -> str | None:
         return self.run.id if self.run else None
 
     async def _reserve(self, job: Job) -> Reservation | Outcome:
+        # The run's budget is held first (under the lock), so concurrent jobs can reserve in the
+        # store at the same time without ever passing --max-cost together.
         async with self._run_lock:
-            if self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9:
-                return self._degrade(job, "degraded", f"run budget: --max-cost ${self.max_cost:.2f} would be exceeded")
-            try:
-                reservation = self.store.reserve(job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps)
-            except LimitReached as limit:
-                return self._degrade(job, "degraded", f"limit {limit.kind}: {limit.detail}")
-            self._run_spent += job.estimate_usd
-            return reservation
+            over = self.max_cost is not None and self._run_spent + job.estimate_usd > self.max_cost + 1e-9
+            if not over:
+                self._run_spent += job.estimate_usd
+        if over:
+            out = await self._degrade(
+                job, "degraded", f"run budget: --max-cost ${self.max_cost or 0:.2f} would be exceeded"
+            )
+            out.limit = "run_budget"
+            return out
+        try:
+            reservation: Reservation = await self.io(
+                self.store.reserve, job.user_id, job.request_key, job.estimate_usd, self.now(), self.caps
+            )
+        except BaseException as exc:
+            async with self._run_lock:
+                self._run_spent -= job.estimate_usd
+            if isinstance(exc, LimitReached):
+                out = await self._degrade(job, "degraded", f"limit {exc.kind}: {exc.detail}")
+                out.limit = exc.kind
+                return out
+            raise
+        return reservation
 
     async def _generate(self, job: Job) -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
@@ -501,8 +531,8 @@ class Pipeline:
             if failure.kind != "moderation":
                 raise
             # Never retried as is: once more with the style's safe prompt (no free text), then fallback.
-            self._ledger_failure(job, failure, kind="blocked")
-            safe_job = self.planner.plan(job.persona, job.progress, job.target, safe=True)
+            await self._ledger_failure(job, failure, kind="blocked")
+            safe_job = await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
             result = await call_with_retries(
                 attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
@@ -538,7 +568,9 @@ class Pipeline:
                 return retried
         avatar_id = job.avatar_id
         status: Any = "ok" if verdict.ok else "flagged"
-        image_ref, thumb_ref = self.store.put_image(job.user_id, f"{job.target}-{avatar_id}", webp, thumb)
+        image_ref, thumb_ref = await self.io(
+            self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
+        )
         msg = self._message(job)
         record = AvatarRecord(
             id=avatar_id,
@@ -564,10 +596,13 @@ class Pipeline:
             validation=verdict.to_dict(),
             created_at=self.now(),
         )
-        self.store.put_avatar(record)
-        stored = self.store.get_avatar(job.user_id, avatar_id) or record
+        await self.io(self.store.put_avatar, record)
+        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
+            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
+        stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
         # One paid image, one ledger line, however often a crash makes us come back here.
-        self.store.record_event(
+        await self.io(
+            self.store.record_event,
             paid_event(
                 job.user_id,
                 job.target,
@@ -580,7 +615,7 @@ class Pipeline:
             ),
             event_id=f"paid:{job.user_id}:{job.request_key}",
         )
-        self.store.cache_put(CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
+        await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
             asset = self.fallbacks.pick(job.target, job.persona)
@@ -612,8 +647,11 @@ class Pipeline:
     async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes, verdict: Verdict) -> Outcome | None:
         """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),
         then try once more with the style's reinforced prompt, within the caps."""
-        rejected_ref, _ = self.store.put_image(job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None)
-        self.store.record_event(
+        rejected_ref, _ = await self.io(
+            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None
+        )
+        await self.io(
+            self.store.record_event,
             paid_event(
                 job.user_id,
                 job.target,
@@ -632,15 +670,15 @@ class Pipeline:
             if isinstance(reserved, Outcome):  # no budget for a retry: the flagged image stays
                 return None
             reservation = reserved
-        job.request = self.planner.plan(job.persona, job.progress, job.target, reinforce=True).request
+        job.request = (await self.io(self.planner.plan, job.persona, job.progress, job.target, reinforce=True)).request
         try:
             second = await self._generate(job)
         except ProviderFailure:
             if reservation:
-                self.store.release(reservation)
+                await self.io(self.store.release, reservation)
             return None
         if reservation:
-            self.store.settle(reservation, second.cost_usd)
+            await self.io(self.store.settle, reservation, second.cost_usd)
         outcome = await self._finish(job, second, ingested=False, may_retry=False)
         outcome.cost_usd += result.cost_usd
         return outcome
@@ -655,14 +693,14 @@ class Pipeline:
             text += " " + messages.evolution(cfg, job.persona, old, new)
         return text
 
-    def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
+    async def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
         if failure.kind == "stop":
-            self._ledger_failure(job, failure, kind="failed")
+            await self._ledger_failure(job, failure, kind="failed")
             raise RunStoppedError(failure.message, _stop_hint(failure))
         if failure.kind == "moderation":
-            self._ledger_failure(job, failure, kind="blocked")
-            return self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
-        self._ledger_failure(job, failure, kind="failed")
+            await self._ledger_failure(job, failure, kind="blocked")
+            return await self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
+        await self._ledger_failure(job, failure, kind="failed")
         return Outcome(
             job.user_id,
             job.target,
@@ -672,8 +710,9 @@ class Pipeline:
             estimate_usd=job.estimate_usd,
         )
 
-    def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
-        self.store.record_event(
+    async def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
+        await self.io(
+            self.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind=kind,
@@ -684,14 +723,14 @@ class Pipeline:
                 request_id=failure.request_id,
                 run_id=self._run_id(),
                 detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
-            )
+            ),
         )
 
-    def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
+    async def _degrade(self, job: Job, status: Any, reason: str, fallback_only: bool = False) -> Outcome:
         """Serve the user's latest avatar, or the stage's fallback asset, and say why."""
         latest = None
         if not fallback_only:
-            good = [r for r in self.store.list_avatars(job.user_id) if r.status in ("ok", "flagged")]
+            good = [r for r in await self.io(self.store.list_avatars, job.user_id) if r.status in ("ok", "flagged")]
             latest = good[-1] if good else None
         served: str | None
         if latest is not None:
@@ -702,7 +741,8 @@ class Pipeline:
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"
-        self.store.record_event(
+        await self.io(
+            self.store.record_event,
             LedgerEvent(
                 user_id=job.user_id,
                 kind=kind if status != "blocked" else "blocked",
@@ -711,7 +751,7 @@ class Pipeline:
                 avatar_id=latest.id if latest else None,
                 run_id=self._run_id(),
                 detail=reason,
-            )
+            ),
         )
         return Outcome(
             job.user_id,

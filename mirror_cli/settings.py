@@ -41,6 +41,14 @@ class Settings(Strict):
     firebase_credentials: Path | None = None  # service-account JSON; default GOOGLE_APPLICATION_CREDENTIALS
     store_timeout_s: float = Field(30.0, gt=0, le=600)
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    # `mirror serve`
+    environment: Literal["development", "production"] = "development"  # production refuses emulators
+    serve_wait_s: float = Field(20.0, ge=0, le=600)  # slower generations answer 202 and a job URL
+    serve_cors_origins: str = ""  # comma-separated origins allowed by CORS; none by default
+    serve_rate_per_minute: int = Field(60, ge=1, le=1_000_000)  # requests per signed-in user per minute
+    serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
+    serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
+    auth_check_revoked: bool = True  # also ask Firebase Auth whether a token was revoked (cached a minute)
 
 
 ENV_PREFIX = "MIRROR_"

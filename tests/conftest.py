@@ -93,10 +93,9 @@ def fast_configs(tmp_path: Path) -> Path:
 def emulators() -> Iterator[Any]:
     import emulators as emu
 
-    envs, gcs = emu.start()
+    envs = emu.start()
     yield envs
-    envs.firestore.stop()
-    gcs.stop()  # type: ignore[attr-defined]
+    envs.stop()
 
 
 @pytest.fixture

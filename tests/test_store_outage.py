@@ -19,6 +19,7 @@ def outage(emulators, monkeypatch, make_core, openai_env, fast_configs):
     """A Firestore emulator of this test's own (the session's one must survive)."""
     firestore = emu.FirestoreEmulator()
     project, bucket = emulators.new_namespace()
+    firestore.warm(project)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulators.storage_url)
     openai_env.latency = 0.4
@@ -35,7 +36,7 @@ def outage(emulators, monkeypatch, make_core, openai_env, fast_configs):
             store_timeout_s=1.5,
         )
 
-    yield firestore, core
+    yield firestore, core, project
     with contextlib.suppress(ProcessLookupError):
         os.kill(firestore.proc.pid, signal.SIGCONT)
     firestore.stop()
@@ -59,7 +60,7 @@ def _paid_keys_once(server):
 
 
 def test_killed_emulator_loses_no_paid_image(outage, openai_env):
-    firestore, make = outage
+    firestore, make, _project = outage
     core = make()
     _when_served(openai_env, 2, firestore.kill).join(0)
     report = core.generate(None, "newReflection")
@@ -74,7 +75,7 @@ def test_killed_emulator_loses_no_paid_image(outage, openai_env):
 
 
 def test_unreachable_emulator_then_resume_pays_nothing_twice(outage, openai_env):
-    firestore, make = outage
+    firestore, make, project = outage
     core = make()
     _when_served(openai_env, 2, lambda: os.kill(firestore.proc.pid, signal.SIGSTOP))
     report = core.generate(None, "newReflection")
@@ -85,6 +86,7 @@ def test_unreachable_emulator_then_resume_pays_nothing_twice(outage, openai_env)
     assert spooled >= 1
 
     os.kill(firestore.proc.pid, signal.SIGCONT)  # the emulator is back, data intact
+    firestore.warm(project)
     resumed = make().generate(None, "newReflection", resume=report.run_id)
     assert resumed.stopped is None and resumed.failed == 0
     assert resumed.count("ingested") == spooled  # from the spool, not bought again

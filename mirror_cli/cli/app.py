@@ -32,13 +32,14 @@ app.command("generate")(generate.generate)
 app.command("evolve")(evolve.evolve)
 app.command("trilogy")(trilogy.trilogy)
 
-from . import doctor, gallery, purge, runs, seed, usage, users  # noqa: E402
+from . import doctor, gallery, purge, runs, seed, serve, usage, users  # noqa: E402
 
 app.command("usage")(usage.usage)
 app.command("purge-cache")(purge.purge_cache)
 app.command("seed-fallbacks")(seed.seed_fallbacks)
 app.command("gallery")(gallery.gallery)
 app.command("doctor")(doctor.doctor)
+app.command("serve")(serve.serve)
 app.add_typer(runs.app, name="runs")
 app.add_typer(users.app, name="users")
 

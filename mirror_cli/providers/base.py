@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import ConfigError
 from ..models import ImageRequest, ImageResult
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..config import ConfigSet
@@ -55,35 +53,24 @@ class ImageProvider(Protocol):
 
 ProviderFactory = Callable[[ProviderContext], ImageProvider]
 
-_BUILTIN: dict[str, str] = {
-    "local": "mirror_cli.providers.local:LocalProvider",
-    "openai": "mirror_cli.providers.openai:OpenAIProvider",
-    "openai-batch": "mirror_cli.providers.openai_batch:OpenAIBatchProvider",
-}
-_REGISTRY: dict[str, ProviderFactory] = {}
+_PROVIDERS: Registry[ProviderFactory] = Registry(
+    "provider",
+    {
+        "local": "mirror_cli.providers.local:LocalProvider",
+        "openai": "mirror_cli.providers.openai:OpenAIProvider",
+        "openai-batch": "mirror_cli.providers.openai_batch:OpenAIBatchProvider",
+    },
+    group="mirror.providers",
+)
 
 
 def register_provider(name: str, factory: ProviderFactory) -> None:
-    _REGISTRY[name] = factory
-
-
-def _external() -> dict[str, object]:
-    return {ep.name: ep for ep in entry_points(group="mirror.providers")}
+    _PROVIDERS.register(name, factory)
 
 
 def known_providers() -> list[str]:
-    return sorted({*_BUILTIN, *_REGISTRY, *_external()})
+    return _PROVIDERS.names()
 
 
 def get_provider(name: str, ctx: ProviderContext) -> ImageProvider:
-    if name in _REGISTRY:
-        return _REGISTRY[name](ctx)
-    if name in _BUILTIN:
-        module, _, attr = _BUILTIN[name].partition(":")
-        factory: ProviderFactory = getattr(import_module(module), attr)
-        return factory(ctx)
-    ext = _external()
-    if name in ext:
-        factory = ext[name].load()  # type: ignore[attr-defined]
-        return factory(ctx)
-    raise ConfigError(f"Unknown provider {name!r}.", f"Use one of: {', '.join(known_providers())}.")
+    return _PROVIDERS.factory(name)(ctx)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from ..errors import ConfigError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..settings import Settings
+
+
+# Users are spread over this many shard buckets (a stored field); a shard i/N of a nightly run
+# owns a contiguous range of buckets and queries only that range.
+SHARD_BUCKETS = 4096
+# The due index's format; a store below it is re-indexed by the next due run (a fresh store
+# starts at it: the local store's migration 2 writes it when there are no users yet).
+DUE_INDEX_VERSION = 1
+
+
+def shard_bucket(uid: str) -> int:
+    """The user's stable shard bucket, the same in every process and store."""
+    return int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") % SHARD_BUCKETS
+
+
+@dataclass(frozen=True)
+class DueQuery:
+    """Users whose latest stage avatar has rank ``latest_rank`` (-1: none yet) and whose
+    ``progress.active_days`` (written by the app) reached ``min_active_days``, the threshold of
+    the next stage."""
+
+    latest_rank: int
+    min_active_days: int
 
 
 @dataclass(frozen=True)
@@ -118,45 +141,85 @@ class JobState:
         )
 
 
-@runtime_checkable
-class Store(Protocol):
-    name: str
+# One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
+# concern can say so in its signature.
 
-    # users ---------------------------------------------------------------------------------
+
+@runtime_checkable
+class ProfileStore(Protocol):
+    """Users and the progress the app reports for them."""
+
     def iter_user_ids(self, page_size: int = 500) -> Iterator[str]: ...
     def get_user(self, uid: str) -> Persona | None: ...
     def put_user(self, persona: Persona) -> None: ...
     def set_progress(self, uid: str, progress: Progress) -> None: ...
 
-    # images --------------------------------------------------------------------------------
+    # The due index: what makes a user due, in a queryable form (see DueQuery).
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
+    ) -> Iterator[tuple[Persona, int]]:
+        """Every user matching one of ``queries`` whose bucket is in [lo, hi), with their latest
+        stage rank."""
+        ...
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        """Record that the user has a stage avatar of ``rank`` (the stored rank only grows)."""
+        ...
+
+    def due_index_version(self) -> int: ...
+    def set_due_index_version(self, version: int) -> None: ...
+
+
+@runtime_checkable
+class AvatarStore(Protocol):
+    """Image files (private, served by signed URLs) and the avatar records that point at them."""
+
     def put_image(self, uid: str, name: str, data: bytes, thumb: bytes | None) -> tuple[str, str | None]: ...
     def read_image(self, ref: str) -> bytes: ...
     def image_url(self, ref: str) -> str: ...
     def delete_image(self, ref: str) -> None: ...
     def image_size(self, ref: str) -> int: ...
-
-    # avatars -------------------------------------------------------------------------------
     def put_avatar(self, record: AvatarRecord) -> bool: ...
     def get_avatar(self, uid: str, avatar_id: str) -> AvatarRecord | None: ...
     def list_avatars(self, uid: str) -> list[AvatarRecord]: ...
     def delete_avatar(self, uid: str, avatar_id: str) -> None: ...
 
-    # cache ---------------------------------------------------------------------------------
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """Exact-repeat cache: (user, request key) -> avatar id."""
+
     def cache_get(self, uid: str, request_key: str) -> CacheEntry | None: ...
     def cache_put(self, entry: CacheEntry) -> None: ...
     def cache_entries(self, uid: str | None = None) -> list[CacheEntry]: ...
     def cache_delete(self, uid: str, request_key: str) -> None: ...
 
-    # ledger and limits ---------------------------------------------------------------------
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    """The usage ledger, and the store's own operation counts (kept in memory, flushed once)."""
+
     def record_event(self, event: LedgerEvent, event_id: str | None = None) -> bool: ...
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]: ...
+    def op_counts(self, day: str) -> dict[str, int]: ...
+    def flush_ops(self) -> None: ...
+
+
+@runtime_checkable
+class LimitStore(Protocol):
+    """Budget reservations that hold every cap across processes and shards."""
+
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
     def settle(self, reservation: Reservation, actual: float) -> None: ...
     def release(self, reservation: Reservation) -> None: ...
 
-    # runs ----------------------------------------------------------------------------------
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Runs, their jobs' states (and the claims that keep two processes off one job)."""
+
     def create_run(self, run: RunInfo) -> None: ...
     def update_run(self, run: RunInfo) -> None: ...
     def get_run(self, run_id: str) -> RunInfo | None: ...
@@ -164,39 +227,35 @@ class Store(Protocol):
     def put_job_state(self, state: JobState) -> None: ...
     def job_states(self, run_id: str) -> list[JobState]: ...
 
-    # accounting ----------------------------------------------------------------------------
-    def op_counts(self, day: str) -> dict[str, int]: ...
+
+@runtime_checkable
+class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, Protocol):
+    """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
+
+    name: str
 
     def close(self) -> None: ...
 
 
 StoreFactory = Callable[["Settings"], Store]
-_BUILTIN = {
-    "local": "mirror_cli.stores.local:LocalStore",
-    "firebase": "mirror_cli.stores.firebase:FirebaseStore",
-}
-_REGISTRY: dict[str, StoreFactory] = {}
+_STORES: Registry[StoreFactory] = Registry(
+    "store",
+    {
+        "local": "mirror_cli.stores.local:LocalStore",
+        "firebase": "mirror_cli.stores.firebase:FirebaseStore",
+    },
+    group="mirror.stores",
+    missing_hint="Install it with: pip install 'mirror-cli[firebase]'.",
+)
 
 
 def register_store(name: str, factory: StoreFactory) -> None:
-    _REGISTRY[name] = factory
+    _STORES.register(name, factory)
 
 
 def known_stores() -> list[str]:
-    return sorted({*_BUILTIN, *_REGISTRY})
+    return _STORES.names()
 
 
 def get_store(name: str, settings: Settings) -> Store:
-    if name in _REGISTRY:
-        return _REGISTRY[name](settings)
-    if name in _BUILTIN:
-        module, _, attr = _BUILTIN[name].partition(":")
-        try:
-            factory: StoreFactory = getattr(import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            raise ConfigError(
-                f"The {name!r} store needs a package that is not installed ({exc.name}).",
-                "Install it with: pip install 'mirror-cli[firebase]'.",
-            ) from exc
-        return factory(settings)
-    raise ConfigError(f"Unknown store {name!r}.", f"Use one of: {', '.join(known_stores())}.")
+    return _STORES.factory(name)(settings)

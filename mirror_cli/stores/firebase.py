@@ -22,7 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StoreError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress, validate_user_id
-from .base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .base import (
+    DUE_INDEX_VERSION,
+    SHARD_BUCKETS,
+    CacheEntry,
+    Caps,
+    DueQuery,
+    JobState,
+    LimitReached,
+    Reservation,
+    RunInfo,
+    shard_bucket,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -41,6 +52,14 @@ def _anonymous() -> Any:
     from google.auth.credentials import AnonymousCredentials
 
     return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def _persona(data: dict[str, Any] | None) -> Persona:
+    """A profile document without the fields the store adds to it."""
+    d = dict(data or {})
+    for extra in ("uid", "updated_at", "latest_rank", "shard"):
+        d.pop(extra, None)
+    return Persona.model_validate(d)
 
 
 def _wrap(exc: Exception, what: str) -> StoreError:
@@ -147,7 +166,7 @@ class FirebaseStore:
         with self._ops_lock:
             self._ops[(day, op)] = self._ops.get((day, op), 0) + n
 
-    def _flush_ops(self) -> None:
+    def flush_ops(self) -> None:
         from google.cloud.firestore import Increment
 
         with self._ops_lock:
@@ -163,7 +182,7 @@ class FirebaseStore:
 
         # Counting must never break a run that already finished.
         with contextlib.suppress(Exception):
-            self._flush_ops()
+            self.flush_ops()
         firebase_admin.delete_app(self._app)
 
     def _keyset(
@@ -201,18 +220,27 @@ class FirebaseStore:
         except Exception as exc:
             raise _wrap(exc, f"reading user {uid}") from exc
         self._count("reads")
-        if not snap.exists:
-            return None
-        data = snap.to_dict() or {}
-        data.pop("uid", None)
-        data.pop("updated_at", None)
-        return Persona.model_validate(data)
+        return _persona(snap.to_dict()) if snap.exists else None
 
     def put_user(self, persona: Persona) -> None:
+        """Create the profile with its due fields (no stage yet, its shard bucket), or replace the
+        profile fields of an existing one, keeping the due fields the tool maintains."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
         validate_user_id(persona.id)
-        body = {**persona.model_dump(mode="json"), "uid": persona.id, "updated_at": _iso(datetime.now(UTC))}
+        body = {
+            **persona.model_dump(mode="json"),
+            "uid": persona.id,
+            "updated_at": _iso(datetime.now(UTC)),
+            "shard": shard_bucket(persona.id),
+        }
+        doc = self._users().document(persona.id)
         try:
-            self._users().document(persona.id).set(body, **self._rt)
+            try:
+                doc.create({**body, "latest_rank": -1}, **self._rt)
+            except (AlreadyExists, Conflict):
+                doc.set(body, merge=list(body), **self._rt)
+                self._count("writes")
         except Exception as exc:
             raise _wrap(exc, f"writing user {persona.id}") from exc
         self._count("writes")
@@ -225,6 +253,87 @@ class FirebaseStore:
             )
         except Exception as exc:
             raise _wrap(exc, f"updating the progress of {uid}") from exc
+        self._count("writes")
+
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = PAGE
+    ) -> Iterator[tuple[Persona, int]]:
+        """One indexed query per stage (firestore.indexes.json: latest_rank, progress.active_days,
+        shard): reads are the due users' documents, plus one per empty query."""
+        from google.cloud.firestore import FieldFilter
+
+        for q in queries:
+            query = (
+                self._users()
+                .where(filter=FieldFilter("latest_rank", "==", q.latest_rank))
+                .where(filter=FieldFilter("progress.active_days", ">=", q.min_active_days))
+            )
+            if buckets != (0, SHARD_BUCKETS):
+                query = query.where(filter=FieldFilter("shard", ">=", buckets[0])).where(
+                    filter=FieldFilter("shard", "<", buckets[1])
+                )
+                query = query.order_by("progress.active_days").order_by("shard")
+            else:
+                query = query.order_by("progress.active_days")
+            query = query.order_by("__name__").limit(page_size)
+            last = None
+            while True:
+                page = query.start_after(last) if last is not None else query
+                try:
+                    docs = list(page.stream(**self._rt))
+                except Exception as exc:
+                    raise _wrap(exc, "finding the users who are due") from exc
+                self._count("reads", max(1, len(docs)))
+                for doc in docs:
+                    yield _persona(doc.to_dict()), q.latest_rank
+                if len(docs) < page_size:
+                    break
+                last = docs[-1]
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud.firestore import Maximum
+
+        try:
+            self._users().document(validate_user_id(uid)).update(
+                {"latest_rank": Maximum(rank), "shard": shard_bucket(uid)}, **self._rt
+            )
+        except NotFound:
+            return  # not a stored user (an example persona): it is indexed when it is stored
+        except Exception as exc:
+            raise _wrap(exc, f"updating the due index of {uid}") from exc
+        self._count("writes")
+
+    def due_index_version(self) -> int:
+        try:
+            snap = self.db.collection("store_meta").document("due_index").get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "reading the due index version") from exc
+        self._count("reads")
+        if snap.exists:
+            return int((snap.to_dict() or {}).get("version", 0))
+        # No version yet: when every profile already carries the due fields (a project that
+        # started with this version), the index is complete; two count queries tell.
+        from google.cloud.firestore import FieldFilter
+
+        try:
+            total = self._users().count().get(**self._rt)[0][0].value
+            indexed = (
+                self._users().where(filter=FieldFilter("latest_rank", ">=", -1)).count().get(**self._rt)[0][0].value
+            )
+        except Exception as exc:
+            raise _wrap(exc, "checking the due index") from exc
+        self._count("reads", 2 + (total + indexed) // 1000)  # billed per 1,000 index entries
+        if total == indexed:
+            self.set_due_index_version(DUE_INDEX_VERSION)
+            return DUE_INDEX_VERSION
+        return 0
+
+    def set_due_index_version(self, version: int) -> None:
+        try:
+            self.db.collection("store_meta").document("due_index").set({"version": version}, **self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "writing the due index version") from exc
         self._count("writes")
 
     # ------------------------------------------------------------------------------- images

@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress, validate_user_id
-from .base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .base import (
+    SHARD_BUCKETS,
+    CacheEntry,
+    Caps,
+    DueQuery,
+    JobState,
+    LimitReached,
+    Reservation,
+    RunInfo,
+    shard_bucket,
+)
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -44,6 +54,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, job_id));
     CREATE TABLE ops (day TEXT NOT NULL, op TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, op));
     """,
+    # 2: the due index (latest stage rank, shard bucket, the app's active days), filled for
+    # existing users by the first due run (Mirror.reindex_due)
+    """
+    ALTER TABLE users ADD COLUMN latest_rank INTEGER;
+    ALTER TABLE users ADD COLUMN shard INTEGER;
+    ALTER TABLE users ADD COLUMN active_days INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET active_days = COALESCE(json_extract(persona, '$.progress.active_days'), 0);
+    CREATE INDEX users_due ON users(latest_rank, active_days, shard);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta(key, value) SELECT 'due_index', '1' WHERE NOT EXISTS (SELECT 1 FROM users);
+    """,
 ]
 
 # Reservations that count against caps: settled ones, and held ones that are not stale.
@@ -69,6 +90,7 @@ class LocalStore:
         self.root = Path(root or (settings.data_dir if settings else Path("mirror-data")))
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._ops: dict[tuple[str, str], int] = {}
         if (self.root / "mirror.db").exists():
             self._open()
         elif self.root.exists() and not self.root.is_dir():
@@ -140,14 +162,25 @@ class LocalStore:
             return rows
 
     def _count(self, op: str, n: int = 1) -> None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        self._open().execute(
-            "INSERT INTO ops(day, op, n) VALUES (?, ?, ?) ON CONFLICT(day, op) DO UPDATE SET n = n + excluded.n",
-            (day, op, n),
-        )
+        """Operation counts stay in memory and reach the database once, when the store closes
+        (a read never writes)."""
+        key = (datetime.now(UTC).strftime("%Y-%m-%d"), op)
+        with self._lock:
+            self._ops[key] = self._ops.get(key, 0) + n
+
+    def flush_ops(self) -> None:
+        with self._lock:
+            pending, self._ops = self._ops, {}
+            if not pending or self._db is None:
+                return  # nothing was written: a read-only command leaves no database behind
+            self._db.executemany(
+                "INSERT INTO ops(day, op, n) VALUES (?, ?, ?) ON CONFLICT(day, op) DO UPDATE SET n = n + excluded.n",
+                [(day, op, n) for (day, op), n in pending.items()],
+            )
 
     def close(self) -> None:
         with self._lock:
+            self.flush_ops()
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -168,10 +201,53 @@ class LocalStore:
         return Persona.model_validate_json(rows[0][0]) if rows else None
 
     def put_user(self, persona: Persona) -> None:
+        """Insert or replace the profile; a new user enters the due index with no stage yet."""
         self._q(
-            "INSERT INTO users(uid, persona, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at",
-            (validate_user_id(persona.id), persona.model_dump_json(), _iso(datetime.now(UTC))),
+            "INSERT INTO users(uid, persona, updated_at, latest_rank, shard, active_days) VALUES (?, ?, ?, -1, ?, ?) "
+            "ON CONFLICT(uid) DO UPDATE SET persona = excluded.persona, updated_at = excluded.updated_at, "
+            "shard = excluded.shard, active_days = excluded.active_days",
+            (
+                validate_user_id(persona.id),
+                persona.model_dump_json(),
+                _iso(datetime.now(UTC)),
+                shard_bucket(persona.id),
+                persona.progress.active_days,
+            ),
+            op="writes",
+        )
+
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
+    ) -> Iterator[tuple[Persona, int]]:
+        for q in queries:
+            last = ""
+            while True:
+                rows = self._q(
+                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? "
+                    "AND shard >= ? AND shard < ? AND uid > ? ORDER BY uid LIMIT ?",
+                    (q.latest_rank, q.min_active_days, buckets[0], buckets[1], last, page_size),
+                )
+                for _, persona in rows:
+                    yield Persona.model_validate_json(persona), q.latest_rank
+                if len(rows) < page_size:
+                    break
+                last = rows[-1][0]
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        self._q(
+            "UPDATE users SET latest_rank = MAX(COALESCE(latest_rank, -1), ?), shard = ? WHERE uid = ?",
+            (rank, shard_bucket(uid), validate_user_id(uid)),
+            op="writes",
+        )
+
+    def due_index_version(self) -> int:
+        rows = self._q("SELECT value FROM meta WHERE key = 'due_index'")
+        return int(rows[0][0]) if rows else 0
+
+    def set_due_index_version(self, version: int) -> None:
+        self._q(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('due_index', ?)",
+            (str(version),),
             op="writes",
         )
 
@@ -395,7 +471,9 @@ class LocalStore:
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
         with self._lock:
-            if self._db is None:
-                return {}
-            rows = self._db.execute("SELECT op, n FROM ops WHERE day = ?", (day,)).fetchall()
-        return {op: n for op, n in rows}
+            sql = "SELECT op, n FROM ops WHERE day = ?"
+            counts: dict[str, int] = dict(self._db.execute(sql, (day,)).fetchall()) if self._db else {}
+            for (d, op), n in self._ops.items():
+                if d == day:
+                    counts[op] = counts.get(op, 0) + n
+        return counts

@@ -1,0 +1,249 @@
+"""Latency of `mirror serve` on loopback at 100 concurrent clients, against a floor.
+
+Three processes: the server (`mirror serve`, a real uvicorn), the client (httpx, async, one
+connection per simulated client), and the Firebase Auth emulator that issued the users' ID tokens.
+Measured, each with every client sending requests back to back:
+
+- floor: a bare FastAPI app on the same uvicorn stack answering a constant (measured in this run:
+  what the machine, uvicorn and the client cost with no application at all);
+- GET /api/v1/avatar/user/{uid}: a user's avatars with signed URLs (token verified, store read);
+- POST /api/v1/avatar/generate, cached: the app's request for an avatar that already exists.
+
+Each simulated client is a different signed-in user. The store is the local one (SQLite) and the
+renderer the offline one: this measures the server, not Firestore or OpenAI.
+
+    .venv/bin/python bench/serve_latency.py [--clients 100] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, synthetic_users
+
+PROGRESS = {"active_days": 31, "goals_completed": 3}
+
+
+# ------------------------------------------------------------------------------------ floor
+def floor_server(port: int) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/const")
+    async def const() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ----------------------------------------------------------------------------------- client
+async def _load(spec: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    url, method, path = spec["url"], spec["method"], spec["path"]
+    users: list[dict[str, Any]] = spec["users"]
+    clients, total = spec["clients"], spec["requests"]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(total + clients * 2))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def one(user: dict[str, Any], record: bool) -> None:
+            headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
+            p = path.format(uid=user.get("uid", ""))
+            t0 = time.perf_counter()
+            if method == "GET":
+                r = await client.get(p, headers=headers)
+            else:
+                r = await client.post(p, headers=headers, json=user["body"])
+            dt = time.perf_counter() - t0
+            if r.status_code != 200:
+                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+            elif record:
+                latencies.append(dt)
+
+        async def worker(i: int, record: bool, until: int) -> None:
+            user = users[i % len(users)]
+            while next(counter) < until:
+                await one(user, record)
+
+        # warm-up: every client once (connections opened, tokens verified and cached)
+        await asyncio.gather(*(one(users[i % len(users)], False) for i in range(clients)))
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i, True, total + clients) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {
+        "n": len(latencies),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "rps": len(latencies) / elapsed,
+        "errors": errors,
+    }
+
+
+def run_client(spec: dict[str, Any]) -> dict[str, Any]:
+    """The client runs in a process of its own, so it does not share a core's GIL with the server."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--client"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"the client failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+# ----------------------------------------------------------------------------------- server
+def wait_up(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"server did not start: {log.read_text()[-1500:]}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--requests", type=int, default=3000, help="measured requests per scenario")
+    args = ap.parse_args()
+
+    from firebase_auth import AuthEmulator, free_port
+
+    from mirror_cli.stores.local import LocalStore
+
+    work = Path(tempfile.mkdtemp(prefix="mirror-serve-bench-"))
+    procs: list[subprocess.Popen[Any]] = []
+    emu = AuthEmulator()
+    try:
+        # users: signed up in the Auth emulator, profiles in the store
+        personas = synthetic_users(args.clients)
+        store = LocalStore(root=work / "data")
+        users = []
+        for p in personas:
+            uid, token = emu.sign_up()
+            store.put_user(p.model_copy(update={"id": uid}))
+            body = {"user_id": uid, "evolution_stage": "month", "progress_metrics": PROGRESS}
+            users.append({"uid": uid, "token": token, "body": body})
+        store.close()
+
+        env = {
+            **os.environ,
+            "FIREBASE_AUTH_EMULATOR_HOST": emu.host,
+            "MIRROR_FIREBASE_PROJECT": emu.project,
+            "MIRROR_SERVE_RATE_PER_MINUTE": "1000000",
+            "MIRROR_CONFIG_DIR": str(ROOT / "configs") if (ROOT / "configs").exists() else "",
+        }
+        env = {k: v for k, v in env.items() if v != ""}
+        port, floor_port = free_port(), free_port()
+        log = work / "serve.log"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mirror_cli", "serve", "--port", str(port), "--data-dir", str(work / "data")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        procs.append(server)
+        floor = subprocess.Popen([sys.executable, __file__, "--floor", str(floor_port)], stderr=subprocess.DEVNULL)
+        procs.append(floor)
+        url, floor_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{floor_port}"
+        wait_up(url + "/api/v1/healthz", server, log)
+        wait_up(floor_url + "/const", floor, log)
+
+        # every user's first avatar is made once (offline renderer): later generates are cache hits
+        t0 = time.perf_counter()
+        made = run_client(
+            {
+                "url": url,
+                "method": "POST",
+                "path": "/api/v1/avatar/generate",
+                "users": users,
+                "clients": 8,
+                "requests": len(users),
+            }
+        )
+        print(
+            f"setup: {len(users)} users, first avatars made in {time.perf_counter() - t0:.1f} s "
+            f"({made['errors'] or 'no errors'})",
+            file=sys.stderr,
+        )
+
+        common = {"users": users, "clients": args.clients, "requests": args.requests}
+        scenarios = [
+            ("floor: bare FastAPI constant", {"url": floor_url, "method": "GET", "path": "/const"}),
+            ("GET /avatar/user/{id}", {"url": url, "method": "GET", "path": "/api/v1/avatar/user/{uid}"}),
+            ("POST /avatar/generate (cached)", {"url": url, "method": "POST", "path": "/api/v1/avatar/generate"}),
+        ]
+        rows = []
+        for name, spec in scenarios:
+            t0 = time.perf_counter()
+            try:
+                rows.append((name, run_client({**spec, **common})))
+            except SystemExit:
+                print(f"{name} failed; server log:\n{log.read_text()[-3000:]}", file=sys.stderr)
+                raise
+            print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        floor_p95 = rows[0][1]["p95_ms"]
+        print(
+            f"mirror serve on loopback, {args.clients} concurrent clients (one user each), "
+            f"{args.requests} measured requests per row, {os.cpu_count()} CPUs"
+        )
+        print(f"{'scenario':34} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'p95/floor':>10}  errors")
+        for name, r in rows:
+            print(
+                f"{name:34} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['rps']:8.0f} "
+                f"{r['p95_ms'] / floor_p95:10.1f}  {r['errors'] or '-'}"
+            )
+    finally:
+        for p in procs:
+            stop(p)
+        emu.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        print(json.dumps(asyncio.run(_load(json.loads(sys.stdin.read())))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--floor":
+        floor_server(int(sys.argv[2]))
+    else:
+        main()

@@ -1,0 +1,266 @@
+"""The server's one long-lived object: the core, the token verifier, the jobs and the limits.
+
+Handlers stay thin: they authorise, then call a method here, which calls the same ``Mirror``
+core as the CLI and turns its report into a response body or a problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..core import Mirror
+from ..errors import MirrorError, PhotoError
+from ..models import Progress
+from ..pipeline import Outcome, RunReport
+from ..planner import OK_STATUSES
+from .auth import Caller, TokenVerifier
+from .guards import RateLimiter
+from .jobs import Job, Jobs, Result
+from .problems import ProblemError, from_error, internal
+
+log = logging.getLogger("mirror.serve")
+
+POLL_AFTER_S = 2
+
+
+class Service:
+    def __init__(self, core: Mirror, verifier: TokenVerifier) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.verifier = verifier
+        self.jobs = Jobs()
+        self.limiter = RateLimiter(self.settings.serve_rate_per_minute)
+        self._urls: dict[str, tuple[float, str]] = {}
+        self._ready: tuple[float, bool, dict[str, str]] | None = None
+
+    # ------------------------------------------------------------------------------ callers
+    async def caller(self, authorization: str | None) -> Caller:
+        caller = await self.verifier.caller(authorization)
+        self.limiter.take(caller.uid)
+        return caller
+
+    # --------------------------------------------------------------------------------- jobs
+    async def run(self, key: str, caller: Caller, kind: str, work: Callable[[], Awaitable[Result]]) -> tuple[Job, bool]:
+        """Start (or join) the job for ``key`` and wait up to serve_wait_s for it."""
+        if not self.jobs.accepting:
+            raise ProblemError(
+                503,
+                "shutting-down",
+                "Server shutting down",
+                "This server is shutting down and takes no new generations.",
+                "Retry: another instance will answer.",
+                retry_after_s=5,
+            )
+        job, joined = self.jobs.submit(key, caller.uid, kind, lambda: self._guard(work))
+        await self.jobs.wait(job, self.settings.serve_wait_s)
+        return job, joined
+
+    async def _guard(self, work: Callable[[], Awaitable[Result]]) -> Result:
+        try:
+            return await work()
+        except ProblemError as p:
+            return _problem_result(p)
+        except MirrorError as err:
+            return _problem_result(from_error(err))
+        except Exception:
+            log.exception("job failed")
+            return _problem_result(internal())
+
+    # ---------------------------------------------------------------------------- commands
+    async def generate(self, uid: str, target: str, progress: Progress | None) -> Result:
+        started = time.perf_counter()
+        await self._update_progress(uid, progress)
+        report = await self.core.agenerate([uid], target)
+        outcomes = self._check(report)
+        return Result(200, self.avatar(outcomes[0], started))
+
+    async def evolve(self, uid: str, progress: Progress | None) -> Result:
+        started = time.perf_counter()
+        await self._update_progress(uid, progress)
+        report = await self.core.aevolve(uid)
+        outcomes = self._check(report)
+        return Result(
+            200,
+            {
+                "evolved": bool(outcomes),
+                "current_stage": await self.core.store_calls(self.core.latest_stage, uid),
+                "avatars": [self.avatar(o, started) for o in outcomes],
+            },
+        )
+
+    async def trilogy(self, uid: str, photo: bytes | None) -> Result:
+        started = time.perf_counter()
+        report = await self.core.atrilogy(uid, photo)
+        outcomes = self._check(report)
+        return Result(200, {"avatars": [self.avatar(o, started) for o in outcomes]})
+
+    async def _update_progress(self, uid: str, progress: Progress | None) -> None:
+        persona = await self.core.store_calls(self.core.persona, uid)
+        if progress is None:
+            return
+        if persona.progress.model_dump(exclude={"updated_at"}) != progress.model_dump(exclude={"updated_at"}):
+            await self.core.store_calls(self.core.set_progress, uid, progress)
+
+    def _check(self, report: RunReport) -> list[Outcome]:
+        """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502."""
+        for o in report.outcomes:
+            if o.limit:
+                wait = retry_after(o.limit, self.core.now())
+                raise ProblemError(
+                    429,
+                    "limit-reached",
+                    "Limit reached",
+                    o.reason or f"limit {o.limit}",
+                    f"Try again in {wait} s (Retry-After): daily limits reset at 00:00 UTC, "
+                    "the monthly budget on the 1st.",
+                    retry_after_s=wait,
+                )
+        if report.stopped:
+            raise ProblemError(
+                503,
+                "generation-stopped",
+                "Generation stopped",
+                f"Generation is stopped: {report.stopped}.",
+                "The operator has been told by the ledger; try again later.",
+                retry_after_s=300,
+            )
+        for o in report.outcomes:
+            if o.status == "failed":
+                log.warning("generation failed for %s/%s: %s", o.user_id, o.target, o.reason)
+                raise ProblemError(
+                    502,
+                    "generation-failed",
+                    "Image provider failed",
+                    "The image could not be made this time; nothing was charged for it.",
+                    "Try again in a minute.",
+                    retry_after_s=60,
+                )
+        return report.outcomes
+
+    def avatar(self, o: Outcome, started: float) -> dict[str, Any]:
+        record = o.record
+        own_image = record is not None and o.served_path == record.image_path
+        return {
+            "avatar_id": record.id if record else None,
+            "image_url": self.signed_url(record.image_path) if own_image and record else None,
+            "ithere_message": o.message or (record.message if record else ""),
+            "cached": o.status in ("cached", "ingested"),
+            "generation_time": round(time.perf_counter() - started, 3),
+            "cost": round(o.cost_usd, 6),
+            "status": o.status,
+            "evolution_stage": record.stage if record else None,
+            "target": o.target,
+            "reason": o.reason,
+        }
+
+    # ------------------------------------------------------------------------------- reads
+    def signed_url(self, ref: str) -> str:
+        """Signed URLs are reused for half their lifetime: a listing costs no signing after the first."""
+        now = time.monotonic()
+        hit = self._urls.get(ref)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        url = self.core.store.image_url(ref)
+        if len(self._urls) > 100_000:
+            self._urls.clear()
+        self._urls[ref] = (now + self.settings.signed_url_ttl_s / 2, url)
+        return url
+
+    async def avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        page: dict[str, Any] = await self.core.store_calls(self._avatars, uid, limit, cursor)
+        return page
+
+    def _avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        records = [r for r in self.core.store.list_avatars(uid) if r.status in OK_STATUSES]
+        records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        start = 0
+        if cursor:
+            ids = [r.id for r in records]
+            if cursor not in ids:
+                raise ProblemError(
+                    400,
+                    "bad-cursor",
+                    "Unknown cursor",
+                    f"Cursor {cursor[:40]!r} is not an avatar of this user.",
+                    "Start again without a cursor.",
+                )
+            start = ids.index(cursor) + 1
+        page = records[start : start + limit]
+        more = start + limit < len(records)
+        return {
+            "items": [
+                {
+                    "avatar_id": r.id,
+                    "image_url": self.signed_url(r.image_path),
+                    "evolution_stage": r.stage,
+                    "target": r.target,
+                    "created_at": r.created_at.astimezone(UTC).isoformat(),
+                    "cached": False,
+                    "ithere_message": r.message,
+                }
+                for r in page
+            ],
+            "next_cursor": page[-1].id if more and page else None,
+        }
+
+    async def usage(self, period: str, user: str | None) -> dict[str, Any]:
+        figures = await self.core.store_calls(self.core.usage, period=period, user=user)
+        result: dict[str, Any] = figures.to_dict()
+        return result
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Store and provider reachable; remembered 30 s so probes cost the provider nothing."""
+        now = time.monotonic()
+        if self._ready is not None and self._ready[0] > now:
+            return self._ready[1], self._ready[2]
+        checks: dict[str, str] = {}
+        try:
+            await self.core.store_calls(self.core.store.op_counts, self.core.now().strftime("%Y-%m-%d"))
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = exc.message if isinstance(exc, MirrorError) else "unreachable"
+        check = getattr(self.core.provider, "check", None)
+        if check is None:
+            checks["provider"] = "ok"
+        else:
+            try:
+                results = await asyncio.wait_for(check(self.core.model_name), 10)
+                bad = [r for r in results if r.get("status") == "fail"]
+                checks["provider"] = "ok" if not bad else str(bad[0].get("detail"))
+            except Exception as exc:
+                checks["provider"] = exc.message if isinstance(exc, MirrorError) else "unreachable"
+        ok = all(v == "ok" for v in checks.values())
+        self._ready = (now + 30, ok, checks)
+        return ok, checks
+
+
+def request_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def retry_after(kind: str, now: datetime) -> int:
+    now = now.astimezone(UTC)
+    if kind == "monthly_budget":
+        first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return max(1, int((first - now).total_seconds()))
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((midnight - now).total_seconds()))
+
+
+def _problem_result(p: ProblemError) -> Result:
+    return Result(p.problem.status, p.problem.model_dump(exclude_none=True), p.headers())
+
+
+def photo_too_large(size: int, limit: int) -> ProblemError:
+    err = PhotoError(
+        f"The photo is larger than {limit / 1e6:.0f} MB" + (f" ({size / 1e6:.1f} MB)." if size else "."),
+        "Export a smaller JPEG or PNG (for example 2000 px on the long side).",
+    )
+    return ProblemError(413, "photo-too-large", "Photo too large", err.message, err.hint)

@@ -1,0 +1,129 @@
+"""O(due) nightly planning: the users who crossed a milestone are found by a few indexed queries
+(one per stage, the shard as a bucket range), so a nightly run reads in proportion to the due
+users, on both stores; the due index follows the avatars the tool writes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from mirror_cli.core import Shard
+from mirror_cli.models import AvatarRecord, Persona, Progress
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def no_personas(fast_configs):
+    """The shipped configs without the example personas (they are read one by one)."""
+    shutil.rmtree(fast_configs / "personas")
+    (fast_configs / "personas").mkdir()
+    return fast_configs
+
+
+@pytest.fixture(params=["local", "firebase"])
+def core(request, make_core, no_personas):
+    flags = {"config_dir": no_personas}
+    if request.param == "firebase":
+        request.getfixturevalue("firebase_env")
+        flags["store"] = "firebase"
+    return lambda: make_core(**flags)
+
+
+def _seed(core, n: int, due: set[int], fresh: set[int]) -> None:
+    """n users with a newReflection avatar (3 active days), except: ``due`` ones reached
+    firstWeek (8 days); ``fresh`` ones have no avatar yet."""
+    store = core.store
+    for i in range(n):
+        uid = f"user{i:03d}"
+        store.put_user(Persona(id=uid, name="U", progress=Progress(active_days=8 if i in due else 3)))
+        if i in fresh:
+            continue
+        store.put_avatar(
+            AvatarRecord(
+                id=f"a{i}",
+                user_id=uid,
+                target="newReflection",
+                stage="newReflection",
+                request_key="k" * 64,
+                image_path=f"avatars/{uid}/newReflection-a{i}.webp",
+                width=1024,
+                height=1024,
+                provider="local",
+                model="local",
+                quality="medium",
+                created_at=NOW,
+            )
+        )
+        store.raise_latest_rank(uid, 0)
+
+
+def _reads(core) -> int:
+    return core.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")).get("reads", 0)
+
+
+def test_due_planning_reads_grow_with_due_users_only(core):
+    c = core()
+    _seed(c, 60, due={3, 17, 42}, fresh={50})
+    before = _reads(c)
+    specs = c.due_specs()
+    used = _reads(c) - before
+    planned = sorted((s.persona.id, s.target) for s in specs)
+    assert planned == [
+        ("user003", "firstWeek"),
+        ("user017", "firstWeek"),
+        ("user042", "firstWeek"),
+        ("user050", "newReflection"),
+    ]
+    assert used <= 4 + 8, used  # one per due user (its profile) + one per empty stage query + the index version
+
+
+def test_nobody_due_costs_a_constant_number_of_reads(core):
+    c = core()
+    _seed(c, 60, due=set(), fresh=set())
+    before = _reads(c)
+    report = c.evolve(None, due=True, dry_run=True)
+    assert report.outcomes == []
+    assert _reads(c) - before <= 20
+
+
+def test_shards_query_their_bucket_range_and_cover_every_due_user_once(core):
+    c = core()
+    due = set(range(0, 60, 3))
+    _seed(c, 60, due=due, fresh=set())
+    seen: list[str] = []
+    for i in range(4):
+        shard = Shard(i, 4)
+        ids = [s.persona.id for s in c.due_specs(shard)]
+        assert all(shard.owns(u) for u in ids)
+        seen += ids
+    assert sorted(seen) == sorted(f"user{i:03d}" for i in due)
+
+
+def test_progress_written_by_the_app_and_avatars_written_by_the_tool_move_the_index(core):
+    c = core()
+    _seed(c, 5, due=set(), fresh=set())
+    assert c.due_specs() == []
+    c.store.set_progress("user001", Progress(active_days=35))  # what the app does: progress only
+    assert [(s.persona.id, s.target) for s in c.due_specs()] == [("user001", "month")]
+    c.store.raise_latest_rank("user001", 3)  # the tool wrote the month avatar
+    c.store.raise_latest_rank("user001", 1)  # an older stage never lowers it
+    assert c.due_specs() == []
+
+
+def test_a_store_from_before_the_index_is_reindexed_once(make_core, no_personas, data_dir):
+    import sqlite3
+
+    c = make_core(config_dir=no_personas)
+    _seed(c, 4, due={1}, fresh={2})
+    c.close()
+    db = sqlite3.connect(data_dir / "mirror.db")  # as a store written before the due index
+    db.execute("UPDATE users SET latest_rank = NULL")
+    db.execute("DELETE FROM meta")
+    db.commit()
+    db.close()
+    again = make_core(config_dir=no_personas)
+    assert sorted(s.persona.id for s in again.due_specs()) == ["user001", "user002"]
+    assert again.store.due_index_version() >= 1

@@ -1,0 +1,206 @@
+"""firestore.rules executed by the official emulator, with requests made as real app users: unsigned
+emulator ID tokens (``alg: none``, ``sub`` = uid) over the Firestore REST API. The tool itself
+writes with admin rights (the emulator's ``Bearer owner``), as the Admin SDK does in production."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mirror_cli.models import AvatarRecord, Persona, Progress
+from mirror_cli.settings import load_settings
+from mirror_cli.stores.firebase import FirebaseStore
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def id_token(uid: str, project: str) -> str:
+    """An unsigned Firebase ID token, which the emulator accepts as the user's credential."""
+    now = int(time.time())
+    claims = {
+        "iss": f"https://securetoken.google.com/{project}",
+        "aud": project,
+        "sub": uid,
+        "user_id": uid,
+        "iat": now,
+        "exp": now + 3600,
+        "auth_time": now,
+        "firebase": {"sign_in_provider": "password", "identities": {}},
+    }
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+
+
+def _value(v: Any) -> dict[str, Any]:
+    if v is None:
+        return {"nullValue": None}
+    if isinstance(v, bool):
+        return {"booleanValue": v}
+    if isinstance(v, int):
+        return {"integerValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    if isinstance(v, str):
+        return {"stringValue": v}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_value(x) for x in v]}}
+    return {"mapValue": {"fields": {k: _value(x) for k, x in v.items()}}}
+
+
+class AppClient:
+    """The Firestore REST API as the app would call it, signed in as ``uid`` (or anonymous)."""
+
+    def __init__(self, host: str, project: str, uid: str | None) -> None:
+        self.base = f"http://{host}/v1/projects/{project}/databases/(default)/documents"
+        self.headers = {"Content-Type": "application/json"}
+        if uid is not None:
+            self.headers["Authorization"] = f"Bearer {id_token(uid, project)}"
+
+    def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method, headers=self.headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    def get(self, path: str) -> int:
+        return self._call("GET", f"{self.base}/{path}")
+
+    def list(self, parent: str, collection: str) -> int:
+        url = f"{self.base}/{parent}:runQuery" if parent else f"{self.base}:runQuery"
+        return self._call("POST", url, {"structuredQuery": {"from": [{"collectionId": collection}]}})
+
+    def update(self, path: str, fields: dict[str, Any]) -> int:
+        mask = "&".join(f"updateMask.fieldPaths={k}" for k in fields)
+        body = {"fields": {k: _value(v) for k, v in fields.items()}}
+        return self._call("PATCH", f"{self.base}/{path}?{mask}&currentDocument.exists=true", body)
+
+    def create(self, collection: str, doc_id: str, fields: dict[str, Any]) -> int:
+        body = {"fields": {k: _value(v) for k, v in fields.items()}}
+        return self._call("POST", f"{self.base}/{collection}?documentId={doc_id}", body)
+
+    def delete(self, path: str) -> int:
+        return self._call("DELETE", f"{self.base}/{path}")
+
+
+OK, DENIED = 200, 403
+
+
+@pytest.fixture
+def seeded(firebase_env, emulators, tmp_path):
+    """Two users with an avatar each, and one document in every tool-only collection, written by
+    the tool (admin)."""
+    store = FirebaseStore(load_settings({"data_dir": tmp_path / "d"}))
+    for uid in ("alice", "bob"):
+        store.put_user(Persona(id=uid, name=uid.title(), progress=Progress(active_days=3)))
+        store.put_avatar(
+            AvatarRecord(
+                id=f"a-{uid}",
+                user_id=uid,
+                target="newReflection",
+                stage="newReflection",
+                request_key="k" * 64,
+                image_path=f"avatars/{uid}/newReflection-a-{uid}.webp",
+                width=1024,
+                height=1024,
+                provider="local",
+                model="local",
+                quality="medium",
+                created_at=datetime.now(UTC),
+            )
+        )
+    store.flush_ops()  # writes store_ops/{day}
+    store.close()
+    host, project = emulators.firestore.host, firebase_env["project"]
+    return {
+        "alice": AppClient(host, project, "alice"),
+        "bob": AppClient(host, project, "bob"),
+        "anonymous": AppClient(host, project, None),
+    }
+
+
+def _progress(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "active_days": 9,
+        "goals_completed": 2,
+        "major_achievement": None,
+        "achievement_areas": [],
+        "discovered_traits": ["curious"],
+        "updated_at": "2026-11-27T06:00:00+00:00",
+    }
+    base.update(changes)
+    return {k: v for k, v in base.items() if v != "DROP"}
+
+
+def test_users_read_only_their_own_profile_and_avatars(seeded):
+    alice, bob, anon = seeded["alice"], seeded["bob"], seeded["anonymous"]
+    assert alice.get("users/alice") == OK
+    assert alice.get("users/alice/avatars/a-alice") == OK
+    assert alice.list("users/alice", "avatars") == OK
+    assert alice.get("users/bob") == DENIED
+    assert alice.get("users/bob/avatars/a-bob") == DENIED
+    assert alice.list("users/bob", "avatars") == DENIED
+    assert alice.list("", "users") == DENIED  # no listing of everyone
+    assert bob.get("users/bob") == OK
+    for path in ("users/alice", "users/alice/avatars/a-alice", "store_ops/" + datetime.now(UTC).strftime("%Y-%m-%d")):
+        assert anon.get(path) == DENIED
+
+
+def test_users_update_only_their_progress_with_valid_values(seeded):
+    alice = seeded["alice"]
+    now = "2026-11-27T06:00:00+00:00"
+    assert alice.update("users/alice", {"progress": _progress(), "updated_at": now}) == OK
+    assert alice.update("users/bob", {"progress": _progress(), "updated_at": now}) == DENIED
+    assert seeded["anonymous"].update("users/alice", {"progress": _progress(), "updated_at": now}) == DENIED
+    bad = [
+        _progress(active_days=-1),
+        _progress(active_days=100_001),
+        _progress(active_days="9"),
+        _progress(active_days=9.5),
+        _progress(active_days="DROP"),
+        _progress(goals_completed=-3),
+        _progress(major_achievement="x" * 501),
+        _progress(discovered_traits=["t"] * 21),
+        _progress(discovered_traits="curious"),
+        {**_progress(), "is_admin": True},
+    ]
+    for progress in bad:
+        assert alice.update("users/alice", {"progress": progress, "updated_at": now}) == DENIED, progress
+    assert alice.update("users/alice", {"progress": _progress(), "updated_at": 5}) == DENIED
+    # every other field of the profile, including the due fields the nightly planner queries
+    for field, value in (("name", "Mallory"), ("latest_rank", 5), ("shard", 0), ("age", 30)):
+        assert alice.update("users/alice", {field: value}) == DENIED, field
+    assert alice.delete("users/alice") == DENIED
+    assert alice.create("users", "carol", {"name": "Carol"}) == DENIED
+
+
+def test_nothing_else_is_writable_or_readable_by_clients(seeded):
+    alice = seeded["alice"]
+    assert alice.update("users/alice/avatars/a-alice", {"status": "ok"}) == DENIED
+    assert alice.create("users/alice/avatars", "mine", {"status": "ok"}) == DENIED
+    assert alice.delete("users/alice/avatars/a-alice") == DENIED
+    for collection in (
+        "avatar_cache",
+        "ledger",
+        "usage_daily",
+        "usage_monthly",
+        "usage_counters",
+        "limits_daily",
+        "limits_monthly",
+        "limits_users",
+        "reservations",
+        "runs",
+        "store_ops",
+    ):
+        assert alice.create(collection, "alice", {"n": 1}) == DENIED, collection
+        assert alice.list("", collection) == DENIED, collection

@@ -1,0 +1,174 @@
+"""mirror serve against real servers: uvicorn, the Firebase Auth emulator (real emulator ID tokens),
+the Firestore and Storage emulators, and the loopback OpenAI server (whose ledger is the truth
+about what was paid)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import httpx
+import pytest
+from PIL import Image
+from serve_support import auth_emulator, auth_env, bearer, live, new_user, serve_settings
+
+from mirror_cli.errors import ConfigError
+
+API = "/api/v1"
+PROGRESS = {"active_days": 31, "goals_completed": 4, "major_achievement": None, "discovered_traits": ["curious"]}
+
+
+def _generate(uid: str, stage: str = "month", **extra: object) -> dict[str, object]:
+    return {"user_id": uid, "evolution_stage": stage, "progress_metrics": PROGRESS, **extra}
+
+
+def _problem(resp: httpx.Response, status: int) -> dict[str, object]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body = resp.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"].startswith("urn:mirror:")
+    return body
+
+
+def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
+    server = live(serve_settings())
+    store = server.service.core.store
+    uid, token = new_user(auth_env, store)
+    other, _ = new_user(auth_env, store, "Bo")
+    admin_uid, admin_token = auth_env.admin_user()
+    with httpx.Client(base_url=server.url + API, timeout=30) as c:
+        # no token, a malformed one, a forged one: 401 with the fix in the body
+        body = _problem(c.get(f"/avatar/user/{uid}"), 401)
+        assert "Authorization" in body["detail"] and "Bearer" in body["fix"]
+        assert c.get(f"/avatar/user/{uid}").headers["www-authenticate"].startswith("Bearer")
+        _problem(c.get(f"/avatar/user/{uid}", headers={"Authorization": "Basic abc"}), 401)
+        _problem(c.get(f"/avatar/user/{uid}", headers=bearer("not-a-jwt")), 401)
+        # a user reads their own avatars, not another user's (403), nor the usage figures
+        assert c.get(f"/avatar/user/{uid}", headers=bearer(token)).json() == {"items": [], "next_cursor": None}
+        assert "may not act on user" in _problem(c.get(f"/avatar/user/{other}", headers=bearer(token)), 403)["detail"]
+        _problem(c.post("/avatar/generate", json=_generate(other), headers=bearer(token)), 403)
+        _problem(c.get("/usage", headers=bearer(token)), 403)
+        # the 'admin' custom claim (set with firebase-admin) may act on anyone
+        assert c.get(f"/avatar/user/{other}", headers=bearer(admin_token)).status_code == 200
+        usage = c.get("/usage", headers=bearer(admin_token))
+        assert usage.status_code == 200 and "cost_usd" in usage.json()
+        # the admin's own profile is not in the store: the CLI's words, without other users' ids
+        unknown = _problem(c.post("/avatar/generate", json=_generate(admin_uid), headers=bearer(admin_token)), 404)
+        assert unknown["detail"] == f"Unknown user {admin_uid!r}." and uid not in str(unknown)
+        # bad input: a problem naming the field, never a 500
+        missing = c.post("/avatar/generate", json={"user_id": uid}, headers=bearer(token))
+        assert "evolution_stage" in _problem(missing, 422)["detail"]
+        _problem(c.post("/avatar/generate", json=_generate(uid, "someday"), headers=bearer(token)), 422)
+        _problem(c.get("/nowhere"), 404)
+    logged = capsys.readouterr().err
+    assert '"status": 401' in logged and '"status": 200' in logged and f'"uid": "{uid}"' in logged
+    assert token not in logged and admin_token not in logged
+
+
+def test_generate_signed_url_then_cached(serve_settings, live, auth_env, openai_env):
+    server = live(serve_settings())
+    uid, token = new_user(auth_env, server.service.core.store)
+    with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+        first = c.post("/avatar/generate", json=_generate(uid))
+        assert first.status_code == 200, first.text
+        made = first.json()
+        assert made["status"] == "generated" and made["cached"] is False and made["cost"] > 0
+        assert made["evolution_stage"] == "month" and made["ithere_message"]
+        assert "X-Goog-Signature=" in made["image_url"] and "X-Goog-Expires=" in made["image_url"]
+        again = c.post("/avatar/generate", json=_generate(uid)).json()
+        assert again["cached"] is True and again["cost"] == 0 and again["avatar_id"] == made["avatar_id"]
+        page = c.get(f"/avatar/user/{uid}").json()
+        assert [a["avatar_id"] for a in page["items"]] == [made["avatar_id"]]
+        assert "X-Goog-Signature=" in page["items"][0]["image_url"] and page["items"][0]["evolution_stage"] == "month"
+    assert len(openai_env.ledger) == 1
+
+
+def test_daily_limit_answers_429_with_retry_after(serve_settings, live, auth_env, openai_env):
+    server = live(serve_settings(limits={"per_user_daily": 1}))
+    uid, token = new_user(auth_env, server.service.core.store)
+    with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+        assert c.post("/avatar/generate", json=_generate(uid, "month")).status_code == 200
+        refused = c.post("/avatar/generate", json=_generate(uid, "quarter"))
+        body = _problem(refused, 429)
+        wait = int(refused.headers["retry-after"])
+        assert 0 < wait <= 86400 and body["retry_after_s"] == wait and "per_user_daily" in body["detail"]
+    assert len(openai_env.ledger) == 1
+
+
+def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_env):
+    openai_env.latency = 0.5  # the requests overlap while the first image is being made
+    server = live(serve_settings())
+    uid, token = new_user(auth_env, server.service.core.store)
+
+    async def taps() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+            return await asyncio.gather(*(c.post("/avatar/generate", json=_generate(uid)) for _ in range(20)))
+
+    answers = asyncio.run(taps())
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+    bodies = [a.json() for a in answers]
+    assert len({b["avatar_id"] for b in bodies}) == 1
+    assert sum(1 for b in bodies if not b["cached"]) == 1
+    assert sum(b["cost"] for b in bodies) == max(b["cost"] for b in bodies) > 0
+    assert len([r for r in openai_env.requests if "images" in r.get("path", "")]) == 1
+    assert len(openai_env.ledger) == 1
+
+
+def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env, openai_env):
+    openai_env.latency = 1.5
+    server = live(serve_settings(serve_wait_s=0.2))
+    uid, token = new_user(auth_env, server.service.core.store)
+    _, other_token = new_user(auth_env, server.service.core.store, "Bo")
+    with httpx.Client(base_url=server.url, headers=bearer(token), timeout=60) as c:
+        accepted = c.post(API + "/avatar/generate", json=_generate(uid))
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()
+        assert accepted.headers["location"] == job["poll_url"] and int(accepted.headers["retry-after"]) >= 1
+        _problem(c.get(job["poll_url"], headers=bearer(other_token)), 404)  # not someone else's job
+        deadline = time.monotonic() + 30
+        while (polled := c.get(job["poll_url"])).status_code == 202 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert polled.status_code == 200 and "X-Goog-Signature=" in polled.json()["image_url"]
+    assert len(openai_env.ledger) == 1
+
+
+def _png(size: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (200, 120, 80)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_photo_upload_limits_and_trilogy(serve_settings, live, auth_env, openai_env, tmp_path):
+    import yaml
+
+    settings = serve_settings()
+    limits = yaml.safe_load((settings.config_dir / "limits.yaml").read_text())
+    limits["photo"]["max_bytes"] = 300_000
+    (settings.config_dir / "limits.yaml").write_text(yaml.safe_dump(limits))
+    server = live(settings)
+    uid, token = new_user(auth_env, server.service.core.store)
+    with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+        over = b"\x89PNG" + b"0" * 310_000  # over the photo limit, under the body limit
+        body = _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.png", over)}), 413)
+        assert "smaller" in body["fix"]
+        huge = b"0" * 2_000_000  # over the body limit: refused before it is read
+        _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.png", huge)}), 413)
+        padded = b"{" + b" " * 100_000 + b"}"
+        _problem(c.post("/avatar/generate", content=padded, headers={"content-type": "application/json"}), 413)
+        notimage = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.txt", b"hello")})
+        assert "PNG, JPEG or WebP" in _problem(notimage, 422)["fix"]
+        made = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("me.png", _png(64), "image/png")})
+        assert made.status_code == 200, made.text
+        avatars = made.json()["avatars"]
+        assert len(avatars) == 3 and all("X-Goog-Signature=" in a["image_url"] for a in avatars)
+    assert len(openai_env.ledger) == 3
+
+
+def test_emulator_mode_is_refused_in_production(auth_env):
+    from mirror_cli.server.auth import TokenVerifier
+    from mirror_cli.settings import load_settings
+
+    with pytest.raises(ConfigError) as err:
+        TokenVerifier(load_settings({"environment": "production"}))
+    assert "FIREBASE_AUTH_EMULATOR_HOST" in err.value.message and "production" in err.value.message

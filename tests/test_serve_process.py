@@ -1,0 +1,137 @@
+"""`mirror serve` as a real process: SIGTERM lets in-flight generations finish and be stored, and
+the command refuses the Auth emulator when the settings say production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import make_config_dir
+from firebase_auth import free_port
+from serve_support import auth_emulator, auth_env, bearer
+from typer.testing import CliRunner
+
+from mirror_cli.models import Persona
+from mirror_cli.stores.local import LocalStore
+
+PROGRESS = {"active_days": 31, "goals_completed": 2}
+
+
+class ServeProcess:
+    def __init__(self, data_dir: Path, config_dir: Path, openai_url: str, project: str, wait_s: float) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / "serve.log"
+        cmd = [sys.executable, "-m", "mirror_cli", "serve", "--port", str(self.port)]
+        cmd += ["--store", "local", "--data-dir", str(data_dir), "--config-dir", str(config_dir)]
+        cmd += ["--provider", "openai", "--base-url", openai_url, "--firebase-project", project]
+        env = {**os.environ, "MIRROR_SERVE_WAIT_S": str(wait_s)}
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/api/v1/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("mirror serve did not start: " + self.log.read_text()[-2000:])
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _serving(tmp_path: Path, openai_env: Any, auth_env: Any, wait_s: float) -> tuple[ServeProcess, str, str, Path]:
+    data = tmp_path / "data"
+    uid, token = auth_env.sign_up()
+    store = LocalStore(root=data)
+    store.put_user(Persona(id=uid, name="Ada"))
+    store.close()
+    server = ServeProcess(data, make_config_dir(tmp_path), openai_env.url, auth_env.project, wait_s)
+    return server, uid, token, data
+
+
+def _wait_for_provider_call(openai_env: Any) -> None:
+    deadline = time.monotonic() + 30
+    while not openai_env.requests:
+        assert time.monotonic() < deadline, "the generation never reached the provider"
+        time.sleep(0.02)
+
+
+def _stored(data: Path, uid: str) -> list[Any]:
+    store = LocalStore(root=data)
+    try:
+        return store.list_avatars(uid)
+    finally:
+        store.close()
+
+
+def test_sigterm_mid_request_finishes_the_job(tmp_path, openai_env, auth_env):
+    openai_env.latency = 2.0
+    server, uid, token, data = _serving(tmp_path, openai_env, auth_env, wait_s=30)
+    answer: dict[str, httpx.Response] = {}
+
+    def tap() -> None:
+        answer["r"] = httpx.post(
+            server.url + "/api/v1/avatar/generate",
+            json={"user_id": uid, "evolution_stage": "month", "progress_metrics": PROGRESS},
+            headers=bearer(token),
+            timeout=60,
+        )
+
+    try:
+        client = threading.Thread(target=tap)
+        client.start()
+        _wait_for_provider_call(openai_env)
+        server.proc.send_signal(signal.SIGTERM)
+        client.join(timeout=60)
+        # uvicorn finishes gracefully, then re-raises the signal: the exit status says SIGTERM
+        assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM), server.log.read_text()[-2000:]
+    finally:
+        server.kill()
+    assert answer["r"].status_code == 200, answer["r"].text
+    made = answer["r"].json()
+    assert made["status"] == "generated" and made["cost"] > 0
+    assert [r.id for r in _stored(data, uid)] == [made["avatar_id"]]
+    assert len(openai_env.ledger) == 1
+    assert not any((data / "spool").rglob("*.png")) if (data / "spool").exists() else True
+
+
+def test_sigterm_after_202_waits_for_the_job(tmp_path, openai_env, auth_env):
+    openai_env.latency = 2.0
+    server, uid, token, data = _serving(tmp_path, openai_env, auth_env, wait_s=0.2)
+    try:
+        accepted = httpx.post(
+            server.url + "/api/v1/avatar/generate",
+            json={"user_id": uid, "evolution_stage": "month", "progress_metrics": PROGRESS},
+            headers=bearer(token),
+            timeout=60,
+        )
+        assert accepted.status_code == 202, accepted.text
+        _wait_for_provider_call(openai_env)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        server.kill()
+    assert "waiting for 1 generation(s) in flight" in server.log.read_text()
+    assert len(_stored(data, uid)) == 1 and len(openai_env.ledger) == 1
+
+
+def test_serve_refuses_the_auth_emulator_in_production(auth_env, monkeypatch):
+    from mirror_cli.cli.app import app
+
+    monkeypatch.setenv("MIRROR_ENVIRONMENT", "production")
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 3, result.output
+    assert "FIREBASE_AUTH_EMULATOR_HOST" in result.output
