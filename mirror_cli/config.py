@@ -161,6 +161,14 @@ class GateConfig(Strict):
     on_fail: Literal["flag", "fallback"] = "flag"
 
 
+class IdentityConfig(Strict):
+    """Same-face score (optional extra [identity]): the distance between the face embeddings of
+    a new stage and the user's anchor past which the avatar is flagged "identity drift"."""
+
+    enabled: bool = True
+    threshold: float = Field(0.55, gt=0, le=2)
+
+
 class StyleConfig(Strict):
     name: str
     version: int = Field(ge=1)
@@ -177,6 +185,7 @@ class StyleConfig(Strict):
     environment: list[EnvironmentRule] = Field(default_factory=list)
     achievement_cues: dict[str, AchievementCue] = Field(default_factory=dict)
     gate: GateConfig = Field(default_factory=GateConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
 
     @field_validator("stages")
     @classmethod

@@ -810,6 +810,24 @@ class Mirror:
                 "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'.",
             }
         )
+        from . import identity
+
+        usable, why = identity.available()
+        on = self.configs.style.identity.enabled
+        checks.append(
+            {
+                "check": "identity",
+                "status": "ok" if usable or not on else "warn",
+                "detail": (
+                    f"same-face score on (threshold {self.configs.style.identity.threshold}): {why}"
+                    if usable and on
+                    else "same-face score off in the style"
+                    if not on
+                    else f"same-face score skipped: {why}"
+                ),
+                "fix": None if usable or not on else identity.EXTRA_HINT,
+            }
+        )
         return checks
 
     async def _provider_checks(self, model: str) -> list[dict[str, str | None]]:

@@ -27,6 +27,14 @@ class UserTimeline:
     order: Sequence[str]
 
 
+def _face(rec: AvatarRecord) -> str:
+    """The same-face score, when it was measured: ' · face 0.31' (or '... drift')."""
+    d = rec.identity.get("distance") if rec.identity else None
+    if d is None:
+        return ""
+    return f" · face {d:.2f}" + (" drift" if rec.identity.get("drift") else "")
+
+
 def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> Image.Image:
     by_target = {r.target: r for r in tl.records}
     tiles: list[tuple[Image.Image | None, str, str]] = []
@@ -35,7 +43,9 @@ def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> I
         if rec is None and not include_missing:
             continue
         img = decode(store.read_image(rec.image_path)) if rec else None
-        sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}" if rec else "not reached yet"
+        sub = "not reached yet"
+        if rec:
+            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}{_face(rec)}"
         tiles.append((img, tl.labels.get(target, target), sub))
     return contact_sheet(tiles, f"{tl.persona.name} ({tl.persona.id}) · Mirror Realm timeline")
 
@@ -77,7 +87,7 @@ def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], t
                 f"<div class='card'><a href='{full}'><img alt='{label}' src='{thumb}' width='256' "
                 f"height='256'></a><div class='meta'><div class='label'>{label}</div>"
                 f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
-                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}</div>{flag}"
+                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}{html.escape(_face(rec))}</div>{flag}"
                 f"<div class='msg'>{html.escape(rec.message)}</div></div></div>"
             )
         parts.append("</div>")

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import imaging, messages, pricing
+from . import identity, imaging, messages, pricing
 from .errors import MirrorError, RunStoppedError, StoreError
 from .fallbacks import FallbackSet
+from .identity import IdentityScore
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
@@ -568,6 +569,11 @@ class Pipeline:
                 return retried
         avatar_id = job.avatar_id
         status: Any = "ok" if verdict.ok else "flagged"
+        reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
+        same_face = await self._same_face(job, img)
+        if same_face is not None and same_face.drift:  # flagged for a person; never bought again
+            status = "flagged"
+            reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
         image_ref, thumb_ref = await self.io(
             self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
         )
@@ -592,8 +598,9 @@ class Pipeline:
             references=job.request.references,
             message=msg,
             status=status,
-            reason=None if verdict.ok else "quality gate: " + "; ".join(verdict.failures),
+            reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
+            identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
         )
         await self.io(self.store.put_avatar, record)
@@ -612,6 +619,8 @@ class Pipeline:
                 avatar_id=avatar_id,
                 run_id=self._run_id(),
                 validation_ok=verdict.ok,
+                identity_distance=same_face.distance if same_face else None,
+                identity_drift=same_face.drift if same_face else None,
             ),
             event_id=f"paid:{job.user_id}:{job.request_key}",
         )
@@ -643,6 +652,20 @@ class Pipeline:
             message=stored.message,
             validation=verdict.to_dict(),
         )
+
+    async def _same_face(self, job: Job, img: Any) -> IdentityScore | None:
+        """The same-face score against the user's anchor (optional extra; None when skipped)."""
+        cfg = self.configs.style.identity
+        if not cfg.enabled or not identity.available_once()[0]:
+            return None
+        anchor, _ = await self.io(self.planner.anchor_and_previous, job.user_id, job.target, job.stage)
+        if anchor is None or anchor.target == job.target:
+            return None  # this image is (or replaces) the anchor
+        data = await self.io(self.store.read_image, anchor.image_path)
+        try:
+            return await asyncio.to_thread(identity.score, data, anchor.id, img, cfg.threshold)
+        except Exception as exc:  # a score is advice: never lose or re-buy an image over it
+            return IdentityScore(None, cfg.threshold, anchor.id, f"not measured: {type(exc).__name__}: {exc}")
 
     async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes, verdict: Verdict) -> Outcome | None:
         """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),

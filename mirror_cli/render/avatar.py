@@ -5,6 +5,7 @@ threads asking for it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -213,9 +214,20 @@ LIGHT_DEFS = (
     '<stop offset=".45" stop-color="#fff1d6" stop-opacity="0"/><stop offset="1" stop-color="#3a1404" stop-opacity=".42"/>'
     "</radialGradient>"
 )
+# The head's light fades out above the brows, where hair may cover it, and the whole layer is
+# softened a little: no hard outline of the head shows through long hair. (Masks and blurs are
+# free here: the layer is rendered once per pose.)
+LIGHT_DEFS += (
+    '<linearGradient id="mr-fade" gradientUnits="userSpaceOnUse" x1="0" y1="70" x2="0" y2="118">'
+    '<stop offset="0" stop-color="#fff" stop-opacity="0"/><stop offset="1" stop-color="#fff" stop-opacity="1"/>'
+    '</linearGradient><mask id="mr-below-hair" maskUnits="userSpaceOnUse" x="0" y="0" width="280" height="280">'
+    '<rect width="280" height="280" fill="url(#mr-fade)"/></mask>'
+    '<filter id="mr-soft" x="-10%" y="-10%" width="120%" height="120%"><feGaussianBlur stdDeviation="1.6"/></filter>'
+)
 LIGHT = (
-    f'<path d="{BODY_D}" fill="url(#mr-cloth)"/><path d="{BODY_D}" fill="url(#mr-rim)"/>'
-    f'<path d="{HEAD_D}" fill="url(#mr-skin)"/><path d="{HEAD_D}" fill="url(#mr-rim)"/>'
+    f'<g filter="url(#mr-soft)"><path d="{BODY_D}" fill="url(#mr-cloth)"/><path d="{BODY_D}" fill="url(#mr-rim)"/>'
+    f'<g mask="url(#mr-below-hair)"><path d="{HEAD_D}" fill="url(#mr-skin)"/><path d="{HEAD_D}" fill="url(#mr-rim)"/>'
+    "</g></g>"
 )
 
 _lock = threading.Lock()
@@ -296,14 +308,39 @@ def options(spec: RenderSpec) -> dict[str, Any]:
     return opts
 
 
-_METADATA = re.compile(r"<metadata>.*?</metadata>", re.S)
+_METADATA = re.compile(r"<metadata[^>]*>.*?</metadata>", re.S)
+_CLIP = re.compile(r' clip-path="url\(#clip-[0-9a-f]+\)"')
 
 
 def avatar_svg(spec: RenderSpec) -> str:
     """The character alone, 280 x 280 avatar units (DiceBear's canvas)."""
     from dicebear import Avatar
 
-    return _METADATA.sub("", str(Avatar(style(), options(spec))))
+    svg = _CLIP.sub("", _METADATA.sub("", str(Avatar(style(), options(spec)))), count=1)
+    return _individual(svg, spec.seed)
+
+
+def _individual(svg: str, seed: str) -> str:
+    """Avataaars share one face: give each person their own proportions (eye spacing and
+    size, where eyes, nose and mouth sit), fixed by the seed so every stage keeps them."""
+    h = hashlib.sha256(("face:" + seed).encode()).digest()
+
+    def pick(i: int, lo: float, hi: float) -> float:
+        return round(lo + (hi - lo) * h[i] / 255, 3)
+
+    eye_sx, eye_sy, eye_dy = pick(0, 0.84, 1.16), pick(1, 0.88, 1.14), pick(2, -5, 5)
+    nose_s, mouth_dy, mouth_sx = pick(3, 0.8, 1.45), pick(4, -5, 6), pick(5, 0.85, 1.15)
+    moves = {
+        "eyes": f"translate(98 {98 + eye_dy}) translate(42 14) scale({eye_sx} {eye_sy}) translate(-42 -14)",
+        "nose": f"translate(128 {130 + eye_dy / 2}) translate(12 4) scale({nose_s}) translate(-12 -4)",
+        "mouth": f"translate(94 {140 + mouth_dy}) translate(46 19) scale({mouth_sx} 1) translate(-46 -19)",
+        "eyebrows": f"translate(91.86 {82 + eye_dy}) translate(48 12) scale({eye_sx} 1) translate(-48 -12)",
+    }
+    for part, transform in moves.items():
+        svg = re.sub(
+            rf'<use transform="[^"]*" href="#{part}-', f'<use transform="{transform}" href="#{part}-', svg, count=1
+        )
+    return svg
 
 
 # ------------------------------------------------------------------ outfit details (avatar units)

@@ -1,6 +1,7 @@
 """One process pool per process, sized to the cores: resvg holds the GIL for a whole render, so
 threads would take turns on one core. Workers are spawned (not forked: the parent runs an event
-loop and threads), ignore Ctrl-C (the parent decides when to stop) and build the DiceBear style
+loop and threads), ignore Ctrl-C and SIGTERM (the parent decides when to stop and finishes
+in-flight jobs first; a killed parent closes their queue and they exit) and build the DiceBear style
 once when they start."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def cores() -> int:
 
 def _warm() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from . import style
 
     style()
