@@ -1,0 +1,19 @@
+"""The production store: Firestore for users, records, cache, ledger, limits and runs; Cloud
+Storage for images, served by V4 signed URLs, never made public. One module per concern of the
+Store protocol; ``client`` holds what they share (clients, credentials, deadlines, op counts)."""
+
+from __future__ import annotations
+
+from .avatars import Avatars
+from .cache import Cache
+from .ledger import Ledger
+from .limits import Limits
+from .profiles import Profiles
+from .runs import Runs
+
+
+class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs):
+    """Every concern, on one Firebase app."""
+
+
+__all__ = ["FirebaseStore"]

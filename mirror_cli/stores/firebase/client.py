@@ -1,0 +1,213 @@
+"""What every concern of the Firebase store shares: the Firestore and Cloud Storage clients,
+credentials, per-call timeouts with bounded retry, keyset pagination, and operation counts
+(kept in memory, flushed once per run to ``store_ops/{day}``).
+
+Designed for what both real Firestore and the official emulator do: get/set/create, batched
+writes with ``Increment``/``Maximum`` (whose results come back with the write), equality and
+range filters on stored fields with ``order_by``/``limit``, cursors, and ``count()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConfigError, StoreError
+from ...models import Persona
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+MICRO = 1_000_000  # money is counted in integer micro-dollars so increments never drift
+PAGE = 500
+IMAGE_CACHE_CONTROL = "private, max-age=31536000, immutable"  # avatar files never change once written
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat()
+
+
+def _anonymous() -> Any:
+    """Credentials for the emulators, which accept any caller."""
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def _persona(data: dict[str, Any] | None) -> Persona:
+    """A profile document without the fields the store adds to it."""
+    d = dict(data or {})
+    for extra in ("uid", "updated_at", "latest_rank", "shard"):
+        d.pop(extra, None)
+    return Persona.model_validate(d)
+
+
+def _wrap(exc: Exception, what: str) -> StoreError:
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, gexc.PermissionDenied | gexc.Forbidden | gexc.Unauthenticated):
+        return StoreError(
+            f"Firebase refused {what}: permission denied ({exc.message}).",
+            "Give the service account the Cloud Datastore User and Storage Object Admin roles.",
+        )
+    if isinstance(exc, gexc.NotFound):
+        return StoreError(
+            f"Firebase could not find what {what} needs ({exc.message}).",
+            "Check the project id and the bucket name (--firebase-bucket / MIRROR_FIREBASE_BUCKET).",
+        )
+    if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.RetryError):
+        return StoreError(
+            f"Firebase is unreachable while {what}: {exc}.",
+            "Check the network (or the emulators); paid images stay in the spool and the run can be resumed.",
+        )
+    return StoreError(f"Firebase failed while {what}: {exc}.", "Run again with --debug for details.")
+
+
+class FirebaseClient:
+    """The clients, credentials, deadlines and operation counts every concern shares."""
+
+    name = "firebase"
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            import firebase_admin
+            from firebase_admin import credentials, firestore
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                "The firebase store needs the firebase-admin package.", "pip install 'mirror-cli[firebase]'."
+            ) from exc
+        self.settings = settings
+        emulated = bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
+        project = (
+            settings.firebase_project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+        )
+        cred_path = settings.firebase_credentials or (
+            Path(p) if (p := os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")) else None
+        )
+        cred: Any = None
+        if cred_path is not None:
+            try:
+                cred = credentials.Certificate(str(cred_path))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"The service-account file {cred_path} cannot be used: {exc}.",
+                    "Download a service-account key (JSON) and point GOOGLE_APPLICATION_CREDENTIALS at it.",
+                ) from exc
+            project = project or cred.project_id
+        elif not emulated:
+            raise ConfigError(
+                "No Firebase credentials: GOOGLE_APPLICATION_CREDENTIALS is not set.",
+                "Set GOOGLE_APPLICATION_CREDENTIALS (or --firebase-credentials) to a service-account "
+                "JSON file, or FIRESTORE_EMULATOR_HOST for the emulator.",
+            )
+        if not project:
+            raise ConfigError("No Firebase project id.", "Pass --firebase-project or set MIRROR_FIREBASE_PROJECT.")
+        if not settings.firebase_bucket:
+            raise ConfigError("No Cloud Storage bucket.", "Pass --firebase-bucket or set MIRROR_FIREBASE_BUCKET.")
+        self.project = project
+        self.bucket_name = settings.firebase_bucket
+        self._signer = cred.get_credential() if cred is not None else None
+        app_name = f"mirror-{uuid.uuid4().hex[:8]}"
+        options = {"projectId": project, "storageBucket": self.bucket_name}
+        if cred is None:
+
+            class _Emulator(credentials.Base):  # type: ignore[misc]
+                def get_credential(self) -> Any:
+                    return _anonymous()
+
+            cred = _Emulator()
+        self._app = firebase_admin.initialize_app(cred, options, name=app_name)
+        self.db = firestore.client(self._app)
+        self._bucket: Any = None
+        from google.api_core.retry import Retry
+
+        # Every Firestore call gives up after store_timeout_s (retrying transient errors until
+        # then), so an unreachable store stops a run in seconds, not minutes.
+        timeout = settings.store_timeout_s
+        self._rt: dict[str, Any] = {"retry": Retry(initial=0.1, maximum=2.0, timeout=timeout), "timeout": timeout}
+        self._ops: dict[tuple[str, str], int] = {}
+        self._ops_lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------- plumbing
+    @property
+    def bucket(self) -> Any:
+        if self._bucket is None:
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                from google.cloud import storage as gcs  # type: ignore[attr-defined]
+
+                client = gcs.Client(project=self.project, credentials=_anonymous())
+                self._bucket = client.bucket(self.bucket_name)
+            else:
+                from firebase_admin import storage
+
+                self._bucket = storage.bucket(self.bucket_name, app=self._app)
+        return self._bucket
+
+    def _count(self, op: str, n: int = 1) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        with self._ops_lock:
+            self._ops[(day, op)] = self._ops.get((day, op), 0) + n
+
+    def flush_ops(self) -> None:
+        from google.cloud.firestore import Increment
+
+        with self._ops_lock:
+            pending, self._ops = self._ops, {}
+        by_day: dict[str, dict[str, Any]] = {}
+        for (day, op), n in pending.items():
+            by_day.setdefault(day, {})[op] = Increment(n)
+        for day, fields in by_day.items():
+            self.db.collection("store_ops").document(day).set(fields, merge=True, **self._rt)
+
+    def close(self) -> None:
+        import firebase_admin
+
+        if self._app is None:
+            return  # closed already
+        # Counting must never break a run that already finished.
+        with contextlib.suppress(Exception):
+            self.flush_ops()
+        firebase_admin.delete_app(self._app)
+        self._app = None
+
+    def _keyset(
+        self, query: Any, field: str, what: str, start: str = "", inclusive: bool = False, page_size: int = PAGE
+    ) -> Iterator[Any]:
+        """Every document of ``query`` in ``field`` order, a page at a time, by keyset on a stored
+        field (the emulator ignores cursors and offsets; keysets are cheap on Firestore too)."""
+        from google.cloud.firestore import FieldFilter
+
+        last, first = start, True
+        while True:
+            page = query.where(filter=FieldFilter(field, ">=" if first and inclusive else ">", last))
+            try:
+                docs = list(page.order_by(field).limit(page_size).stream(**self._rt))
+            except Exception as exc:
+                raise _wrap(exc, what) from exc
+            self._count("reads", max(1, len(docs)))
+            yield from docs
+            if len(docs) < page_size:
+                return
+            last, first = docs[-1].get(field), False
+
+    def _users(self) -> Any:
+        return self.db.collection("users")
+
+    # --------------------------------------------------------------------------- accounting
+    def op_counts(self, day: str) -> dict[str, int]:
+        try:
+            snap = self.db.collection("store_ops").document(day).get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "reading operation counts") from exc
+        counts = {k: int(v) for k, v in (snap.to_dict() or {}).items()}
+        with self._ops_lock:
+            for (d, op), n in self._ops.items():
+                if d == day:
+                    counts[op] = counts.get(op, 0) + n
+        return counts

@@ -1,0 +1,145 @@
+"""Users, the progress the app writes, and the due index the nightly planner queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from ...models import Persona, Progress, validate_user_id
+from ..base import (
+    DUE_INDEX_VERSION,
+    SHARD_BUCKETS,
+    DueQuery,
+    shard_bucket,
+)
+from .client import PAGE, FirebaseClient, _iso, _persona, _wrap
+
+
+class Profiles(FirebaseClient):
+    # -------------------------------------------------------------------------------- users
+    def iter_user_ids(self, page_size: int = PAGE) -> Iterator[str]:
+        for doc in self._keyset(self._users().select(["uid"]), "uid", "listing users", page_size=page_size):
+            yield doc.get("uid")
+
+    def get_user(self, uid: str) -> Persona | None:
+        validate_user_id(uid)
+        try:
+            snap = self._users().document(uid).get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, f"reading user {uid}") from exc
+        self._count("reads")
+        return _persona(snap.to_dict()) if snap.exists else None
+
+    def put_user(self, persona: Persona) -> None:
+        """Create the profile with its due fields (no stage yet, its shard bucket), or replace the
+        profile fields of an existing one, keeping the due fields the tool maintains."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        validate_user_id(persona.id)
+        body = {
+            **persona.model_dump(mode="json"),
+            "uid": persona.id,
+            "updated_at": _iso(datetime.now(UTC)),
+            "shard": shard_bucket(persona.id),
+        }
+        doc = self._users().document(persona.id)
+        try:
+            try:
+                doc.create({**body, "latest_rank": -1}, **self._rt)
+            except (AlreadyExists, Conflict):
+                doc.set(body, merge=list(body), **self._rt)
+                self._count("writes")
+        except Exception as exc:
+            raise _wrap(exc, f"writing user {persona.id}") from exc
+        self._count("writes")
+
+    def set_progress(self, uid: str, progress: Progress) -> None:
+        validate_user_id(uid)
+        try:
+            self._users().document(uid).update(
+                {"progress": progress.model_dump(mode="json"), "updated_at": _iso(datetime.now(UTC))}, **self._rt
+            )
+        except Exception as exc:
+            raise _wrap(exc, f"updating the progress of {uid}") from exc
+        self._count("writes")
+
+    def due_users(
+        self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = PAGE
+    ) -> Iterator[tuple[Persona, int]]:
+        """One indexed query per stage (firestore.indexes.json: latest_rank, progress.active_days,
+        shard): reads are the due users' documents, plus one per empty query."""
+        from google.cloud.firestore import FieldFilter
+
+        for q in queries:
+            query = (
+                self._users()
+                .where(filter=FieldFilter("latest_rank", "==", q.latest_rank))
+                .where(filter=FieldFilter("progress.active_days", ">=", q.min_active_days))
+            )
+            if buckets != (0, SHARD_BUCKETS):
+                query = query.where(filter=FieldFilter("shard", ">=", buckets[0])).where(
+                    filter=FieldFilter("shard", "<", buckets[1])
+                )
+                query = query.order_by("progress.active_days").order_by("shard")
+            else:
+                query = query.order_by("progress.active_days")
+            query = query.order_by("__name__").limit(page_size)
+            last = None
+            while True:
+                page = query.start_after(last) if last is not None else query
+                try:
+                    docs = list(page.stream(**self._rt))
+                except Exception as exc:
+                    raise _wrap(exc, "finding the users who are due") from exc
+                self._count("reads", max(1, len(docs)))
+                for doc in docs:
+                    yield _persona(doc.to_dict()), q.latest_rank
+                if len(docs) < page_size:
+                    break
+                last = docs[-1]
+
+    def raise_latest_rank(self, uid: str, rank: int) -> None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud.firestore import Maximum
+
+        try:
+            self._users().document(validate_user_id(uid)).update(
+                {"latest_rank": Maximum(rank), "shard": shard_bucket(uid)}, **self._rt
+            )
+        except NotFound:
+            return  # not a stored user (an example persona): it is indexed when it is stored
+        except Exception as exc:
+            raise _wrap(exc, f"updating the due index of {uid}") from exc
+        self._count("writes")
+
+    def due_index_version(self) -> int:
+        try:
+            snap = self.db.collection("store_meta").document("due_index").get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "reading the due index version") from exc
+        self._count("reads")
+        if snap.exists:
+            return int((snap.to_dict() or {}).get("version", 0))
+        # No version yet: when every profile already carries the due fields (a project that
+        # started with this version), the index is complete; two count queries tell.
+        from google.cloud.firestore import FieldFilter
+
+        try:
+            total = self._users().count().get(**self._rt)[0][0].value
+            indexed = (
+                self._users().where(filter=FieldFilter("latest_rank", ">=", -1)).count().get(**self._rt)[0][0].value
+            )
+        except Exception as exc:
+            raise _wrap(exc, "checking the due index") from exc
+        self._count("reads", 2 + (total + indexed) // 1000)  # billed per 1,000 index entries
+        if total == indexed:
+            self.set_due_index_version(DUE_INDEX_VERSION)
+            return DUE_INDEX_VERSION
+        return 0
+
+    def set_due_index_version(self, version: int) -> None:
+        try:
+            self.db.collection("store_meta").document("due_index").set({"version": version}, **self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "writing the due index version") from exc
+        self._count("writes")

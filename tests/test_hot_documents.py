@@ -1,0 +1,80 @@
+"""No hot documents: a 300-job nightly run split over 8 concurrent shard processes, every
+Firestore write logged per document, and no document written more than once per second on
+average over the run (Firestore's sustained limit per document)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import make_config_dir
+
+from mirror_cli.models import Persona
+
+HERE = Path(__file__).resolve().parent
+USERS = 300
+SHARDS = 8
+
+
+def shard_args(i: int) -> list[str]:
+    return ["--shard", f"{i}/{SHARDS}", "--concurrency", "2"]
+
+
+@pytest.mark.slow
+def test_eight_shards_write_no_document_more_than_once_a_second(
+    firebase_env, emulators, make_core, openai_env, tmp_path
+):
+    cfg = make_config_dir(tmp_path, {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000})
+    for persona in (cfg / "personas").glob("*.yaml"):
+        persona.unlink()
+    core = make_core(store="firebase", config_dir=cfg)
+    core.import_users([Persona(id=f"h{i:03d}", name="H") for i in range(USERS)])
+    core.close()
+    # An image takes a second: 16 requests in flight make at most ~16 jobs/s, above any
+    # image API's sustained rate today, so the test is not kinder than production.
+    openai_env.latency = 1.0
+    log = tmp_path / "writes.log"
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-test-abcdefghijklmnop",
+        "MIRROR_STORE": "firebase",
+        "MIRROR_DATA_DIR": str(tmp_path / "data"),
+        "MIRROR_CONFIG_DIR": str(cfg),
+        "MIRROR_PROVIDER": "openai",
+        "MIRROR_BASE_URL": openai_env.url,
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "firestore_write_log.py"),
+                str(log),
+                "evolve",
+                "--due",
+                "--json",
+                *shard_args(i),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(SHARDS)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    assert len(openai_env.ledger) == USERS  # every due user was generated once
+    lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    times = [float(t) for t, _ in lines]
+    elapsed = max(times) - min(times)
+    per_doc = Counter(path for _, path in lines)
+    hottest, writes = per_doc.most_common(1)[0]
+    print(f"{len(lines)} writes to {len(per_doc)} documents in {elapsed:.1f} s; hottest {hottest}: {writes}")
+    assert elapsed > 0 and writes / elapsed <= 1.0, (hottest, writes, elapsed)
+    # the counters really are spread: many shards of the day's usage were written
+    assert sum(1 for d in per_doc if d.startswith("usage_daily/")) >= 16
