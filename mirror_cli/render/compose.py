@@ -30,7 +30,7 @@ class LayerCache:
     """Rendered layers by content hash: memory first, then disk, then resvg."""
 
     # Memory is per process and shared by every folder: keys are content hashes.
-    _mem: ClassVar[OrderedDict[str, tuple[Image.Image, tuple[int, int]]]] = OrderedDict()
+    _mem: ClassVar[OrderedDict[str, tuple[Image.Image, tuple[int, int], bytes]]] = OrderedDict()
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, folder: Path | None, versions: str) -> None:
@@ -38,6 +38,7 @@ class LayerCache:
         self.versions = versions
         self.renders = 0  # how many layers this cache rasterised (for tests and benches)
         self.loads = 0  # how many it read from disk
+        self._on_disk: set[str] = set()
 
     @classmethod
     def forget(cls) -> None:
@@ -51,46 +52,56 @@ class LayerCache:
             hit = self._mem.get(key)
             if hit is not None:
                 self._mem.move_to_end(key)
-                return hit
-        layer = self._load(key) or self._render(key, svg, size)
+        if hit is not None:
+            if key not in self._on_disk:  # known from another folder: this one gets a copy too
+                self._save(key, hit[2])
+            return hit[0], hit[1]
+        png = self._load(key)
+        if png is None:
+            png = self._render(svg, size)
+            self._save(key, png)
+        layer = Image.open(io.BytesIO(png))
+        layer.load()
         if crop:
             box = layer.getbbox() or (0, 0, 1, 1)
-            entry = (layer.crop(box), (box[0], box[1]))
+            entry = (layer.crop(box), (box[0], box[1]), png)
         else:
-            entry = (layer.convert("RGB"), (0, 0))
+            entry = (layer.convert("RGB"), (0, 0), png)
         with self._lock:
             self._mem[key] = entry
             while len(self._mem) > LAYER_MEMORY:
                 self._mem.popitem(last=False)
-        return entry
+        return entry[0], entry[1]
 
-    def _load(self, key: str) -> Image.Image | None:
+    def _load(self, key: str) -> bytes | None:
         if self.folder is None:
             return None
-        path = self.folder / f"{key}.png"
         try:
-            img = Image.open(path)
-            img.load()
-        except (OSError, ValueError):
-            return None  # missing or damaged: render it again
+            png = (self.folder / f"{key}.png").read_bytes()
+        except OSError:
+            return None
+        if not png.startswith(b"\x89PNG"):
+            return None  # damaged: render it again
         self.loads += 1
-        return img
+        self._on_disk.add(key)
+        return png
 
-    def _render(self, key: str, svg: str, size: int) -> Image.Image:
+    def _render(self, svg: str, size: int) -> bytes:
         import resvg_py
 
-        png = bytes(resvg_py.svg_to_bytes(svg_string=svg, width=size, height=size, skip_system_fonts=True))
         self.renders += 1
-        if self.folder is not None:
-            with contextlib.suppress(OSError):  # a read-only or full disk only costs speed
-                self.folder.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(png)
-                os.replace(tmp, self.folder / f"{key}.png")
-        img = Image.open(io.BytesIO(png))
-        img.load()
-        return img
+        return bytes(resvg_py.svg_to_bytes(svg_string=svg, width=size, height=size, skip_system_fonts=True))
+
+    def _save(self, key: str, png: bytes) -> None:
+        if self.folder is None:
+            return
+        with contextlib.suppress(OSError):  # a read-only or full disk only costs speed
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(png)
+            os.replace(tmp, self.folder / f"{key}.png")
+            self._on_disk.add(key)
 
 
 _SVG_OPEN = re.compile(r"^<svg[^>]*>")
