@@ -61,12 +61,13 @@ lint: dev
 
 check: lint test
 
-bench: dev
+bench: dev auth-emulator
 	$(PY) bench/openai_pacing.py
 	$(PY) bench/local_throughput.py
 	$(PY) bench/identity_separation.py
 	$(PY) bench/gate_calibration.py
 	$(PY) bench/nightly_simulation.py
+	$(PY) bench/serve_latency.py
 
 # The review images in docs/: one persona's six stages and trilogy, rendered offline.
 docs: install

@@ -1,9 +1,11 @@
 """`mirror usage`: spend, cache efficiency, degradations, quality and store headroom, from the
-ledger. Pure aggregation over LedgerEvents, so the figures can be checked by hand."""
+ledger. One streaming pass over the period's events (the store pages them: memory stays flat in
+the ledger's size) plus the month's paid total, which the store sums itself (SQL / counters)."""
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,6 +36,9 @@ class UsageFigures:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    # requests sent whose answer never arrived (timeouts, kills), at their estimate: not in cost_usd
+    may_have_billed: int = 0
+    may_have_billed_usd: float = 0.0
     active_users: int = 0
     cost_per_active_user: float = 0.0
     month_to_date_usd: float = 0.0
@@ -67,8 +72,8 @@ def resolve_period(period: str, since: date | None, until: date | None, today: d
 
 
 def aggregate(
-    events: list[LedgerEvent],
-    month_events: list[LedgerEvent],
+    events: Iterable[LedgerEvent],
+    month_to_date_usd: float,
     *,
     period: str,
     start: datetime,
@@ -113,14 +118,18 @@ def aggregate(
                 f.moderation_blocks += 1
         elif e.kind == "failed":
             f.failures += 1
+        elif e.kind == "may_have_billed":
+            f.may_have_billed += 1
+            f.may_have_billed_usd += e.cost_usd
     looked_up = f.generations + f.cache_hits
     f.hit_rate = round(f.cache_hits / looked_up, 4) if looked_up else 0.0
     f.cost_usd = round(f.cost_usd, 6)
+    f.may_have_billed_usd = round(f.may_have_billed_usd, 6)
     f.active_users = len(paid_users)
     f.cost_per_active_user = round(f.cost_usd / f.active_users, 6) if f.active_users else 0.0
     f.compliance_rate = round(ok / f.validated, 4) if f.validated else None
 
-    mtd = sum(e.cost_usd for e in month_events if e.kind in PAID)
+    mtd = month_to_date_usd  # the store's sum counts what may have been billed too
     f.month_to_date_usd = round(mtd, 6)
     days_in_month = calendar.monthrange(now.year, now.month)[1]
     elapsed = max(1.0, (now - now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400)

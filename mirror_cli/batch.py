@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .models import ImageResult, LedgerEvent
-from .pipeline import JobSpec, Outcome, Pipeline, RunReport
+from .pipeline import JobSpec, Outcome, Pipeline, RunReport, claim_key
 from .pricing import cost_from_usage
 from .providers.openai import usage_of
 from .providers.openai_batch import TERMINAL, OpenAIBatchProvider
@@ -51,6 +52,7 @@ class BatchRunner:
         the next `runs poll --resubmit`."""
         report = RunReport(run_id=run.id)
         self.p.run = run
+        self.provider.uploaded = run.params.setdefault("uploads", {})  # persisted with the run
         jobs_meta: dict[str, Any] = run.params.setdefault("jobs", {})
         waiting: list[str] = run.params.setdefault("waiting", [])
         attempt = int(run.params.get("submissions", 0)) + 1
@@ -86,6 +88,24 @@ class BatchRunner:
                     prepared.reason,
                 )
                 continue
+            # claimed until collected: no other run, shard or process buys it meanwhile
+            claimed = await self.p.io(
+                self.p.store.claim,
+                self.p._new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
+                datetime.now(UTC),
+                None,
+            )
+            if not claimed.acquired:
+                if prepared is not None:
+                    await self.p.io(self.p.store.release, prepared)
+                holder = claimed.current.owner if claimed.current else "?"
+                reason = f"in flight elsewhere ({holder}); not bought twice"
+                report.outcomes.append(
+                    Outcome(job.user_id, job.target, "failed", reason=reason, request_key=job.request_key)
+                )
+                run.params.setdefault("failed", []).append(job.job_id)
+                await self._state(run, job.job_id, job.user_id, job.target, "failed", job.request_key, reason)
+                continue
             custom_id = f"{job.job_id}#{attempt}"
             endpoint, line = await self.provider.line(custom_id, job.request)
             lines.setdefault(endpoint, []).append(line)
@@ -120,11 +140,16 @@ class BatchRunner:
         await self.p.io(self.p.store.update_run, run)
         return report
 
+    @staticmethod
+    def owner(run: RunInfo) -> str:
+        return f"batch:{run.id}"
+
     async def collect(
         self, run: RunInfo, *, wait: bool = False, poll_s: float = 30.0, resubmit: bool = False
     ) -> RunReport:
         report = RunReport(run_id=run.id)
         self.p.run = run
+        self.provider.uploaded = run.params.setdefault("uploads", {})
         while True:
             open_batches = 0
             for batch in run.params.get("batches", []):
@@ -144,6 +169,10 @@ class BatchRunner:
                     report.outcomes.append(await self._collect_one(run, cid, results.get(cid), status["status"]))
                 batch["collected"] = True
                 await self.p.io(self.p.store.update_run, run)
+                # collected: the batch's input, output and error files are no longer needed
+                for file_id in (status.get("input_file_id"), status["output_file_id"], status["error_file_id"]):
+                    if file_id:
+                        await self.provider.delete_file(file_id)
             if open_batches == 0 or not wait:
                 break
             await asyncio.sleep(poll_s)
@@ -159,6 +188,12 @@ class BatchRunner:
                 submitted = await self.submit(specs, run)
                 report.outcomes.extend(submitted.outcomes)
         pending = any(not b["collected"] for b in run.params.get("batches", []))
+        if not pending and not run.params.get("waiting") and not run.params.get("failed"):
+            # nothing left to submit: the uploaded references (a user's photo among them) go now
+            uploads = run.params.get("uploads", {})
+            for digest in list(uploads):
+                await self.provider.delete_file(str(uploads[digest]["id"]))
+                del uploads[digest]
         run.state = (
             "submitted" if pending else ("finished" if not run.params.get("failed") else "finished_with_failures")
         )
@@ -166,6 +201,13 @@ class BatchRunner:
         return report
 
     async def _collect_one(self, run: RunInfo, cid: str, line: dict[str, Any] | None, batch_status: str) -> Outcome:
+        meta = run.params["jobs"][cid]
+        outcome = await self._collect_line(run, cid, line, batch_status)
+        # stored (or failed for good): the job's claim goes, after its result is in the cache
+        await self.p.io(self.p.store.release_claim, claim_key(meta["user"], meta["key"]), self.owner(run))
+        return outcome
+
+    async def _collect_line(self, run: RunInfo, cid: str, line: dict[str, Any] | None, batch_status: str) -> Outcome:
         meta = run.params["jobs"].pop(cid)
         persona = await self.p.io(self.persona_of, meta["user"])
         job = await self.p.io(self.p.planner.plan, persona, persona.progress, meta["target"])

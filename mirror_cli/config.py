@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, UnknownUserError
+from .errors import ConfigError, UnknownUserError, read_bounded
 from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
 
@@ -151,7 +151,7 @@ class Palette(Strict):
 
 class GateConfig(Strict):
     enabled: bool = True
-    size: int = 1024
+    size: int | None = Field(None, ge=16)  # only when the requested size is unknown ('auto')
     min_warm_share: float = Field(0.25, ge=0, le=1)
     min_warmth: float = Field(0.02, ge=-1, le=1)
     max_noise: float = Field(12.0, ge=0)
@@ -159,6 +159,9 @@ class GateConfig(Strict):
     max_edge_density: float = Field(0.18, ge=0, le=1)
     min_stddev: float = Field(8.0, ge=0)
     on_fail: Literal["flag", "fallback"] = "flag"
+    # Hard failures (undecodable, blank, wrong size) are always retried once. A heuristic failure
+    # (palette, texture) of a paid image is stored flagged unless the style opts in to paying again.
+    retry_on_heuristic: bool = False
 
 
 class IdentityConfig(Strict):
@@ -265,6 +268,26 @@ class ModelEntry(Strict):
     shutdown_date: date | None = None
     replacements: list[str] = Field(default_factory=list)
     notes: str | None = None
+    # Request timeout (s) by quality for a 1024x1024 image; larger sizes scale with their pixels.
+    timeout_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "low": 90.0,
+            "medium": 150.0,
+            "high": 360.0,
+            "auto": 360.0,
+            "xhigh": 480.0,
+            "max": 600.0,
+        }
+    )
+
+    def request_timeout(self, size: str, quality: str) -> float:
+        base = self.timeout_s.get(quality) or max(self.timeout_s.values(), default=600.0)
+        w, _, h = size.lower().partition("x")
+        try:
+            scale = max(1.0, int(w) * int(h) / (1024 * 1024))
+        except ValueError:  # 'auto'
+            scale = 2.0
+        return float(min(3600.0, base * scale))
 
 
 class ModelsConfig(Strict):
@@ -289,13 +312,26 @@ class RetryPolicy(Strict):
     base_delay_s: float = Field(1.0, ge=0)
     max_delay_s: float = Field(60.0, ge=0)
     max_retry_after_s: float = Field(300.0, ge=0)  # a longer Retry-After gives the job up instead of waiting
-    request_timeout_s: float = Field(180.0, gt=0)
+    # None: by model, size and quality (models.yaml ``timeout_s``); a number overrides every request.
+    request_timeout_s: float | None = Field(None, gt=0, le=3600)
+    # A request that timed out or lost its answer may have been billed: retried at most this often.
+    max_unanswered_retries: int = Field(1, ge=0, le=5)
 
 
 class PhotoLimits(Strict):
     max_bytes: int = Field(20_000_000, gt=0)
     max_side: int = Field(1536, ge=256)
     max_pixels: int = Field(40_000_000, gt=0)
+
+
+class ClaimsConfig(Strict):
+    """Job claims: before its request a job is claimed in the store, so overlapping runs, shards
+    and retried tasks never buy the same image twice."""
+
+    lease_s: float = Field(120.0, ge=1, le=3600)  # renewed every lease_s/3 while in flight
+    wait_s: float = Field(900.0, ge=0, le=86400)  # wait this long for another owner's result
+    poll_s: float = Field(1.0, gt=0, le=60)
+    batch_lease_s: float = Field(26 * 3600.0, ge=60)  # a job in a Batch API batch: until collected
 
 
 class ModerationConfig(Strict):
@@ -316,6 +352,7 @@ class LimitsConfig(Strict):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
 
 
 class VoiceTemplates(Strict):
@@ -378,16 +415,32 @@ def _line_for(text: str, loc: Sequence[int | str]) -> int | None:
     return line
 
 
-def load_yaml_model(path: Path, model: type[M]) -> M:
-    """Read ``path`` with ``yaml.safe_load`` and validate it; errors name file, line and field."""
+YAML_MAX_BYTES = 1 << 20  # a persona is a few hundred bytes; the largest shipped config is ~10 KB
+
+
+def load_yaml_model(path: Path, model: type[M], max_bytes: int = YAML_MAX_BYTES) -> M:
+    """Read ``path`` (a regular file of at most ``max_bytes``) with ``yaml.safe_load`` and validate
+    it; errors name file, line and field."""
+    raw = read_bounded(
+        path,
+        max_bytes,
+        what="YAML file",
+        hint="Pass a YAML text file (configs: --config-dir / MIRROR_CONFIG_DIR).",
+        error=ConfigError,
+    )
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"Config file {path} does not exist.", "Check --config-dir / MIRROR_CONFIG_DIR.") from exc
-    except OSError as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.", "Check its permissions.") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); is it a binary file?",
+            "Pass a YAML text file.",
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes; is it a binary file?", "Pass a YAML text file.")
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply.", "Flatten the YAML.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigSet, RateLimit
-from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError
+from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo, intake_photo_bytes
 from .models import Persona, Progress, validate_user_id
@@ -128,6 +128,8 @@ class Mirror:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
         limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
+        if limiter is None and self.settings.provider != "local":
+            limiter = RateLimiter()  # no configured rate: paced only once the server says its limit
         pipeline = Pipeline(
             self.configs,
             self.store,
@@ -275,9 +277,13 @@ class Mirror:
                 pass
         try:
             swept: dict[tuple[str, str], Outcome] = {}
+            # before the spool is swept: only jobs whose answer never arrived may have billed
+            booked = await pipeline.note_interrupted(run)
             if self.owns_process:
+                pipeline.spool.sweep_tmp()
                 swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
             report = await pipeline.run_specs(specs, run)
+            report.extra_may_have_billed_usd += booked
             # A planned job whose image was just ingested from the spool shows as a cache hit:
             # report what really happened to it.
             for i, o in enumerate(report.outcomes):
@@ -288,13 +294,19 @@ class Mirror:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        if pipeline.store_failure is not None:
+            report.store_error = pipeline.store_failure.message
         if run is not None:
             try:
                 self._finish_run(run, report)
-            except MirrorError as exc:  # the report still reaches the operator
+            except Exception as exc:  # the report still reaches the operator
+                err = as_store_error(exc) or (exc if isinstance(exc, MirrorError) else None)
+                if err is None:
+                    raise
+                report.store_error = report.store_error or err.message
                 report.stopped = (
                     report.stopped or "finished"
-                ) + f"; the run's final state was not saved ({exc.message})"
+                ) + f"; the run's final state was not saved ({err.message})"
         return report
 
     async def asweep_spool(self) -> list[Outcome]:
@@ -502,17 +514,20 @@ class Mirror:
     def usage(self, *, period: str = "month", since: Any = None, until: Any = None, user: str | None = None) -> Any:
         from .accounting import aggregate, resolve_period
 
+        if since and until and since > until:
+            raise UsageError(
+                f"--since {since} is after --until {until}.", "Give the earlier date as --since, the later as --until."
+            )
         if user:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.events(start, end, user)
-        month_start, month_end = resolve_period("month", None, None, now.date())
-        month_events = self.store.events(month_start, month_end, user)
+        events = self.store.iter_events(start, end, user)
+        month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
         return aggregate(
             events,
-            month_events,
+            month_to_date,
             period="range" if since or until else period,
             start=start,
             end=end,
@@ -739,6 +754,9 @@ class Mirror:
                     "fix": None,
                 }
             )
+            store_checks = getattr(self.store, "doctor_checks", None)  # a back-end's own lines
+            if store_checks is not None:
+                checks.extend(store_checks())
         except Exception as exc:
             from .errors import MirrorError
 

@@ -6,8 +6,11 @@ place that catches them (``cli/app.py``) and maps them to an exit status.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -95,12 +98,105 @@ _SECRET_PATTERNS = [
 ]
 
 
+_SECRETS: set[str] = set()
+MIN_SECRET_LEN = 8  # shorter values would redact ordinary words
+
+
+def register_secret(value: str) -> str:
+    """Redact this exact value (a configured key of any shape) from every output from now on,
+    also in its JSON-escaped form."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        import json
+
+        _SECRETS.add(value)
+        _SECRETS.add(json.dumps(value)[1:-1])
+    return value
+
+
 def redact(text: str) -> str:
-    """Remove anything that looks like a secret from text meant for a human or a log."""
+    """Remove the configured secrets, and anything that looks like a secret, from text meant for
+    a human, a report or a ledger."""
     out = text
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in out:
+            out = out.replace(secret, "[redacted]")
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
             out = pattern.sub(lambda m: m.group(1) + "[redacted]", out)
         else:
             out = pattern.sub("[redacted]", out)
     return out
+
+
+def read_bounded(
+    path: Path,
+    limit: int,
+    *,
+    what: str,
+    hint: str,
+    error: type[MirrorError] = UsageError,
+) -> bytes:
+    """Read a user-given file safely: refuse anything but a regular file (a device, FIFO or
+    directory) before reading, never block on a FIFO, and never read more than ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise error(f"The {what} {path} does not exist.", hint) from None
+    except IsADirectoryError:
+        raise error(f"The {what} {path} is a directory, not a file.", hint) from None
+    except OSError as exc:
+        raise error(f"Cannot open the {what} {path}: {exc.strerror}.", hint) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(info.st_mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a socket or special file"
+            )
+            raise error(f"The {what} {path} is {kind}, not a regular file.", hint)
+        if info.st_size > limit:
+            raise error(f"The {what} {path} is {info.st_size:,} bytes; the limit is {limit:,}.", hint)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise error(f"The {what} {path} is larger than the limit of {limit:,} bytes.", hint)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"Cannot read the {what} {path}: {exc.strerror}.", hint) from None
+    finally:
+        os.close(fd)
+
+
+def as_store_error(exc: BaseException) -> StoreError | None:
+    """A full disk (or an I/O failure writing the store) as a user-worded StoreError (exit 8);
+    None for anything else."""
+    import errno
+    import sqlite3
+
+    full = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in full:
+        return StoreError(
+            f"The disk is full: {exc.strerror} ({exc.filename or 'a data file'}).",
+            "Free some space (or point --data-dir at a larger disk), then run the same command again.",
+        )
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        w in str(exc) for w in ("disk is full", "disk I/O error", "readonly database", "unable to open")
+    ):
+        return StoreError(
+            f"The local store cannot be written: {exc} (is the disk full?).",
+            "Free some space (or point --data-dir at a larger disk), then run the same command again.",
+        )
+    return None

@@ -71,8 +71,15 @@ def parse_age(text: str) -> timedelta:
     from .errors import UsageError
 
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    hint = "Use a positive number and a unit, at most 100 years: 30d, 12h, 2w, 90m."
     try:
         value, unit = float(text[:-1]), text[-1].lower()
-        return timedelta(seconds=value * units[unit])
+        seconds = value * units[unit]
     except (ValueError, KeyError, IndexError):
-        raise UsageError(f"Invalid age {text!r}.", "Use a number and a unit: 30d, 12h, 2w, 90m.") from None
+        raise UsageError(f"Invalid age {text[:40]!r}.", hint) from None
+    if not 0 <= seconds <= MAX_AGE_S:  # NaN fails this too
+        raise UsageError(f"--older-than {text[:40]} is out of range (0 to 100 years).", hint)
+    return timedelta(seconds=seconds)
+
+
+MAX_AGE_S = 100 * 365 * 86400

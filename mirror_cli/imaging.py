@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .config import PhotoLimits
-from .errors import PhotoError, ProviderError
+from .errors import PhotoError, ProviderError, read_bounded
 
 PHOTO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 THUMB_SIZE = 256
@@ -28,16 +28,13 @@ class Photo:
 def intake_photo(path: Path, limits: PhotoLimits) -> Photo:
     """Read a user photo: PNG/JPEG/WebP only, EXIF orientation applied, every metadata field
     (GPS, camera, ICC, XMP) dropped, longest side bounded, decompression bombs refused."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise PhotoError(f"Photo {path} does not exist.", "Check the path passed to --photo.") from None
-    if size > limits.max_bytes:
-        raise PhotoError(
-            f"Photo {path} is {size / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB.",
-            "Export a smaller JPEG or PNG (for example 2000 px on the long side).",
-        )
-    raw = path.read_bytes()
+    raw = read_bounded(
+        path,
+        limits.max_bytes,
+        what="photo",
+        hint="Pass a PNG, JPEG or WebP file under the size limit (for example 2000 px on the long side).",
+        error=PhotoError,
+    )
     return intake_photo_bytes(raw, limits, name=str(path))
 
 
@@ -111,11 +108,17 @@ def thumbnail(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
     return encode_webp(t, quality=82)
 
 
-def post_process(data: bytes, size: int | None) -> tuple[Image.Image, bytes, bytes]:
-    """Decode, bring to the configured square size, and encode image + thumbnail as WebP."""
+def post_process(data: bytes, size: tuple[int, int] | int | None) -> tuple[Image.Image, bytes, bytes]:
+    """Decode, bring to the requested size when only the scale differs (the aspect ratio is never
+    changed: an image of another shape is kept as it is, and the quality gate reports it), and
+    encode image + thumbnail as WebP."""
     img = decode(data).convert("RGB")
-    if size and img.size != (size, size):
-        img = ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
+    if isinstance(size, int):
+        size = (size, size)
+    if size and img.size != size:
+        w, h = size
+        if abs(img.width * h - img.height * w) <= max(w, h):  # same shape within a pixel
+            img = img.resize(size, Image.Resampling.LANCZOS)
     return img, encode_webp(img), thumbnail(img)
 
 

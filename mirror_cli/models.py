@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import InvalidUserIdError
+from .errors import InvalidUserIdError, redact
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -199,7 +199,9 @@ class AvatarRecord(Strict):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-LedgerKind = Literal["generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded"]
+LedgerKind = Literal[
+    "generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded", "may_have_billed"
+]
 
 
 class LedgerEvent(Strict):
@@ -219,3 +221,9 @@ class LedgerEvent(Strict):
     validation_ok: bool | None = None
     identity_distance: float | None = None
     identity_drift: bool | None = None
+
+    @field_validator("detail")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        """Ledger lines outlive every run: a key echoed in an error never lands in one."""
+        return redact(v) if v else v

@@ -8,6 +8,8 @@ visible, and only failures that can succeed later are retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import random
 import re
 import time
@@ -87,9 +89,12 @@ def parse_retry_after(headers: dict[str, str]) -> float | None:
 
 @dataclass
 class RateLimiter:
-    """Evenly spaced starts (a GCRA with no burst): never more than ``images_per_minute`` starts
-    in any minute, and never more than ``tokens_per_minute`` estimated tokens.
+    """Paced starts: evenly spaced (a GCRA with no burst) and, on top, a sliding-window log, so no
+    window of ``window_s`` (plus a margin for the jitter between a start here and its arrival at
+    the server) ever holds more than N starts; never more than ``tokens_per_minute`` tokens.
 
+    The rate is learned downwards: an ``x-ratelimit-limit-requests`` header below it, or a 429
+    rate-limit answer (rate x0.75 each time), lowers it for the rest of the run.
     ``window_s`` scales the minute, so benchmarks and tests can run the same logic faster.
     """
 
@@ -97,32 +102,67 @@ class RateLimiter:
     tokens_per_minute: float | None = None
     window_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _next_image: float = 0.0
     _next_token: float = 0.0
     _paused_until: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     starts: list[float] = field(default_factory=list)
+    lowered: list[tuple[float, str]] = field(default_factory=list)  # (new rate, why)
 
-    SAFETY = 1.01  # 1% slack so clock jitter never puts N+1 starts inside one window
+    SAFETY = 1.01  # 1% slack on the spacing
+    BACKOFF = 0.75  # the rate after a 429, as a share of the rate before
+
+    @property
+    def margin_s(self) -> float:
+        """Jitter allowance between a start here and its arrival at the server."""
+        return min(0.5 + 0.02 * self.window_s, 0.1 * self.window_s)
 
     async def acquire(self, tokens: int = 0) -> None:
         async with self._lock:
             now = self.clock()
             at = max(now, self._next_image, self._next_token, self._paused_until)
             if self.images_per_minute:
+                n = max(1, math.floor(self.images_per_minute))
+                if len(self.starts) >= n:
+                    at = max(at, self.starts[-n] + self.window_s + self.margin_s)
                 self._next_image = at + self.window_s / self.images_per_minute * self.SAFETY
             if self.tokens_per_minute and tokens:
                 self._next_token = at + self.window_s * tokens / self.tokens_per_minute * self.SAFETY
             self.starts.append(at)
             if at > now:
-                await asyncio.sleep(at - now)
+                await self.sleep(at - now)
 
     def pause(self, seconds: float) -> None:
         """Hold every start for ``seconds`` (a 429 or an exhausted x-ratelimit budget)."""
         self._paused_until = max(self._paused_until, self.clock() + seconds)
 
+    def _lower(self, rate: float, why: str) -> None:
+        rate = max(1.0, rate)
+        if self.images_per_minute is None or rate < self.images_per_minute - 1e-9:
+            self.images_per_minute = rate
+            self.lowered.append((round(rate, 3), why))
+            # the next start keeps the new spacing from the latest one
+            if self.starts:
+                self._next_image = max(self._next_image, self.starts[-1] + self.window_s / rate * self.SAFETY)
+
+    def rate_limited(self) -> None:
+        """The server answered 429 (rate limit, not quota): it allows less than we send."""
+        if self.images_per_minute:
+            self._lower(self.images_per_minute * self.BACKOFF, "429 rate limit")
+        else:
+            now = self.clock()
+            recent = sum(1 for t in self.starts if t > now - self.window_s)
+            self._lower(max(1.0, recent * self.BACKOFF), "429 rate limit")
+
     def observe_headers(self, headers: dict[str, str]) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
+        limit = lower.get("x-ratelimit-limit-requests")
+        if limit is not None:
+            with contextlib.suppress(ValueError):
+                value = float(limit)
+                if value > 0:
+                    self._lower(value, "x-ratelimit-limit-requests")
         for kind in ("requests", "tokens"):
             remaining = lower.get(f"x-ratelimit-remaining-{kind}")
             reset = parse_duration(lower.get(f"x-ratelimit-reset-{kind}", ""))
@@ -143,6 +183,16 @@ class RetryStats:
     retries: int = 0
     rate_limited: int = 0
     waited_s: float = 0.0
+    unanswered: int = 0  # timeouts and dropped answers: requests the provider may have billed
+
+
+UNANSWERED = {"timeout", "dropped"}
+
+
+def may_have_billed(failure: ProviderFailure) -> bool:
+    """A request that reached the provider and whose answer never arrived: the API has no
+    idempotency key, so it may have been billed."""
+    return failure.code in UNANSWERED
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
@@ -159,10 +209,15 @@ async def call_with_retries(
     tokens: int = 0,
     stats: RetryStats | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_unanswered: Callable[[ProviderFailure], Awaitable[None]] | None = None,
 ) -> T:
-    """Run ``call`` under the limiter; retry transient ProviderFailures, re-raise the rest."""
+    """Run ``call`` under the limiter; retry transient ProviderFailures, re-raise the rest.
+
+    A request left unanswered (timeout, dropped answer) may have been billed: ``on_unanswered``
+    books it, and it is retried at most ``policy.max_unanswered_retries`` times."""
     stats = stats or RetryStats()
     attempt = 0
+    unanswered = 0
     while True:
         if limiter:
             await limiter.acquire(tokens)
@@ -172,6 +227,15 @@ async def call_with_retries(
         except ProviderFailure as failure:
             if failure.status == 429:
                 stats.rate_limited += 1
+                if limiter and failure.code not in ("insufficient_quota",) and failure.kind == "transient":
+                    limiter.rate_limited()
+            if may_have_billed(failure):
+                stats.unanswered += 1
+                unanswered += 1
+                if on_unanswered:
+                    await on_unanswered(failure)
+                if unanswered > policy.max_unanswered_retries:
+                    raise
             if failure.kind != "transient" or attempt + 1 >= policy.max_attempts:
                 raise
             if failure.retry_after is not None and failure.retry_after > policy.max_retry_after_s:

@@ -5,29 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import identity, imaging, messages, pricing
-from .errors import MirrorError, RunStoppedError, StoreError
+from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
 from .identity import IdentityScore
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
-from .stores.base import CacheEntry, Caps, JobState, LimitReached, Reservation, RunInfo
+from .stores.base import CacheEntry, Caps, Claim, ClaimResult, JobState, LimitReached, Reservation, RunInfo
 from .stores.calls import StoreCalls
-from .validate import Verdict, check_image
+from .validate import Verdict, check_image, parse_size, undecodable
 
 if TYPE_CHECKING:
     from .config import ConfigSet
     from .imaging import Photo
     from .providers.base import ImageProvider
     from .stores.base import Store
+
+_ESTIMATE = re.compile(r"estimate \$([0-9.]+)")
 
 Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned", "skipped"]
 
@@ -58,6 +64,7 @@ class Outcome:
     request_key: str = ""
     message: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
     limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
@@ -74,6 +81,7 @@ class Outcome:
             "width": r.width if r else None,
             "height": r.height if r else None,
             "cost_usd": round(self.cost_usd, 6),
+            "may_have_billed_usd": round(self.may_have_billed_usd, 6),
             "estimate_usd": round(self.estimate_usd, 6),
             "request_key": self.request_key,
             "reason": self.reason,
@@ -87,15 +95,22 @@ class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     run_id: str | None = None
     stopped: str | None = None
+    store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
 
+    extra_may_have_billed_usd: float = 0.0  # booked for jobs of an earlier, killed process
+
     @property
     def cost_usd(self) -> float:
         return round(sum(o.cost_usd for o in self.outcomes), 6)
+
+    @property
+    def may_have_billed_usd(self) -> float:
+        return round(sum(o.may_have_billed_usd for o in self.outcomes) + self.extra_may_have_billed_usd, 6)
 
     @property
     def degraded(self) -> int:
@@ -117,16 +132,27 @@ class RunReport:
             "skipped": self.count("skipped"),
             "planned": self.count("planned"),
             "cost_usd": self.cost_usd,
+            "may_have_billed_usd": self.may_have_billed_usd,
             "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes if o.status == "planned"), 6),
             "stopped": self.stopped,
+            "store_error": self.store_error,
             "elapsed_s": round(self.elapsed_s, 3),
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
+            "unanswered": self.retries.unanswered,
         }
 
 
 class Stop(Exception):
     pass
+
+
+@dataclass
+class _Unanswered:
+    """Requests of one job that were sent and never answered (booked at the job's estimate)."""
+
+    usd: float = 0.0
+    count: int = 0
 
 
 class Pipeline:
@@ -169,6 +195,9 @@ class Pipeline:
         self._run_lock = asyncio.Lock()
         self.stats = RetryStats()
         self.run: RunInfo | None = None
+        self.store_failure: StoreError | None = None  # the first store failure that stopped the run
+        # who holds this pipeline's claims: host and process (a dead local owner is detected at once)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # ------------------------------------------------------------------------------- public
     async def plan_only(self, specs: list[JobSpec]) -> RunReport:
@@ -199,7 +228,6 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = await self._done_jobs(run)
         if run:
-            await self._note_interrupted(run)
             for spec in specs:
                 if spec.job_id not in done_before:
                     await self._job_state(spec, "pending")
@@ -228,8 +256,14 @@ class Pipeline:
                     if self.on_progress:
                         self.on_progress(outcome)
 
-        await asyncio.gather(*(one_user(v) for v in by_user.values()))
+        # Every user's task runs to its end; an unexpected failure is re-raised once they all have
+        # (never left as an unretrieved task exception printed by asyncio).
+        results = await asyncio.gather(*(one_user(v) for v in by_user.values()), return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
         await self._attach_urls(report)
+        await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -255,8 +289,8 @@ class Pipeline:
         outcomes: list[Outcome] = []
         for uid, key in self.spool.pending():
             spooled = self.spool.get(uid, key)
-            if spooled is None:
-                continue
+            if spooled is None or spooled.result is None:
+                continue  # a gate-retry marker is finished by the job itself (it is still due)
             target = spooled.meta.get("target")
             try:
                 persona = await self.io(persona_of, uid)
@@ -265,6 +299,9 @@ class Pipeline:
                 continue  # an unknown user or target: leave the paid image where it is, for a person
             job.request_key = key  # the key it was paid under, even if the plan would differ today
             outcomes.append(await self._finish(job, spooled.result, ingested=True, may_retry=False))
+            # its dead owner's claim goes once the image is stored (the cache answers from now on)
+            with contextlib.suppress(Exception):
+                await self.io(self.store.release_claim, claim_key(uid, key))
         return outcomes
 
     def request_stop(self, reason: str) -> None:
@@ -278,24 +315,56 @@ class Pipeline:
             return set()
         return {s.job_id for s in await self.io(self.store.job_states, run.id) if s.state in ("done", "degraded")}
 
-    async def _note_interrupted(self, run: RunInfo) -> None:
+    async def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
-        whose answer never arrived (the API has no idempotency key). Say so in the ledger."""
+        whose answer never arrived (the API has no idempotency key). Where the claim's owner is
+        dead (or its lease over) and no answer reached the spool, book it at its estimate as
+        may-have-billed: call this before the spool is swept. Returns the USD booked."""
+        if run is None:
+            return 0.0
+        booked = 0.0
         for state in await self.io(self.store.job_states, run.id):
-            if state.state == "in_flight" and self.spool.get(state.user_id, state.request_key) is None:
-                when = state.updated_at.isoformat() if state.updated_at else ""
-                await self.io(
-                    self.store.record_event,
-                    LedgerEvent(
-                        user_id=state.user_id,
-                        kind="failed",
-                        target=state.target,
-                        request_key=state.request_key,
-                        run_id=run.id,
-                        detail="in flight when the previous process died: the provider may have billed it",
-                    ),
-                    event_id=f"inflight:{run.id}:{state.job_id}:{when}",
-                )
+            if state.state != "in_flight":
+                continue
+            claim = await self.io(self.store.get_claim, claim_key(state.user_id, state.request_key))
+            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < datetime.now(UTC)):
+                booked += await self._book_crashed(claim, state.user_id, state.target, state.request_key)
+            elif claim is not None:
+                continue  # its owner is alive: still in flight
+            # the job is no longer in flight: it runs again in this attempt (or is settled at the end)
+            await self._safe_job_state_raw(state, "pending", "its request was in flight when the process died")
+        return booked
+
+    async def settle_job_states(self, run: RunInfo | None) -> None:
+        """A finished run leaves no job pending or in flight: a job whose result was stored (for
+        example ingested from the spool) is done, any other one failed."""
+        if run is None or self.stop_event.is_set():
+            return
+        for state in await self.io(self.store.job_states, run.id):
+            if state.state not in ("pending", "in_flight"):
+                continue
+            entry = await self.io(self.store.cache_get, state.user_id, state.request_key) if state.request_key else None
+            if entry is not None:
+                await self._safe_job_state_raw(state, "done", "its image was stored (ingested from the spool)")
+            else:
+                await self._safe_job_state_raw(state, "failed", "not run in the run's final attempt")
+
+    async def _safe_job_state_raw(self, state: JobState, new: Any, detail: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.io(
+                self.store.put_job_state,
+                JobState(
+                    state.run_id,
+                    state.job_id,
+                    state.user_id,
+                    state.target,
+                    new,
+                    state.request_key,
+                    state.avatar_id,
+                    detail,
+                    self.now(),
+                ),
+            )
 
     async def _job_state(
         self,
@@ -347,10 +416,12 @@ class Pipeline:
             await self._job_state(spec, "pending", job.request_key, detail=f"stopped: {exc.message}")
             return Outcome(job.user_id, job.target, "failed", reason=exc.message, request_key=job.request_key)
         except Exception as exc:  # a store or post-processing failure: the image stays in the spool
-            if isinstance(exc, StoreError):
+            store_error = as_store_error(exc)
+            if store_error is not None:
                 # No point buying images the store cannot hold: stop, leave the run resumable.
-                self.request_stop(f"the store is unavailable: {exc.message}")
-                detail = exc.message
+                self.request_stop(f"the store is unavailable: {store_error.message}")
+                self.store_failure = store_error
+                detail = store_error.message
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             await self._safe_job_state(spec, "failed", job.request_key, detail)
@@ -373,10 +444,25 @@ class Pipeline:
     async def _prepare(self, job: Job) -> Outcome | Reservation | None:
         """Everything before a provider call: an Outcome when the job is settled without one,
         else the budget reservation for it (None for a free renderer)."""
+        early = await self._early(job)
+        if early is not None:
+            return early
+        if self._retry_due(job):
+            return await self._resume_gate_retry(job)
+        return await self._prepare_rest(job)
+
+    def _retry_due(self, job: Job) -> bool:
+        spooled = self.spool.get(job.user_id, job.request_key)
+        return spooled is not None and spooled.retry_due
+
+    async def _early(self, job: Job) -> Outcome | None:
+        """A job settled without any request: its paid image is in the spool, or it is cached."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
-        if spooled is not None:
-            return await self._finish(job, spooled.result, ingested=True)
+        if spooled is not None and spooled.result is not None:
+            return await self._finish(
+                job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
+            )
         # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
         hit = await self._cache_hit(job)
         if hit is not None:
@@ -402,6 +488,9 @@ class Pipeline:
                 request_key=job.request_key,
                 message=hit.message,
             )
+        return None
+
+    async def _prepare_rest(self, job: Job) -> Outcome | Reservation | None:
         # 3. blocked free text never reaches a provider
         if job.blocked:
             return await self._degrade(job, "blocked", "content screen: " + "; ".join(job.blocked), fallback_only=True)
@@ -415,28 +504,200 @@ class Pipeline:
         return await self._reserve(job)
 
     async def _execute(self, job: Job) -> Outcome:
-        prepared = await self._prepare(job)
+        early = await self._early(job)
+        if early is not None:
+            return early
+        if _is_free(job):  # nothing to pay twice: no claim
+            return await self._unclaimed(job)
+        claimed = await self._claim(job)
+        if isinstance(claimed, Outcome):
+            return claimed
+        beat = asyncio.create_task(self._heartbeat(claimed))
+        cancelled = False
+        try:
+            early = await self._early(job)  # another owner finished it just before we claimed
+            if early is not None:
+                return early
+            if self._retry_due(job):
+                return await self._resume_gate_retry(job)
+            prepared = await self._prepare_rest(job)
+            if isinstance(prepared, Outcome):
+                return prepared
+            if prepared is not None:
+                r = prepared
+                claimed.info["reservation"] = {
+                    "id": r.id,
+                    "user_id": r.user_id,
+                    "amount": r.amount,
+                    "day": r.day,
+                    "month": r.month,
+                }
+                with contextlib.suppress(MirrorError):
+                    await self.io(
+                        self.store.renew_claim,
+                        claimed.key,
+                        claimed.owner,
+                        self._lease_until(),
+                        {"reservation": claimed.info["reservation"]},
+                    )
+            return await self._buy(job, prepared, may_retry=True)
+        except asyncio.CancelledError:
+            cancelled = True  # a request may be in flight: the lease expires and resume books it
+            raise
+        finally:
+            beat.cancel()
+            if not cancelled:
+                with contextlib.suppress(Exception):
+                    await self.io(self.store.release_claim, claimed.key, claimed.owner)
+
+    async def _unclaimed(self, job: Job) -> Outcome:
+        if self._retry_due(job):
+            return await self._resume_gate_retry(job)
+        prepared = await self._prepare_rest(job)
         if isinstance(prepared, Outcome):
             return prepared
-        reservation = prepared
+        return await self._buy(job, prepared, may_retry=True)
+
+    # ------------------------------------------------------------------------------- claims
+    def _lease_until(self, seconds: float | None = None) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
+
+    def _new_claim(self, job: Job, lease_s: float | None = None, owner: str | None = None) -> Claim:
+        return Claim(
+            key=claim_key(job.user_id, job.request_key),
+            owner=owner or self.owner,
+            lease_until=self._lease_until(lease_s),
+            created_at=datetime.now(UTC),
+            info={"run_id": self._run_id(), "job_id": job.job_id, "estimate_usd": job.estimate_usd},
+        )
+
+    async def _claim(self, job: Job) -> Claim | Outcome:
+        """Claim the job before its request. Held by a live owner: wait for its result (a cache
+        hit) up to claims.wait_s. Held by a dead owner, or past its lease: take it over, and book
+        what that owner's request may have billed."""
+        cfg = self.configs.limits.claims
+        give_up = time.monotonic() + cfg.wait_s
+        steal: str | None = None
+        while True:
+            claim = self._new_claim(job)
+            result: ClaimResult = await self.io(self.store.claim, claim, datetime.now(UTC), steal)
+            if result.acquired:
+                if result.previous is not None:
+                    await self._book_crashed(result.previous, job.user_id, job.target, job.request_key)
+                return claim
+            current = result.current
+            if current is not None and owner_dead(current.owner):
+                steal = current.owner
+                continue
+            steal = None
+            if time.monotonic() >= give_up:
+                return Outcome(
+                    job.user_id,
+                    job.target,
+                    "failed",
+                    reason=f"in flight in another process ({current.owner if current else '?'}); not bought twice",
+                    request_key=job.request_key,
+                    estimate_usd=job.estimate_usd,
+                )
+            await asyncio.sleep(cfg.poll_s)
+            early = await self._early(job)  # the other owner's result
+            if early is not None:
+                return early
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        every = self.configs.limits.claims.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(MirrorError):
+                await self.io(self.store.renew_claim, claim.key, claim.owner, self._lease_until())
+
+    async def _book_crashed(self, previous: Claim, uid: str, target: str, request_key: str) -> float:
+        """A claim whose owner died with its request in flight: unless its answer reached the
+        spool, book the request at its estimate as may-have-billed (once per claim), and settle
+        the owner's reservation at that estimate so budgets count it."""
+        spooled = self.spool.get(uid, request_key)
+        if spooled is not None and spooled.result is not None:
+            return 0.0  # its answer arrived: it is ingested, at its real cost
+        # (a gate-retry marker means the first image was paid and stored: the retry was in flight)
+        estimate = float(previous.info.get("estimate_usd") or 0.0)
+        booked = await self.io(
+            self.store.record_event,
+            LedgerEvent(
+                user_id=uid,
+                kind="may_have_billed",
+                target=target,
+                request_key=request_key,
+                cost_usd=estimate,
+                run_id=previous.info.get("run_id"),
+                detail="in flight when its process died: the provider may have billed it",
+            ),
+            event_id=f"maybe:{previous.key}:{previous.owner}:{previous.created_at.isoformat()}",
+        )
+        if not booked:
+            return 0.0
+        r = previous.info.get("reservation")
+        if r:
+            with contextlib.suppress(MirrorError):
+                await self.io(
+                    self.store.settle, Reservation(r["id"], r["user_id"], r["amount"], r["day"], r["month"]), estimate
+                )
+        return estimate
+
+    async def _buy(
+        self, job: Job, reservation: Reservation | None, *, may_retry: bool, first_cost: float = 0.0
+    ) -> Outcome:
+        """Send the request (reserved), settle what it cost, and finish the job. Spend that may
+        have been billed (a request sent whose answer never arrived) is settled too, never released."""
         await self._job_state_job(job, "in_flight")
+        maybe = _Unanswered()
         try:
-            result = await self._generate(job)
+            result = await self._generate(job, maybe, attempt="retry" if not may_retry else "first")
         except ProviderFailure as failure:
-            if reservation:
-                await self.io(self.store.release, reservation)
-            return await self._provider_failed(job, failure)
+            await self._settle(job, reservation, 0.0, maybe.usd)
+            outcome = await self._provider_failed(job, failure)
+            outcome.may_have_billed_usd = maybe.usd
+            return outcome
         except BaseException:
-            if reservation:
-                await self.io(self.store.release, reservation)
+            await self._settle(job, reservation, 0.0, maybe.usd)
             raise
-        if reservation:
-            try:
-                await self.io(self.store.settle, reservation, result.cost_usd)
-            finally:
-                async with self._run_lock:
-                    self._run_spent += result.cost_usd - job.estimate_usd
-        return await self._finish(job, result, ingested=False)
+        await self._settle(job, reservation, result.cost_usd, maybe.usd)
+        outcome = await self._finish(job, result, ingested=False, may_retry=may_retry)
+        outcome.cost_usd += first_cost
+        outcome.may_have_billed_usd += maybe.usd
+        return outcome
+
+    async def _settle(self, job: Job, reservation: Reservation | None, actual: float, maybe_usd: float) -> None:
+        """Settle a reservation to what was billed plus what may have been; release it only when
+        nothing at all may have been billed."""
+        if reservation is None:
+            return
+        total = actual + maybe_usd
+        if total > 0:
+            await self.io(self.store.settle, reservation, total)
+        else:
+            await self.io(self.store.release, reservation)
+        self._run_spent += total - reservation.amount
+
+    async def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
+        """A request that was sent and never answered (timeout, dropped answer) may have been
+        billed: book it at its estimate, apart from confirmed spend."""
+        maybe.usd += job.estimate_usd
+        maybe.count += 1
+        await self.io(
+            self.store.record_event,
+            LedgerEvent(
+                user_id=job.user_id,
+                kind="may_have_billed",
+                target=job.target,
+                request_key=job.request_key,
+                provider=self.planner.provider_name,
+                model=job.model_name,
+                cost_usd=job.estimate_usd,
+                run_id=self._run_id(),
+                detail=f"no answer ({failure.code}): the provider may have billed this request",
+            ),
+            event_id=f"maybe:{job.user_id}:{job.request_key}:{uuid.uuid4().hex[:12]}",
+        )
 
     async def _moderate(self, job: Job) -> Outcome | None:
         cfg = self.configs.limits.moderation
@@ -480,7 +741,7 @@ class Pipeline:
                     state,
                     job.request_key,
                     None,
-                    None,
+                    f"request sent (estimate ${job.estimate_usd:.6f})" if state == "in_flight" else None,
                     self.now(),
                 ),
             )
@@ -515,18 +776,23 @@ class Pipeline:
             raise
         return reservation
 
-    async def _generate(self, job: Job) -> ImageResult:
+    async def _generate(self, job: Job, maybe: _Unanswered | None = None, attempt: str = "first") -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else."""
+        maybe = maybe if maybe is not None else _Unanswered()
 
-        async def attempt() -> ImageResult:
+        async def call() -> ImageResult:
             res = await self.provider.generate(job.request)
             if self.limiter and res.rate_headers:
                 self.limiter.observe_headers(res.rate_headers)
             return res
 
+        async def unanswered(failure: ProviderFailure) -> None:
+            await self._book_unanswered(job, failure, maybe)
+
+        policy = self.configs.limits.retry
         try:
             result = await call_with_retries(
-                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
             )
         except ProviderFailure as failure:
             if failure.kind != "moderation":
@@ -536,38 +802,49 @@ class Pipeline:
             safe_job = await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
             result = await call_with_retries(
-                attempt, self.configs.limits.retry, self.limiter, job.tokens_estimate, self.stats
+                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
             )
         result.cost_usd = pricing.cost_from_usage(
             job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
         )
-        self.spool_result(job, result)
+        self.spool_result(job, result, attempt=attempt)
         return result
 
-    def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes, Verdict]:
-        size = int(size_text.lower().split("x")[0]) if "x" in size_text else None
-        img, webp, thumb = imaging.post_process(data, size)
-        return img, webp, thumb, check_image(img, self.configs.style.gate)
+    def _post_process(self, data: bytes, size_text: str) -> tuple[Any, bytes, bytes | None, Verdict]:
+        """(image or None, webp, thumbnail, verdict). An undecodable answer is a hard failure."""
+        expected = parse_size(size_text)
+        try:
+            img, webp, thumb = imaging.post_process(data, expected)
+        except MirrorError as exc:
+            return None, b"", None, undecodable(exc.message)
+        return img, webp, thumb, check_image(img, self.configs.style.gate, expected)
 
-    def spool_result(self, job: Job, result: ImageResult) -> None:
+    def spool_result(self, job: Job, result: ImageResult, attempt: str = "first") -> None:
         """A paid image goes to the spool before anything else touches it."""
-        meta = {
+        self.spool.put(job.user_id, job.request_key, result, self._spool_meta(job, attempt))
+
+    def _spool_meta(self, job: Job, attempt: str) -> dict[str, Any]:
+        return {
             "user_id": job.user_id,
             "target": job.target,
             "request_key": job.request_key,
             "run_id": self._run_id(),
             "created_at": self.now().isoformat(),
+            "attempt": attempt,  # "retry": the gate's second request, never retried again
+            "estimate_usd": job.estimate_usd,
         }
-        self.spool.put(job.user_id, job.request_key, result, meta)
 
     async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.
         img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
-        if not verdict.ok and may_retry and not ingested and self.configs.style.gate.enabled:
-            retried = await self._retry_reinforced(job, result, webp, verdict)
+        gate = self.configs.style.gate
+        if not verdict.ok and may_retry and gate.enabled and (verdict.hard or gate.retry_on_heuristic):
+            retried = await self._retry_reinforced(job, result, webp or result.data, verdict)
             if retried is not None:
                 return retried
         avatar_id = job.avatar_id
+        if img is None:  # undecodable, and no second try: keep the paid bytes for review, report it
+            return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
         reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
         same_face = await self._same_face(job, img)
@@ -626,7 +903,7 @@ class Pipeline:
         )
         await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
-        if not verdict.ok and self.configs.style.gate.on_fail == "fallback":
+        if not verdict.ok and gate.on_fail == "fallback":
             asset = self.fallbacks.pick(job.target, job.persona)
             return Outcome(
                 job.user_id,
@@ -637,7 +914,7 @@ class Pipeline:
                 cost_usd=0.0 if ingested else result.cost_usd,
                 estimate_usd=job.estimate_usd,
                 request_key=job.request_key,
-                reason="quality gate failed twice: " + "; ".join(verdict.failures),
+                reason="quality gate failed: " + "; ".join(verdict.failures),
                 validation=verdict.to_dict(),
             )
         return Outcome(
@@ -650,6 +927,7 @@ class Pipeline:
             estimate_usd=job.estimate_usd,
             request_key=job.request_key,
             message=stored.message,
+            reason=None if verdict.ok else "stored flagged by the quality gate: " + "; ".join(verdict.failures),
             validation=verdict.to_dict(),
         )
 
@@ -667,11 +945,43 @@ class Pipeline:
         except Exception as exc:  # a score is advice: never lose or re-buy an image over it
             return IdentityScore(None, cfg.threshold, anchor.id, f"not measured: {type(exc).__name__}: {exc}")
 
-    async def _retry_reinforced(self, job: Job, result: ImageResult, webp: bytes, verdict: Verdict) -> Outcome | None:
-        """The quality gate failed: keep the paid image (ledger + a 'rejected' file for review),
-        then try once more with the style's reinforced prompt, within the caps."""
+    async def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
+        ref, _ = await self.io(
+            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", result.data, None
+        )
+        await self.io(
+            self.store.record_event,
+            paid_event(
+                job.user_id,
+                job.target,
+                job.request_key,
+                result,
+                kind="spool_ingest" if ingested else "generated",
+                run_id=self._run_id(),
+                validation_ok=False,
+                detail=f"paid but unusable ({'; '.join(verdict.failures)}); kept at {ref}",
+            ),
+            event_id=f"paid:{job.user_id}:{job.request_key}",
+        )
+        self.spool.remove(job.user_id, job.request_key)
+        return Outcome(
+            job.user_id,
+            job.target,
+            "failed",
+            cost_usd=0.0 if ingested else result.cost_usd,
+            estimate_usd=job.estimate_usd,
+            request_key=job.request_key,
+            reason="quality gate: " + "; ".join(verdict.failures),
+            validation=verdict.to_dict(),
+        )
+
+    async def _retry_reinforced(self, job: Job, result: ImageResult, kept: bytes, verdict: Verdict) -> Outcome | None:
+        """The quality gate failed on a hard check (or the style opted in to re-buying heuristic
+        failures): keep the paid image (ledger + a 'rejected' file for review), record in the spool
+        that the retry is due, then try once more with the style's reinforced prompt, within caps.
+        None: no retry happened (no budget, or it failed) and the caller stores the first image."""
         rejected_ref, _ = await self.io(
-            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", webp, None
+            self.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", kept, None
         )
         await self.io(
             self.store.record_event,
@@ -686,25 +996,44 @@ class Pipeline:
             ),
             event_id=f"paid:{job.user_id}:{job.request_key}:rejected",
         )
-        self.spool.remove(job.user_id, job.request_key)
+        # One rename turns the paid image into the retry marker: a crash from here on resumes
+        # with the retry, never with the first request again.
+        self.spool.mark_retry(
+            job.user_id, job.request_key, {**self._spool_meta(job, "first"), "rejected": rejected_ref}
+        )
+        outcome = await self._gate_retry(job, first_cost=result.cost_usd)
+        if isinstance(outcome, Outcome):
+            return outcome
+        # no retry: the first image is stored flagged by the caller (the marker goes with it)
+        return None
+
+    async def _gate_retry(self, job: Job, first_cost: float) -> Outcome | str:
+        """Buy the reinforced retry; a string says why it could not be bought."""
         reservation: Reservation | None = None
         if not _is_free(job):
             reserved = await self._reserve(job)
-            if isinstance(reserved, Outcome):  # no budget for a retry: the flagged image stays
-                return None
+            if isinstance(reserved, Outcome):
+                return reserved.reason or "no budget for the quality gate's retry"
             reservation = reserved
         job.request = (await self.io(self.planner.plan, job.persona, job.progress, job.target, reinforce=True)).request
-        try:
-            second = await self._generate(job)
-        except ProviderFailure:
-            if reservation:
-                await self.io(self.store.release, reservation)
-            return None
-        if reservation:
-            await self.io(self.store.settle, reservation, second.cost_usd)
-        outcome = await self._finish(job, second, ingested=False, may_retry=False)
-        outcome.cost_usd += result.cost_usd
+        outcome = await self._buy(job, reservation, may_retry=False, first_cost=first_cost)
+        if outcome.status == "failed" and outcome.record is None and first_cost:
+            return outcome.reason or "the quality gate's retry failed"
         return outcome
+
+    async def _resume_gate_retry(self, job: Job) -> Outcome:
+        """A crash came after the first image was paid, kept as rejected and the retry marked."""
+        outcome = await self._gate_retry(job, first_cost=0.0)
+        if isinstance(outcome, Outcome):
+            return outcome
+        return Outcome(
+            job.user_id,
+            job.target,
+            "failed",
+            reason=f"the quality gate's retry is still due: {outcome}",
+            request_key=job.request_key,
+            estimate_usd=job.estimate_usd,
+        )
 
     def _message(self, job: Job) -> str:
         cfg = self.configs.messages
@@ -806,6 +1135,28 @@ def paid_event(
     )
 
 
+def claim_key(uid: str, request_key: str) -> str:
+    return f"{uid}/{request_key}"
+
+
+def owner_dead(owner: str) -> bool:
+    """A claim owner ('host:pid:nonce') that is a process of this host which no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _is_free(job: Job) -> bool:
     """Limits and budgets are cost control: a model with no price (the offline renderer) has none."""
     p = job.model_entry.prices
@@ -834,6 +1185,8 @@ async def render_asset(pipeline: Pipeline, job: Job) -> tuple[ImageResult, bytes
     Returns (result, webp bytes, verdict, paid)."""
     spooled = pipeline.spool.get(job.user_id, job.request_key)
     paid = spooled is None
-    result = spooled.result if spooled else await pipeline._generate(job)
-    _, webp, _, verdict = await asyncio.to_thread(pipeline._post_process, result.data, job.request.size)
+    result = spooled.result if spooled and spooled.result else await pipeline._generate(job)
+    img, webp, _, verdict = await asyncio.to_thread(pipeline._post_process, result.data, job.request.size)
+    if img is None:
+        raise ProviderError("The provider returned data that is not a readable image.", "Run seed-fallbacks again.")
     return result, webp, verdict, paid

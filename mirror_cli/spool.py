@@ -1,9 +1,16 @@
-"""The spool: every paid image lands here (atomic rename, fsync) before anything else touches
-it, and leaves only after it is stored and in the ledger. A later run ingests what it finds
-instead of paying again."""
+"""The spool: every paid image lands here before anything else touches it, and leaves only after it
+is stored and in the ledger. A later run ingests what it finds instead of paying again.
+
+One entry is one file, ``<user>/<request key>.spool``: a JSON header line, then the image bytes.
+It is written to a temporary name, fsynced and renamed, so an image and its metadata become
+visible together or not at all. An entry may also carry no image: the *gate-retry marker* left
+when a paid image failed a hard quality check and a second request is due, so that resuming
+after a crash sends the retry, never the first request again.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -11,38 +18,71 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
 from .models import ImageResult, TokenUsage
+
+SUFFIX = ".spool"
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 @dataclass
 class Spooled:
-    result: ImageResult
+    result: ImageResult | None  # None for a gate-retry marker
     meta: dict[str, Any]
+
+    @property
+    def retry_due(self) -> bool:
+        """The first image was paid and kept as rejected; the reinforced retry is what remains."""
+        return self.result is None and self.meta.get("state") == "gate_retry"
+
+
+def disk_error(exc: OSError, what: str) -> StoreError:
+    if exc.errno in DISK_FULL:
+        return StoreError(
+            f"The disk is full: cannot write {what}.",
+            "Free some space (or point --data-dir at a larger disk), then run the same command again.",
+        )
+    return StoreError(f"Cannot write {what}: {exc.strerror or exc}.", "Check the folder's permissions and free space.")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, rename. On any failure the temporary file is removed
+    and a disk-full condition becomes a StoreError (exit 8)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise disk_error(exc, str(path)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _paths(self, uid: str, key: str) -> tuple[Path, Path]:
-        folder = self.root / uid
-        return folder / f"{key}.img", folder / f"{key}.json"
+    def _path(self, uid: str, key: str) -> Path:
+        return self.root / uid / f"{key}{SUFFIX}"
 
-    @staticmethod
-    def _atomic_write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    def _write(self, uid: str, key: str, header: dict[str, Any], data: bytes = b"") -> None:
+        path = self._path(uid, key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise disk_error(exc, str(path.parent)) from exc
+        head = json.dumps({**header, "image_bytes": len(data)}, separators=(",", ":")).encode()
+        atomic_write(path, head + b"\n" + data)
 
     def put(self, uid: str, key: str, result: ImageResult, meta: dict[str, Any]) -> None:
-        img, info = self._paths(uid, key)
-        img.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._atomic_write(img, result.data)
-        body = {
+        header = {
             **meta,
+            "state": "paid",
             "mime": result.mime,
             "usage": result.usage.model_dump(),
             "cost_usd": result.cost_usd,
@@ -51,16 +91,30 @@ class Spool:
             "model": result.model,
             "latency_s": result.latency_s,
         }
-        # The metadata file is written last: an image without it is incomplete and ignored.
-        self._atomic_write(info, json.dumps(body).encode())
+        self._write(uid, key, header, result.data)
+
+    def mark_retry(self, uid: str, key: str, meta: dict[str, Any]) -> None:
+        """Replace a paid entry (already stored as rejected, in the ledger) by the gate-retry
+        marker, in one rename: a crash leaves either the image or the marker, never neither."""
+        self._write(uid, key, {**meta, "state": "gate_retry"})
 
     def get(self, uid: str, key: str) -> Spooled | None:
-        img, info = self._paths(uid, key)
-        if not (img.exists() and info.exists()):
+        path = self._path(uid, key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
             return None
-        meta = json.loads(info.read_text())
+        head, _, data = raw.partition(b"\n")
+        try:
+            meta = json.loads(head)
+        except ValueError:
+            return None  # not written by this tool (a rename is atomic): leave it for a person
+        if meta.get("state") == "gate_retry":
+            return Spooled(None, meta)
+        if len(data) != meta.get("image_bytes", -1):
+            return None
         result = ImageResult(
-            data=img.read_bytes(),
+            data=data,
             mime=meta["mime"],
             usage=TokenUsage(**meta["usage"]),
             cost_usd=meta["cost_usd"],
@@ -72,14 +126,19 @@ class Spool:
         return Spooled(result, meta)
 
     def remove(self, uid: str, key: str) -> None:
-        img, info = self._paths(uid, key)
-        # The metadata file marks an entry complete: it goes first, so a crash in between leaves
-        # an ignored image file, never a complete-looking entry without its image.
-        info.unlink(missing_ok=True)
-        img.unlink(missing_ok=True)
+        self._path(uid, key).unlink(missing_ok=True)
 
     def pending(self) -> list[tuple[str, str]]:
-        """(user, request key) of every complete spooled image."""
+        """(user, request key) of every spooled entry (paid images and gate-retry markers)."""
         if not self.root.exists():
             return []
-        return sorted((p.parent.name, p.stem) for p in self.root.glob("*/*.json"))
+        return sorted((p.parent.name, p.name.removesuffix(SUFFIX)) for p in self.root.glob(f"*/*{SUFFIX}"))
+
+    def sweep_tmp(self) -> int:
+        """Remove temporary files a killed process left behind (never a complete entry)."""
+        n = 0
+        if self.root.exists():
+            for p in self.root.glob("*/.*.tmp"):
+                p.unlink(missing_ok=True)
+                n += 1
+        return n

@@ -1,12 +1,16 @@
 """The quality gate run on every image before it is stored. Thresholds live in the style config
 (``gate``); the metrics are Pillow-only and work on a 256 px copy.
 
-- size: the configured square size
+- size: the size that was requested (hard)
 - warm palette: share of saturated pixels in the orange/amber hue band, and a colour temperature
   proxy (mean red minus mean blue)
 - cartoon look: rendered images have large flat-shaded regions, little texture noise and few
   strong edges; photos and noise have the opposite
-- not blank: grey-level standard deviation above a floor
+- not blank: grey-level standard deviation above a floor (hard)
+
+Hard failures (undecodable, blank, wrong size) mean the image is unusable: the pipeline may buy a
+second one. Heuristic failures (palette, texture) of a paid image are stored flagged and reported;
+they are re-bought only when the style opts in (``gate.retry_on_heuristic``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Verdict:
     ok: bool
     failures: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    hard: bool = False  # an unusable image (undecodable, blank, wrong size), not a matter of taste
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,15 +64,34 @@ def measure(img: Image.Image) -> dict[str, float]:
     }
 
 
-def check_image(img: Image.Image, gate: GateConfig) -> Verdict:
+def undecodable(reason: str) -> Verdict:
+    return Verdict(ok=False, failures=[f"undecodable image ({reason})"], hard=True)
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    """'1536x1024' -> (1536, 1024); 'auto' or None -> None."""
+    if not size or "x" not in size.lower():
+        return None
+    w, _, h = size.lower().partition("x")
+    try:
+        return int(w), int(h)
+    except ValueError:
+        return None
+
+
+def check_image(img: Image.Image, gate: GateConfig, expected: tuple[int, int] | None = None) -> Verdict:
+    """``expected`` is the requested size (None: the gate's configured square size, if any)."""
     if not gate.enabled:
         return Verdict(ok=True)
     m = measure(img)
-    failures: list[str] = []
-    if img.size != (gate.size, gate.size):
-        failures.append(f"size {img.width}x{img.height} is not {gate.size}x{gate.size}")
+    hard: list[str] = []
+    if expected is None and gate.size:
+        expected = (gate.size, gate.size)
+    if expected is not None and img.size != expected:
+        hard.append(f"size {img.width}x{img.height} is not {expected[0]}x{expected[1]}")
     if m["stddev"] < gate.min_stddev:
-        failures.append(f"near-uniform image (stddev {m['stddev']:.1f} < {gate.min_stddev})")
+        hard.append(f"near-uniform image (stddev {m['stddev']:.1f} < {gate.min_stddev})")
+    failures: list[str] = []
     if m["warm_share"] < gate.min_warm_share:
         failures.append(f"palette not warm enough (amber share {m['warm_share']:.2f} < {gate.min_warm_share})")
     if m["warmth"] < gate.min_warmth:
@@ -78,4 +102,4 @@ def check_image(img: Image.Image, gate: GateConfig) -> Verdict:
         failures.append(f"too few flat-shaded regions ({m['flat_share']:.2f} < {gate.min_flat_share})")
     if m["edge_density"] > gate.max_edge_density:
         failures.append(f"edge density {m['edge_density']:.2f} > {gate.max_edge_density}")
-    return Verdict(ok=not failures, failures=failures, metrics=m)
+    return Verdict(ok=not (hard or failures), failures=[*hard, *failures], metrics=m, hard=bool(hard))

@@ -55,6 +55,30 @@ def _cold_picture() -> bytes:
     return buf.getvalue()
 
 
+def _bad_picture(kind: str) -> bytes:
+    """Answers the quality gate must treat as unusable: 'blank', 'garbage' (not an image), 'small'."""
+    if kind == "garbage":
+        return b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    img = Image.new("RGB", (512, 512) if kind == "small" else (1024, 1024), (240, 150, 70))
+    if kind == "small":
+        img = Image.open(io.BytesIO(_picture(1))).resize((512, 300))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _resized(png: bytes, size: str) -> bytes:
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        return png
+    if (w, h) == (1024, 1024):
+        return png
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).resize((w, h)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 @dataclass
 class Fault:
     status: int = 500
@@ -136,8 +160,13 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []  # every request received
         self.rate_limited = 0
         self.off_style = 0
+        self.bad_next: deque[str] = deque()  # serve these unusable answers next (see _bad_picture)
+        self.slow_next: deque[float] = deque()  # bill, then answer only after this many seconds
+        self.slow_random: tuple[Any, float, float] | None = None  # (rng, share, seconds): slow answers
+        self.bad_random: tuple[Any, float, str] | None = None  # (rng, share, kind): unusable answers
         self.moderation_words: list[str] = ["stab", "punch"]
         self.files: dict[str, dict[str, Any]] = {}
+        self.deleted_files: list[str] = []
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_fail: set[str] = set()  # custom_ids whose lines fail inside a batch
         self.batch_polls_to_complete = 2
@@ -350,6 +379,20 @@ class FakeOpenAI:
                     )
                 self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
 
+            def do_DELETE(self) -> None:
+                if self.path.startswith("/v1/files/"):
+                    fid = self.path.rsplit("/", 1)[1]
+                    with fake._lock:
+                        existed = fake.files.pop(fid, None) is not None
+                        if existed:
+                            fake.deleted_files.append(fid)
+                    if not existed:
+                        return self._send(
+                            404, {"error": {"message": "No such File", "type": "invalid_request_error", "code": None}}
+                        )
+                    return self._send(200, {"id": fid, "object": "file", "deleted": True})
+                self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -360,6 +403,7 @@ class FakeOpenAI:
                     f = files[0]
                     fake.files[fid] = {
                         "purpose": fields.get("purpose"),
+                        "expires_after_s": fields.get("expires_after[seconds]"),
                         "data": f["bytes"],
                         "filename": f["filename"],
                         "content_type": f["content_type"],
@@ -442,14 +486,20 @@ class FakeOpenAI:
                 answer = _image_answer(
                     fake, self.path, params, [r["sha256"] for r in refs], batch=False, t_start=record["t"]
                 )
+                with fake._lock:
+                    slow = fake.slow_next.popleft() if fake.slow_next else 0.0
+                    if not slow and fake.slow_random and fake.slow_random[0].random() < fake.slow_random[1]:
+                        slow = fake.slow_random[2]
+                if slow:
+                    time.sleep(slow)  # billed, but the client may have given up by now
                 request_id = answer["request_id"]
                 raw = json.dumps(answer["body"]).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.send_header("x-request-id", request_id)
-                self.send_header("x-ratelimit-limit-requests", "500")
-                self.send_header("x-ratelimit-remaining-requests", "499")
+                self.send_header("x-ratelimit-limit-requests", str(int(fake.images_per_minute or 100_000)))
+                self.send_header("x-ratelimit-remaining-requests", "99")
                 self.send_header("x-ratelimit-reset-requests", "120ms")
                 self.end_headers()
                 try:
@@ -487,12 +537,16 @@ def _image_answer(
         "total_tokens": text_tokens + image_tokens + out_tokens,
     }
     seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
-    picture = fake._pictures[seed]
+    picture = _resized(fake._pictures[seed], str(params.get("size", "1024x1024")))
     request_id = "req_" + uuid.uuid4().hex[:20]
     with fake._lock:
         if fake.off_style > 0:
             fake.off_style -= 1
             picture = _cold_picture()
+        elif fake.bad_next:
+            picture = _bad_picture(fake.bad_next.popleft())
+        elif fake.bad_random and fake.bad_random[0].random() < fake.bad_random[1]:
+            picture = _bad_picture(fake.bad_random[2])
         now = time.monotonic()
         fake.ledger.append(
             {

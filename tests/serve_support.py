@@ -17,6 +17,14 @@ from firebase_auth import AuthEmulator, free_port
 from mirror_cli.models import Persona
 from mirror_cli.settings import Settings, load_settings
 
+# Fast retries, but a request timeout well above the loopback server's slowest answer in these
+# tests: a timed-out image request may have been billed (and the fake server bills it).
+SERVE_LIMITS: dict[str, Any] = {
+    "per_user_daily": 50,
+    "system_daily": 1000,
+    "retry": {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 60},
+}
+
 
 class LiveServer:
     """``create_app`` served by a real uvicorn on a free loopback port, in a thread of the test."""
@@ -105,7 +113,7 @@ def serve_settings(
             "store": "firebase",
             "provider": "openai",
             "base_url": openai_env.url,
-            "config_dir": make_config_dir(tmp_path, {"per_user_daily": 50, "system_daily": 1000, **(limits or {})}),
+            "config_dir": make_config_dir(tmp_path, {**SERVE_LIMITS, **(limits or {})}),
             "data_dir": tmp_path / "data",
             **overrides,
         }

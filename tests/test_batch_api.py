@@ -115,3 +115,25 @@ def test_batch_jsonl_splits_over_the_request_limit(batch_core, openai_env, monke
     run_id = core.generate(None, "newReflection").run_id
     assert len(core.store.get_run(run_id).params["batches"]) == 2
     assert core.poll(run_id, wait=True, poll_s=0.01).count("generated") == 6
+
+
+def test_batch_files_are_deleted_once_collected_and_resubmission_reuses_uploads(
+    make_core, batch_core, openai_env, fast_configs
+):
+    make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs).generate(["maya"], "newReflection")
+    core = batch_core()
+    core.set_progress("maya", Progress(active_days=30))
+    openai_env.batch_fail = {"maya.month#1"}
+    run_id = core.evolve("maya").run_id or core.runs()[0].id
+    uploads = {fid: f for fid, f in openai_env.files.items() if f["purpose"] == "vision"}
+    assert uploads and all(f["expires_after_s"] == str(7 * 86400) for f in uploads.values())
+    core.poll(run_id, wait=True, poll_s=0.01)
+    assert set(uploads) <= set(openai_env.files)  # a failed job may go out again: its upload stays
+    assert core.store.get_run(run_id).params["uploads"]  # persisted with the run
+    openai_env.batch_fail = set()
+    core.poll(run_id, resubmit=True)
+    again = {fid for fid, f in openai_env.files.items() if f["purpose"] == "vision"}
+    assert again == set(uploads)  # reused, not uploaded again
+    assert core.poll(run_id, wait=True, poll_s=0.01).count("generated") == 1
+    assert openai_env.files == {}  # references, inputs and outputs all deleted
+    assert core.store.get_run(run_id).params["uploads"] == {}

@@ -50,16 +50,63 @@ def test_emulator_features_we_rely_on(fb):
     assert fb.db.collection("users").count().get()[0][0].value == 12
 
 
-def test_images_are_private_with_metadata_and_signed_urls(fb, tmp_path, monkeypatch):
+def test_images_are_private_with_metadata_and_no_download_token(fb, tmp_path, monkeypatch):
+    """storage.rules reads avatars/{uid}/{file} for user uid only: the object names and metadata
+    it relies on. No Firebase download token (a URL that never expires) is ever attached."""
     ref, thumb = fb.put_image("u1", "month-abc", b"RIFF0000WEBPVP8 ", b"RIFF0000WEBPthumb")
     assert ref == "avatars/u1/month-abc.webp" and thumb == "avatars/u1/month-abc.thumb.webp"
     blob = fb.bucket.get_blob(ref)
     assert blob.content_type == "image/webp" and blob.cache_control.startswith("private")
-    assert blob.metadata["user"] == "u1" and blob.metadata["firebaseStorageDownloadTokens"]
-    # no service-account key under the emulator: a Firebase download-token URL, never a public one
+    assert blob.metadata == {"user": "u1"}
+    # the emulators need no credentials: the emulator's own URL, never a token URL
     url = fb.image_url(ref)
-    assert url.startswith("https://firebasestorage.googleapis.com/v0/b/") and "token=" in url
+    assert url.startswith(fb.bucket.client._connection.API_BASE_URL.rstrip("/")) or "127.0.0.1" in url
+    assert "token=" not in url and "firebasestorage.googleapis.com" not in url
     assert fb.image_size(ref) == 16 and fb.read_image(ref).startswith(b"RIFF")
+
+
+def _authorized_user_adc(tmp_path):
+    adc = tmp_path / "adc.json"
+    adc.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "1.apps.googleusercontent.com",
+                "client_secret": "not-a-secret",
+                "refresh_token": "not-a-token",
+            }
+        )
+    )
+    return adc
+
+
+def test_application_default_credentials_without_a_key_file(firebase_env, tmp_path, monkeypatch):
+    """An authorized_user ADC file (what `gcloud auth application-default login` writes), no key
+    file: the store opens on the emulators, says where its credentials come from, and says plainly
+    that it cannot sign avatar URLs (a user account has no key and no service account)."""
+    from mirror_cli.errors import StoreError
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_authorized_user_adc(tmp_path)))
+    store = FirebaseStore(load_settings({"data_dir": tmp_path / "d"}))
+    try:
+        assert store.credential_source.startswith("Application Default Credentials (credentials")
+        store.put_user(Persona(id="u1", name="U"))
+        assert store.get_user("u1").name == "U"
+        ref, _ = store.put_image("u1", "month-x", b"RIFF0000WEBPdata", None)
+        problem = store.url_signing_problem()
+        assert problem and "no private key and no service account" in problem
+        with pytest.raises(StoreError) as err:
+            store.image_url(ref)
+        assert "cannot be signed" in err.value.message and "service account" in err.value.hint
+    finally:
+        store.close()
+
+
+def test_doctor_shows_the_credential_source_and_url_signing(firebase_env, tmp_path, monkeypatch, make_core):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_authorized_user_adc(tmp_path)))
+    checks = {c["check"]: c for c in make_core(store="firebase").doctor()}
+    assert "Application Default Credentials" in checks["credentials"]["detail"]
+    assert checks["signed urls"]["status"] == "fail" and "service account" in checks["signed urls"]["fix"]
 
 
 def test_v4_signed_urls_with_a_service_account(firebase_env, tmp_path, monkeypatch):
@@ -98,15 +145,19 @@ def test_v4_signed_urls_with_a_service_account(firebase_env, tmp_path, monkeypat
 def test_missing_credentials_and_settings_are_clear(monkeypatch, tmp_path):
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud login here
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # and no metadata server
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
     with pytest.raises(ConfigError) as err:
         FirebaseStore(load_settings({"firebase_bucket": "b", "firebase_project": "p"}))
-    assert "GOOGLE_APPLICATION_CREDENTIALS" in err.value.message
+    assert "Application Default Credentials" in err.value.message and "gcloud auth" in err.value.hint
     bad = tmp_path / "sa.json"
     bad.write_text("{not json")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(bad))
     with pytest.raises(ConfigError) as err:
         FirebaseStore(load_settings({"firebase_bucket": "b", "firebase_project": "p"}))
-    assert "service-account file" in err.value.message
+    assert "credentials file" in err.value.message
 
 
 def test_missing_bucket_setting_and_unknown_bucket(firebase_env, monkeypatch, tmp_path):

@@ -79,8 +79,8 @@ def test_later_stages_are_edits_with_anchor_and_previous(oa, openai_env):
 
 @pytest.mark.parametrize(
     "fault",
-    [rate_limit_fault(0.01), Fault(500), Fault(503, code=None), Fault(drop=True)],
-    ids=["429", "500", "503", "dropped"],
+    [rate_limit_fault(0.01), Fault(500), Fault(503, code=None)],
+    ids=["429", "500", "503"],
 )
 def test_transient_failures_are_retried(oa, openai_env, fault):
     openai_env.push(fault, fault)
@@ -90,10 +90,40 @@ def test_transient_failures_are_retried(oa, openai_env, fault):
     assert len(openai_env.requests) == 3 and len(openai_env.ledger) == 1
 
 
-def test_timeout_is_retried(oa, openai_env):
-    openai_env.push(Fault(500, delay=3.0))  # longer than request_timeout_s=2
-    report = oa().generate(["demo"], "month")
-    assert report.count("generated") == 1 and report.retries.retries == 1
+def test_timeout_is_retried_once_and_booked_as_may_have_billed(oa, openai_env):
+    openai_env.slow_next.append(3.0)  # billed, answered after the client gave up (request_timeout_s=2)
+    core = oa()
+    report = core.generate(["demo"], "month")
+    assert report.count("generated") == 1 and report.retries.retries == 1 and report.retries.unanswered == 1
+    assert len(openai_env.ledger) == 2  # the server billed both
+    maybe = [e for e in core.store.events() if e.kind == "may_have_billed"]
+    assert len(maybe) == 1 and maybe[0].cost_usd == pytest.approx(report.outcomes[0].estimate_usd)
+    assert report.summary()["may_have_billed_usd"] == pytest.approx(maybe[0].cost_usd)
+    usage = core.usage()
+    assert usage.may_have_billed == 1 and usage.may_have_billed_usd == pytest.approx(maybe[0].cost_usd)
+    assert usage.cost_usd + usage.may_have_billed_usd >= openai_env.billed_usd(GPT_IMAGE_2) - 1e-9
+
+
+def test_unanswered_requests_are_retried_at_most_once(oa, openai_env):
+    openai_env.push(Fault(drop=True), Fault(drop=True), Fault(drop=True))
+    core = oa()
+    report = core.generate(["demo"], "month")
+    assert report.count("failed") == 1 and len(openai_env.requests) == 2  # first + one retry
+    assert report.outcomes[0].may_have_billed_usd == pytest.approx(2 * report.outcomes[0].estimate_usd)
+    assert [e.kind for e in core.store.events()].count("may_have_billed") == 2
+
+
+def test_connect_failure_is_not_booked(make_core, openai_env, fast_configs):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there: the request never leaves
+    core = make_core(provider="openai", base_url=f"http://127.0.0.1:{port}/v1", config_dir=fast_configs)
+    report = core.generate(["demo"], "month")
+    assert report.count("failed") == 1 and report.retries.unanswered == 0
+    assert not [e for e in core.store.events() if e.kind == "may_have_billed"]
 
 
 def test_retry_after_is_honoured(oa, openai_env):

@@ -61,6 +61,11 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         assert "evolution_stage" in _problem(missing, 422)["detail"]
         _problem(c.post("/avatar/generate", json=_generate(uid, "someday"), headers=bearer(token)), 422)
         _problem(c.get("/nowhere"), 404)
+        # the probes need no token
+        assert c.get("/healthz").json() == {"status": "ok"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "provider": "ok"}}
     logged = capsys.readouterr().err
     assert '"status": 401' in logged and '"status": 200' in logged and f'"uid": "{uid}"' in logged
     assert token not in logged and admin_token not in logged
@@ -172,3 +177,51 @@ def test_emulator_mode_is_refused_in_production(auth_env):
     with pytest.raises(ConfigError) as err:
         TokenVerifier(load_settings({"environment": "production"}))
     assert "FIREBASE_AUTH_EMULATOR_HOST" in err.value.message and "production" in err.value.message
+
+
+def test_request_rate_per_user_and_cors(auth_env, tmp_path):
+    """Local store, in-process ASGI: the per-user request rate and the CORS allow-list."""
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    settings = {"data_dir": tmp_path / "d", "serve_rate_per_minute": 3, "serve_cors_origins": "https://app.example"}
+    app = create_app(load_settings(settings))
+    uid, token = auth_env.sign_up()
+
+    async def calls() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test" + API) as c:
+            reads = [await c.get(f"/avatar/user/{uid}", headers=bearer(token)) for _ in range(4)]
+            allowed = await c.options(
+                f"/avatar/user/{uid}",
+                headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+            )
+            other = await c.options(
+                f"/avatar/user/{uid}",
+                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+            )
+            return [*reads, allowed, other]
+
+    *reads, allowed, other = asyncio.run(calls())
+    assert [r.status_code for r in reads] == [200, 200, 200, 429]
+    limited = _problem(reads[-1], 429)
+    assert 1 <= int(reads[-1].headers["retry-after"]) <= 60 and "3 requests a minute" in limited["detail"]
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers
+    app.state.service.core.close()
+    app.state.service.verifier.close()
+
+
+def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env, openai_env):
+    server = live(serve_settings())
+    uid, token = new_user(auth_env, server.service.core.store)
+    with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+        first = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 8}})
+        assert first.status_code == 200, first.text
+        evolved = first.json()
+        assert evolved["evolved"] is True and evolved["current_stage"] == "firstWeek"
+        # no avatar yet: the anchor (first stage) comes first, then the stage reached
+        assert [a["evolution_stage"] for a in evolved["avatars"]] == ["newReflection", "firstWeek"]
+        again = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 9}}).json()
+        assert again == {"evolved": False, "current_stage": "firstWeek", "avatars": []}
+    assert len(openai_env.ledger) == 2

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from conftest import make_config_dir
 from firebase_auth import free_port
-from serve_support import auth_emulator, auth_env, bearer
+from serve_support import SERVE_LIMITS, auth_emulator, auth_env, bearer
 from typer.testing import CliRunner
 
 from mirror_cli.models import Persona
@@ -58,7 +58,8 @@ def _serving(tmp_path: Path, openai_env: Any, auth_env: Any, wait_s: float) -> t
     store = LocalStore(root=data)
     store.put_user(Persona(id=uid, name="Ada"))
     store.close()
-    server = ServeProcess(data, make_config_dir(tmp_path), openai_env.url, auth_env.project, wait_s)
+    config = make_config_dir(tmp_path, SERVE_LIMITS)
+    server = ServeProcess(data, config, openai_env.url, auth_env.project, wait_s)
     return server, uid, token, data
 
 

@@ -98,6 +98,19 @@ def test_ledger_idempotent_events_and_ranges(store):
     assert store.events(uid="u1")[0].usage.output_image_tokens == 9
 
 
+def test_usage_sums_in_the_store_and_streams_the_ledger(store):
+    for i in range(5):
+        kind = "generated" if i % 2 == 0 else "failed"
+        store.record_event(LedgerEvent(ts=NOW + timedelta(minutes=i), user_id=f"u{i % 2}", kind=kind, cost_usd=0.25))
+    store.record_event(LedgerEvent(ts=NOW + timedelta(days=10), user_id="u0", kind="generated", cost_usd=1.0))
+    assert store.month_paid_usd("2026-11") == pytest.approx(0.75)  # paid kinds only, this month only
+    assert store.month_paid_usd("2026-12") == pytest.approx(1.0)
+    assert store.month_paid_usd("2026-11", uid="u0") == pytest.approx(0.75)
+    assert store.month_paid_usd("2026-11", uid="u1") == 0
+    streamed = list(store.iter_events(NOW, NOW + timedelta(days=1)))
+    assert [e.ts for e in streamed] == [NOW + timedelta(minutes=i) for i in range(5)]
+
+
 def test_reservations_enforce_caps(store):
     caps = Caps(per_user_daily=2, system_daily=3, monthly_budget_usd=1.0)
     r1 = store.reserve("u1", "k1", 0.1, NOW, caps)

@@ -97,3 +97,40 @@ def test_unreachable_emulator_then_resume_pays_nothing_twice(outage, openai_env)
         assert [r.target for r in check.store.list_avatars(uid)] == ["newReflection"], uid
     assert check.spool.pending() == []
     assert sum(1 for e in check.store.events() if e.kind in ("generated", "spool_ingest")) == 6
+
+
+def test_stalled_storage_server_stops_the_run_resumably_never_hangs(emulators, monkeypatch, make_core, tmp_path):
+    """Cloud Storage stops answering (SIGSTOP) in the middle of a run: every call has a timeout
+    and a bounded retry, so the run stops with a store error instead of hanging, and resumes."""
+    from mirror_cli.models import Persona
+
+    storage = emu.StorageEmulator()
+    try:
+        project, bucket = emulators.new_namespace()
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage.url)
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage as gcs
+
+        gcs.Client(project=project, credentials=AnonymousCredentials()).create_bucket(bucket)
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulators.firestore.host)
+        emulators.firestore.warm(project)
+        flags = {"store": "firebase", "firebase_project": project, "firebase_bucket": bucket, "store_timeout_s": 1.5}
+        core = make_core(**flags)
+        core.import_users([Persona(id=f"g{i}", name="G") for i in range(6)])
+        os.kill(storage.proc.pid, signal.SIGSTOP)
+        result: dict[str, object] = {}
+        worker = threading.Thread(target=lambda: result.update(report=core.generate(None, "newReflection")))
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the run hung on a stalled storage server"
+        report = result["report"]
+        assert report.stopped and "store is unavailable" in report.stopped  # type: ignore[attr-defined]
+        os.kill(storage.proc.pid, signal.SIGCONT)
+        resumed = make_core(**flags).generate(None, "newReflection", resume=report.run_id)  # type: ignore[attr-defined]
+        assert resumed.stopped is None and resumed.failed == 0
+        check = make_core(**flags)
+        assert all(len(check.store.list_avatars(f"g{i}")) == 1 for i in range(6))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(storage.proc.pid, signal.SIGCONT)
+        storage.stop()

@@ -117,7 +117,9 @@ def settings_from(**flags: Any) -> Any:
 
 
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    from ..errors import redact
+
+    sys.stdout.write(redact(json.dumps(payload, indent=2, default=str)) + "\n")
     sys.stdout.flush()
 
 
@@ -140,6 +142,15 @@ def guarded(fn: Callable[[], T], *, as_json: bool, debug: bool) -> T:
     except Exception as exc:
         if debug:
             raise
+        user_error = _user_error(exc)
+        if user_error is not None:
+            if as_json:
+                emit_json(user_error.to_dict())
+            else:
+                from .. import console
+
+                console.error(user_error.message, user_error.hint, int(user_error.exit_code))
+            raise typer.Exit(int(user_error.exit_code)) from None
         from ..errors import redact
 
         msg = redact(f"{type(exc).__name__}: {exc}")
@@ -163,7 +174,30 @@ def guarded(fn: Callable[[], T], *, as_json: bool, debug: bool) -> T:
         raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
+def _user_error(exc: Exception) -> MirrorError | None:
+    """Failures caused by the user's input or machine, not by a bug: a full disk (exit 8), a
+    value out of bounds (exit 2, naming the field)."""
+    from pydantic import ValidationError
+
+    from ..errors import UsageError, as_store_error
+
+    store = as_store_error(exc)
+    if store is not None:
+        return store
+    if isinstance(exc, ValidationError):
+        fields = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "(value)"
+            fields.append(f"{where}: {err['msg']}")
+        return UsageError("Invalid value: " + "; ".join(fields) + ".", "Pass a value within the bounds named above.")
+    if isinstance(exc, OverflowError):
+        return UsageError(f"A number is out of range ({exc}).", "Pass a smaller value.")
+    return None
+
+
 def report_exit(report: Any) -> int:
+    if getattr(report, "store_error", None):
+        return int(ExitCode.STORE)
     if report.stopped and report.stopped.startswith("interrupted"):
         return int(ExitCode.INTERRUPTED)
     if report.stopped:
@@ -183,7 +217,9 @@ def render_report(
 ) -> None:
     payload = {"summary": report.summary(), "jobs": [o.to_dict() for o in report.outcomes], **(extra or {})}
     if report_file is not None:
-        report_file.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        from ..errors import redact
+
+        report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
     if as_json:
         emit_json(payload)
         return

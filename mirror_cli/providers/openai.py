@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, redact
+from ..errors import ConfigError, read_bounded, redact, register_secret
 from ..models import ImageRequest, ImageResult, TokenUsage
 from ..pacing import ProviderFailure, parse_retry_after, parse_try_again
 from .base import Capabilities, ProviderContext
@@ -29,23 +29,34 @@ EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 STOP_CODES = {"insufficient_quota", "billing_hard_limit_reached", "model_not_found", "invalid_api_key"}
 
 
+SECRETS_MAX_BYTES = 64 * 1024
+
+
 def read_api_key(secrets_file: Path | None) -> str | None:
-    """OPENAI_API_KEY from the environment, else from a secrets file of KEY=value lines."""
+    """OPENAI_API_KEY from the environment, else from a secrets file of KEY=value lines (a regular
+    file of at most 64 KiB). The key's value is registered for redaction, whatever its shape."""
     key = os.environ.get("OPENAI_API_KEY")
     if key:
-        return key.strip()
+        return register_secret(key.strip())
     if secrets_file is None:
         return None
+    raw = read_bounded(
+        secrets_file,
+        SECRETS_MAX_BYTES,
+        what="secrets file",
+        hint="Pass a small text file of KEY=value lines with --secrets-file / MIRROR_SECRETS_FILE.",
+        error=ConfigError,
+    )
     try:
-        for line in secrets_file.read_text(encoding="utf-8").splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.strip() in ("OPENAI_API_KEY", "openai_api_key"):
-                return value.strip().strip("'\"")
-    except OSError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
         raise ConfigError(
-            f"Cannot read the secrets file {secrets_file}: {exc.strerror}.",
-            "Check the path given by --secrets-file / MIRROR_SECRETS_FILE.",
-        ) from exc
+            f"The secrets file {secrets_file} is not UTF-8 text.", "Write it as KEY=value lines."
+        ) from None
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() in ("OPENAI_API_KEY", "openai_api_key"):
+            return register_secret(value.strip().strip("'\""))
     return None
 
 
@@ -68,7 +79,7 @@ def classify(exc: Exception) -> ProviderFailure:
         return ProviderFailure(kind, message, status=status, code=code, retry_after=retry_after, request_id=request_id)
 
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
-        return ProviderFailure("transient", f"connection problem: {message}", code="connection")
+        return ProviderFailure("transient", f"connection problem: {message}", code=_unanswered_code(exc))
     if isinstance(exc, openai.RateLimitError):
         return fail("stop" if code in STOP_CODES else "transient")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
@@ -90,6 +101,19 @@ def classify(exc: Exception) -> ProviderFailure:
     if isinstance(exc, openai.APIError):  # e.g. a server error event mid-stream
         return ProviderFailure("transient", message, code=code)
     raise exc
+
+
+def _unanswered_code(exc: Exception) -> str:
+    """'connection' when the request never left (connect failure, no free connection): nothing
+    was billed. 'timeout' / 'dropped' when it was sent and its answer never arrived: it may
+    have been billed."""
+    cause = exc.__cause__ or exc.__context__
+    name = type(cause).__name__ if cause is not None else ""
+    if name in ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol", "ProxyError"):
+        return "connection"
+    import openai
+
+    return "timeout" if isinstance(exc, openai.APITimeoutError) or "Timeout" in name else "dropped"
 
 
 def request_body(request: ImageRequest) -> dict[str, Any]:
@@ -156,12 +180,23 @@ class OpenAIProvider:
                 api_key=self._key,
                 base_url=self.settings.base_url or None,
                 max_retries=0,
-                timeout=self.configs.limits.retry.request_timeout_s,
+                timeout=self.configs.limits.retry.request_timeout_s or 600.0,
             )
         return self._client
 
+    def timeout_for(self, request: ImageRequest) -> float:
+        """The request timeout: limits.retry.request_timeout_s when set, else by model, size and
+        quality (models.yaml ``timeout_s``; a high-quality gpt-image-2 can take minutes)."""
+        fixed = self.configs.limits.retry.request_timeout_s
+        if fixed:
+            return fixed
+        for entry in self.configs.models.models.values():
+            if request.model in (entry.snapshot,):
+                return entry.request_timeout(request.size, request.quality)
+        return 600.0
+
     async def generate(self, request: ImageRequest) -> ImageResult:
-        common = request_body(request)
+        common: dict[str, Any] = {**request_body(request), "timeout": self.timeout_for(request)}
         start = time.perf_counter()
         try:
             if request.references:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from ..models import ImageRequest
@@ -15,6 +16,11 @@ from .openai import EXT, OpenAIProvider, classify, request_body
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+# Uploaded files are created with an expiry (the API's minimum is an hour, its maximum 30 days) and
+# deleted once collected: a user's photo never outlives the batch that needed it by more than this.
+UPLOAD_EXPIRY_S = 7 * 86400
+REUSE_UPLOAD_S = 6 * 86400  # an upload older than this may expire before a resubmitted batch runs
+OUTPUT_EXPIRY_S = 7 * 86400
 
 
 class OpenAIBatchProvider(OpenAIProvider):
@@ -23,19 +29,36 @@ class OpenAIBatchProvider(OpenAIProvider):
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
-        self._uploaded: dict[str, str] = {}
+        # sha256 -> {"id": file id, "at": unix time}: the run's record holds it (BatchRunner
+        # binds it to run.params["uploads"]), so a resubmission reuses the uploads.
+        self.uploaded: dict[str, dict[str, Any]] = {}
 
     async def upload_reference(self, data: bytes, mime: str) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if digest not in self._uploaded:
+        known = self.uploaded.get(digest)
+        if known is None or time.time() - float(known.get("at", 0)) > REUSE_UPLOAD_S:
             try:
                 f = await self.client.files.create(
-                    file=(f"ref-{digest[:12]}.{EXT.get(mime, 'png')}", data, mime), purpose="vision"
+                    file=(f"ref-{digest[:12]}.{EXT.get(mime, 'png')}", data, mime),
+                    purpose="vision",
+                    expires_after={"anchor": "created_at", "seconds": UPLOAD_EXPIRY_S},
                 )
             except Exception as exc:
                 raise classify(exc) from exc
-            self._uploaded[digest] = f.id
-        return self._uploaded[digest]
+            self.uploaded[digest] = {"id": f.id, "at": time.time()}
+        return str(self.uploaded[digest]["id"])
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Delete a file we uploaded or a batch produced; a file already gone is fine."""
+        import openai
+
+        try:
+            await self.client.files.delete(file_id)
+        except openai.NotFoundError:
+            return False
+        except Exception as exc:
+            raise classify(exc) from exc
+        return True
 
     async def line(self, custom_id: str, request: ImageRequest) -> tuple[str, dict[str, Any]]:
         """(endpoint, JSONL line) for one request."""
@@ -74,12 +97,17 @@ class OpenAIBatchProvider(OpenAIProvider):
 
     async def _create(self, endpoint: str, data: bytes, metadata: dict[str, str]) -> str:
         try:
-            f = await self.client.files.create(file=("requests.jsonl", data, "application/jsonl"), purpose="batch")
+            f = await self.client.files.create(
+                file=("requests.jsonl", data, "application/jsonl"),
+                purpose="batch",
+                expires_after={"anchor": "created_at", "seconds": UPLOAD_EXPIRY_S},
+            )
             batch = await self.client.batches.create(
                 input_file_id=f.id,
                 endpoint=endpoint,  # type: ignore[arg-type]
                 completion_window="24h",
                 metadata=metadata,
+                output_expires_after={"anchor": "created_at", "seconds": OUTPUT_EXPIRY_S},
             )
         except Exception as exc:
             raise classify(exc) from exc
@@ -93,6 +121,7 @@ class OpenAIBatchProvider(OpenAIProvider):
         return {
             "id": b.id,
             "status": b.status,
+            "input_file_id": b.input_file_id,
             "output_file_id": b.output_file_id,
             "error_file_id": b.error_file_id,
             "counts": b.request_counts.model_dump() if b.request_counts else {},

@@ -6,6 +6,7 @@ is the factory uvicorn imports in each worker (settings come from MIRROR_* varia
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -187,7 +188,7 @@ def _routes(svc: Service) -> APIRouter:
             data = await photo.read(limit + 1)
             if len(data) > limit:
                 raise photo_too_large(photo.size or 0, limit)
-        digest = request_key(data.hex() if data else None)
+        digest = hashlib.sha256(data).hexdigest() if data else None
         key = request_key(user_id, "trilogy", digest)
         job, joined = await svc.run(key, who, "trilogy", lambda: svc.trilogy(user_id, data))
         return answer(job, joined)

@@ -74,13 +74,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        too_large = ProblemError(
-            413,
-            "too-large",
-            "Request too large",
-            f"The request body is larger than {limit:,} bytes.",
-            "Send a smaller photo (or body); photos must be under the size limit of the CLI's intake.",
-        ).problem
+        too_large = _too_large(limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -88,7 +82,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await send_problem(send, too_large)
+                    await send_problem(send, too_large())
                     return
         seen = 0
         started = False
@@ -112,11 +106,24 @@ class BodyLimit:
             await self.app(scope, counted, tracking)
         except _TooLarge:
             if not started:
-                await send_problem(send, too_large)
+                await send_problem(send, too_large())
 
 
 class _TooLarge(Exception):
     pass
+
+
+def _too_large(limit: int) -> Callable[[], Problem]:
+    def problem() -> Problem:
+        return ProblemError(
+            413,
+            "too-large",
+            "Request too large",
+            f"The request body is larger than {limit:,} bytes.",
+            "Send a smaller photo (or body); photos must be under the size limit of the CLI's intake.",
+        ).problem
+
+    return problem
 
 
 _access = logging.getLogger("mirror.access")

@@ -224,18 +224,19 @@ class Service:
         try:
             await self.core.store_calls(self.core.store.op_counts, self.core.now().strftime("%Y-%m-%d"))
             checks["store"] = "ok"
+        except Exception as exc:  # the details go to the log: the probe is public
+            log.warning("readyz: store: %s", exc.message if isinstance(exc, MirrorError) else type(exc).__name__)
+            checks["store"] = "unavailable"
+        try:
+            check = getattr(self.core.provider, "check", None)
+            results = await asyncio.wait_for(check(self.core.model_name), 10) if check else []
+            bad = [r for r in results if r.get("status") == "fail"]
+            if bad:
+                log.warning("readyz: provider: %s", bad[0].get("detail"))
+            checks["provider"] = "ok" if not bad else "unavailable"
         except Exception as exc:
-            checks["store"] = exc.message if isinstance(exc, MirrorError) else "unreachable"
-        check = getattr(self.core.provider, "check", None)
-        if check is None:
-            checks["provider"] = "ok"
-        else:
-            try:
-                results = await asyncio.wait_for(check(self.core.model_name), 10)
-                bad = [r for r in results if r.get("status") == "fail"]
-                checks["provider"] = "ok" if not bad else str(bad[0].get("detail"))
-            except Exception as exc:
-                checks["provider"] = exc.message if isinstance(exc, MirrorError) else "unreachable"
+            log.warning("readyz: provider: %s", exc.message if isinstance(exc, MirrorError) else type(exc).__name__)
+            checks["provider"] = "unavailable"
         ok = all(v == "ok" for v in checks.values())
         self._ready = (now + 30, ok, checks)
         return ok, checks

@@ -141,6 +141,45 @@ class JobState:
         )
 
 
+@dataclass
+class Claim:
+    """One request being bought: at most one owner (run + process) at a time, for a lease that
+    the owner renews while the request is in flight. It is deleted once the job is settled, after
+    its result is stored and cached, so a process that waited finds the result in the cache."""
+
+    key: str  # "<user>/<request key>"
+    owner: str
+    lease_until: datetime
+    created_at: datetime
+    info: dict[str, Any] = field(default_factory=dict)  # run_id, estimate_usd, reservation, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "owner": self.owner,
+            "lease_until": self.lease_until.astimezone(UTC).isoformat(),
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Claim:
+        return cls(
+            d["key"],
+            d["owner"],
+            datetime.fromisoformat(d["lease_until"]),
+            datetime.fromisoformat(d["created_at"]),
+            d.get("info") or {},
+        )
+
+
+@dataclass
+class ClaimResult:
+    acquired: bool
+    current: Claim | None  # the claim now in the store (ours when acquired)
+    previous: Claim | None = None  # an expired (or dead owner's) claim we took over
+
+
 # One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
 # concern can say so in its signature.
 
@@ -203,6 +242,16 @@ class LedgerStore(Protocol):
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]: ...
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> Iterator[LedgerEvent]:
+        """The same events as ``events``, a page at a time (memory flat in the ledger's size)."""
+        ...
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        """What paid images cost in month YYYY-MM (SQL sum / the month's counters)."""
+        ...
+
     def op_counts(self, day: str) -> dict[str, int]: ...
     def flush_ops(self) -> None: ...
 
@@ -226,6 +275,18 @@ class RunStore(Protocol):
     def list_runs(self, limit: int = 20) -> list[RunInfo]: ...
     def put_job_state(self, state: JobState) -> None: ...
     def job_states(self, run_id: str) -> list[JobState]: ...
+
+    # claims: one request in flight at a time across processes, shards and overlapping runs
+    def claim(self, claim: Claim, now: datetime, steal_from: str | None = None) -> ClaimResult:
+        """Atomically create ``claim``; or take over an existing one whose lease ended before
+        ``now`` (or whose owner is ``steal_from``, known dead). Otherwise acquire nothing."""
+        ...
+
+    def renew_claim(self, key: str, owner: str, lease_until: datetime, info: dict[str, Any] | None = None) -> bool: ...
+    def get_claim(self, key: str) -> Claim | None: ...
+    def release_claim(self, key: str, owner: str | None = None) -> None:
+        """Delete the claim (if ``owner`` is given, only while it is still that owner's)."""
+        ...
 
 
 @runtime_checkable

@@ -18,6 +18,8 @@ from .base import (
     SHARD_BUCKETS,
     CacheEntry,
     Caps,
+    Claim,
+    ClaimResult,
     DueQuery,
     JobState,
     LimitReached,
@@ -64,6 +66,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX users_due ON users(latest_rank, active_days, shard);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta(key, value) SELECT 'due_index', '1' WHERE NOT EXISTS (SELECT 1 FROM users);
+    """,
+    # 3: job claims (one request in flight at a time across processes)
+    """
+    CREATE TABLE claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until TEXT NOT NULL, body TEXT NOT NULL);
     """,
 ]
 
@@ -370,18 +376,39 @@ class LocalStore:
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]:
-        sql, args = "SELECT event FROM ledger WHERE 1=1", []
-        if since:
-            sql += " AND ts >= ?"
-            args.append(_iso(since))
-        if until:
-            sql += " AND ts < ?"
-            args.append(_iso(until))
+        return list(self.iter_events(since, until, uid))
+
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None, page: int = 1000
+    ) -> Iterator[LedgerEvent]:
+        end, who = (_iso(until) if until else None), uid
+        last_ts, last_id = (_iso(since) if since else ""), ""
+        while True:
+            rows = self._q(
+                "SELECT ts, event_id, event FROM ledger WHERE (ts > ? OR (ts = ? AND event_id >= ?)) "
+                "AND (? IS NULL OR ts < ?) AND (? IS NULL OR uid = ?) ORDER BY ts, event_id LIMIT ?",
+                (last_ts, last_ts, last_id, end, end, who, who, page),
+            )
+            for _, _, event in rows:
+                yield LedgerEvent.model_validate_json(event)
+            if len(rows) < page:
+                return
+            last_ts, last_id = rows[-1][0], rows[-1][1] + "\x00"  # strictly after the last one
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        sql = (
+            "SELECT COALESCE(SUM(json_extract(event, '$.cost_usd')), 0) FROM ledger "
+            "WHERE kind IN ('generated', 'spool_ingest', 'may_have_billed') AND ts >= ? AND ts < ?"
+        )
+        year, mon = (int(x) for x in month.split("-"))
+        start = f"{year:04d}-{mon:02d}-01"
+        end = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}-01"
+        args: tuple[Any, ...] = (start, end)
         if uid:
             sql += " AND uid = ?"
-            args.append(uid)
-        rows = self._q(sql + " ORDER BY ts", tuple(args))
-        return [LedgerEvent.model_validate_json(r[0]) for r in rows]
+            args = (*args, uid)
+        rows = self._q(sql, args)
+        return float(rows[0][0]) if rows else 0.0
 
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation:
         """Atomically check every cap and hold ``amount``; raises LimitReached without holding anything."""
@@ -467,6 +494,60 @@ class LocalStore:
     def job_states(self, run_id: str) -> list[JobState]:
         rows = self._q("SELECT info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
         return [JobState.from_dict(run_id, json.loads(r[0])) for r in rows]
+
+    # ------------------------------------------------------------------------------- claims
+    def claim(self, claim: Claim, now: datetime, steal_from: str | None = None) -> ClaimResult:
+        """One SQLite transaction (BEGIN IMMEDIATE: a write lock across processes)."""
+        with self._lock:
+            db = self._open()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT body FROM claims WHERE key = ?", (claim.key,)).fetchone()
+                previous = Claim.from_dict(json.loads(row[0])) if row else None
+                if previous is not None and not (
+                    previous.lease_until < now or previous.owner == claim.owner or previous.owner == steal_from
+                ):
+                    db.execute("COMMIT")
+                    self._count("reads")
+                    return ClaimResult(False, previous)
+                db.execute(
+                    "INSERT OR REPLACE INTO claims(key, owner, lease_until, body) VALUES (?, ?, ?, ?)",
+                    (claim.key, claim.owner, _iso(claim.lease_until), json.dumps(claim.to_dict())),
+                )
+                self._count("writes")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        taken = previous if previous is not None and previous.owner != claim.owner else None
+        return ClaimResult(True, claim, taken)
+
+    def renew_claim(self, key: str, owner: str, lease_until: datetime, info: dict[str, Any] | None = None) -> bool:
+        with self._lock:
+            db = self._open()
+            row = db.execute("SELECT body FROM claims WHERE key = ? AND owner = ?", (key, owner)).fetchone()
+            if row is None:
+                return False
+            body = json.loads(row[0])
+            body["lease_until"] = _iso(lease_until)
+            if info:
+                body["info"] = {**body.get("info", {}), **info}
+            cur = db.execute(
+                "UPDATE claims SET lease_until = ?, body = ? WHERE key = ? AND owner = ?",
+                (_iso(lease_until), json.dumps(body), key, owner),
+            )
+            self._count("writes")
+            return cur.rowcount == 1
+
+    def get_claim(self, key: str) -> Claim | None:
+        rows = self._q("SELECT body FROM claims WHERE key = ?", (key,))
+        return Claim.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def release_claim(self, key: str, owner: str | None = None) -> None:
+        if owner is None:
+            self._q("DELETE FROM claims WHERE key = ?", (key,), op="writes")
+        else:
+            self._q("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner), op="writes")
 
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from ...errors import StoreError
 from ...models import AvatarRecord, validate_user_id
 from .client import IMAGE_CACHE_CONTROL, FirebaseClient, _iso, _wrap
+
+SIGNING_FIX = (
+    "Use a service-account key (GOOGLE_APPLICATION_CREDENTIALS / --firebase-credentials), or run where a "
+    "service account is attached (Cloud Run, GCE) and give it roles/iam.serviceAccountTokenCreator on itself."
+)
+
+
+def _has_key(creds: Any) -> bool:
+    """Service-account credentials loaded from a key file can sign locally."""
+    return type(creds).__module__.endswith("service_account") and getattr(creds, "signer", None) is not None
 
 
 class Avatars(FirebaseClient):
@@ -24,9 +35,11 @@ class Avatars(FirebaseClient):
             path = f"avatars/{uid}/{name}{suffix}"
             blob = self.bucket.blob(path)
             blob.cache_control = IMAGE_CACHE_CONTROL
-            blob.metadata = {"user": uid, "firebaseStorageDownloadTokens": str(uuid.uuid4())}
+            # No Firebase download token: a token URL never expires. Avatars are served by
+            # signed URLs only; storage.rules lets a signed-in user read their own folder.
+            blob.metadata = {"user": uid}
             try:
-                blob.upload_from_string(blob_bytes, content_type="image/webp")
+                blob.upload_from_string(blob_bytes, content_type="image/webp", **self._gcs)
             except Exception as exc:
                 raise _wrap(exc, f"uploading {path}") from exc
             self._count("storage_writes")
@@ -41,7 +54,7 @@ class Avatars(FirebaseClient):
 
     def read_image(self, ref: str) -> bytes:
         try:
-            data: bytes = self._blob(ref).download_as_bytes()
+            data: bytes = self._blob(ref).download_as_bytes(**self._gcs)
         except StoreError:
             raise
         except Exception as exc:
@@ -50,35 +63,78 @@ class Avatars(FirebaseClient):
         return data
 
     def image_url(self, ref: str) -> str:
-        """A V4 signed URL when a service-account key can sign, else a Firebase download-token URL.
-        Objects are never made public."""
+        """A V4 signed URL, valid for signed_url_ttl_s; objects are never public and carry no
+        download token. Signed with the service account's key when there is one, else through
+        the IAM signBlob API with the ADC service account's token (Cloud Run, GCE). Under the
+        emulator, the emulator's own URL."""
         blob = self._blob(ref)
-        if self._signer is not None:
-            url: str = blob.generate_signed_url(
+        ttl = timedelta(seconds=self.settings.signed_url_ttl_s)
+        if os.environ.get("STORAGE_EMULATOR_HOST") and self._google_creds is None:
+            host = os.environ["STORAGE_EMULATOR_HOST"].rstrip("/")
+            return f"{host}/download/storage/v1/b/{self.bucket_name}/o/{quote(ref, safe='')}?alt=media"
+        creds = self._google_creds
+        problem = self.url_signing_problem()
+        if problem is not None:
+            raise StoreError(f"Avatar URLs cannot be signed: {problem}.", SIGNING_FIX)
+        try:
+            if _has_key(creds):
+                url: str = blob.generate_signed_url(version="v4", method="GET", credentials=creds, expiration=ttl)
+                return url
+            from google.auth.transport.requests import Request
+
+            if not creds.valid:
+                creds.refresh(Request())
+            url = blob.generate_signed_url(
                 version="v4",
                 method="GET",
-                credentials=self._signer,
-                expiration=timedelta(seconds=self.settings.signed_url_ttl_s),
+                expiration=ttl,
+                service_account_email=creds.service_account_email,
+                access_token=creds.token,
             )
             return url
-        blob.reload()
-        token = (blob.metadata or {}).get("firebaseStorageDownloadTokens", "").split(",")[0]
-        from urllib.parse import quote
+        except Exception as exc:
+            raise _wrap(exc, f"signing a URL for {ref}") from exc
 
+    def doctor_checks(self) -> list[dict[str, str | None]]:
+        """`mirror doctor`'s lines for this store: where the credentials come from, and whether
+        avatar URLs can be signed with them."""
+        problem = self.url_signing_problem()
+        return [
+            {"check": "credentials", "status": "ok", "detail": self.credential_source, "fix": None},
+            {
+                "check": "signed urls",
+                "status": "fail" if problem else "ok",
+                "detail": problem or f"V4 signed URLs, valid {self.settings.signed_url_ttl_s} s",
+                "fix": SIGNING_FIX if problem else None,
+            },
+        ]
+
+    def url_signing_problem(self) -> str | None:
+        """Why avatar URLs cannot be signed with these credentials (None: they can)."""
+        creds = self._google_creds
+        if creds is None:
+            return None if os.environ.get("STORAGE_EMULATOR_HOST") else "there are no credentials"
+        if _has_key(creds) or getattr(creds, "service_account_email", None) not in (None, "default"):
+            return None
+        if type(creds).__name__ == "Credentials" and type(creds).__module__.endswith("compute_engine.credentials"):
+            return None  # the metadata server's service account: its email is known after a refresh
         return (
-            f"https://firebasestorage.googleapis.com/v0/b/{self.bucket_name}/o/{quote(ref, safe='')}"
-            f"?alt=media&token={token}"
+            f"the credentials ({self.credential_source}) have no private key and no service account "
+            "to sign with through IAM signBlob"
         )
 
     def image_size(self, ref: str) -> int:
-        blob = self.bucket.get_blob(ref)
+        try:
+            blob = self.bucket.get_blob(ref, **self._gcs)
+        except Exception as exc:
+            raise _wrap(exc, f"reading the size of {ref}") from exc
         return int(blob.size) if blob is not None and blob.size is not None else 0
 
     def delete_image(self, ref: str) -> None:
         from google.api_core.exceptions import NotFound
 
         try:
-            self._blob(ref).delete(timeout=self._rt["timeout"])
+            self._blob(ref).delete(**self._gcs)
         except NotFound:
             return
         except Exception as exc:

@@ -48,6 +48,79 @@ def _persona(data: dict[str, Any] | None) -> Persona:
     return Persona.model_validate(d)
 
 
+def _credentials(settings: Settings, project: str | None) -> tuple[Any, str | None, str, Any]:
+    """Credentials as Google's libraries expect them: a service-account key file when one is
+    given, else Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS of any type,
+    gcloud's user login, or the metadata server on Cloud Run / GCE). The emulators need none.
+    Returns (firebase credential, project id, a description of the source, google-auth creds)."""
+    import json
+
+    from firebase_admin import credentials
+
+    emulated = bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
+    key = settings.firebase_credentials or (
+        Path(p) if (p := os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")) else None
+    )
+    if key is not None:
+        try:
+            kind = json.loads(Path(key).read_text(encoding="utf-8")[:1_000_000]).get("type")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"The credentials file {key} cannot be used: {exc}.",
+                "Point GOOGLE_APPLICATION_CREDENTIALS (or --firebase-credentials) at a service-account "
+                "key or an ADC file (gcloud auth application-default login), or unset it.",
+            ) from exc
+        if kind == "service_account":
+            try:
+                cert = credentials.Certificate(str(key))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"The service-account file {key} cannot be used: {exc}.",
+                    "Download a service-account key (JSON) again, or use Application Default Credentials.",
+                ) from exc
+            return cert, project or cert.project_id, f"service-account key {key}", cert.get_credential()
+        if settings.firebase_credentials is not None:
+            # an ADC file named by flag: google.auth reads it from the environment variable
+            os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
+    if key is None and emulated:
+        return _EmulatorCredential(), project, "none (emulators)", None
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        creds, adc_project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except DefaultCredentialsError as exc:
+        raise ConfigError(
+            "No Firebase credentials: no key file and no Application Default Credentials.",
+            "Set GOOGLE_APPLICATION_CREDENTIALS (or --firebase-credentials) to a service-account key, run "
+            "`gcloud auth application-default login`, or run where a service account is attached "
+            "(Cloud Run, GCE); FIRESTORE_EMULATOR_HOST for the emulator.",
+        ) from exc
+    kind = type(creds).__module__.rsplit(".", 1)[-1]
+    source = f"Application Default Credentials ({kind}" + (f", {key})" if key else ")")
+    return _AdcCredential(creds), project or adc_project, source, creds
+
+
+try:
+    from firebase_admin import credentials as _fa_credentials
+
+    class _EmulatorCredential(_fa_credentials.Base):  # type: ignore[misc]
+        def get_credential(self) -> Any:
+            return _anonymous()
+
+    class _AdcCredential(_fa_credentials.Base):  # type: ignore[misc]
+        """Firebase's wrapper around google-auth credentials found by google.auth.default()."""
+
+        def __init__(self, creds: Any) -> None:
+            self._creds = creds
+
+        def get_credential(self) -> Any:
+            return self._creds
+
+except ModuleNotFoundError:  # the firebase extra is not installed: FirebaseClient says so
+    pass
+
+
 def _wrap(exc: Exception, what: str) -> StoreError:
     from google.api_core import exceptions as gexc
 
@@ -77,60 +150,39 @@ class FirebaseClient:
     def __init__(self, settings: Settings) -> None:
         try:
             import firebase_admin
-            from firebase_admin import credentials, firestore
+            from firebase_admin import firestore
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 "The firebase store needs the firebase-admin package.", "pip install 'mirror-cli[firebase]'."
             ) from exc
         self.settings = settings
-        emulated = bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
         project = (
             settings.firebase_project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
         )
-        cred_path = settings.firebase_credentials or (
-            Path(p) if (p := os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")) else None
-        )
-        cred: Any = None
-        if cred_path is not None:
-            try:
-                cred = credentials.Certificate(str(cred_path))
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"The service-account file {cred_path} cannot be used: {exc}.",
-                    "Download a service-account key (JSON) and point GOOGLE_APPLICATION_CREDENTIALS at it.",
-                ) from exc
-            project = project or cred.project_id
-        elif not emulated:
-            raise ConfigError(
-                "No Firebase credentials: GOOGLE_APPLICATION_CREDENTIALS is not set.",
-                "Set GOOGLE_APPLICATION_CREDENTIALS (or --firebase-credentials) to a service-account "
-                "JSON file, or FIRESTORE_EMULATOR_HOST for the emulator.",
-            )
+        cred, project, self.credential_source, self._google_creds = _credentials(settings, project)
         if not project:
-            raise ConfigError("No Firebase project id.", "Pass --firebase-project or set MIRROR_FIREBASE_PROJECT.")
+            raise ConfigError(
+                "No Firebase project id.",
+                "Pass --firebase-project or set MIRROR_FIREBASE_PROJECT (or GOOGLE_CLOUD_PROJECT).",
+            )
         if not settings.firebase_bucket:
             raise ConfigError("No Cloud Storage bucket.", "Pass --firebase-bucket or set MIRROR_FIREBASE_BUCKET.")
         self.project = project
         self.bucket_name = settings.firebase_bucket
-        self._signer = cred.get_credential() if cred is not None else None
         app_name = f"mirror-{uuid.uuid4().hex[:8]}"
         options = {"projectId": project, "storageBucket": self.bucket_name}
-        if cred is None:
-
-            class _Emulator(credentials.Base):  # type: ignore[misc]
-                def get_credential(self) -> Any:
-                    return _anonymous()
-
-            cred = _Emulator()
         self._app = firebase_admin.initialize_app(cred, options, name=app_name)
         self.db = firestore.client(self._app)
         self._bucket: Any = None
         from google.api_core.retry import Retry
+        from google.cloud.storage.retry import DEFAULT_RETRY
 
-        # Every Firestore call gives up after store_timeout_s (retrying transient errors until
-        # then), so an unreachable store stops a run in seconds, not minutes.
+        # Every Firestore and Cloud Storage call gives up after store_timeout_s (retrying
+        # transient errors until then), so a stalled or unreachable store stops a run in
+        # seconds with a StoreError (exit 8, resumable), never a hang.
         timeout = settings.store_timeout_s
         self._rt: dict[str, Any] = {"retry": Retry(initial=0.1, maximum=2.0, timeout=timeout), "timeout": timeout}
+        self._gcs: dict[str, Any] = {"retry": DEFAULT_RETRY.with_timeout(timeout), "timeout": timeout}
         self._ops: dict[tuple[str, str], int] = {}
         self._ops_lock = threading.Lock()
 

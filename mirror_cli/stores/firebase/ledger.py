@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from ...models import LedgerEvent
 from .client import MICRO, FirebaseClient, _iso, _wrap
 
 # Shards of each day's and month's usage counters: a write lands on one at random.
 USAGE_SHARDS = 64
+PAID_KINDS = ("generated", "spool_ingest")
+SPEND_KINDS = (*PAID_KINDS, "may_have_billed")  # month-to-date spend counts what may have been billed
 
 
 class Ledger(FirebaseClient):
@@ -25,7 +28,10 @@ class Ledger(FirebaseClient):
         eid = (event_id or uuid.uuid4().hex).replace("/", "_")
         ts = _iso(event.ts)
         body = {**json.loads(event.model_dump_json()), "ts": ts, "seq": f"{ts}|{eid}", "uid": event.user_id}
-        counted = {event.kind: Increment(1), "cost_micro_usd": Increment(round(event.cost_usd * MICRO))}
+        micro = round(event.cost_usd * MICRO)
+        counted = {event.kind: Increment(1), "cost_micro_usd": Increment(micro)}
+        if event.kind in SPEND_KINDS:
+            counted["paid_micro_usd"] = Increment(micro)
         j = random.randrange(USAGE_SHARDS)
         batch = self.db.batch()
         batch.create(self.db.collection("ledger").document(eid), body)
@@ -63,17 +69,29 @@ class Ledger(FirebaseClient):
     def events(
         self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
     ) -> list[LedgerEvent]:
+        return list(self.iter_events(since, until, uid))
+
+    def iter_events(
+        self, since: datetime | None = None, until: datetime | None = None, uid: str | None = None
+    ) -> Iterator[LedgerEvent]:
         from google.cloud.firestore import FieldFilter
 
         query = self.db.collection("ledger").where(filter=FieldFilter("seq", "<", _iso(until) if until else "~"))
         if uid:
             query = query.where(filter=FieldFilter("uid", "==", uid))
-        out = []
         for snap in self._keyset(
             query, "seq", "reading the usage ledger", start=_iso(since) if since else "", inclusive=True
         ):
             d = snap.to_dict() or {}
             for extra in ("seq", "uid"):
                 d.pop(extra, None)
-            out.append(LedgerEvent.model_validate(d))
-        return out
+            yield LedgerEvent.model_validate(d)
+
+    def month_paid_usd(self, month: str, uid: str | None = None) -> float:
+        """The month's counter shards (at most USAGE_SHARDS reads); one user's from the ledger."""
+        if uid is None:
+            return self.usage_counters("month", month).get("paid_micro_usd", 0) / MICRO
+        year, mon = (int(x) for x in month.split("-"))
+        start = datetime(year, mon, 1, tzinfo=UTC)
+        end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+        return sum(e.cost_usd for e in self.iter_events(start, end, uid) if e.kind in SPEND_KINDS)

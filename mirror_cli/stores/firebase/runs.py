@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from ..base import (
+    Claim,
+    ClaimResult,
     JobState,
     RunInfo,
 )
-from .client import FirebaseClient, _wrap
+from .client import FirebaseClient, _iso, _wrap
 
 
 class Runs(FirebaseClient):
@@ -64,3 +69,102 @@ class Runs(FirebaseClient):
             JobState.from_dict(run_id, snap.to_dict() or {})
             for snap in self._keyset(jobs, "job_id", "reading a run's jobs")
         ]
+
+    # ------------------------------------------------------------------------------- claims
+    def _claim_doc(self, key: str) -> Any:
+        return self.db.collection("claims").document(key.replace("/", "__"))
+
+    def claim(self, claim: Claim, now: datetime, steal_from: str | None = None) -> ClaimResult:
+        """``create()`` the claim document: it fails if another process holds one. An expired
+        (or a dead owner's) claim is replaced only if it is unchanged since it was read (a
+        precondition on its update time), so two processes never both take it over."""
+        from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
+
+        ref = self._claim_doc(claim.key)
+        try:
+            ref.create(claim.to_dict(), **self._rt)
+            self._count("writes")
+            return ClaimResult(True, claim)
+        except (AlreadyExists, Conflict):
+            pass
+        except Exception as exc:
+            raise _wrap(exc, "claiming a job") from exc
+        try:
+            snap = ref.get(**self._rt)
+            self._count("reads")
+            if not snap.exists:  # released meanwhile: try once more from the start
+                ref.create(claim.to_dict(), **self._rt)
+                self._count("writes")
+                return ClaimResult(True, claim)
+            previous = Claim.from_dict(snap.to_dict() or {})
+            if not (previous.lease_until < now or previous.owner == claim.owner or previous.owner == steal_from):
+                return ClaimResult(False, previous)
+            from google.cloud.firestore_v1 import LastUpdateOption
+
+            ref.update(claim.to_dict(), option=LastUpdateOption(snap.update_time), **self._rt)
+            self._count("writes")
+        except (AlreadyExists, Conflict, FailedPrecondition, NotFound):
+            current = self.get_claim(claim.key)
+            return ClaimResult(False, current)
+        except Exception as exc:
+            raise _wrap(exc, "claiming a job") from exc
+        taken = previous if previous.owner != claim.owner else None
+        return ClaimResult(True, claim, taken)
+
+    def renew_claim(self, key: str, owner: str, lease_until: datetime, info: dict[str, Any] | None = None) -> bool:
+        from google.cloud import firestore
+
+        ref = self._claim_doc(key)
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def renew(tx: Any) -> bool:
+            snap = ref.get(transaction=tx)
+            if not snap.exists or (snap.to_dict() or {}).get("owner") != owner:
+                return False
+            update: dict[str, Any] = {"lease_until": _iso(lease_until)}
+            for k, v in (info or {}).items():
+                update[f"info.{k}"] = v
+            tx.update(ref, update)
+            return True
+
+        try:
+            ok: bool = renew(transaction)
+        except Exception as exc:
+            raise _wrap(exc, "renewing a job claim") from exc
+        self._count("reads")
+        self._count("writes")
+        return ok
+
+    def get_claim(self, key: str) -> Claim | None:
+        try:
+            snap = self._claim_doc(key).get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "reading a job claim") from exc
+        self._count("reads")
+        return Claim.from_dict(snap.to_dict() or {}) if snap.exists else None
+
+    def release_claim(self, key: str, owner: str | None = None) -> None:
+        from google.cloud import firestore
+
+        ref = self._claim_doc(key)
+        if owner is None:
+            try:
+                ref.delete(**self._rt)
+            except Exception as exc:
+                raise _wrap(exc, "releasing a job claim") from exc
+            self._count("deletes")
+            return
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def release(tx: Any) -> None:
+            snap = ref.get(transaction=tx)
+            if snap.exists and (snap.to_dict() or {}).get("owner") == owner:
+                tx.delete(ref)
+
+        try:
+            release(transaction)
+        except Exception as exc:
+            raise _wrap(exc, "releasing a job claim") from exc
+        self._count("deletes")

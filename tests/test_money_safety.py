@@ -1,0 +1,232 @@
+"""Money safety measured on the loopback server's own ledger: overlapping runs never pay twice,
+SIGKILLs never re-buy a received image, spend is never under-counted, a timeout storm bills each
+image at most twice.
+
+The figures each test measured are printed (run with -s to see them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import make_config_dir
+
+from mirror_cli.models import Persona
+
+PRICES = {"text_in": 5.0, "image_in": 8.0, "image_out": 30.0}  # gpt-image-2, USD per 1M tokens
+# From the request's start until the tool has read, decoded and fsynced the answer (the server's
+# last byte plus a margin on this loaded 2-core machine).
+RECEIVE_MARGIN_S = 0.3
+
+
+def _configs(tmp_path: Path, **retry: Any) -> Path:
+    cfg = make_config_dir(tmp_path, {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000})
+    for persona in (cfg / "personas").glob("*.yaml"):
+        persona.unlink()
+    limits = yaml.safe_load((cfg / "limits.yaml").read_text())
+    limits["retry"].update({"max_attempts": 6, **retry})
+    limits["claims"] = {"lease_s": 30, "poll_s": 0.2, "wait_s": 300}
+    (cfg / "limits.yaml").write_text(yaml.safe_dump(limits))
+    return cfg
+
+
+def _mirror(data_dir: Path, cfg: Path, url: str, *args: str, store: str = "local") -> subprocess.Popen[str]:
+    exe = Path(sys.executable).parent / "mirror"
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-test-abcdefghijklmnop",
+        "MIRROR_DATA_DIR": str(data_dir),
+        "MIRROR_CONFIG_DIR": str(cfg),
+        "MIRROR_PROVIDER": "openai",
+        "MIRROR_BASE_URL": url,
+        "MIRROR_STORE": store,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _cost(entry: dict[str, Any]) -> float:
+    u = entry["usage"]
+    return (
+        u["input_tokens_details"]["text_tokens"] * PRICES["text_in"]
+        + u["input_tokens_details"]["image_tokens"] * PRICES["image_in"]
+        + u["output_tokens"] * PRICES["image_out"]
+    ) / 1e6
+
+
+def _by_request(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    keys: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in ledger:
+        keys.setdefault((e["safety_identifier"], e["prompt"]), []).append(e)
+    return keys
+
+
+@pytest.mark.parametrize("store", ["local", "firebase"])
+def test_two_overlapping_evolve_due_runs_pay_nothing_twice(tmp_path, make_core, openai_env, request, store):
+    """Cron overlap: two `evolve --due` processes on one store at the same moment."""
+    users = 24
+    cfg = _configs(tmp_path)
+    data_a, data_b = tmp_path / "a", tmp_path / "b"  # two machines: one store, a spool each
+    if store == "firebase":
+        request.getfixturevalue("firebase_env")
+    else:
+        data_b = data_a
+    core = make_core(config_dir=cfg, data_dir=data_a, store=store)
+    core.import_users([Persona(id=f"o{i:02d}", name="O") for i in range(users)])
+    openai_env.latency = 0.15
+    procs = [
+        _mirror(d, cfg, openai_env.url, "evolve", "--due", "--json", "--concurrency", "4", store=store)
+        for d in (data_a, data_b)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    summaries = [json.loads(out)["summary"] for out, _ in outs]
+    paid_twice = sum(len(c) - 1 for c in _by_request(openai_env.ledger).values())
+    print(
+        f"\n[overlap/{store}] users={users} billed={len(openai_env.ledger)} paid_twice={paid_twice} "
+        f"generated={[s['generated'] for s in summaries]} cached={[s['cached'] for s in summaries]}"
+    )
+    assert paid_twice == 0
+    assert len(openai_env.ledger) == users
+    # each image was bought by one process; the other took its result
+    assert sum(s["generated"] for s in summaries) == users
+    assert all(s["generated"] + s["cached"] + s["ingested"] == users for s in summaries)
+
+
+def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spend(make_core, openai_env, tmp_path):
+    """`evolve --due` killed with SIGKILL at random moments 20 times, a fifth of the answers
+    blank (a hard gate failure: the reinforced retry path), then resumed until done."""
+    users, kills_wanted = 100, 20
+    cfg = _configs(tmp_path)
+    data = tmp_path / "data"
+    core = make_core(config_dir=cfg, data_dir=data)
+    core.import_users([Persona(id=f"k{i:02d}", name="K") for i in range(users)])
+    core.close()
+    openai_env.latency = 0.25
+    openai_env.bad_random = (random.Random(5), 0.2, "blank")
+    rng = random.Random(12)
+    kill_times: list[float] = []
+    run_id = None
+    for _attempt in range(kills_wanted + 10):
+        args = ["evolve", "--due", "--json", "--concurrency", "2"] + (["--resume", run_id] if run_id else [])
+        proc = _mirror(data, cfg, openai_env.url, *args)
+        if len(kill_times) < kills_wanted:
+            start = len(openai_env.requests)
+            deadline = time.monotonic() + 60
+            # wait for this process's first request, then a random moment while it works
+            while len(openai_env.requests) == start and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1 + rng.random() * 1.2)
+            if proc.poll() is None:
+                kill_times.append(time.monotonic())
+                proc.kill()
+                proc.wait()
+                if run_id is None:
+                    check = make_core(config_dir=cfg, data_dir=data)
+                    run_id = check.runs()[0].id
+                    check.close()
+                continue
+        _out, err = proc.communicate(timeout=600)
+        assert proc.returncode in (0, 6), err[-2000:]
+        break
+    kills = len(kill_times)
+    assert kills == kills_wanted
+
+    check = make_core(config_dir=cfg, data_dir=data)
+    assert check.spool.pending() == []
+    for uid in check.user_ids():
+        assert [r.target for r in check.store.list_avatars(uid)] == ["newReflection"], uid
+    run = check.store.get_run(run_id)
+    assert run.state in ("finished", "finished_with_failures")
+    assert not [s for s in check.store.job_states(run_id) if s.state in ("pending", "in_flight")]
+
+    def in_flight_at_a_kill(e: dict[str, Any]) -> bool:
+        return any(e["t_start"] <= t <= e.get("t_end", t) + RECEIVE_MARGIN_S for t in kill_times)
+
+    ledger = openai_env.ledger
+    in_flight = [e for e in ledger if in_flight_at_a_kill(e)]
+    copies = _by_request(ledger)
+    paid_twice = sum(len(c) - 1 for c in copies.values())
+    # a copy bought again although the earlier one had been received (not in flight at a kill)
+    rebought = sum(1 for c in copies.values() for e in c[:-1] if not in_flight_at_a_kill(e))
+    events = check.store.events()
+    confirmed = {e.request_id: e.cost_usd for e in events if e.kind in ("generated", "spool_ingest")}
+    maybe = sum(e.cost_usd for e in events if e.kind == "may_have_billed")
+    billed = sum(_cost(e) for e in ledger)
+    tool = sum(confirmed.values()) + maybe
+    # where nothing was in flight at a kill, confirmed spend must match the server to the cent
+    calm = [e for e in ledger if not in_flight_at_a_kill(e)]
+    calm_billed = sum(_cost(e) for e in calm) or 1e-12
+    calm_tool = sum(confirmed.get(e["request_id"], 0.0) for e in calm)
+    print(
+        f"\n[sigkill] kills={kills} billed_images={len(ledger)} stored={users} in_flight_at_kills={len(in_flight)} "
+        f"paid_twice={paid_twice} rebought_received={rebought} server_billed=${billed:.4f} "
+        f"tool_confirmed=${sum(confirmed.values()):.4f} may_have_billed=${maybe:.4f} "
+        f"spend_ratio={tool / billed:.3f} calm_ratio={calm_tool / calm_billed:.4f}"
+    )
+    assert rebought == 0
+    assert paid_twice <= len(in_flight)
+    assert tool >= billed - 1e-9
+    assert calm_tool == pytest.approx(calm_billed, rel=0.02)
+
+
+def test_timeout_storm_bills_each_image_at_most_twice(make_core, openai_env, tmp_path):
+    """A third of the answers arrive after the client gave up (billed anyway)."""
+    users = 24
+    cfg = _configs(tmp_path, request_timeout_s=1, max_unanswered_retries=1)
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, concurrency=6)
+    core.import_users([Persona(id=f"t{i:02d}", name="T") for i in range(users)])
+    openai_env.slow_random = (random.Random(3), 0.33, 1.6)
+    report = core.generate(None, "newReflection")
+    copies = _by_request(openai_env.ledger)
+    worst = max(len(c) for c in copies.values())
+    billed = sum(_cost(e) for e in openai_env.ledger)
+    tool = report.cost_usd + report.may_have_billed_usd
+    print(
+        f"\n[timeouts] users={users} billed_images={len(openai_env.ledger)} generated={report.count('generated')} "
+        f"failed={report.failed} worst_copies={worst} unanswered={report.retries.unanswered} "
+        f"spend_ratio={tool / billed:.3f}"
+    )
+    assert worst <= 2
+    assert tool >= billed - 1e-9
+    usage = core.usage()
+    assert usage.cost_usd + usage.may_have_billed_usd == pytest.approx(tool, rel=1e-6)
+
+
+@pytest.mark.parametrize("store", ["local", "firebase"])
+def test_claims_are_exclusive_renewable_and_expire(make_core, request, store):
+    from datetime import UTC, datetime, timedelta
+
+    from mirror_cli.stores.base import Claim
+
+    if store == "firebase":
+        request.getfixturevalue("firebase_env")
+    s = make_core(store=store).store
+    now = datetime.now(UTC)
+
+    def claim(owner: str, lease_s: float) -> Claim:
+        return Claim("u1/key", owner, now + timedelta(seconds=lease_s), now, {"estimate_usd": 0.05})
+
+    first = s.claim(claim("a", 60), now)
+    assert first.acquired and first.previous is None
+    second = s.claim(claim("b", 60), now)
+    assert not second.acquired and second.current.owner == "a"
+    assert s.renew_claim("u1/key", "a", now + timedelta(seconds=1), {"reservation": {"id": "r"}})
+    assert not s.renew_claim("u1/key", "b", now + timedelta(seconds=90))
+    later = now + timedelta(seconds=5)  # a's lease is over
+    taken = s.claim(claim("b", 60), later)
+    assert taken.acquired and taken.previous.owner == "a" and taken.previous.info["reservation"] == {"id": "r"}
+    assert s.claim(claim("c", 60), later, steal_from="a").acquired is False  # only the named owner
+    s.release_claim("u1/key", "a")  # not a's any more: nothing happens
+    assert s.get_claim("u1/key").owner == "b"
+    s.release_claim("u1/key", "b")
+    assert s.get_claim("u1/key") is None
