@@ -12,10 +12,25 @@ import itertools
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import _common  # noqa: F401  (puts the repo on sys.path)
 
 STAGES = ("newReflection", "firstWeek", "twoWeeks", "month", "quarter", "halfYear")
+
+
+def lorelei(seed: str) -> Any:
+    import io
+    import json
+    from importlib import resources
+
+    import resvg_py
+    from dicebear import Avatar, Style
+    from PIL import Image
+
+    style = Style(json.loads((resources.files("dicebear_styles") / "lorelei.json").read_text(encoding="utf-8")))
+    svg = str(Avatar(style, {"seed": seed, "backgroundColor": ["f6a04d"]}))
+    return Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(svg_string=svg, width=512, height=512))))
 
 
 def main() -> None:
@@ -85,6 +100,15 @@ def main() -> None:
     for label, xs in (("same persona", pairs_same), ("different", pairs_diff)):
         over = sum(1 for x in xs if x > threshold) / len(xs)
         print(f"{label:<14} | {len(xs):4d} | {min(xs):.2f} | {statistics.mean(xs):.2f}  | {max(xs):.2f} | {over:.0%}")
+    # Other cartoon characters: DiceBear's Lorelei style (CC0, shipped with dicebear-styles).
+    others = [e for seed in "abcdefgh" if (e := embedder.embed(lorelei(seed))) is not None]
+    to_others = [identity.distance(a, o) for (u, s), a in emb.items() if s == STAGES[0] and a for o in others]
+    if to_others:
+        over = sum(1 for x in to_others if x > threshold) / len(to_others)
+        print(
+            f"{'vs Lorelei':<14} | {len(to_others):4d} | {min(to_others):.2f} | {statistics.mean(to_others):.2f}  |"
+            f" {max(to_others):.2f} | {over:.0%}   (persona anchors vs {len(others)} faces of another cartoon style)"
+        )
     gap = min(pairs_diff) - max(pairs_same)
     print(
         "separable at any threshold"
