@@ -95,13 +95,18 @@ class LayerCache:
     def _save(self, key: str, png: bytes) -> None:
         if self.folder is None:
             return
-        with contextlib.suppress(OSError):  # a read-only or full disk only costs speed
+        tmp: str | None = None
+        try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(png)
             os.replace(tmp, self.folder / f"{key}.png")
             self._on_disk.add(key)
+        except OSError:  # a read-only or full disk only costs speed; leave nothing half-written
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 _SVG_OPEN = re.compile(r"^<svg[^>]*>")
