@@ -227,9 +227,7 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = await self._done_jobs(run)
         if run:
-            for spec in specs:
-                if spec.job_id not in done_before:
-                    await self._job_state(spec, "pending")
+            await asyncio.gather(*(self._job_state(s, "pending") for s in specs if s.job_id not in done_before))
         by_user: dict[str, list[JobSpec]] = {}
         for spec in specs:
             by_user.setdefault(spec.persona.id, []).append(spec)
@@ -290,6 +288,8 @@ class Pipeline:
             spooled = self.spool.get(uid, key)
             if spooled is None or spooled.result is None:
                 continue  # a gate-retry marker is finished by the job itself (it is still due)
+            if await self._held_by_live_owner(uid, key):
+                continue  # another process on this data dir is storing it right now
             target = spooled.meta.get("target")
             try:
                 persona = await self.io(persona_of, uid)
@@ -458,7 +458,11 @@ class Pipeline:
         """A job settled without any request: its paid image is in the spool, or it is cached."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
-        if spooled is not None and spooled.result is not None:
+        if (
+            spooled is not None
+            and spooled.result is not None
+            and not await self._held_by_live_owner(job.user_id, job.request_key)
+        ):
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
@@ -602,6 +606,16 @@ class Pipeline:
             early = await self._early(job)  # the other owner's result
             if early is not None:
                 return early
+
+    async def _held_by_live_owner(self, uid: str, request_key: str) -> bool:
+        """Is this request claimed by another process that is still alive (and within its lease)?"""
+        claim = await self.io(self.store.get_claim, claim_key(uid, request_key))
+        return (
+            claim is not None
+            and claim.owner != self.owner
+            and not owner_dead(claim.owner)
+            and claim.lease_until >= datetime.now(UTC)
+        )
 
     async def _heartbeat(self, claim: Claim) -> None:
         every = self.configs.limits.claims.lease_s / 3
@@ -873,25 +887,28 @@ class Pipeline:
             validation=verdict.to_dict(),
             created_at=self.now(),
         )
-        await self.io(self.store.put_avatar, record)
-        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
-            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
-        stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
+        # The record, the due index and the ledger line are independent writes: they go out
+        # together (each is idempotent, and the spool keeps the image until all are done).
+        rank = self.configs.stages.index(job.stage) if job.target in self.configs.stages.names else None
         # One paid image, one ledger line, however often a crash makes us come back here.
-        await self.io(
-            self.store.record_event,
-            paid_event(
-                job.user_id,
-                job.target,
-                job.request_key,
-                result,
-                kind="spool_ingest" if ingested else "generated",
-                avatar_id=avatar_id,
-                run_id=self._run_id(),
-                validation_ok=verdict.ok,
-            ),
-            event_id=f"paid:{job.user_id}:{job.request_key}",
+        ledger_line = paid_event(
+            job.user_id,
+            job.target,
+            job.request_key,
+            result,
+            kind="spool_ingest" if ingested else "generated",
+            avatar_id=avatar_id,
+            run_id=self._run_id(),
+            validation_ok=verdict.ok,
         )
+        created, _, _ = await asyncio.gather(
+            self.io(self.store.put_avatar, record),
+            self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
+            self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
+        )
+        # A record stored by an earlier attempt stays as it was: report that one.
+        earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
+        stored = earlier or record
         await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
