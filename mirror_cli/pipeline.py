@@ -288,6 +288,8 @@ class Pipeline:
             spooled = self.spool.get(uid, key)
             if spooled is None or spooled.result is None:
                 continue  # a gate-retry marker is finished by the job itself (it is still due)
+            if await self._held_by_live_owner(uid, key):
+                continue  # another process on this data dir is storing it right now
             target = spooled.meta.get("target")
             try:
                 persona = await self.io(persona_of, uid)
@@ -456,7 +458,11 @@ class Pipeline:
         """A job settled without any request: its paid image is in the spool, or it is cached."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
-        if spooled is not None and spooled.result is not None:
+        if (
+            spooled is not None
+            and spooled.result is not None
+            and not await self._held_by_live_owner(job.user_id, job.request_key)
+        ):
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
@@ -600,6 +606,16 @@ class Pipeline:
             early = await self._early(job)  # the other owner's result
             if early is not None:
                 return early
+
+    async def _held_by_live_owner(self, uid: str, request_key: str) -> bool:
+        """Is this request claimed by another process that is still alive (and within its lease)?"""
+        claim = await self.io(self.store.get_claim, claim_key(uid, request_key))
+        return (
+            claim is not None
+            and claim.owner != self.owner
+            and not owner_dead(claim.owner)
+            and claim.lease_until >= datetime.now(UTC)
+        )
 
     async def _heartbeat(self, claim: Claim) -> None:
         every = self.configs.limits.claims.lease_s / 3
