@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from PIL import Image
-from serve_support import auth_emulator, auth_env, bearer, live, new_user, serve_settings
+from serve_support import auth_env, bearer, live, new_user, serve_settings
 
 from mirror_cli.errors import ConfigError
 
