@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,14 +41,31 @@ def key_values(title: str, pairs: Sequence[tuple[str, Any]]) -> None:
     table(title, ["", ""], [(k, v) for k, v in pairs])
 
 
+class Advance:
+    """What ``progress`` yields: call it with each finished job's outcome; ``planned(n)`` sizes
+    the bar once the run knows its jobs (a nightly run learns them from the due index)."""
+
+    def __init__(self, on_outcome: Callable[[Any], None], on_total: Callable[[int], None] | None = None) -> None:
+        self._on_outcome = on_outcome
+        self._on_total = on_total
+
+    def __call__(self, outcome: Any) -> None:
+        self._on_outcome(outcome)
+
+    def planned(self, total: int) -> None:
+        if self._on_total is not None:
+            self._on_total(total)
+
+
 @contextmanager
-def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
-    """Yields a callback(outcome) that advances a bar with done/failed/degraded counts, rate and ETA.
-    Off (a no-op) under cron, with --json, or when stdout is not a terminal."""
+def progress(total: int | None, label: str, enabled: bool) -> Iterator[Advance]:
+    """Yields an Advance that moves a bar with done/failed/degraded counts, rate and ETA (total
+    None: sized later by ``planned``). Off (a no-op) under cron, with --json, or when stdout is
+    not a terminal."""
     if not enabled:
-        yield lambda outcome: None
+        yield Advance(lambda outcome: None)
         return
-    if not sys.stderr.isatty() or total <= 1:
+    if not sys.stderr.isatty() or (total is not None and total <= 1):
         # Under cron: one quiet line per finished job on stderr (the report goes to stdout).
         from datetime import UTC, datetime
 
@@ -59,7 +76,7 @@ def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
                 f"{when} {label}: {outcome.user_id} {outcome.target} {outcome.status} ${outcome.cost_usd:.4f}{note}\n"
             )
 
-        yield log
+        yield Advance(log)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.text import Text
@@ -96,4 +113,4 @@ def progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
                 f"[yellow]{counts['degraded']} degraded[/]",
             )
 
-        yield advance
+        yield Advance(advance, lambda n: bar.update(task, total=n))

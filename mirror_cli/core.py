@@ -84,6 +84,7 @@ class Mirror:
         self.configs.validate_all()
         self.now = now or (lambda: datetime.now(UTC))
         self.on_progress = on_progress
+        self.on_planned: Callable[[int], None] | None = None  # told the number of jobs once planned
         self._provider: ImageProvider | None = None
 
     # ----------------------------------------------------------------------------- wiring
@@ -263,6 +264,8 @@ class Mirror:
         max_cost: float | None = None,
     ) -> RunReport:
         pipeline = self.pipeline(max_cost=max_cost)
+        if self.on_planned is not None:
+            self.on_planned(len(specs))
         if dry_run:
             return await pipeline.plan_only(specs)
         if self.settings.provider == "openai-batch":

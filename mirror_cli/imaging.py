@@ -13,6 +13,10 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from .config import PhotoLimits
 from .errors import PhotoError, ProviderError, read_bounded
 
+# Photos are checked against the configured pixel limit before decoding (intake_photo_bytes);
+# Pillow's own warning for large headers would only print noise before that clear refusal.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 PHOTO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 THUMB_SIZE = 256
 
@@ -41,31 +45,29 @@ def intake_photo(path: Path, limits: PhotoLimits) -> Photo:
 def intake_photo_bytes(raw: bytes, limits: PhotoLimits, name: str = "photo") -> Photo:
     if len(raw) > limits.max_bytes:
         raise PhotoError(f"{name} is too large ({len(raw) / 1e6:.1f} MB).", "Send a smaller photo.")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    # The pixel limit is checked on the header, before decoding, without touching Pillow's global
+    # MAX_IMAGE_PIXELS or the warning filters: a server decodes in several threads at once.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                img = Image.open(io.BytesIO(raw))
-                fmt = img.format or ""
-                if fmt not in PHOTO_FORMATS:
-                    raise PhotoError(
-                        f"{name} is a {fmt or 'unknown'} file; photos must be PNG, JPEG or WebP.",
-                        "Convert the photo to JPEG or PNG and try again.",
-                    )
-                img.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise PhotoError(
-                    f"{name} has too many pixels (limit {limits.max_pixels:,}).",
-                    "Resize the photo before using it.",
-                ) from exc
-            except UnidentifiedImageError as exc:
-                raise PhotoError(f"{name} is not an image Pillow can read.", "Pass a PNG, JPEG or WebP photo.") from exc
-            except OSError as exc:
-                raise PhotoError(f"{name} is damaged or truncated ({exc}).", "Export the photo again.") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+        img = Image.open(io.BytesIO(raw))
+        fmt = img.format or ""
+        if fmt not in PHOTO_FORMATS:
+            raise PhotoError(
+                f"{name} is a {fmt or 'unknown'} file; photos must be PNG, JPEG or WebP.",
+                "Convert the photo to JPEG or PNG and try again.",
+            )
+        if img.width * img.height > limits.max_pixels:
+            raise PhotoError(
+                f"{name} has too many pixels (limit {limits.max_pixels:,}).", "Resize the photo before using it."
+            )
+        img.load()
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own hard limit, refused on open
+        raise PhotoError(
+            f"{name} has too many pixels (limit {limits.max_pixels:,}).", "Resize the photo before using it."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise PhotoError(f"{name} is not an image Pillow can read.", "Pass a PNG, JPEG or WebP photo.") from exc
+    except OSError as exc:
+        raise PhotoError(f"{name} is damaged or truncated ({exc}).", "Export the photo again.") from exc
     upright: Image.Image = ImageOps.exif_transpose(img) or img
     pixels = upright.convert("RGBA" if upright.mode in ("RGBA", "LA", "P") else "RGB")
     pixels.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)

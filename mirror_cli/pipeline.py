@@ -195,6 +195,7 @@ class Pipeline:
         self._run_lock = asyncio.Lock()
         self.stats = RetryStats()
         self.run: RunInfo | None = None
+        self._earlier_attempts = False  # the run had job states before this attempt
         self.store_failure: StoreError | None = None  # the first store failure that stopped the run
         # who holds this pipeline's claims: host and process (a dead local owner is detected at once)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -228,9 +229,7 @@ class Pipeline:
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
         done_before = await self._done_jobs(run)
         if run:
-            for spec in specs:
-                if spec.job_id not in done_before:
-                    await self._job_state(spec, "pending")
+            await asyncio.gather(*(self._job_state(s, "pending") for s in specs if s.job_id not in done_before))
         by_user: dict[str, list[JobSpec]] = {}
         for spec in specs:
             by_user.setdefault(spec.persona.id, []).append(spec)
@@ -263,7 +262,11 @@ class Pipeline:
             if isinstance(res, BaseException):
                 raise res
         await self._attach_urls(report)
-        await self.settle_job_states(run)
+        # A fresh run whose every job reached its end has nothing to settle: skip reading all
+        # its job states back (a nightly run's reads stay proportional to its due users).
+        ran = sum(1 for o in report.outcomes if o.status != "skipped")
+        if self._earlier_attempts or ran < sum(1 for s in specs if s.job_id not in done_before):
+            await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -291,6 +294,8 @@ class Pipeline:
             spooled = self.spool.get(uid, key)
             if spooled is None or spooled.result is None:
                 continue  # a gate-retry marker is finished by the job itself (it is still due)
+            if await self._held_by_live_owner(uid, key):
+                continue  # another process on this data dir is storing it right now
             target = spooled.meta.get("target")
             try:
                 persona = await self.io(persona_of, uid)
@@ -313,7 +318,9 @@ class Pipeline:
     async def _done_jobs(self, run: RunInfo | None) -> set[str]:
         if run is None:
             return set()
-        return {s.job_id for s in await self.io(self.store.job_states, run.id) if s.state in ("done", "degraded")}
+        states = await self.io(self.store.job_states, run.id)
+        self._earlier_attempts = bool(states)
+        return {s.job_id for s in states if s.state in ("done", "degraded")}
 
     async def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
@@ -459,7 +466,11 @@ class Pipeline:
         """A job settled without any request: its paid image is in the spool, or it is cached."""
         # 1. an image paid for earlier and never stored is ingested, not bought again
         spooled = self.spool.get(job.user_id, job.request_key)
-        if spooled is not None and spooled.result is not None:
+        if (
+            spooled is not None
+            and spooled.result is not None
+            and not await self._held_by_live_owner(job.user_id, job.request_key)
+        ):
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
@@ -603,6 +614,16 @@ class Pipeline:
             early = await self._early(job)  # the other owner's result
             if early is not None:
                 return early
+
+    async def _held_by_live_owner(self, uid: str, request_key: str) -> bool:
+        """Is this request claimed by another process that is still alive (and within its lease)?"""
+        claim = await self.io(self.store.get_claim, claim_key(uid, request_key))
+        return (
+            claim is not None
+            and claim.owner != self.owner
+            and not owner_dead(claim.owner)
+            and claim.lease_until >= datetime.now(UTC)
+        )
 
     async def _heartbeat(self, claim: Claim) -> None:
         every = self.configs.limits.claims.lease_s / 3
@@ -880,27 +901,30 @@ class Pipeline:
             identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
         )
-        await self.io(self.store.put_avatar, record)
-        if job.target in self.configs.stages.names:  # the due index: this user is at least at this stage
-            await self.io(self.store.raise_latest_rank, job.user_id, self.configs.stages.index(job.stage))
-        stored = await self.io(self.store.get_avatar, job.user_id, avatar_id) or record
+        # The record, the due index and the ledger line are independent writes: they go out
+        # together (each is idempotent, and the spool keeps the image until all are done).
+        rank = self.configs.stages.index(job.stage) if job.target in self.configs.stages.names else None
         # One paid image, one ledger line, however often a crash makes us come back here.
-        await self.io(
-            self.store.record_event,
-            paid_event(
-                job.user_id,
-                job.target,
-                job.request_key,
-                result,
-                kind="spool_ingest" if ingested else "generated",
-                avatar_id=avatar_id,
-                run_id=self._run_id(),
-                validation_ok=verdict.ok,
-                identity_distance=same_face.distance if same_face else None,
-                identity_drift=same_face.drift if same_face else None,
-            ),
-            event_id=f"paid:{job.user_id}:{job.request_key}",
+        ledger_line = paid_event(
+            job.user_id,
+            job.target,
+            job.request_key,
+            result,
+            kind="spool_ingest" if ingested else "generated",
+            avatar_id=avatar_id,
+            run_id=self._run_id(),
+            validation_ok=verdict.ok,
+            identity_distance=same_face.distance if same_face else None,
+            identity_drift=same_face.drift if same_face else None,
         )
+        created, _, _ = await asyncio.gather(
+            self.io(self.store.put_avatar, record),
+            self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
+            self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
+        )
+        # A record stored by an earlier attempt stays as it was: report that one.
+        earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
+        stored = earlier or record
         await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":

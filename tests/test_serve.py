@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from PIL import Image
-from serve_support import auth_emulator, auth_env, bearer, live, new_user, serve_settings
+from serve_support import auth_env, bearer, live, new_user, serve_settings
 
 from mirror_cli.errors import ConfigError
 
@@ -225,3 +225,53 @@ def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env
         again = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 9}}).json()
         assert again == {"evolved": False, "current_stage": "firstWeek", "avatars": []}
     assert len(openai_env.ledger) == 2
+
+
+def test_two_servers_one_paid_image(serve_settings, live, auth_env, openai_env):
+    """Two server processes' worth of cores on one store: the store's job claim makes the second
+    wait for the first's image instead of buying it again."""
+    openai_env.latency = 1.0
+    settings = serve_settings()
+    first, second = live(settings), live(settings)
+    uid, token = new_user(auth_env, first.service.core.store)
+
+    async def taps() -> list[httpx.Response]:
+        async with httpx.AsyncClient(headers=bearer(token), timeout=60) as c:
+            return await asyncio.gather(
+                *(c.post(s.url + API + "/avatar/generate", json=_generate(uid)) for s in (first, second))
+            )
+
+    answers = asyncio.run(taps())
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert len({a.json()["avatar_id"] for a in answers}) == 1
+    assert sorted(a.json()["cached"] for a in answers) == [False, True]
+    assert len(openai_env.ledger) == 1
+
+
+def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):
+    """auth_check_revoked: firebase-admin asks the Auth emulator about each new token."""
+    from firebase_admin import auth
+
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    revoked_uid, revoked_token = auth_env.sign_up()
+    disabled_uid, disabled_token = auth_env.sign_up()
+    time.sleep(1.1)  # revocation is to the second: the tokens must be older than it
+    admin_app = app.state.service.verifier.app  # the server's own firebase-admin app, on the emulator
+    auth.revoke_refresh_tokens(revoked_uid, app=admin_app)
+    auth.update_user(disabled_uid, disabled=True, app=admin_app)
+
+    async def calls() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test" + API) as c:
+            return [
+                await c.get(f"/avatar/user/{revoked_uid}", headers=bearer(revoked_token)),
+                await c.get(f"/avatar/user/{disabled_uid}", headers=bearer(disabled_token)),
+            ]
+
+    revoked, disabled = asyncio.run(calls())
+    assert _problem(revoked, 401)["detail"] == "The ID token was revoked."
+    assert _problem(disabled, 401)["detail"] == "This account is disabled."
+    app.state.service.core.close()
+    app.state.service.verifier.close()

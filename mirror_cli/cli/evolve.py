@@ -40,8 +40,10 @@ def evolve(
 
     def call() -> Any:
         core = open_core(flags, via)
-        with console.progress(len(list(core.user_ids())) if due else 1, "evolve", enabled=not as_json) as advance:
+        # a nightly run learns its jobs from the due index: the bar is sized from the plan
+        with console.progress(None if due else 1, "evolve", enabled=not as_json) as advance:
             core.on_progress = advance
+            core.on_planned = advance.planned
             try:
                 return core.evolve(
                     user,

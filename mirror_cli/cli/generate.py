@@ -46,9 +46,11 @@ def generate(
         if bool(user) == all_users:
             raise UsageError("Say who to generate for.", "Pass --user U (repeatable) or --all, not both.")
         core = open_core(flags, via)
-        n = len(list(core.user_ids())) if all_users else len(user or [])
-        with console.progress(n, f"generate {stage}", enabled=not as_json) as advance:
+        with console.progress(
+            None if all_users else len(user or []), f"generate {stage}", enabled=not as_json
+        ) as advance:
             core.on_progress = advance
+            core.on_planned = advance.planned
             try:
                 return core.generate(
                     None if all_users else user,

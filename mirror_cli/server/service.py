@@ -132,6 +132,15 @@ class Service:
                 retry_after_s=300,
             )
         for o in report.outcomes:
+            if o.status == "failed" and (o.reason or "").startswith("in flight in another process"):
+                raise ProblemError(
+                    503,
+                    "in-flight-elsewhere",
+                    "Being made elsewhere",
+                    "This avatar is still being made by another server; it will not be paid twice.",
+                    "Ask again in a minute: the answer will then come from the cache.",
+                    retry_after_s=60,
+                )
             if o.status == "failed":
                 log.warning("generation failed for %s/%s: %s", o.user_id, o.target, o.reason)
                 raise ProblemError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,26 +27,29 @@ def _has_key(creds: Any) -> bool:
 class Avatars(FirebaseClient):
     # ------------------------------------------------------------------------------- images
     def put_image(self, uid: str, name: str, data: bytes, thumb: bytes | None) -> tuple[str, str | None]:
+        """Upload the image and its thumbnail (side by side: two requests, one round trip)."""
         validate_user_id(uid)
-        refs: list[str | None] = []
-        for suffix, blob_bytes in ((".webp", data), (".thumb.webp", thumb)):
-            if blob_bytes is None:
-                refs.append(None)
-                continue
-            path = f"avatars/{uid}/{name}{suffix}"
-            blob = self.bucket.blob(path)
-            blob.cache_control = IMAGE_CACHE_CONTROL
-            # No Firebase download token: a token URL never expires. Avatars are served by
-            # signed URLs only; storage.rules lets a signed-in user read their own folder.
-            blob.metadata = {"user": uid}
-            try:
-                blob.upload_from_string(blob_bytes, content_type="image/webp", **self._gcs)
-            except Exception as exc:
-                raise _wrap(exc, f"uploading {path}") from exc
-            self._count("storage_writes")
-            self._count("bytes_stored", len(blob_bytes))
-            refs.append(path)
-        return str(refs[0]), refs[1]
+        path, thumb_path = f"avatars/{uid}/{name}.webp", f"avatars/{uid}/{name}.thumb.webp"
+        if thumb is None:
+            self._upload(uid, path, data)
+            return path, None
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(self._upload, uid, path, data), pool.submit(self._upload, uid, thumb_path, thumb)]:
+                done.result()
+        return path, thumb_path
+
+    def _upload(self, uid: str, path: str, data: bytes) -> None:
+        blob = self.bucket.blob(path)
+        blob.cache_control = IMAGE_CACHE_CONTROL
+        # No Firebase download token: a token URL never expires. Avatars are served by signed
+        # URLs only; storage.rules lets a signed-in user read their own folder.
+        blob.metadata = {"user": uid}
+        try:
+            blob.upload_from_string(data, content_type="image/webp", **self._gcs)
+        except Exception as exc:
+            raise _wrap(exc, f"uploading {path}") from exc
+        self._count("storage_writes")
+        self._count("bytes_stored", len(data))
 
     def _blob(self, ref: str) -> Any:
         if not ref.startswith("avatars/") or ".." in ref:
