@@ -64,12 +64,14 @@ lint: dev
 
 check: lint test
 
-bench: dev auth-emulator
+bench: dev auth-emulator emulators
 	$(PY) bench/openai_pacing.py
 	$(PY) bench/local_throughput.py
+	$(PY) bench/identity_separation.py
 	$(PY) bench/gate_calibration.py
 	$(PY) bench/nightly_simulation.py
 	$(PY) bench/serve_latency.py
+	$(PY) bench/firebase_store.py
 
 # The review images in docs/: one persona's six stages and trilogy, rendered offline.
 docs: install

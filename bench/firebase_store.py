@@ -44,9 +44,9 @@ TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 def configs(work: Path, size: int = 256, **limits: Any) -> Path:
     cfg = work / "configs"
-    shutil.copytree(ROOT / "configs", cfg)
-    for persona in (cfg / "personas").glob("*.yaml"):
-        persona.unlink()
+    from mirror_cli.resources import default_config_dir
+
+    shutil.copytree(default_config_dir(), cfg)
     models = yaml.safe_load((cfg / "models.yaml").read_text())
     models["models"]["local"]["sizes"].append(f"{size}x{size}")
     (cfg / "models.yaml").write_text(yaml.safe_dump(models))
@@ -250,7 +250,7 @@ def bench_latency(emus: Any, delay_s: float = 0.05, image_s: float = 1.0) -> Non
 
 
 USAGE_CHILD = """
-import resource, sys, time
+import sys, time
 from mirror_cli.core import Mirror
 from mirror_cli.settings import load_settings
 core = Mirror(load_settings({"data_dir": sys.argv[1], "config_dir": sys.argv[2]}))
@@ -261,7 +261,9 @@ if sys.argv[3] == "usage":
 else:
     core.store.op_counts("2026-01-01")
     done = "opened"
-print(done, round(time.perf_counter() - t, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(done, round(time.perf_counter() - t, 2), hwm // 1024)
 """
 
 

@@ -194,9 +194,13 @@ class BatchRunner:
             for digest in list(uploads):
                 await self.provider.delete_file(str(uploads[digest]["id"]))
                 del uploads[digest]
-        run.state = (
-            "submitted" if pending else ("finished" if not run.params.get("failed") else "finished_with_failures")
-        )
+        if pending:
+            run.state = "submitted"
+        elif run.params.get("waiting"):
+            # users' later stages still wait for `runs poll --resubmit`: not finished yet
+            run.state = "awaiting_resubmit"
+        else:
+            run.state = "finished" if not run.params.get("failed") else "finished_with_failures"
         await self.p.io(self.p.store.update_run, run)
         return report
 

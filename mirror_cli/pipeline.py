@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import imaging, messages, pricing
+from . import identity, imaging, messages, pricing
 from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
+from .identity import IdentityScore
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
@@ -194,6 +195,7 @@ class Pipeline:
         self._run_lock = asyncio.Lock()
         self.stats = RetryStats()
         self.run: RunInfo | None = None
+        self._earlier_attempts = False  # the run had job states before this attempt
         self.store_failure: StoreError | None = None  # the first store failure that stopped the run
         # who holds this pipeline's claims: host and process (a dead local owner is detected at once)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -260,7 +262,11 @@ class Pipeline:
             if isinstance(res, BaseException):
                 raise res
         await self._attach_urls(report)
-        await self.settle_job_states(run)
+        # A fresh run whose every job reached its end has nothing to settle: skip reading all
+        # its job states back (a nightly run's reads stay proportional to its due users).
+        ran = sum(1 for o in report.outcomes if o.status != "skipped")
+        if self._earlier_attempts or ran < sum(1 for s in specs if s.job_id not in done_before):
+            await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -312,7 +318,9 @@ class Pipeline:
     async def _done_jobs(self, run: RunInfo | None) -> set[str]:
         if run is None:
             return set()
-        return {s.job_id for s in await self.io(self.store.job_states, run.id) if s.state in ("done", "degraded")}
+        states = await self.io(self.store.job_states, run.id)
+        self._earlier_attempts = bool(states)
+        return {s.job_id for s in states if s.state in ("done", "degraded")}
 
     async def note_interrupted(self, run: RunInfo | None) -> float:
         """Jobs left 'in flight' by a process that died: the provider may have billed a request
@@ -859,6 +867,11 @@ class Pipeline:
         if img is None:  # undecodable, and no second try: keep the paid bytes for review, report it
             return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
+        reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
+        same_face = await self._same_face(job, img)
+        if same_face is not None and same_face.drift:  # flagged for a person; never bought again
+            status = "flagged"
+            reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
         image_ref, thumb_ref = await self.io(
             self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
         )
@@ -883,8 +896,9 @@ class Pipeline:
             references=job.request.references,
             message=msg,
             status=status,
-            reason=None if verdict.ok else "quality gate: " + "; ".join(verdict.failures),
+            reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
+            identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
         )
         # The record, the due index and the ledger line are independent writes: they go out
@@ -900,6 +914,8 @@ class Pipeline:
             avatar_id=avatar_id,
             run_id=self._run_id(),
             validation_ok=verdict.ok,
+            identity_distance=same_face.distance if same_face else None,
+            identity_drift=same_face.drift if same_face else None,
         )
         created, _, _ = await asyncio.gather(
             self.io(self.store.put_avatar, record),
@@ -938,6 +954,20 @@ class Pipeline:
             reason=None if verdict.ok else "stored flagged by the quality gate: " + "; ".join(verdict.failures),
             validation=verdict.to_dict(),
         )
+
+    async def _same_face(self, job: Job, img: Any) -> IdentityScore | None:
+        """The same-face score against the user's anchor (optional extra; None when skipped)."""
+        cfg = self.configs.style.identity
+        if not cfg.enabled or not identity.available_once()[0]:
+            return None
+        anchor, _ = await self.io(self.planner.anchor_and_previous, job.user_id, job.target, job.stage)
+        if anchor is None or anchor.target == job.target:
+            return None  # this image is (or replaces) the anchor
+        data = await self.io(self.store.read_image, anchor.image_path)
+        try:
+            return await asyncio.to_thread(identity.score, data, anchor.id, img, cfg.threshold)
+        except Exception as exc:  # a score is advice: never lose or re-buy an image over it
+            return IdentityScore(None, cfg.threshold, anchor.id, f"not measured: {type(exc).__name__}: {exc}")
 
     async def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
         ref, _ = await self.io(

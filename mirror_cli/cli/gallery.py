@@ -13,13 +13,17 @@ def gallery(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A contact-sheet PNG and a self-contained HTML page of users' timelines, for review."""
+    """Contact-sheet PNGs (paged) and an HTML page of thumbnails linking to full images, for review."""
     edge = Edge(flags, as_json, debug)
     paths = edge.run(lambda core: core.gallery(user, out, everyone=everyone))
+    sheets = paths.get("contact_sheets") or [paths["contact_sheet"]]
 
     def human() -> None:
         import typer
 
-        typer.echo(f"contact sheet: {paths['contact_sheet']}\nhtml page:     {paths['html']}")
+        for sheet in sheets:
+            typer.echo(f"contact sheet: {sheet}")
+        typer.echo(f"html page:     {paths['html']}")
 
-    edge.emit(paths, items=[{"kind": k, "path": v} for k, v in paths.items()], human=human)
+    items = [{"kind": "contact_sheet", "path": s} for s in sheets] + [{"kind": "html", "path": paths["html"]}]
+    edge.emit(paths, items=items, human=human)

@@ -209,8 +209,9 @@ def _routes(svc: Service) -> APIRouter:
                 404,
                 "unknown-job",
                 "Unknown job",
-                f"No job {job_id[:64]!r} for this user.",
-                "Jobs are kept an hour after they finish; start the request again.",
+                f"No job {job_id[:64]!r} for this user on this server.",
+                "Send the original request again: it answers from the cache, or waits for the image "
+                "still being made (another server's job included); it is never paid twice.",
             )
         return answer(found, False)
 

@@ -385,7 +385,8 @@ class LocalStore:
         last_ts, last_id = (_iso(since) if since else ""), ""
         while True:
             rows = self._q(
-                "SELECT ts, event_id, event FROM ledger WHERE (ts > ? OR (ts = ? AND event_id >= ?)) "
+                # ts >= ? first: the index on ts starts each page where the last one ended
+                "SELECT ts, event_id, event FROM ledger WHERE ts >= ? AND (ts > ? OR event_id >= ?) "
                 "AND (? IS NULL OR ts < ?) AND (? IS NULL OR uid = ?) ORDER BY ts, event_id LIMIT ?",
                 (last_ts, last_ts, last_id, end, end, who, who, page),
             )
