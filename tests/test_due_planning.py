@@ -121,7 +121,7 @@ def test_a_store_from_before_the_index_is_reindexed_once(make_core, fast_configs
     assert again.store.due_index_version() >= 1
 
 
-def test_the_nightly_command_reads_only_what_it_plans(core, no_personas):
+def test_the_nightly_command_reads_only_what_it_plans(core, fast_configs):
     """`mirror evolve --due` end to end (the CLI sizes its progress from the plan, it does not
     list every user): nobody due, a handful of reads, counted by the store and flushed once."""
     from typer.testing import CliRunner
@@ -132,7 +132,7 @@ def test_the_nightly_command_reads_only_what_it_plans(core, no_personas):
     _seed(c, 60, due=set(), fresh=set())
     before = _reads(c)
     c.close()
-    args = ["evolve", "--due", "--json", "--config-dir", str(no_personas), "--data-dir", str(c.settings.data_dir)]
+    args = ["evolve", "--due", "--json", "--config-dir", str(fast_configs), "--data-dir", str(c.settings.data_dir)]
     if c.settings.store == "firebase":
         args += ["--store", "firebase"]
     result = CliRunner().invoke(app, args)
