@@ -64,6 +64,7 @@ check: lint test
 bench: dev auth-emulator emulators
 	$(PY) bench/openai_pacing.py
 	$(PY) bench/local_throughput.py
+	$(PY) bench/identity_separation.py
 	$(PY) bench/gate_calibration.py
 	$(PY) bench/nightly_simulation.py
 	$(PY) bench/serve_latency.py

@@ -45,6 +45,9 @@ class UsageFigures:
     projected_month_usd: float = 0.0
     compliance_rate: float | None = None
     validated: int = 0
+    identity_scored: int = 0  # new stages compared with the user's anchor (extra [identity])
+    identity_drift: int = 0  # of which past the style's threshold
+    identity_worst: float | None = None  # the largest distance measured
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
     store_ops: dict[str, Any] = field(default_factory=dict)
     recommendations: list[str] = field(default_factory=list)
@@ -103,6 +106,10 @@ def aggregate(
             if e.validation_ok is not None:
                 f.validated += 1
                 ok += 1 if e.validation_ok else 0
+            if e.identity_distance is not None:
+                f.identity_scored += 1
+                f.identity_drift += 1 if e.identity_drift else 0
+                f.identity_worst = max(f.identity_worst or 0.0, e.identity_distance)
         elif e.kind == "cache_hit":
             f.cache_hits += 1
         elif e.kind in DEGRADED:

@@ -29,6 +29,13 @@ EyesVariant = Literal[
     "wink",
     "winkWacky",
     "xDizzy",
+    # the offline renderer's own open eyes, in rising order of joy (render/avatar.py)
+    "openCurious",
+    "openFocused",
+    "openBright",
+    "openHappy",
+    "openWarm",
+    "openRadiant",
 ]
 BrowsVariant = Literal[
     "angry",
@@ -87,6 +94,8 @@ PropName = Literal[
     "meditation_cushion",
     "hologram",
     "skyline",
+    "wall_shelf",
+    "hanging_plant",
 ]
 HexColor = str
 
@@ -155,6 +164,14 @@ class GateConfig(Strict):
     retry_on_heuristic: bool = False
 
 
+class IdentityConfig(Strict):
+    """Same-face score (optional extra [identity]): the distance between the face embeddings of
+    a new stage and the user's anchor past which the avatar is flagged "identity drift"."""
+
+    enabled: bool = True
+    threshold: float = Field(0.55, gt=0, le=2)
+
+
 class StyleConfig(Strict):
     name: str
     version: int = Field(ge=1)
@@ -171,6 +188,7 @@ class StyleConfig(Strict):
     environment: list[EnvironmentRule] = Field(default_factory=list)
     achievement_cues: dict[str, AchievementCue] = Field(default_factory=dict)
     gate: GateConfig = Field(default_factory=GateConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
 
     @field_validator("stages")
     @classmethod

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigSet
+from .config import ConfigSet, RateLimit
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo, intake_photo_bytes
@@ -138,7 +138,7 @@ class Mirror:
             planner or self.planner(),
             self.spool,
             self.fallbacks,
-            concurrency=self.settings.concurrency or limits.concurrency,
+            concurrency=self.settings.concurrency or self._default_concurrency(rate),
             limiter=limiter,
             max_cost=max_cost if max_cost is not None else (self.settings.max_cost or limits.max_cost_per_run_usd),
             now=self.now,
@@ -157,6 +157,15 @@ class Mirror:
             workers=max(4, 2 * concurrency) if self.owns_process else 32,
             deadline_s=2 * self.settings.store_timeout_s + 5,
         )
+
+    def _default_concurrency(self, rate: RateLimit | None) -> int:
+        """The provider decides: one job per core for a local renderer, the pacing limit
+        (images per minute, at most limits.concurrency) for an API."""
+        own = getattr(self.provider, "default_concurrency", None)
+        if isinstance(own, int) and own > 0:
+            return own
+        limit = self.configs.limits.concurrency
+        return max(1, min(limit, int(rate.images_per_minute))) if rate else limit
 
     def close(self) -> None:
         if "store_calls" in self.__dict__:
@@ -561,7 +570,7 @@ class Mirror:
         return run, self.store.job_states(run_id)
 
     # --------------------------------------------------------------------------- review
-    def gallery(self, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, str]:
+    def gallery(self, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, Any]:
         from .gallery import UserTimeline, write_gallery
 
         uids = list(self.user_ids()) if everyone else [validate_user_id(u) for u in users or []]
@@ -820,6 +829,24 @@ class Mirror:
                 "status": "ok" if n_fb >= expected else "warn",
                 "detail": f"{n_fb}/{expected} fallback assets in {self.fallbacks.folder}",
                 "fix": None if n_fb >= expected else "Run 'mirror seed-fallbacks'.",
+            }
+        )
+        from . import identity
+
+        usable, why = identity.available()
+        on = self.configs.style.identity.enabled
+        checks.append(
+            {
+                "check": "identity",
+                "status": "ok" if usable or not on else "warn",
+                "detail": (
+                    f"same-face score on (threshold {self.configs.style.identity.threshold}): {why}"
+                    if usable and on
+                    else "same-face score off in the style"
+                    if not on
+                    else f"same-face score skipped: {why}"
+                ),
+                "fix": None if usable or not on else identity.EXTRA_HINT,
             }
         )
         return checks

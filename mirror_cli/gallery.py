@@ -1,13 +1,16 @@
-"""Review output for designers: a contact-sheet PNG of a user's timeline and a self-contained
-HTML page (images inlined) with messages and costs."""
+"""Review output for designers: contact-sheet PNGs of users' timelines (paged, so no sheet
+grows past a bounded height) and an HTML page of thumbnails, each linking to its full image,
+with messages, costs and the same-face score. Images are written next to the page (relative
+links), so the page stays small however many users it shows."""
 
 from __future__ import annotations
 
-import base64
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -24,6 +27,14 @@ class UserTimeline:
     order: Sequence[str]
 
 
+def _face(rec: AvatarRecord) -> str:
+    """The same-face score, when it was measured: ' · face 0.31' (or '... drift')."""
+    d = rec.identity.get("distance") if rec.identity else None
+    if d is None:
+        return ""
+    return f" · face {d:.2f}" + (" drift" if rec.identity.get("drift") else "")
+
+
 def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> Image.Image:
     by_target = {r.target: r for r in tl.records}
     tiles: list[tuple[Image.Image | None, str, str]] = []
@@ -32,7 +43,9 @@ def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> I
         if rec is None and not include_missing:
             continue
         img = decode(store.read_image(rec.image_path)) if rec else None
-        sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}" if rec else "not reached yet"
+        sub = "not reached yet"
+        if rec:
+            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}{_face(rec)}"
         tiles.append((img, tl.labels.get(target, target), sub))
     return contact_sheet(tiles, f"{tl.persona.name} ({tl.persona.id}) · Mirror Realm timeline")
 
@@ -50,7 +63,7 @@ border-radius:6px}.flag{color:#B5523B;font-weight:600}
 """
 
 
-def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> str:
+def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], tuple[str, str]], title: str) -> str:
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
@@ -67,13 +80,14 @@ def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> st
             rec = by_target.get(target)
             if rec is None:
                 continue
-            src = "data:image/webp;base64," + base64.b64encode(store.read_image(rec.image_path)).decode()
+            full, thumb = images[(tl.persona.id, target)]
             flag = f"<div class='flag'>{html.escape(rec.reason or '')}</div>" if rec.status != "ok" else ""
+            label = html.escape(tl.labels.get(target, target))
             parts.append(
-                f"<div class='card'><img alt='{html.escape(tl.labels.get(target, target))}' src='{src}'>"
-                f"<div class='meta'><div class='label'>{html.escape(tl.labels.get(target, target))}</div>"
+                f"<div class='card'><a href='{full}'><img alt='{label}' src='{thumb}' width='256' "
+                f"height='256'></a><div class='meta'><div class='label'>{label}</div>"
                 f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
-                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}</div>{flag}"
+                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}{html.escape(_face(rec))}</div>{flag}"
                 f"<div class='msg'>{html.escape(rec.message)}</div></div></div>"
             )
         parts.append("</div>")
@@ -86,25 +100,61 @@ def html_page(timelines: Sequence[UserTimeline], store: Store, title: str) -> st
     return "".join(parts)
 
 
+MAX_SHEET_HEIGHT = 8000  # px: a page of the contact sheet holds as many users as fit
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _write_images(
+    timelines: Sequence[UserTimeline], store: Store, folder: Path
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Full image and thumbnail of every record, as files beside the page: {(user, target): (full, thumb)}."""
+    from .imaging import thumbnail
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for tl in timelines:
+        for rec in tl.records:
+            stem = _safe(f"{tl.persona.id}-{rec.target}")
+            data = store.read_image(rec.image_path)
+            (folder / f"{stem}.webp").write_bytes(data)
+            thumb = store.read_image(rec.thumb_path) if rec.thumb_path else thumbnail(decode(data))
+            (folder / f"{stem}-thumb.webp").write_bytes(thumb)
+            out[(tl.persona.id, rec.target)] = (f"{folder.name}/{stem}.webp", f"{folder.name}/{stem}-thumb.webp")
+    return out
+
+
+def _pages(sheets: list[Image.Image]) -> list[list[Image.Image]]:
+    pages: list[list[Image.Image]] = [[]]
+    height = 0
+    for s in sheets:
+        if pages[-1] and height + s.height > MAX_SHEET_HEIGHT:
+            pages.append([])
+            height = 0
+        pages[-1].append(s)
+        height += s.height
+    return pages
+
+
 def write_gallery(
     timelines: Sequence[UserTimeline], store: Store, out_dir: Path, name: str, title: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, str] = {}
-    if len(timelines) == 1:
-        sheet = sheet_for(timelines[0], store)
-    else:
-        sheets = [sheet_for(tl, store) for tl in timelines]
-        width = max(s.width for s in sheets) if sheets else 400
-        sheet = Image.new("RGB", (width, sum(s.height for s in sheets) or 100), (253, 244, 230))
+    sheets = [sheet_for(tl, store) for tl in timelines] or [Image.new("RGB", (400, 100), (253, 244, 230))]
+    pages = _pages(sheets)
+    files: list[str] = []
+    for i, group in enumerate(pages, start=1):
+        sheet = Image.new("RGB", (max(s.width for s in group), sum(s.height for s in group)), (253, 244, 230))
         y = 0
-        for s in sheets:
+        for s in group:
             sheet.paste(s, (0, y))
             y += s.height
-    png = out_dir / f"{name}.png"
-    sheet.save(png)
+        png = out_dir / (f"{name}.png" if len(pages) == 1 else f"{name}-{i}.png")
+        sheet.save(png)
+        files.append(str(png))
+    images = _write_images(timelines, store, out_dir / f"{name}-images")
     page = out_dir / f"{name}.html"
-    page.write_text(html_page(timelines, store, title), encoding="utf-8")
-    paths["contact_sheet"] = str(png)
-    paths["html"] = str(page)
-    return paths
+    page.write_text(html_page(timelines, images, title), encoding="utf-8")
+    return {"contact_sheet": files[0], "contact_sheets": files, "html": str(page)}

@@ -195,6 +195,7 @@ class AvatarRecord(Strict):
     status: AvatarStatus = "ok"
     reason: str | None = None
     validation: dict[str, Any] = Field(default_factory=dict)
+    identity: dict[str, Any] = Field(default_factory=dict)  # same-face score against the anchor, if measured
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -218,6 +219,8 @@ class LedgerEvent(Strict):
     run_id: str | None = None
     detail: str | None = None
     validation_ok: bool | None = None
+    identity_distance: float | None = None
+    identity_drift: bool | None = None
 
     @field_validator("detail")
     @classmethod

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import imaging, messages, pricing
+from . import identity, imaging, messages, pricing
 from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
+from .identity import IdentityScore
 from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
@@ -866,6 +867,11 @@ class Pipeline:
         if img is None:  # undecodable, and no second try: keep the paid bytes for review, report it
             return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
+        reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
+        same_face = await self._same_face(job, img)
+        if same_face is not None and same_face.drift:  # flagged for a person; never bought again
+            status = "flagged"
+            reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
         image_ref, thumb_ref = await self.io(
             self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
         )
@@ -890,8 +896,9 @@ class Pipeline:
             references=job.request.references,
             message=msg,
             status=status,
-            reason=None if verdict.ok else "quality gate: " + "; ".join(verdict.failures),
+            reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
+            identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
         )
         # The record, the due index and the ledger line are independent writes: they go out
@@ -907,6 +914,8 @@ class Pipeline:
             avatar_id=avatar_id,
             run_id=self._run_id(),
             validation_ok=verdict.ok,
+            identity_distance=same_face.distance if same_face else None,
+            identity_drift=same_face.drift if same_face else None,
         )
         created, _, _ = await asyncio.gather(
             self.io(self.store.put_avatar, record),
@@ -945,6 +954,20 @@ class Pipeline:
             reason=None if verdict.ok else "stored flagged by the quality gate: " + "; ".join(verdict.failures),
             validation=verdict.to_dict(),
         )
+
+    async def _same_face(self, job: Job, img: Any) -> IdentityScore | None:
+        """The same-face score against the user's anchor (optional extra; None when skipped)."""
+        cfg = self.configs.style.identity
+        if not cfg.enabled or not identity.available_once()[0]:
+            return None
+        anchor, _ = await self.io(self.planner.anchor_and_previous, job.user_id, job.target, job.stage)
+        if anchor is None or anchor.target == job.target:
+            return None  # this image is (or replaces) the anchor
+        data = await self.io(self.store.read_image, anchor.image_path)
+        try:
+            return await asyncio.to_thread(identity.score, data, anchor.id, img, cfg.threshold)
+        except Exception as exc:  # a score is advice: never lose or re-buy an image over it
+            return IdentityScore(None, cfg.threshold, anchor.id, f"not measured: {type(exc).__name__}: {exc}")
 
     async def _keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
         ref, _ = await self.io(

@@ -98,6 +98,16 @@ def emulators() -> Iterator[Any]:
     envs.stop()
 
 
+@pytest.fixture(scope="session")
+def auth_emulator() -> Iterator[Any]:
+    """The Firebase Auth emulator (firebase-tools, tests/auth_emulator), once per session."""
+    from firebase_auth import AuthEmulator
+
+    emu = AuthEmulator()
+    yield emu
+    emu.stop()
+
+
 @pytest.fixture
 def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point the firebase store at the emulators, in a project and bucket of this test's own."""

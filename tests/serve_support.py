@@ -80,13 +80,6 @@ def service_account(tmp_path: Path, project: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def auth_emulator() -> Iterator[AuthEmulator]:
-    emu = AuthEmulator()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
 def auth_env(auth_emulator: AuthEmulator, monkeypatch: pytest.MonkeyPatch) -> AuthEmulator:
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", auth_emulator.host)

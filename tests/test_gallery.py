@@ -1,4 +1,4 @@
-"""Gallery output: contact sheet, self-contained HTML, and the page opened in headless Chromium."""
+"""Gallery output: paged contact sheets, an HTML page of thumbnails, and the page opened in headless Chromium."""
 
 from __future__ import annotations
 
@@ -46,12 +46,18 @@ def test_contact_sheet_has_every_tile(gallery):
     assert px != (253, 244, 230)
 
 
-def test_html_is_self_contained_with_messages_and_costs(gallery):
+def test_html_shows_thumbnails_linking_to_full_images(gallery):
     core, paths = gallery
-    page = Path(paths["html"]).read_text(encoding="utf-8")
+    page_path = Path(paths["html"])
+    page = page_path.read_text(encoding="utf-8")
     srcs = re.findall(r"src='([^']+)'", page)
-    assert len(srcs) == 6 and all(s.startswith("data:image/webp;base64,") for s in srcs)
-    assert "http://" not in page and "https://" not in page
+    hrefs = re.findall(r"href='([^']+)'", page)
+    assert len(srcs) == 6 and len(hrefs) == 6
+    for src, href in zip(srcs, hrefs, strict=True):
+        thumb, full = Image.open(page_path.parent / src), Image.open(page_path.parent / href)
+        assert max(thumb.size) <= 256 and full.size == (1024, 1024)
+    assert "data:" not in page and "http://" not in page and "https://" not in page
+    assert len(page) < 20_000  # the page itself carries no pixels
     for rec in core.timeline("kenji"):
         assert rec.message.split(".")[0].replace("'", "&#x27;") in page
     assert "$0.0000" in page and "Kenji Watanabe" in page
@@ -63,6 +69,19 @@ def test_all_users_overview(make_core, tmp_path):
     paths = core.gallery(None, tmp_path / "all", everyone=True)
     page = Path(paths["html"]).read_text(encoding="utf-8")
     assert "Alex Rivera" in page and "Maya Okafor" in page and "Kenji" not in page
+
+
+def test_all_users_contact_sheets_are_paged(make_core, tmp_path, monkeypatch):
+    from mirror_cli import gallery
+
+    core = make_core()
+    core.generate(["demo", "maya", "sofia"], "newReflection")
+    one_user = 72 + 3 * (320 + 58 + 24) + 24
+    monkeypatch.setattr(gallery, "MAX_SHEET_HEIGHT", 2 * one_user)
+    paths = core.gallery(None, tmp_path / "all", everyone=True)
+    sheets = [Image.open(p) for p in paths["contact_sheets"]]
+    assert [s.height for s in sheets] == [2 * one_user, one_user]
+    assert paths["contact_sheet"] == paths["contact_sheets"][0]
 
 
 def test_cli_gallery_needs_users(data_dir, tmp_path):

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from PIL import Image
-from serve_support import auth_emulator, auth_env, bearer, live, new_user, serve_settings
+from serve_support import auth_env, bearer, live, new_user, serve_settings
 
 from mirror_cli.errors import ConfigError
 
@@ -246,3 +246,32 @@ def test_two_servers_one_paid_image(serve_settings, live, auth_env, openai_env):
     assert len({a.json()["avatar_id"] for a in answers}) == 1
     assert sorted(a.json()["cached"] for a in answers) == [False, True]
     assert len(openai_env.ledger) == 1
+
+
+def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):
+    """auth_check_revoked: firebase-admin asks the Auth emulator about each new token."""
+    from firebase_admin import auth
+
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    revoked_uid, revoked_token = auth_env.sign_up()
+    disabled_uid, disabled_token = auth_env.sign_up()
+    time.sleep(1.1)  # revocation is to the second: the tokens must be older than it
+    admin_app = app.state.service.verifier.app  # the server's own firebase-admin app, on the emulator
+    auth.revoke_refresh_tokens(revoked_uid, app=admin_app)
+    auth.update_user(disabled_uid, disabled=True, app=admin_app)
+
+    async def calls() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test" + API) as c:
+            return [
+                await c.get(f"/avatar/user/{revoked_uid}", headers=bearer(revoked_token)),
+                await c.get(f"/avatar/user/{disabled_uid}", headers=bearer(disabled_token)),
+            ]
+
+    revoked, disabled = asyncio.run(calls())
+    assert _problem(revoked, 401)["detail"] == "The ID token was revoked."
+    assert _problem(disabled, 401)["detail"] == "This account is disabled."
+    app.state.service.core.close()
+    app.state.service.verifier.close()

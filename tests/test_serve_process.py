@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from conftest import make_config_dir
 from firebase_auth import free_port
-from serve_support import SERVE_LIMITS, auth_emulator, auth_env, bearer
+from serve_support import SERVE_LIMITS, auth_env, bearer
 from typer.testing import CliRunner
 
 from mirror_cli.models import Persona

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from serve_support import auth_emulator, auth_env, bearer
+from serve_support import auth_env, bearer
 
 from mirror_cli.models import Persona
 from mirror_cli.settings import load_settings

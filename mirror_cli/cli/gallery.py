@@ -15,7 +15,7 @@ def gallery(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A contact-sheet PNG and a self-contained HTML page of users' timelines, for review."""
+    """Contact-sheet PNGs (paged) and an HTML page of thumbnails linking to full images, for review."""
 
     def call() -> Any:
         core = open_core(flags)
@@ -28,4 +28,6 @@ def gallery(
     if as_json:
         emit_json(paths)
     else:
-        typer.echo(f"contact sheet: {paths['contact_sheet']}\nhtml page:     {paths['html']}")
+        for sheet in paths.get("contact_sheets") or [paths["contact_sheet"]]:
+            typer.echo(f"contact sheet: {sheet}")
+        typer.echo(f"html page:     {paths['html']}")

@@ -1,13 +1,17 @@
-"""The offline provider: deterministic DiceBear scenes, no key, no network, cost 0."""
+"""The offline provider: deterministic DiceBear scenes, no key, no network, cost 0.
+
+Renders run in a process pool sized to the cores, fed by the event loop; the static scene
+layers are cached under ``<data_dir>/cache/render`` (never inside the installed package)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ProviderError
 from ..models import ImageRequest, ImageResult
-from ..render import library_versions, render_png
+from ..render import library_versions, pool
 from .base import Capabilities, ProviderContext
 
 
@@ -17,10 +21,16 @@ class LocalProvider:
 
     def __init__(self, ctx: ProviderContext | None = None) -> None:
         self._palette = ctx.configs.style.palette.model_dump() if ctx else None
+        self._cache_dir = str(ctx.settings.data_dir / "cache" / "render") if ctx else None
 
     @property
     def renderer_version(self) -> str:
         return library_versions()
+
+    @property
+    def default_concurrency(self) -> int:
+        """One job in flight per core keeps every worker busy."""
+        return pool.cores()
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         if request.spec is None:
@@ -32,14 +42,20 @@ class LocalProvider:
         except ValueError:
             raise ProviderError(f"Size {request.size!r} is not WxH.", "Use e.g. --size 1024x1024.") from None
         start = time.perf_counter()
-        data = await asyncio.to_thread(render_png, request.spec, self._palette, size)
+        loop = asyncio.get_running_loop()
+        args = (request.spec, self._palette, size, self._cache_dir)
+        try:
+            data = await loop.run_in_executor(pool.pool(), pool.render_in_worker, *args)
+        except BrokenProcessPool:
+            pool.reset()  # a worker died (killed, out of memory): once more on a fresh pool
+            data = await loop.run_in_executor(pool.pool(), pool.render_in_worker, *args)
         return ImageResult(
             data=data,
-            mime="image/png",
+            mime="image/bmp",
             provider=self.name,
             model=request.model,
             latency_s=time.perf_counter() - start,
         )
 
     async def aclose(self) -> None:
-        return None
+        return None  # the pool outlives one event loop; it is shut down at exit

@@ -1,122 +1,108 @@
-"""The offline scene renderer: a DiceBear avatar (avataaars, hoodie) in a warm, cosy workspace
-whose props follow progress. One SVG, rasterised once by resvg. Deterministic: the same
-RenderSpec gives the same bytes on every machine with the pinned library versions."""
+"""The static scene around the character: a warm, cosy workspace whose props follow progress.
+Two layers, both independent of who sits in it: the background (wall, window, wall props,
+light, the character's cast shadow), drawn out of focus for depth of field, and the desk in
+front (desk and floor props, contact shadows). The compositor renders each once per
+(stage look, props, palette, size) and caches it."""
 
 from __future__ import annotations
 
-import base64
-import json
-from functools import lru_cache
-from importlib import resources
-from importlib.metadata import version
-from typing import Any
+from dataclasses import dataclass
 
-from .models import RenderSpec
+DESK_TOP = 862
 
-RENDERER_VERSION = "scene-2"
 
-SKIN_HEX = {
-    "pale": "ffdbb4",
-    "light": "edb98a",
-    "medium": "d08b5b",
-    "tan": "ae5d29",
-    "brown": "8d5524",
-    "dark": "614335",
+@dataclass(frozen=True)
+class Pose:
+    """Where the figure sits: avatar units to frame pixels (at 1024), the neck's place, a tilt."""
+
+    scale: float
+    x: float
+    y: float
+    tilt: float
+
+
+@dataclass(frozen=True)
+class StageLook:
+    pose: Pose
+    light: str  # sunset | dusk | golden
+    outfit: tuple[str, ...] = ()
+
+
+UPRIGHT = Pose(3.3, 512, 700, 0.0)
+STAGE_LOOKS: dict[str, StageLook] = {
+    # shoulders drawn in, head tilted: looking into the mirror for the first time
+    "newReflection": StageLook(Pose(3.2, 512, 712, -4.5), "sunset"),
+    # leaning in: closer to the camera, lower, ready to work
+    "firstWeek": StageLook(Pose(3.6, 512, 742, 0.0), "sunset"),
+    "twoWeeks": StageLook(UPRIGHT, "sunset"),
+    # relaxed, at ease: a friendly tilt
+    "month": StageLook(Pose(3.3, 512, 702, 3.5), "sunset", ("enamel_pin",)),
+    # grounded and composed in the lamplight of a calm evening
+    "quarter": StageLook(Pose(3.3, 504, 704, -1.5), "dusk", ("headphones",)),
+    # upright, chin up, at home in golden-hour light
+    "halfYear": StageLook(Pose(3.22, 512, 682, 0.0), "golden", ("scarf", "star_pin")),
 }
-HAIR_HEX = {
-    "black": "2c1b18",
-    "darkBrown": "4a312c",
-    "brown": "724133",
-    "auburn": "a55728",
-    "blonde": "d6b370",
-    "platinum": "ecdcbf",
-    "red": "c93305",
-    "grey": "c9c3c0",
-}
 
 
-def library_versions() -> str:
-    """The versions that decide how an avatar looks; part of every local request key."""
-    return "dicebear-core={};dicebear-styles={};resvg-py={};{}".format(
-        version("dicebear-core"), version("dicebear-styles"), version("resvg-py"), RENDERER_VERSION
-    )
+def stage_look(stage: str) -> StageLook:
+    return STAGE_LOOKS.get(stage, StageLook(UPRIGHT, "sunset"))
 
 
-@lru_cache(maxsize=1)
-def _style() -> Any:
-    from dicebear import Style
-
-    definition = json.loads((resources.files("dicebear_styles") / "avataaars.json").read_text(encoding="utf-8"))
-    return Style(definition)
+def _hex(c: str) -> str:
+    return c.lstrip("#")
 
 
 def _mix(hex_a: str, hex_b: str, t: float) -> str:
-    a = [int(hex_a[i : i + 2], 16) for i in (0, 2, 4)]
-    b = [int(hex_b[i : i + 2], 16) for i in (0, 2, 4)]
-    return "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
+    a = [int(_hex(hex_a)[i : i + 2], 16) for i in (0, 2, 4)]
+    b = [int(_hex(hex_b)[i : i + 2], 16) for i in (0, 2, 4)]
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
 
 
-def avatar_svg(spec: RenderSpec) -> str:
-    from dicebear import Avatar
-
-    a = spec.appearance
-    hair = HAIR_HEX[a.hair_color]
-    if spec.older:
-        hair = _mix(hair, "d9d4d0", 0.6)
-    hoodie = a.hoodie_color.lstrip("#").lower()
-    options: dict[str, Any] = {
-        "seed": spec.seed,
-        "clothingVariant": "hoodie",
-        "clothesVariant": "hoodie",
-        "clothesColor": [hoodie],
-        "skinColor": [SKIN_HEX[a.skin]],
-        "topVariant": a.hair_style,
-        "topProbability": 100,
-        "hairColor": [hair],
-        "hatColor": [_mix(hoodie, "5a2e1a", 0.45)],
-        "eyesVariant": spec.expression["eyes"],
-        "eyebrowsVariant": spec.expression["eyebrows"],
-        "mouthVariant": spec.expression["mouth"],
-        "accessoriesProbability": 0 if a.glasses == "none" else 100,
-        "facialHairProbability": 0 if a.facial_hair == "none" else 100,
-        "facialHairColor": [hair],
-    }
-    options.pop("clothingVariant")
-    if a.glasses != "none":
-        options["accessoriesVariant"] = a.glasses
-        options["accessoriesColor"] = ["3c2a20"]
-    if a.facial_hair != "none":
-        options["facialHairVariant"] = a.facial_hair
-    return str(Avatar(_style(), options))
+SKIES = {
+    "sunset": (("0", "#F47B3A"), ("0.6", "#F9B45B"), ("1", "#FCE1A2")),
+    "dusk": (("0", "#5E3763"), ("0.55", "#C8574A"), ("1", "#F39A4C")),
+    "golden": (("0", "#FFB347"), ("0.5", "#FFD27A"), ("1", "#FFF1C4")),
+}
 
 
-# ---------------------------------------------------------------- scene pieces (SVG snippets)
-
-
-def _defs(p: dict[str, str]) -> str:
+def _defs(p: dict[str, str], light: str) -> str:
+    top, bottom = p["background_top"], p["background_bottom"]
+    if light == "dusk":
+        top, bottom = _mix(top, "#A8482A", 0.4), _mix(bottom, "#E0893F", 0.3)
+    elif light == "golden":
+        top, bottom = _mix(top, "#FFC45C", 0.35), _mix(bottom, "#FFE7A8", 0.35)
+    lamp = {"dusk": ("0.95", "420"), "golden": ("0.5", "300")}.get(light, ("0.85", "360"))
+    sky = "".join(f'<stop offset="{o}" stop-color="{c}"/>' for o, c in SKIES[light])
     return f"""<defs>
 <linearGradient id="wall" x1="0" y1="0" x2="0" y2="1">
- <stop offset="0" stop-color="{p["background_top"]}"/><stop offset="1" stop-color="{p["background_bottom"]}"/>
+ <stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/>
 </linearGradient>
-<radialGradient id="halo" cx="512" cy="420" r="420" gradientUnits="userSpaceOnUse">
- <stop offset="0" stop-color="{p["glow"]}" stop-opacity="0.95"/><stop offset="1" stop-color="{p["glow"]}" stop-opacity="0"/>
+<radialGradient id="halo" cx="512" cy="420" r="460" gradientUnits="userSpaceOnUse">
+ <stop offset="0" stop-color="{p["glow"]}" stop-opacity="{0.5 if light == "dusk" else 0.95}"/><stop offset="1" stop-color="{p["glow"]}" stop-opacity="0"/>
 </radialGradient>
-<radialGradient id="lampglow" cx="930" cy="610" r="360" gradientUnits="userSpaceOnUse">
- <stop offset="0" stop-color="#FFF1C4" stop-opacity="0.9"/><stop offset="1" stop-color="#FFB347" stop-opacity="0"/>
+<radialGradient id="lampglow" cx="930" cy="610" r="{lamp[1]}" gradientUnits="userSpaceOnUse">
+ <stop offset="0" stop-color="#FFF1C4" stop-opacity="{lamp[0]}"/><stop offset="1" stop-color="#FFB347" stop-opacity="0"/>
 </radialGradient>
-<linearGradient id="sunset" x1="0" y1="0" x2="0" y2="1">
- <stop offset="0" stop-color="#F47B3A"/><stop offset="0.6" stop-color="#F9B45B"/><stop offset="1" stop-color="#FCE1A2"/>
+<radialGradient id="vignette" cx="512" cy="470" r="720" gradientUnits="userSpaceOnUse">
+ <stop offset="0.55" stop-color="#5a2408" stop-opacity="0"/><stop offset="1" stop-color="#5a2408" stop-opacity="{0.55 if light == "dusk" else 0.28}"/>
+</radialGradient>
+<linearGradient id="sunset" x1="0" y1="0" x2="0" y2="1">{sky}</linearGradient>
+<linearGradient id="rays" x1="0" y1="0" x2="1" y2="0.6">
+ <stop offset="0" stop-color="#FFF4CC" stop-opacity="0.8"/><stop offset="1" stop-color="#FFF4CC" stop-opacity="0"/>
 </linearGradient>
 <linearGradient id="desk" x1="0" y1="0" x2="0" y2="1">
- <stop offset="0" stop-color="{p["desk"]}"/><stop offset="1" stop-color="#6E3B1C"/>
+ <stop offset="0" stop-color="{p["desk"]}"/><stop offset="1" stop-color="#5E3016"/>
 </linearGradient>
 <linearGradient id="holo" x1="0" y1="0" x2="1" y2="1">
  <stop offset="0" stop-color="#FFE8B0" stop-opacity="0.85"/><stop offset="1" stop-color="#FF9E5E" stop-opacity="0.35"/>
 </linearGradient>
+<filter id="dof" x="-5%" y="-5%" width="110%" height="110%"><feGaussianBlur stdDeviation="3.2"/></filter>
+<radialGradient id="shadow"><stop offset="0.55" stop-color="#6a2a0c" stop-opacity="0.2"/><stop offset="1" stop-color="#6a2a0c" stop-opacity="0"/></radialGradient>
+<filter id="contact" x="-20%" y="-200%" width="140%" height="500%"><feGaussianBlur stdDeviation="9"/></filter>
 </defs>"""
 
 
-def _window(skyline: bool) -> str:
+def _window(skyline: bool, light: str) -> str:
     city = ""
     if skyline:
         city = (
@@ -129,15 +115,34 @@ def _window(skyline: bool) -> str:
             )
             + "</g>"
         )
+    if light == "dusk":
+        sun = '<circle cx="110" cy="128" r="16" fill="#FFF1D6" opacity="0.9"/><circle cx="222" cy="112" r="3" fill="#FFF1D6"/>'
+    elif light == "golden":
+        sun = '<circle cx="196" cy="200" r="58" fill="#FFF6D8" opacity="0.95"/><circle cx="196" cy="200" r="90" fill="#FFF6D8" opacity="0.3"/>'
+    else:
+        sun = f'<circle cx="196" cy="{250 if skyline else 232}" r="42" fill="#FFE6A6" opacity="0.95"/>'
     return f"""<g>
 <rect x="50" y="70" width="230" height="280" rx="18" fill="#7A3F1D"/>
 <rect x="62" y="82" width="206" height="256" rx="10" fill="url(#sunset)"/>
-<circle cx="196" cy="{250 if skyline else 232}" r="42" fill="#FFE6A6" opacity="0.95"/>
+{sun}
 {city}
 <rect x="160" y="82" width="10" height="256" fill="#7A3F1D"/>
 <rect x="62" y="205" width="206" height="10" fill="#7A3F1D"/>
 <rect x="40" y="346" width="250" height="16" rx="6" fill="#6B3416"/>
 </g>"""
+
+
+def _rays() -> str:
+    """Golden-hour sunbeams from the window across the room."""
+    return (
+        '<g opacity="0.9"><path d="M268 90 L1024 420 L1024 640 L268 330 Z" fill="url(#rays)"/>'
+        '<path d="M268 220 L1024 700 L1024 860 L268 338 Z" fill="url(#rays)" opacity="0.7"/>'
+        + "".join(
+            f'<circle cx="{x}" cy="{y}" r="{r}" fill="#FFF6D8" opacity="0.7"/>'
+            for x, y, r in [(420, 250, 4), (520, 330, 3), (640, 300, 5), (760, 430, 3), (880, 470, 4), (590, 190, 3)]
+        )
+        + "</g>"
+    )
 
 
 def _string_lights() -> str:
@@ -269,6 +274,34 @@ def _prop(name: str) -> str:
     return pieces.get(name, "")
 
 
+def _extra_prop(name: str) -> str:
+    """Props added for the later stages: a wall shelf of keepsakes and a hanging plant."""
+    pieces = {
+        "wall_shelf": '<g><rect x="770" y="360" width="210" height="14" rx="5" fill="#6B3416"/>'
+        '<rect x="786" y="318" width="18" height="42" rx="3" fill="#3E7CB1"/><rect x="806" y="324" width="16" height="36" rx="3" fill="#D9534F"/>'
+        '<rect x="824" y="314" width="20" height="46" rx="3" fill="#F2A541"/>'
+        '<path d="M878 360 l8 -34 h36 l8 34 z" fill="#C9733A"/><path d="M904 326 q-24 -30 -6 -60 q14 30 6 60 q4 -40 30 -52 q2 34 -30 52" fill="#3E9B5F"/>'
+        '<circle cx="956" cy="340" r="16" fill="#F5B731" stroke="#B07A12" stroke-width="3"/></g>',
+        "hanging_plant": '<g><path d="M640 0 V120" stroke="#6B3416" stroke-width="3"/>'
+        '<path d="M612 120 h56 l-8 34 h-40 z" fill="#B5523B"/>'
+        '<path d="M620 150 q-30 40 -16 96 M640 154 q-6 60 10 110 M660 150 q30 34 22 90" stroke="#2F7D4A" stroke-width="7" fill="none" stroke-linecap="round"/>'
+        '<g fill="#3E9B5F">'
+        + "".join(
+            f'<ellipse cx="{x}" cy="{y}" rx="9" ry="5" transform="rotate({a} {x} {y})"/>'
+            for x, y, a in [
+                (610, 190, -40),
+                (606, 226, 30),
+                (642, 210, 70),
+                (650, 250, -60),
+                (676, 200, 40),
+                (684, 234, -30),
+            ]
+        )
+        + "</g></g>",
+    }
+    return pieces.get(name, "")
+
+
 WALL_LAYER = (
     "string_lights",
     "stars",
@@ -297,35 +330,58 @@ DESK_LAYER = (
     "paint_palette",
 )
 FLOOR_LAYER = ("big_plant", "dumbbell", "meditation_cushion")
+EXTRA_WALL = ("wall_shelf", "hanging_plant")
+# desk props whose feet get a contact shadow: (prop, centre x, half width)
+PROP_BASES = (("laptop", 290, 150), ("mug", 836, 44), ("lamp", 975, 46), ("plant", 742, 44), ("notebook", 730, 80))
 
 
-def scene_svg(spec: RenderSpec, palette: dict[str, str], size: int = 1024) -> str:
-    props = set(spec.props)
-    avatar = base64.b64encode(avatar_svg(spec).encode()).decode()
+def _cast_shadow(pose: Pose) -> str:
+    """The character's soft shadow on the wall, thrown to the right by the window light
+    (gradient-edged shapes: a blur filter this size costs resvg half a second)."""
+    s, x, y = pose.scale, pose.x + 22, pose.y
+    head_cy, head_r = y - 80 * s, 78 * s
+    return (
+        f'<g fill="url(#shadow)">'
+        f'<ellipse cx="{x + 70}" cy="{head_cy:.0f}" rx="{head_r * 1.25:.0f}" ry="{head_r * 1.4:.0f}"/>'
+        f'<ellipse cx="{x + 60}" cy="{y + 150}" rx="{135 * s:.0f}" ry="{105 * s:.0f}"/></g>'
+    )
+
+
+def background_svg(look: StageLook, props: frozenset[str], palette: dict[str, str], size: int) -> str:
+    """Wall, window, wall props and light, out of focus; no character."""
     wall = "".join(_prop(p) for p in WALL_LAYER if p in props)
-    desk = "".join(_prop(p) for p in DESK_LAYER if p in props)
-    floor = "".join(_prop(p) for p in FLOOR_LAYER if p in props)
+    extra = "".join(_extra_prop(p) for p in EXTRA_WALL if p in props)
     glow = '<rect width="1024" height="1024" fill="url(#lampglow)"/>' if "lamp" in props else ""
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
- width="{size}" height="{size}" viewBox="0 0 1024 1024">
-{_defs(palette)}
-<rect width="1024" height="1024" fill="url(#wall)"/>
-{_window("skyline" in props)}
+    rays = _rays() if look.light == "golden" else ""
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 1024 1024">
+{_defs(palette, look.light)}
+<g filter="url(#dof)">
+<rect x="-20" y="-20" width="1064" height="1064" fill="url(#wall)"/>
+{_window("skyline" in props, look.light)}
 {glow}
-{wall}
+{wall}{extra}
 <rect width="1024" height="1024" fill="url(#halo)"/>
-<image x="142" y="150" width="740" height="740" xlink:href="data:image/svg+xml;base64,{avatar}"/>
-<rect x="0" y="862" width="1024" height="162" fill="url(#desk)"/>
-<rect x="0" y="862" width="1024" height="12" fill="#B8733E"/>
-{floor}
-{desk}
+{rays}
+{_cast_shadow(look.pose)}
+<rect width="1024" height="1024" fill="url(#vignette)"/>
+</g>
 </svg>"""
 
 
-def render_png(spec: RenderSpec, palette: dict[str, str], size: int = 1024) -> bytes:
-    import resvg_py
-
-    png = resvg_py.svg_to_bytes(
-        svg_string=scene_svg(spec, palette, size), width=size, height=size, skip_system_fonts=True
+def foreground_svg(look: StageLook, props: frozenset[str], palette: dict[str, str], size: int) -> str:
+    """The desk in front of the character, in focus, with contact shadows; transparent above."""
+    desk = "".join(_prop(p) for p in DESK_LAYER if p in props)
+    floor = "".join(_prop(p) for p in FLOOR_LAYER if p in props)
+    bases = "".join(
+        f'<ellipse cx="{x}" cy="{DESK_TOP + 14}" rx="{rx}" ry="9"/>' for name, x, rx in PROP_BASES if name in props
     )
-    return bytes(png)
+    px = look.pose.x
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 1024 1024">
+{_defs(palette, look.light)}
+<rect x="0" y="{DESK_TOP}" width="1024" height="{1024 - DESK_TOP}" fill="url(#desk)"/>
+<rect x="0" y="{DESK_TOP}" width="1024" height="12" fill="#C98249"/>
+<ellipse cx="{px + 30}" cy="{DESK_TOP + 16}" rx="{110 * look.pose.scale:.0f}" ry="14" fill="#3a1606" opacity="0.45" filter="url(#contact)"/>
+<g fill="#3a1606" opacity="0.35" filter="url(#contact)">{bases}</g>
+{floor}
+{desk}
+</svg>"""
