@@ -150,6 +150,12 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- server
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_up(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
     import httpx
 
@@ -237,9 +243,13 @@ def main() -> None:
 
         common = {"users": users, "clients": args.clients, "requests": args.requests}
         scenarios = [
-            ("floor: bare FastAPI constant", {"url": floor_url, "method": "GET", "path": "/const"}),
-            ("GET /avatar/user/{id}", {"url": url, "method": "GET", "path": "/api/v1/avatar/user/{uid}"}),
-            ("POST /avatar/generate (cached)", {"url": url, "method": "POST", "path": "/api/v1/avatar/generate"}),
+            ("floor: bare FastAPI constant", {"url": floor_url, "method": "GET", "path": "/const"}, floor),
+            ("GET /avatar/user/{id}", {"url": url, "method": "GET", "path": "/api/v1/avatar/user/{uid}"}, server),
+            (
+                "POST /avatar/generate (cached)",
+                {"url": url, "method": "POST", "path": "/api/v1/avatar/generate"},
+                server,
+            ),
         ]
         load = os.getloadavg()[0]
         print(
@@ -251,21 +261,27 @@ def main() -> None:
             (f"paced, {args.rate:g} req/s per client", 1 / args.rate),
         ):
             rows = []
-            for name, spec in scenarios:
+            for name, spec, proc in scenarios:
                 try:
-                    rows.append((name, run_client({**spec, **common, "interval": interval})))
+                    before = cpu_s(proc.pid)
+                    result = run_client({**spec, **common, "interval": interval})
+                    # the server's own CPU per request: what contention on a shared machine hides
+                    result["cpu_ms"] = (cpu_s(proc.pid) - before) * 1000 / max(1, result["n"] + args.clients)
+                    rows.append((name, result))
                 except SystemExit:
                     print(f"{name} failed; server log:\n{log.read_text()[-3000:]}", file=sys.stderr)
                     raise
             floor_p50, floor_p95 = rows[0][1]["p50_ms"], rows[0][1]["p95_ms"]
             print(f"\n{mode}")
             print(
-                f" {'scenario':32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'p50-floor':>10} {'p95-floor':>10} errors"
+                f" {'scenario':32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'p50-floor':>10} {'p95-floor':>10}"
+                f" {'server CPU ms/req':>18} errors"
             )
             for name, r in rows:
                 print(
                     f" {name:32} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['rps']:8.0f} "
-                    f"{r['p50_ms'] - floor_p50:10.1f} {r['p95_ms'] - floor_p95:10.1f} {r['errors'] or '-'}"
+                    f"{r['p50_ms'] - floor_p50:10.1f} {r['p95_ms'] - floor_p95:10.1f} {r['cpu_ms']:18.2f}"
+                    f" {r['errors'] or '-'}"
                 )
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:

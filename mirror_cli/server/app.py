@@ -238,7 +238,7 @@ def _routes(svc: Service) -> APIRouter:
     )
     async def usage(
         who: Auth,
-        period: Literal["month", "today"] = "month",
+        period: Annotated[Literal["month", "today"], Query()] = "month",
         user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,128}$")] = None,
     ) -> Any:
         if not who.admin:
