@@ -44,11 +44,18 @@ class LocalProvider:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         args = (request.spec, self._palette, size, self._cache_dir)
-        try:
-            data = await loop.run_in_executor(pool.pool(), pool.render_in_worker, *args)
-        except BrokenProcessPool:
-            pool.reset()  # a worker died (killed, out of memory): once more on a fresh pool
-            data = await loop.run_in_executor(pool.pool(), pool.render_in_worker, *args)
+        data: bytes | None = None
+        for _ in range(2 if pool.usable() else 0):
+            try:
+                data = await loop.run_in_executor(pool.pool(), pool.render_in_worker, *args)
+                break
+            except (BrokenProcessPool, OSError):  # OSError: the pool could not start its helpers
+                pool.reset()  # a worker died (killed, out of memory): once more on a fresh pool
+        if data is None:
+            # Workers cannot start here (e.g. an interpreter this user may not exec): render in a
+            # thread, slower but correct.
+            pool.give_up()
+            data = await asyncio.to_thread(pool.render_in_worker, *args)
         return ImageResult(
             data=data,
             mime="image/bmp",

@@ -18,6 +18,17 @@ from ..models import RenderSpec
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_usable = True
+
+
+def usable() -> bool:
+    """False once workers failed to start twice in this process."""
+    return _usable
+
+
+def give_up() -> None:
+    global _usable
+    _usable = False
 
 
 def cores() -> int:
