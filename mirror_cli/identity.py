@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image
 
 EMBED_SIDES = (256, 400)  # px, tried in turn: ~0.4 s, then ~1 s of CPU
-EXTRA_HINT = "pip install 'mirror-cli[identity]' (dlib-bin, face-recognition-models, numpy)"
+EXTRA_HINT = "pip install 'mirror-realm-avatars[identity]' (dlib-bin, face-recognition-models, numpy)"
 MODEL_FILES = (
     "mmod_human_face_detector.dat",
     "shape_predictor_5_face_landmarks.dat",

@@ -218,6 +218,21 @@ def test_missing_key_is_a_clear_error(make_core, monkeypatch, fast_configs):
     assert "OPENAI_API_KEY" in err.value.message and "--provider local" in err.value.hint
 
 
+def test_dry_run_without_key_then_a_real_run_on_the_same_core_is_refused(
+    make_core, monkeypatch, fast_configs, openai_server
+):
+    """A long-lived core (mirror serve) that estimated once without a key must not send later."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    core = make_core(provider="openai", base_url=openai_server.url, config_dir=fast_configs)
+    planned = core.generate(["demo"], "month", dry_run=True)
+    assert planned.count("planned") == 1 and planned.cost_usd == 0
+    real = core.generate(["demo"], "month")
+    (outcome,) = real.outcomes
+    assert outcome.status == "failed" and "No OpenAI API key" in (outcome.reason or "")
+    assert outcome.cost_usd == 0 and real.may_have_billed_usd == 0
+    assert openai_server.requests == [] and openai_server.ledger == []
+
+
 def test_key_from_secrets_file_and_never_printed(make_core, monkeypatch, fast_configs, tmp_path, openai_server):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     secret = "sk-proj-SECRETSECRETSECRET123"

@@ -149,6 +149,14 @@ def usage_of(resp: Any) -> TokenUsage:
     )
 
 
+def _no_key() -> ConfigError:
+    return ConfigError(
+        "No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
+        "export OPENAI_API_KEY=... (or --secrets-file FILE with OPENAI_API_KEY=...), or use "
+        "--provider local for offline avatars.",
+    )
+
+
 class OpenAIProvider:
     name = "openai"
     capabilities = Capabilities(edits=True, max_references=16, sizes=None, batch=True, uses_references=True)
@@ -166,11 +174,7 @@ class OpenAIProvider:
         key = read_api_key(ctx.settings.secrets_file)
         # A dry run only estimates: it needs prices, not a key.
         if not key and not ctx.extra.get("estimate_only"):
-            raise ConfigError(
-                "No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
-                "export OPENAI_API_KEY=... (or --secrets-file FILE with OPENAI_API_KEY=...), or use "
-                "--provider local for offline avatars.",
-            )
+            raise _no_key()
         self._key = key or ""
         self._client: openai.AsyncOpenAI | None = None
         self.last_headers: dict[str, str] = {}
@@ -182,6 +186,10 @@ class OpenAIProvider:
     @property
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
+            # A provider opened for a dry run (no key needed) may later be asked to send, e.g. on
+            # a long-lived server core: refuse with the same clear error, before any request.
+            if not self._key:
+                raise _no_key()
             import openai
 
             self._client = openai.AsyncOpenAI(
@@ -205,6 +213,7 @@ class OpenAIProvider:
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         common: dict[str, Any] = {**request_body(request), "timeout": self.timeout_for(request)}
+        client = self.client  # outside the try: a missing key is a configuration error, nothing was sent
         start = time.perf_counter()
         try:
             if request.references:
@@ -214,9 +223,9 @@ class OpenAIProvider:
                 ]
                 if request.input_fidelity:
                     common["input_fidelity"] = request.input_fidelity
-                raw = await self.client.images.with_raw_response.edit(image=files, **common)
+                raw = await client.images.with_raw_response.edit(image=files, **common)
             else:
-                raw = await self.client.images.with_raw_response.generate(**common)
+                raw = await client.images.with_raw_response.generate(**common)
             resp = raw.parse()
         except Exception as exc:  # classified: transient / stop / moderation / bad_request
             raise classify(exc) from exc
