@@ -155,6 +155,13 @@ class _Unanswered:
     count: int = 0
 
 
+def _failed(job: Job, reason: str) -> Outcome:
+    """A job that ends failed with nothing stored: its key and estimate stay in the report."""
+    return Outcome(
+        job.user_id, job.target, "failed", reason=reason, request_key=job.request_key, estimate_usd=job.estimate_usd
+    )
+
+
 class Pipeline:
     def __init__(
         self,
@@ -602,13 +609,8 @@ class Pipeline:
                 continue
             steal = None
             if time.monotonic() >= give_up:
-                return Outcome(
-                    job.user_id,
-                    job.target,
-                    "failed",
-                    reason=f"in flight in another process ({current.owner if current else '?'}); not bought twice",
-                    request_key=job.request_key,
-                    estimate_usd=job.estimate_usd,
+                return _failed(
+                    job, f"in flight in another process ({current.owner if current else '?'}); not bought twice"
                 )
             await asyncio.sleep(cfg.poll_s)
             early = await self._early(job)  # the other owner's result
@@ -1050,14 +1052,7 @@ class Pipeline:
         outcome = await self._gate_retry(job, first_cost=0.0)
         if isinstance(outcome, Outcome):
             return outcome
-        return Outcome(
-            job.user_id,
-            job.target,
-            "failed",
-            reason=f"the quality gate's retry is still due: {outcome}",
-            request_key=job.request_key,
-            estimate_usd=job.estimate_usd,
-        )
+        return _failed(job, f"the quality gate's retry is still due: {outcome}")
 
     def _message(self, job: Job) -> str:
         cfg = self.configs.messages
@@ -1077,14 +1072,7 @@ class Pipeline:
             await self._ledger_failure(job, failure, kind="blocked")
             return await self._degrade(job, "blocked", f"moderation: {failure.message}", fallback_only=True)
         await self._ledger_failure(job, failure, kind="failed")
-        return Outcome(
-            job.user_id,
-            job.target,
-            "failed",
-            reason=failure.message,
-            request_key=job.request_key,
-            estimate_usd=job.estimate_usd,
-        )
+        return _failed(job, failure.message)
 
     async def _ledger_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
         await self.io(
