@@ -58,6 +58,6 @@ def usage(
             [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
         )
         for tip in figures.recommendations:
-            console.info(f"[yellow]recommendation:[/] {tip}")
+            console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=ops, human=human)
