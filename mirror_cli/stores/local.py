@@ -27,6 +27,7 @@ from .base import (
     RunInfo,
     shard_bucket,
 )
+from .local_reviews import LocalReviews
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -71,6 +72,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until TEXT NOT NULL, body TEXT NOT NULL);
     """,
+    # 4: designers' reviews of fallback assets and flagged avatars (stores/local_reviews.py)
+    """
+    CREATE TABLE reviews (kind TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (kind, key));
+    """,
 ]
 
 # Reservations that count against caps: settled ones, and held ones that are not stale.
@@ -89,7 +95,7 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-class LocalStore:
+class LocalStore(LocalReviews):
     name = "local"
 
     def __init__(self, settings: Settings | None = None, root: Path | None = None) -> None:
