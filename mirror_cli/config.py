@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .errors import ConfigError, read_bounded
 from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
+from .telemetry.config import AlertsConfig, TargetsConfig
 
 EyesVariant = Literal[
     "closed",
@@ -353,6 +354,8 @@ class LimitsConfig(Strict):
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)  # KPI targets shown by `mirror usage`
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # budget and failure-rate warnings
 
 
 class VoiceTemplates(Strict):

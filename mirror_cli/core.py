@@ -527,6 +527,7 @@ class Mirror:
     # ------------------------------------------------------------------------ accounting
     def usage(self, *, period: str = "month", since: Any = None, until: Any = None, user: str | None = None) -> Any:
         from .accounting import aggregate, resolve_period
+        from .kpis import KpiTally
 
         if since and until and since > until:
             raise UsageError(
@@ -536,10 +537,11 @@ class Mirror:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.iter_events(start, end, user)
+        tally = KpiTally()  # the KPIs ride on the figures' one pass over the ledger
+        events = tally.tap(self.store.iter_events(start, end, user))
         month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
-        return aggregate(
+        figures = aggregate(
             events,
             month_to_date,
             period="range" if since or until else period,
@@ -552,6 +554,9 @@ class Mirror:
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
+        targets = self.configs.limits.targets
+        figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+        return figures
 
     def purge_cache(
         self,
