@@ -118,8 +118,11 @@ class Mirror:
     @cached_property
     def fallbacks(self) -> FallbackSet:
         from .resources import shipped_fallback_dir
+        from .review import StoreApprover
 
-        return FallbackSet([self.settings.fallback_dir, shipped_fallback_dir()], self.configs.style.name)
+        style = self.configs.style.name
+        approver = StoreApprover(lambda: self.store, style)  # only approved assets are served
+        return FallbackSet([self.settings.fallback_dir, shipped_fallback_dir()], style, approver)
 
     def planner(self) -> Planner:
         return Planner(
@@ -613,6 +616,7 @@ class Mirror:
         variants: list[str] | None = None,
         dry_run: bool = False,
         out: Path | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Render the shared fallback set into the user's project (``fallback_dir``) or ``out``;
         never into the installed package unless ``out`` names it explicitly (a source checkout)."""
@@ -671,6 +675,7 @@ class Mirror:
                 old = existing.get((target, variant.name))
                 if (
                     old
+                    and not force
                     and old.get("request_key") == job.request_key
                     and (folder / old["file"]).exists()
                     and hashlib.sha256((folder / old["file"]).read_bytes()).hexdigest() == old["sha256"]
@@ -779,6 +784,8 @@ class Mirror:
     def doctor(self) -> list[dict[str, str | None]]:
         """Every check runs and reports; a failing one (a store that is down, a missing key) is a
         ``fail`` row with the fix, never an exception."""
+        from .review.doctor import approvals_check
+
         checks: list[dict[str, str | None]] = []
         for name, check in (
             ("configs", self._check_configs),
@@ -787,6 +794,7 @@ class Mirror:
             ("provider", self._check_provider),
             ("spool", self._check_spool),
             ("fallbacks", self._check_fallbacks),
+            ("approvals", lambda: approvals_check(self.fallbacks)),
             ("identity", self._check_identity),
         ):
             try:

@@ -952,7 +952,7 @@ class Pipeline:
             await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
-            asset = self.fallbacks.pick(job.target, job.persona)
+            asset = await self.io(self.fallbacks.pick, job.target, job.persona)
             return Outcome(
                 job.user_id,
                 job.target,
@@ -1123,7 +1123,7 @@ class Pipeline:
             served, kind = latest.image_path, "degraded"
             record = latest
         else:
-            asset = self.fallbacks.pick(job.target, job.persona)
+            asset = await self.io(self.fallbacks.pick, job.target, job.persona)
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"

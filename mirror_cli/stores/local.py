@@ -27,6 +27,7 @@ from .base import (
     RunInfo,
     shard_bucket,
 )
+from .local_reviews import LocalReviews
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -71,7 +72,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until TEXT NOT NULL, body TEXT NOT NULL);
     """,
-    # 4: where each job's time went (models.JobTimings), as columns an operator can query with
+    # 4: designers' reviews of fallback assets and flagged avatars (stores/local_reviews.py)
+    """
+    CREATE TABLE reviews (kind TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (kind, key));
+    """,
+    # 5: where each job's time went (models.JobTimings), as columns an operator can query with
     # sqlite3 (e.g. p95 of total_s); the JSON body carries the same figures
     """
     ALTER TABLE ledger ADD COLUMN queue_wait_s REAL;
@@ -114,7 +120,7 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-class LocalStore:
+class LocalStore(LocalReviews):
     name = "local"
 
     def __init__(self, settings: Settings | None = None, root: Path | None = None) -> None:
