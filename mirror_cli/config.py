@@ -114,6 +114,7 @@ class StageLook(Strict):
     props: list[PropName] = Field(default_factory=list)
     face: Expression
     story: str | None = Field(None, max_length=200)  # how I-There describes the scene to the user
+    mood: str | None = Field(None, max_length=80)  # how I-There names the expression (never in a prompt)
 
 
 class TrilogyLook(Strict):
@@ -183,6 +184,8 @@ class StyleConfig(Strict):
     size: str = "1024x1024"
     quality: Literal["low", "medium", "high", "auto"] = "medium"
     model: str | None = None
+    # The world of the story I-There tells (its {world} placeholder); never part of a prompt.
+    world: str = Field("Clone Earth", min_length=1, max_length=60)
     palette: Palette
     stages: dict[str, StageLook]
     trilogy: dict[str, TrilogyLook]

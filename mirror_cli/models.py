@@ -212,6 +212,9 @@ class AvatarRecord(Strict):
     reason: str | None = None
     validation: dict[str, Any] = Field(default_factory=dict)
     identity: dict[str, Any] = Field(default_factory=dict)  # same-face score against the anchor, if measured
+    # The achievement cues the picture shows (I-There's story compares them with the previous
+    # avatar's); None on records made before cues were stored: unknown, never called new.
+    cues: list[str] | None = None
     created_at: datetime = Field(default_factory=utcnow)
     timings: JobTimings | None = None  # absent on records stored before jobs were measured
 

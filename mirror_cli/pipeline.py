@@ -916,6 +916,7 @@ class Pipeline:
             prompt=job.request.prompt,
             references=job.request.references,
             message=msg,
+            cues=list(job.parts.cues),
             status=status,
             reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
@@ -1077,14 +1078,9 @@ class Pipeline:
         return _failed(job, f"the quality gate's retry is still due: {outcome}")
 
     def _message(self, job: Job) -> str:
-        cfg = self.configs.messages
-        text = messages.intro(cfg, job.persona, job.target, job.label, job.progress)
-        prev = job.previous
-        if prev is not None and job.target in self.configs.stages.names and prev.stage != job.stage:
-            old = messages.look_of(self.configs.style, prev.stage, self.configs.label(prev.stage), [])
-            new = messages.look_of(self.configs.style, job.stage, job.label, job.parts.cues)
-            text += " " + messages.evolution(cfg, job.persona, old, new)
-        return text
+        return messages.avatar_message(
+            self.configs, job.persona, job.target, job.stage, job.label, job.progress, job.parts.cues, job.previous
+        )
 
     async def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
         if failure.kind == "stop":
