@@ -94,7 +94,7 @@ def usage(
             [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
         )
         for tip in figures.recommendations:
-            console.info(f"[yellow]recommendation:[/] {tip}")
+            console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
 
