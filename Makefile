@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs clean
+.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,14 @@ bench: dev auth-emulator emulators
 	$(PY) bench/serve_latency.py
 	$(PY) bench/firebase_store.py
 
+# The release files: wheel and sdist in dist/, built in an isolated environment from the bounded
+# build requirements, then checked as PyPI would check them. Neither step may print a warning
+# (PYTHONDONTWRITEBYTECODE only makes setuptools say it skips byte-compiling).
+dist: dev
+	rm -rf dist build
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/python3 -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 # The review images in docs/: one persona's six stages and trilogy, rendered offline.
 docs: install
 	rm -rf .docs-data
@@ -86,4 +94,4 @@ docs: install
 	rm -rf .docs-data
 
 clean:
-	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DATA) dist build .pytest_cache .mypy_cache .ruff_cache

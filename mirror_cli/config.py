@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .errors import ConfigError, read_bounded
 from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
+from .telemetry.config import AlertsConfig, TargetsConfig
 
 EyesVariant = Literal[
     "closed",
@@ -113,6 +114,7 @@ class StageLook(Strict):
     props: list[PropName] = Field(default_factory=list)
     face: Expression
     story: str | None = Field(None, max_length=200)  # how I-There describes the scene to the user
+    mood: str | None = Field(None, max_length=80)  # how I-There names the expression (never in a prompt)
 
 
 class TrilogyLook(Strict):
@@ -182,6 +184,8 @@ class StyleConfig(Strict):
     size: str = "1024x1024"
     quality: Literal["low", "medium", "high", "auto"] = "medium"
     model: str | None = None
+    # The world of the story I-There tells (its {world} placeholder); never part of a prompt.
+    world: str = Field("Clone Earth", min_length=1, max_length=60)
     palette: Palette
     stages: dict[str, StageLook]
     trilogy: dict[str, TrilogyLook]
@@ -362,6 +366,8 @@ class LimitsConfig(Strict):
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)  # KPI targets shown by `mirror usage`
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # budget and failure-rate warnings
 
 
 class VoiceTemplates(Strict):

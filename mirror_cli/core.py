@@ -119,8 +119,11 @@ class Mirror:
     @cached_property
     def fallbacks(self) -> FallbackSet:
         from .resources import shipped_fallback_dir
+        from .review import StoreApprover
 
-        return FallbackSet([self.settings.fallback_dir, shipped_fallback_dir()], self.configs.style.name)
+        style = self.configs.style.name
+        approver = StoreApprover(lambda: self.store, style)  # only approved assets are served
+        return FallbackSet([self.settings.fallback_dir, shipped_fallback_dir()], style, approver)
 
     def planner(self) -> Planner:
         return Planner(
@@ -529,6 +532,7 @@ class Mirror:
     # ------------------------------------------------------------------------ accounting
     def usage(self, *, period: str = "month", since: Any = None, until: Any = None, user: str | None = None) -> Any:
         from .accounting import aggregate, resolve_period
+        from .kpis import KpiTally
 
         if since and until and since > until:
             raise UsageError(
@@ -538,10 +542,11 @@ class Mirror:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.iter_events(start, end, user)
+        tally = KpiTally()  # the KPIs ride on the figures' one pass over the ledger
+        events = tally.tap(self.store.iter_events(start, end, user))
         month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
-        return aggregate(
+        figures = aggregate(
             events,
             month_to_date,
             period="range" if since or until else period,
@@ -554,6 +559,9 @@ class Mirror:
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
+        targets = self.configs.limits.targets
+        figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+        return figures
 
     def purge_cache(
         self,
@@ -610,6 +618,7 @@ class Mirror:
         variants: list[str] | None = None,
         dry_run: bool = False,
         out: Path | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Render the shared fallback set into the user's project (``fallback_dir``) or ``out``;
         never into the installed package unless ``out`` names it explicitly (a source checkout)."""
@@ -668,6 +677,7 @@ class Mirror:
                 old = existing.get((target, variant.name))
                 if (
                     old
+                    and not force
                     and old.get("request_key") == job.request_key
                     and (folder / old["file"]).exists()
                     and hashlib.sha256((folder / old["file"]).read_bytes()).hexdigest() == old["sha256"]
@@ -778,6 +788,8 @@ class Mirror:
     def doctor(self) -> list[dict[str, str | None]]:
         """Every check runs and reports; a failing one (a store that is down, a missing key) is a
         ``fail`` row with the fix, never an exception."""
+        from .review.doctor import approvals_check
+
         checks: list[dict[str, str | None]] = []
         for name, check in (
             ("configs", self._check_configs),
@@ -786,6 +798,7 @@ class Mirror:
             ("provider", self._check_provider),
             ("spool", self._check_spool),
             ("fallbacks", self._check_fallbacks),
+            ("approvals", lambda: approvals_check(self.fallbacks)),
             ("identity", self._check_identity),
         ):
             try:

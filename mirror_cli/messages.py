@@ -1,12 +1,21 @@
-"""I-There's messages in the companion's voice, from configs/messages.yaml (no I/O here)."""
+"""I-There's messages in the companion's voice, from configs/messages.yaml (no I/O here).
+
+The evolution story compares two real avatars: the expression and setting of their stages, and
+the achievement cues each picture was drawn with (stored on its record). It names only what is new
+in the later one; when the earlier avatar's cues are unknown (a record made before cues were
+stored) it names no cue as new rather than guess."""
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import MessagesConfig, StyleConfig
-from .models import Persona, Progress
+from .models import AvatarRecord, Persona, Progress
+
+if TYPE_CHECKING:
+    from .config import ConfigSet
 
 
 class _Fields(dict[str, str]):
@@ -15,33 +24,46 @@ class _Fields(dict[str, str]):
 
 
 def _fill(template: str, fields: dict[str, str]) -> str:
-    return string.Formatter().vformat(template, (), _Fields(fields)).strip()
+    return " ".join(string.Formatter().vformat(template, (), _Fields(fields)).split())
 
 
 @dataclass(frozen=True)
 class LookSummary:
-    """What a picture shows, enough to say what changed between two of them."""
+    """What a picture shows, enough to say what changed between two of them (``cues`` None:
+    not known)."""
 
     label: str
     expression: str
     scene: str
-    cues: tuple[str, ...] = ()
+    cues: tuple[str, ...] | None = ()
 
 
-def intro(cfg: MessagesConfig, persona: Persona, target: str, label: str, progress: Progress) -> str:
+def _common(persona: Persona, world: str) -> dict[str, str]:
+    return {"name": persona.name.split()[0], "companion": persona.companion.name, "world": world}
+
+
+def intro(
+    cfg: MessagesConfig, persona: Persona, target: str, label: str, progress: Progress, world: str = "Clone Earth"
+) -> str:
     voice = cfg.voices[persona.companion.voice]
-    return _fill(
-        voice.intro[target],
-        {
-            "name": persona.name.split()[0],
-            "companion": persona.companion.name,
-            "stage": label,
-            "days": str(progress.active_days),
-        },
-    )
+    return _fill(voice.intro[target], {**_common(persona, world), "stage": label, "days": str(progress.active_days)})
 
 
-def evolution(cfg: MessagesConfig, persona: Persona, old: LookSummary, new: LookSummary) -> str:
+def new_cues(old: LookSummary, new: LookSummary) -> list[str]:
+    """The cues of ``new`` that ``old`` did not show (none when ``old``'s are unknown)."""
+    if old.cues is None or new.cues is None:
+        return []
+    seen = set(old.cues)
+    out: list[str] = []
+    for c in new.cues:
+        if c not in seen and c not in out:
+            out.append(c)
+    return out
+
+
+def evolution(
+    cfg: MessagesConfig, persona: Persona, old: LookSummary, new: LookSummary, world: str = "Clone Earth"
+) -> str:
     voice = cfg.voices[persona.companion.voice]
     parts: list[str] = []
     if old.expression != new.expression and "expression" in voice.changes:
@@ -53,26 +75,41 @@ def evolution(cfg: MessagesConfig, persona: Persona, old: LookSummary, new: Look
         )
     if old.scene != new.scene and "scene" in voice.changes:
         parts.append(_fill(voice.changes["scene"], {"new_scene": new.scene}))
-    new_cues = [c for c in new.cues if c not in old.cues]
-    if new_cues and "achievements" in voice.changes:
-        parts.append(_fill(voice.changes["achievements"], {"cues": "; ".join(new_cues)}))
+    fresh = new_cues(old, new)
+    if fresh and "achievements" in voice.changes:
+        parts.append(_fill(voice.changes["achievements"], {"cues": "; ".join(fresh)}))
     return _fill(
         voice.evolution,
-        {
-            "name": persona.name.split()[0],
-            "companion": persona.companion.name,
-            "old": old.label,
-            "new": new.label,
-            "changes": " ".join(parts),
-        },
+        {**_common(persona, world), "old": old.label, "new": new.label, "changes": " ".join(parts)},
     )
 
 
-def look_of(style: StyleConfig, stage: str, label: str, cues: list[str]) -> LookSummary:
+def look_of(style: StyleConfig, stage: str, label: str, cues: list[str] | None) -> LookSummary:
     look = style.stages[stage]
     return LookSummary(
         label=label,
-        expression=look.expression.split(",")[0],
+        expression=look.mood or look.expression.split(",")[0],
         scene=look.story or look.scene,
-        cues=tuple(cues),
+        cues=None if cues is None else tuple(cues),
     )
+
+
+def avatar_message(
+    configs: ConfigSet,
+    persona: Persona,
+    target: str,
+    stage: str,
+    label: str,
+    progress: Progress,
+    cues: list[str],
+    previous: AvatarRecord | None,
+) -> str:
+    """The message stored with a new avatar: the intro of its target, then for a stage reached
+    from an earlier one, the story of what changed since that avatar."""
+    style = configs.style
+    text = intro(configs.messages, persona, target, label, progress, style.world)
+    if previous is not None and target in configs.stages.names and previous.stage != stage:
+        old = look_of(style, previous.stage, configs.label(previous.stage), previous.cues)
+        new = look_of(style, stage, label, cues)
+        text += " " + evolution(configs.messages, persona, old, new, style.world)
+    return text

@@ -20,12 +20,15 @@ from .clock import Clock, system_clock, wall_clock
 from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
 from .identity import IdentityScore
-from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
+from .models import AvatarRecord, ImageResult, JobTimings, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
 from .stores.base import CacheEntry, Caps, Claim, ClaimResult, JobState, LimitReached, Reservation, RunInfo
 from .stores.calls import StoreCalls
+from .telemetry import hooks
+from .telemetry.timing import current as timing_now
+from .telemetry.timing import job_clock, step
 from .validate import Verdict, check_image, parse_size, undecodable
 
 if TYPE_CHECKING:
@@ -67,6 +70,7 @@ class Outcome:
     validation: dict[str, Any] = field(default_factory=dict)
     may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
     limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
+    timings: JobTimings | None = None  # where the job's time went (telemetry.timing)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -259,7 +263,10 @@ class Pipeline:
                         continue
                     if self.stop_event.is_set():
                         return
-                    outcome = await self._run_one(spec)
+                    with job_clock(started, target=spec.target) as clock:
+                        outcome = await self._run_one(spec)
+                    outcome.timings = clock.timings()
+                    hooks.job_finished(outcome)
                     report.outcomes.append(outcome)
                     if self.on_progress:
                         self.on_progress(outcome)
@@ -278,6 +285,7 @@ class Pipeline:
             await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
+        hooks.run_finished(report)
         return report
 
     async def _attach_urls(self, report: RunReport) -> None:
@@ -498,6 +506,7 @@ class Pipeline:
                     provider=hit.provider,
                     model=hit.model,
                     run_id=self._run_id(),
+                    timings=timing_now(),
                 ),
             )
             return Outcome(
@@ -522,7 +531,8 @@ class Pipeline:
         # 4. reserve the estimate against every cap before spending (free renderers have no caps)
         if _is_free(job):
             return None
-        return await self._reserve(job)
+        with step("reserve"):
+            return await self._reserve(job)
 
     async def _execute(self, job: Job) -> Outcome:
         early = await self._early(job)
@@ -530,7 +540,8 @@ class Pipeline:
             return early
         if _is_free(job):  # nothing to pay twice: no claim
             return await self._unclaimed(job)
-        claimed = await self._claim(job)
+        with step("claim"):
+            claimed = await self._claim(job)
         if isinstance(claimed, Outcome):
             return claimed
         beat = asyncio.create_task(self._heartbeat(claimed))
@@ -699,10 +710,11 @@ class Pipeline:
         if reservation is None:
             return
         total = actual + maybe_usd
-        if total > 0:
-            await self.io(self.store.settle, reservation, total)
-        else:
-            await self.io(self.store.release, reservation)
+        with step("settle"):
+            if total > 0:
+                await self.io(self.store.settle, reservation, total)
+            else:
+                await self.io(self.store.release, reservation)
         self._run_spent += total - reservation.amount
 
     async def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
@@ -819,9 +831,10 @@ class Pipeline:
 
         policy = self.configs.limits.retry
         try:
-            result = await call_with_retries(
-                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
-            )
+            with step("provider"):
+                result = await call_with_retries(
+                    call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
+                )
         except ProviderFailure as failure:
             if failure.kind != "moderation":
                 raise
@@ -829,9 +842,11 @@ class Pipeline:
             await self._ledger_failure(job, failure, kind="blocked")
             safe_job = await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
-            result = await call_with_retries(
-                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
-            )
+            with step("provider"):
+                result = await call_with_retries(
+                    call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
+                )
+        hooks.provider_answered(result)
         result.cost_usd = pricing.cost_from_usage(
             job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
         )
@@ -864,7 +879,8 @@ class Pipeline:
 
     async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.
-        img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
+        with step("post_process"):
+            img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
         gate = self.configs.style.gate
         if not verdict.ok and may_retry and gate.enabled and (verdict.hard or gate.retry_on_heuristic):
             retried = await self._retry_reinforced(job, result, webp or result.data, verdict)
@@ -875,14 +891,17 @@ class Pipeline:
             return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
         reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
-        same_face = await self._same_face(job, img)
+        with step("post_process"):
+            same_face = await self._same_face(job, img)
         if same_face is not None and same_face.drift:  # flagged for a person; never bought again
             status = "flagged"
             reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
-        image_ref, thumb_ref = await self.io(
-            self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
-        )
+        with step("store"):
+            image_ref, thumb_ref = await self.io(
+                self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
+            )
         msg = self._message(job)
+        timings = timing_now()
         record = AvatarRecord(
             id=avatar_id,
             user_id=job.user_id,
@@ -902,11 +921,13 @@ class Pipeline:
             prompt=job.request.prompt,
             references=job.request.references,
             message=msg,
+            cues=list(job.parts.cues),
             status=status,
             reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
             identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
+            timings=timings,
         )
         # The record, the due index and the ledger line are independent writes: they go out
         # together (each is idempotent, and the spool keeps the image until all are done).
@@ -924,19 +945,21 @@ class Pipeline:
             validation_ok=verdict.ok,
             identity_distance=same_face.distance if same_face else None,
             identity_drift=same_face.drift if same_face else None,
+            timings=timings,
         )
-        created, _, _ = await asyncio.gather(
-            self.io(self.store.put_avatar, record),
-            self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
-            self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
-        )
-        # A record stored by an earlier attempt stays as it was: report that one.
-        earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
-        stored = earlier or record
-        await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
+        with step("store"):  # the outcome's store time counts these writes too; the record's cannot
+            created, _, _ = await asyncio.gather(
+                self.io(self.store.put_avatar, record),
+                self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
+                self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
+            )
+            # A record stored by an earlier attempt stays as it was: report that one.
+            earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
+            stored = earlier or record
+            await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
-            asset = self.fallbacks.pick(job.target, job.persona)
+            asset = await self.io(self.fallbacks.pick, job.target, job.persona)
             return Outcome(
                 job.user_id,
                 job.target,
@@ -1063,14 +1086,9 @@ class Pipeline:
         return _failed(job, f"the quality gate's retry is still due: {outcome}")
 
     def _message(self, job: Job) -> str:
-        cfg = self.configs.messages
-        text = messages.intro(cfg, job.persona, job.target, job.label, job.progress)
-        prev = job.previous
-        if prev is not None and job.target in self.configs.stages.names and prev.stage != job.stage:
-            old = messages.look_of(self.configs.style, prev.stage, self.configs.label(prev.stage), [])
-            new = messages.look_of(self.configs.style, job.stage, job.label, job.parts.cues)
-            text += " " + messages.evolution(cfg, job.persona, old, new)
-        return text
+        return messages.avatar_message(
+            self.configs, job.persona, job.target, job.stage, job.label, job.progress, job.parts.cues, job.previous
+        )
 
     async def _provider_failed(self, job: Job, failure: ProviderFailure) -> Outcome:
         if failure.kind == "stop":
@@ -1110,7 +1128,7 @@ class Pipeline:
             served, kind = latest.image_path, "degraded"
             record = latest
         else:
-            asset = self.fallbacks.pick(job.target, job.persona)
+            asset = await self.io(self.fallbacks.pick, job.target, job.persona)
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"

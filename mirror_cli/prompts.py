@@ -248,7 +248,8 @@ def build(
         older=older,
         seed=persona.id,
     )
-    return PromptParts(prompt="\n".join(lines), spec=spec, dropped=dropped, cues=cues)
+    # a safe prompt draws no cues, so the picture shows none
+    return PromptParts(prompt="\n".join(lines), spec=spec, dropped=dropped, cues=[] if safe else cues)
 
 
 def _face_words(face: Expression) -> str:

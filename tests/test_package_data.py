@@ -98,7 +98,11 @@ def test_seed_fallbacks_writes_into_the_project_and_the_lookup_prefers_it(tmp_pa
     import_examples(data_dir)
     core = Mirror(load_settings({"data_dir": data_dir}))
     try:
-        # The user's set serves 'month' (its only variant), the shipped set every other stage.
+        # Once approved, the user's set serves 'month' (its only variant), the shipped set every
+        # other stage (approval states themselves: tests/test_approvals.py).
+        from mirror_cli.review import ReviewDesk
+
+        ReviewDesk(core).decide("fallback", "daymi/month/tan-bob", "approved", "designer")
         assert core.fallbacks.pick("month", core.persona("maya")) == own / "daymi" / "month" / "tan-bob.webp"
         assert core.fallbacks.pick("quarter", core.persona("maya")).is_relative_to(shipped_fallback_dir())
     finally:

@@ -321,7 +321,9 @@ def with_store_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _with(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
-    sig = inspect.signature(fn)
+    # eval_str: a module with `from __future__ import annotations` has string annotations, and
+    # Typer takes a __signature__ as given: unevaluated, its options would lose their metadata.
+    sig = inspect.signature(fn, eval_str=True)
     own = [p for p in sig.parameters.values() if p.name != "flags"]
     extra = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)

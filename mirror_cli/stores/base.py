@@ -180,6 +180,58 @@ class ClaimResult:
     previous: Claim | None = None  # an expired (or dead owner's) claim we took over
 
 
+ReviewKind = Literal["fallback", "avatar"]
+ReviewState = Literal["draft", "approved", "rejected"]
+REVIEW_STATES: tuple[ReviewState, ...] = ("draft", "approved", "rejected")
+REVIEW_HISTORY = 20  # decisions kept per asset (older ones drop off)
+
+
+@dataclass
+class Review:
+    """A person's decision on one image: a fallback asset (key ``<style>/<target>/<variant>``)
+    or a flagged avatar (key ``<uid>/<avatar id>``). The decision is about the image whose hash
+    is ``sha256``: once the asset's image changes it no longer applies (see mirror_cli.review)."""
+
+    kind: ReviewKind
+    key: str
+    state: ReviewState
+    sha256: str
+    by: str | None = None
+    at: datetime | None = None
+    note: str = ""
+    approved_sha256: str | None = None  # the last approved image, kept across re-renders
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form, the same in every store."""
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "state": self.state,
+            "sha256": self.sha256,
+            "by": self.by,
+            "at": self.at.astimezone(UTC).isoformat() if self.at else None,
+            "note": self.note,
+            "approved_sha256": self.approved_sha256,
+            "history": self.history[-REVIEW_HISTORY:],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Review:
+        at = d.get("at")
+        return cls(
+            d["kind"],
+            d["key"],
+            d["state"],
+            d["sha256"],
+            d.get("by"),
+            datetime.fromisoformat(at) if at else None,
+            d.get("note") or "",
+            d.get("approved_sha256"),
+            list(d.get("history") or []),
+        )
+
+
 # One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
 # concern can say so in its signature.
 
@@ -290,7 +342,20 @@ class RunStore(Protocol):
 
 
 @runtime_checkable
-class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, Protocol):
+class ReviewStore(Protocol):
+    """Designers' decisions on fallback assets and flagged avatars (one record per asset)."""
+
+    def get_review(self, kind: ReviewKind, key: str) -> Review | None: ...
+    def put_review(self, review: Review) -> None: ...
+    def list_reviews(self, kind: ReviewKind, prefix: str = "") -> list[Review]:
+        """Every review of ``kind`` whose key starts with ``prefix``, ordered by key."""
+        ...
+
+    def delete_review(self, kind: ReviewKind, key: str) -> None: ...
+
+
+@runtime_checkable
+class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, Protocol):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
 
     name: str
@@ -306,7 +371,8 @@ _STORES: Registry[StoreFactory] = Registry(
         "firebase": "mirror_cli.stores.firebase:FirebaseStore",
     },
     group="mirror.stores",
-    missing_hint="Install it with: pip install 'mirror-realm-avatars[firebase]'.",
+    missing_hint="firebase-admin is a dependency of mirror: reinstall it "
+    "(pip install --force-reinstall mirror-realm-avatars).",
 )
 
 

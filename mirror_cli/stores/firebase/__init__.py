@@ -9,10 +9,11 @@ from .cache import Cache
 from .ledger import Ledger
 from .limits import Limits
 from .profiles import Profiles
+from .reviews import Reviews
 from .runs import Runs
 
 
-class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs):
+class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews):
     """Every concern, on one Firebase app."""
 
 

@@ -1,0 +1,38 @@
+"""The local store's reviews: one row per reviewed asset in the SQLite file (migration 4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import Review, ReviewKind
+
+
+class LocalReviews:
+    """Mixed into LocalStore, whose ``_q`` runs one statement under its lock."""
+
+    def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def get_review(self, kind: ReviewKind, key: str) -> Review | None:
+        rows = self._q("SELECT body FROM reviews WHERE kind = ? AND key = ?", (kind, key))
+        return Review.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def put_review(self, review: Review) -> None:
+        self._q(
+            "INSERT INTO reviews(kind, key, state, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(kind, key) DO UPDATE SET state = excluded.state, body = excluded.body",
+            (review.kind, review.key, review.state, json.dumps(review.to_dict())),
+            op="writes",
+        )
+
+    def list_reviews(self, kind: ReviewKind, prefix: str = "") -> list[Review]:
+        # a range on the primary key, not LIKE: '_' and '%' are ordinary characters of keys
+        rows = self._q(
+            "SELECT body FROM reviews WHERE kind = ? AND key >= ? AND key < ? ORDER BY key",
+            (kind, prefix, prefix + "\U0010ffff"),
+        )
+        return [Review.from_dict(json.loads(r[0])) for r in rows]
+
+    def delete_review(self, kind: ReviewKind, key: str) -> None:
+        self._q("DELETE FROM reviews WHERE kind = ? AND key = ?", (kind, key), op="deletes")
