@@ -73,6 +73,10 @@ STORE_SETTINGS: dict[str, Any] = {
     "data_dir": Annotated[Path | None, setting("data_dir", "Local store folder.", "DIR")],
     "store": Annotated[str | None, setting("store", "local or firebase.", "KIND")],
     "style": Annotated[str | None, setting("style", "Style name (styles/NAME.yaml).", "NAME")],
+    "now": Annotated[
+        str | None,
+        setting("now", "Act as of this ISO-8601 instant, e.g. 2026-03-29T01:30:00Z (backfills, replays).", "INSTANT"),
+    ],
     "firebase_project": Annotated[str | None, setting("firebase_project", "Firebase project id.", "ID")],
     "firebase_bucket": Annotated[str | None, setting("firebase_bucket", "Cloud Storage bucket.", "BUCKET")],
     "firebase_credentials": Annotated[

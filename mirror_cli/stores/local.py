@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ..models import AvatarRecord, LedgerEvent, Persona, Progress, validate_user_id
+from ..models import AvatarRecord, JobTimings, LedgerEvent, Persona, Progress, validate_user_id
 from .base import (
     SHARD_BUCKETS,
     CacheEntry,
@@ -77,7 +77,32 @@ MIGRATIONS: list[str] = [
     CREATE TABLE reviews (kind TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (kind, key));
     """,
+    # 5: where each job's time went (models.JobTimings), as columns an operator can query with
+    # sqlite3 (e.g. p95 of total_s); the JSON body carries the same figures
+    """
+    ALTER TABLE ledger ADD COLUMN queue_wait_s REAL;
+    ALTER TABLE ledger ADD COLUMN provider_s REAL;
+    ALTER TABLE ledger ADD COLUMN post_process_s REAL;
+    ALTER TABLE ledger ADD COLUMN store_s REAL;
+    ALTER TABLE ledger ADD COLUMN total_s REAL;
+    ALTER TABLE avatars ADD COLUMN queue_wait_s REAL;
+    ALTER TABLE avatars ADD COLUMN provider_s REAL;
+    ALTER TABLE avatars ADD COLUMN post_process_s REAL;
+    ALTER TABLE avatars ADD COLUMN store_s REAL;
+    ALTER TABLE avatars ADD COLUMN total_s REAL;
+    """,
 ]
+
+TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
+_INSERT_AVATAR = """INSERT OR IGNORE INTO avatars(id, uid, target, created_at, record,
+    queue_wait_s, provider_s, post_process_s, store_s, total_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_EVENT = """INSERT OR IGNORE INTO ledger(event_id, ts, uid, kind, event,
+    queue_wait_s, provider_s, post_process_s, store_s, total_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _timing_values(timings: JobTimings | None) -> tuple[float | None, ...]:
+    return tuple(getattr(timings, c) if timings else None for c in TIMING_COLUMNS)
+
 
 # Reservations that count against caps: settled ones, and held ones that are not stale.
 _USER_DAY_SQL = """SELECT COUNT(*) FROM reservations WHERE day = ? AND uid = ?
@@ -319,8 +344,15 @@ class LocalStore(LocalReviews):
         """Idempotent by id: returns False when the record already existed (it is left as is)."""
         with self._lock:
             cur = self._open().execute(
-                "INSERT OR IGNORE INTO avatars(id, uid, target, created_at, record) VALUES (?, ?, ?, ?, ?)",
-                (record.id, record.user_id, record.target, _iso(record.created_at), record.model_dump_json()),
+                _INSERT_AVATAR,
+                (
+                    record.id,
+                    record.user_id,
+                    record.target,
+                    _iso(record.created_at),
+                    record.model_dump_json(),
+                    *_timing_values(record.timings),
+                ),
             )
             self._count("writes")
             return cur.rowcount == 1
@@ -367,13 +399,14 @@ class LocalStore(LocalReviews):
         """Append an event; an event_id makes the write idempotent (returns False on a repeat)."""
         with self._lock:
             cur = self._open().execute(
-                "INSERT OR IGNORE INTO ledger(event_id, ts, uid, kind, event) VALUES (?, ?, ?, ?, ?)",
+                _INSERT_EVENT,
                 (
                     event_id or uuid.uuid4().hex,
                     _iso(event.ts),
                     event.user_id,
                     event.kind,
                     event.model_dump_json(),
+                    *_timing_values(event.timings),
                 ),
             )
             self._count("writes")
