@@ -4,7 +4,7 @@ the file, the line, the field and what is allowed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -283,6 +283,15 @@ class ModelEntry(Strict):
             "max": 600.0,
         }
     )
+
+    def lifecycle(self, on: date, warn_days: int = 60) -> Literal["active", "retiring", "shut_down"]:
+        """Where the model stands on day ``on`` (the core's clock): shut down on or after its
+        shutdown date, retiring within ``warn_days`` of it."""
+        if self.shutdown_date is None:
+            return "active"
+        if self.shutdown_date <= on:
+            return "shut_down"
+        return "retiring" if self.shutdown_date <= on + timedelta(days=warn_days) else "active"
 
     def request_timeout(self, size: str, quality: str) -> float:
         base = self.timeout_s.get(quality) or max(self.timeout_s.values(), default=600.0)

@@ -10,11 +10,12 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock, parse_instant, starting_at, system_clock, today, wall_clock
 from .config import ConfigSet, RateLimit
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
@@ -83,7 +84,7 @@ class Mirror:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
-        self.now = now or (lambda: datetime.now(UTC))
+        self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).
         self.on_planned = on_planned
@@ -133,6 +134,7 @@ class Mirror:
             self.model_name,
             self.settings.quality,
             self.settings.size,
+            today=today(self.now),
         )
 
     def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
@@ -553,7 +555,7 @@ class Mirror:
             user=user,
             now=now,
             monthly_budget=self.configs.limits.monthly_budget_usd,
-            ops_today=self.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")),  # stores count in real time
+            ops_today=self.store.op_counts(wall_clock().strftime("%Y-%m-%d")),  # stores count in real time
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
@@ -725,7 +727,9 @@ class Mirror:
                     if paid and result.cost_usd:
                         await pipeline.io(
                             self.store.record_event,
-                            paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
+                            paid_event(
+                                "_fallbacks", target, job.request_key, result, at=self.now(), validation_ok=verdict.ok
+                            ),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
@@ -849,8 +853,6 @@ class Mirror:
         return checks
 
     def _check_model(self) -> list[dict[str, str | None]]:
-        from datetime import date, timedelta
-
         name = self.model_name
         entry = self.configs.models.models.get(name)
         if entry is None:
@@ -862,25 +864,41 @@ class Mirror:
                     "fix": f"Use one of: {', '.join(self.configs.models.models)}",
                 }
             ]
-        if entry.shutdown_date and entry.shutdown_date <= date.today():
-            return [
+        day = today(self.now)
+        checks: list[dict[str, str | None]] = []
+        state = entry.lifecycle(day)
+        if state == "shut_down":
+            checks.append(
                 {
                     "check": "model",
                     "status": "fail",
                     "detail": f"{name} was shut down on {entry.shutdown_date}",
                     "fix": f"Switch to {', '.join(entry.replacements)}",
                 }
-            ]
-        if entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
-            return [
+            )
+        elif state == "retiring":
+            checks.append(
                 {
                     "check": "model",
                     "status": "warn",
                     "detail": f"{name} shuts down on {entry.shutdown_date}",
                     "fix": f"Plan the move to {', '.join(entry.replacements)}",
                 }
-            ]
-        return [{"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None}]
+            )
+        else:
+            checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
+        default = self.configs.models.default
+        if default != name and self.configs.models.models[default].lifecycle(day) == "shut_down":
+            # Only a warning: the configs in use may outlive a shipped default; runs name their model.
+            checks.append(
+                {
+                    "check": "default model",
+                    "status": "warn",
+                    "detail": f"models.yaml's default {default} has shut down",
+                    "fix": "Set 'default' in configs/models.yaml to a current model",
+                }
+            )
+        return checks
 
     def _check_provider(self) -> list[dict[str, str | None]]:
         result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))

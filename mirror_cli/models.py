@@ -233,7 +233,7 @@ LedgerKind = Literal[
 
 
 class LedgerEvent(Strict):
-    ts: datetime = Field(default_factory=utcnow)
+    ts: datetime  # from the core's clock (mirror_cli/clock.py), never the machine's directly
     user_id: str
     kind: LedgerKind
     target: str = ""

@@ -12,10 +12,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import identity, imaging, messages, pricing
+from .clock import Clock, system_clock, wall_clock
 from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
 from .identity import IdentityScore
@@ -198,7 +199,8 @@ class Pipeline:
         self.max_cost = max_cost
         lim = configs.limits
         self.caps = caps or Caps(lim.per_user_daily, lim.system_daily, lim.monthly_budget_usd)
-        self.now = now or (lambda: datetime.now(UTC))
+        self.now: Clock = now or system_clock
+        self.wall: Clock = wall_clock  # leases are read by other processes: the machine's time
         self.on_progress = on_progress
         self.stop_event = asyncio.Event()
         self.stop_reason: str | None = None
@@ -349,7 +351,7 @@ class Pipeline:
             if state.state != "in_flight":
                 continue
             claim = await self.io(self.store.get_claim, claim_key(state.user_id, state.request_key))
-            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < datetime.now(UTC)):
+            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < self.wall()):
                 booked += await self._book_crashed(claim, state.user_id, state.target, state.request_key)
             elif claim is not None:
                 continue  # its owner is alive: still in flight
@@ -495,6 +497,7 @@ class Pipeline:
             await self.io(
                 self.store.record_event,
                 LedgerEvent(
+                    ts=self.now(),
                     user_id=job.user_id,
                     kind="cache_hit",
                     target=job.target,
@@ -589,14 +592,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------- claims
     def _lease_until(self, seconds: float | None = None) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
+        return self.wall() + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
 
     def _new_claim(self, job: Job, lease_s: float | None = None, owner: str | None = None) -> Claim:
         return Claim(
             key=claim_key(job.user_id, job.request_key),
             owner=owner or self.owner,
             lease_until=self._lease_until(lease_s),
-            created_at=datetime.now(UTC),
+            created_at=self.now(),
             info={"run_id": self._run_id(), "job_id": job.job_id, "estimate_usd": job.estimate_usd},
         )
 
@@ -609,7 +612,7 @@ class Pipeline:
         steal: str | None = None
         while True:
             claim = self._new_claim(job)
-            result: ClaimResult = await self.io(self.store.claim, claim, datetime.now(UTC), steal)
+            result: ClaimResult = await self.io(self.store.claim, claim, self.wall(), steal)
             if result.acquired:
                 if result.previous is not None:
                     await self._book_crashed(result.previous, job.user_id, job.target, job.request_key)
@@ -635,7 +638,7 @@ class Pipeline:
             claim is not None
             and claim.owner != self.owner
             and not owner_dead(claim.owner)
-            and claim.lease_until >= datetime.now(UTC)
+            and claim.lease_until >= self.wall()
         )
 
     async def _heartbeat(self, claim: Claim) -> None:
@@ -657,6 +660,7 @@ class Pipeline:
         booked = await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=uid,
                 kind="may_have_billed",
                 target=target,
@@ -721,6 +725,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind="may_have_billed",
                 target=job.target,
@@ -933,6 +938,7 @@ class Pipeline:
             job.target,
             job.request_key,
             result,
+            at=self.now(),
             kind="spool_ingest" if ingested else "generated",
             avatar_id=avatar_id,
             run_id=self._run_id(),
@@ -1005,6 +1011,7 @@ class Pipeline:
                 job.target,
                 job.request_key,
                 result,
+                at=self.now(),
                 kind="spool_ingest" if ingested else "generated",
                 run_id=self._run_id(),
                 validation_ok=False,
@@ -1039,6 +1046,7 @@ class Pipeline:
                 job.target,
                 job.request_key,
                 result,
+                at=self.now(),
                 run_id=self._run_id(),
                 validation_ok=False,
                 detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
@@ -1096,6 +1104,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind=kind,
                 target=job.target,
@@ -1126,6 +1135,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind=kind if status != "blocked" else "blocked",
                 target=job.target,
@@ -1148,10 +1158,19 @@ class Pipeline:
 
 
 def paid_event(
-    user_id: str, target: str, request_key: str, result: ImageResult, *, kind: Any = "generated", **extra: Any
+    user_id: str,
+    target: str,
+    request_key: str,
+    result: ImageResult,
+    *,
+    at: datetime,
+    kind: Any = "generated",
+    **extra: Any,
 ) -> LedgerEvent:
-    """The ledger line of one paid image: who, what, the provider's usage, cost and request id."""
+    """The ledger line of one paid image (at the core's time ``at``): who, what, the provider's
+    usage, cost and request id."""
     return LedgerEvent(
+        ts=at,
         user_id=user_id,
         kind=kind,
         target=target,

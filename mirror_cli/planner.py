@@ -105,6 +105,8 @@ class Planner:
         model: str,
         quality: str | None,
         size: str | None,
+        *,
+        today: date,
     ) -> None:
         self.configs = configs
         self.store = store
@@ -114,14 +116,13 @@ class Planner:
         self.entry = configs.model(model)
         self.quality = quality or configs.style.quality
         self.size = size or configs.style.size
-        self._check_model()
+        self._check_model(today)
 
-    def _check_model(self, today: date | None = None) -> None:
+    def _check_model(self, today: date) -> None:
         e, name = self.entry, self.model_name
-        today = today or date.today()
-        if e.shutdown_date and e.shutdown_date <= today:
+        if e.lifecycle(today) == "shut_down":
             raise RunStoppedError(
-                f"Model {name!r} was shut down on {e.shutdown_date.isoformat()}; no request was sent.",
+                f"Model {name!r} was shut down on {e.shutdown_date}; no request was sent.",
                 f"Use one of its replacements: {', '.join(e.replacements) or 'see configs/models.yaml'} "
                 f"(--model or configs/models.yaml 'default').",
             )

@@ -43,6 +43,8 @@ class Settings(Strict):
     max_cost: float | None = Field(None, ge=0)
     # The user's fallback set: seed-fallbacks writes here; lookups try it before the shipped set.
     fallback_dir: Path = Path("fallback_assets")
+    # Act as of this ISO-8601 instant (backfills, replays, tests); None: the machine's clock.
+    now: str | None = None
     # Firebase store
     firebase_project: str | None = None
     firebase_bucket: str | None = None

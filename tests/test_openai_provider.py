@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from conftest import import_examples, openai_flags
+from conftest import CONFIGS, import_examples, openai_flags
 from openai_server import (
     Fault,
     auth_fault,
@@ -19,6 +20,8 @@ from openai_server import (
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
+from mirror_cli.clock import PinnedClock
+from mirror_cli.config import ConfigSet
 from mirror_cli.errors import ConfigError, ExitCode, RunStoppedError
 from mirror_cli.planner import safety_identifier
 
@@ -266,13 +269,22 @@ def test_doctor_checks_model_availability(oa, openai_env):
     assert checks["model availability"]["status"] == "fail"
 
 
+def before_shutdown(model: str, days: int) -> PinnedClock:
+    """A clock ``days`` before ``model``'s shutdown date in the shipped models.yaml."""
+    shutdown = ConfigSet(CONFIGS, "daymi").models.models[model].shutdown_date
+    assert shutdown is not None
+    return PinnedClock(datetime.combine(shutdown, time(12), UTC) - timedelta(days=days))
+
+
 def test_doctor_warns_about_model_shutting_down(oa):
-    checks = {c["check"]: c for c in oa(model="gpt-image-1.5").doctor()}
-    assert checks["model"]["status"] == "warn" and "2026-12-01" in checks["model"]["detail"]
+    clock = before_shutdown("gpt-image-1.5", 10)
+    checks = {c["check"]: c for c in oa(model="gpt-image-1.5", now=clock).doctor()}
+    shutdown = (clock() + timedelta(days=10)).date().isoformat()
+    assert checks["model"]["status"] == "warn" and shutdown in checks["model"]["detail"]
 
 
 def test_input_fidelity_only_for_models_that_take_it(oa, openai_env):
-    core = oa(model="gpt-image-1.5")
+    core = oa(model="gpt-image-1.5", now=before_shutdown("gpt-image-1.5", 30))
     core.generate(["kenji"], "newReflection")
     core.generate(["kenji"], "firstWeek")
     assert "input_fidelity" not in openai_env.requests[0]["params"]
