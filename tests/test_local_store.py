@@ -49,3 +49,38 @@ def test_data_dir_that_is_a_file(tmp_path):
     with pytest.raises(StoreError) as err:
         LocalStore(root=f)
     assert "is a file" in err.value.message and "--data-dir" in err.value.hint
+
+
+def test_threads_share_no_connection_and_no_lock(tmp_path):
+    """Each thread works on its own connection (WAL), so calls run side by side; what must be
+    atomic still is: of many threads claiming one key, exactly one wins, and concurrent progress
+    updates on different users lose none of them."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    from mirror_cli.models import Progress
+    from mirror_cli.stores.base import Claim
+
+    s = LocalStore(root=tmp_path / "d")
+    for i in range(8):
+        s.put_user(Persona(id=f"u{i}", name="U"))
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> tuple[int, bool]:
+        barrier.wait()
+        s.set_progress(f"u{i}", Progress(active_days=10 + i))
+        won = s.claim(Claim("u0/k", f"owner{i}", now + timedelta(minutes=5), now), now).acquired
+        return id(s._open()), won
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    assert len({conn for conn, _ in results}) == 8
+    assert sum(won for _, won in results) == 1
+    assert [s.get_user(f"u{i}").progress.active_days for i in range(8)] == [10 + i for i in range(8)]
+    s.close()
+    assert s.get_user("u1") is None  # closed: every connection is gone, nothing is read
+    s2 = LocalStore(root=tmp_path / "d")
+    assert s2.get_user("u1").progress.active_days == 11
+    s2.close()
