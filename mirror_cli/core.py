@@ -614,9 +614,9 @@ class Mirror:
             raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
         table = self.configs.stages
         labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
-        timelines = [
-            UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy]) for u in uids
-        ]
+        order = [*table.names, *table.trilogy]
+        days = {s: table.get(s).from_day for s in table.names}
+        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, order, days) for u in uids]
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
