@@ -91,6 +91,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE avatars ADD COLUMN store_s REAL;
     ALTER TABLE avatars ADD COLUMN total_s REAL;
     """,
+    # 6: each user's nightly window (the UTC epoch second at which the window they are next to be
+    # served in opens; 0: not looked at yet, the next tick decides), queried with the due fields
+    """
+    ALTER TABLE users ADD COLUMN next_window INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX users_window ON users(latest_rank, active_days, next_window, shard);
+    UPDATE meta SET value = '2' WHERE key = 'due_index' AND value = '1';
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
@@ -259,10 +266,11 @@ class LocalStore(LocalReviews):
         for q in queries:
             last = ""
             while True:
+                opens_by = q.opens_by if q.opens_by is not None else 2**62
                 rows = self._q(
-                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? "
+                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? AND next_window <= ? "
                     "AND shard >= ? AND shard < ? AND uid > ? ORDER BY uid LIMIT ?",
-                    (q.latest_rank, q.min_active_days, buckets[0], buckets[1], last, page_size),
+                    (q.latest_rank, q.min_active_days, opens_by, buckets[0], buckets[1], last, page_size),
                 )
                 for _, persona in rows:
                     yield Persona.model_validate_json(persona), q.latest_rank
@@ -276,6 +284,9 @@ class LocalStore(LocalReviews):
             (rank, shard_bucket(uid), validate_user_id(uid)),
             op="writes",
         )
+
+    def set_next_window(self, uid: str, opens_at: int) -> None:
+        self._q("UPDATE users SET next_window = ? WHERE uid = ?", (opens_at, validate_user_id(uid)), op="writes")
 
     def due_index_version(self) -> int:
         rows = self._q("SELECT value FROM meta WHERE key = 'due_index'")
