@@ -176,6 +176,14 @@ def run_report(title: str, report: Any, *, per_job: bool) -> None:
         totals += f"; STOPPED: {report.stopped}"
     if s.get("run_id"):
         totals += f"; run {s['run_id']}"
+    tick = s.get("tick")
+    if tick:
+        where = "at any hour" if tick["any_hour"] else f"in their {tick['window']} local window"
+        totals += (
+            f"; tick {tick['at']}: {tick['due']} due user(s) with an open window, {tick['in_window']} {where}, "
+            f"{tick['served']} served, {tick['left']} left for a later tick, "
+            f"{tick['rescheduled']} moved to their next night"
+        )
 
     def row(o: Any) -> tuple[Any, ...]:
         cost = money(o.cost_usd) if o.status != "planned" else "~" + money(o.estimate_usd)
