@@ -542,7 +542,7 @@ class Mirror:
         events = self.store.iter_events(start, end, user)
         month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
-        return aggregate(
+        figures = aggregate(
             events,
             month_to_date,
             period="range" if since or until else period,
@@ -555,6 +555,8 @@ class Mirror:
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
+        figures.selections = self.store.selection_counts(start, end, user)  # what users choose to show
+        return figures
 
     def purge_cache(
         self,

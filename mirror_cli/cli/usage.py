@@ -57,6 +57,9 @@ def usage(
             ["operation", "today", "free tier", "headroom"],
             [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
         )
+        if figures.selections:
+            picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+            console.info(f"selections (avatars users chose to show): {picks}")
         for tip in figures.recommendations:
             console.info(f"[yellow]recommendation:[/] {tip}")
 

@@ -23,6 +23,7 @@ from .. import __version__
 from ..core import Mirror
 from ..errors import MirrorError
 from ..settings import Settings
+from . import selection
 from .auth import Caller, TokenVerifier, forbid
 from .guards import AccessLog, BodyLimit
 from .jobs import Job, Result
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.state.service = svc
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
+    app.include_router(selection.routes(_caller), prefix=PREFIX)
     _problem_media_type(app)
 
     origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
@@ -92,7 +94,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )

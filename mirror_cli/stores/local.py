@@ -28,6 +28,7 @@ from .base import (
     shard_bucket,
 )
 from .local_reviews import LocalReviews
+from .local_selections import LocalSelections
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -77,6 +78,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE reviews (kind TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (kind, key));
     """,
+    # 5: the avatar each user chose to show, one row per choice (stores/local_selections.py)
+    """
+    CREATE TABLE selections (uid TEXT NOT NULL, at TEXT NOT NULL, avatar_id TEXT NOT NULL, stage TEXT NOT NULL,
+        target TEXT NOT NULL);
+    CREATE INDEX selections_uid ON selections(uid, at);
+    CREATE INDEX selections_at ON selections(at);
+    """,
 ]
 
 # Reservations that count against caps: settled ones, and held ones that are not stale.
@@ -95,7 +103,7 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-class LocalStore(LocalReviews):
+class LocalStore(LocalReviews, LocalSelections):
     name = "local"
 
     def __init__(self, settings: Settings | None = None, root: Path | None = None) -> None:

@@ -43,7 +43,7 @@ def _anonymous() -> Any:
 def _persona(data: dict[str, Any] | None) -> Persona:
     """A profile document without the fields the store adds to it."""
     d = dict(data or {})
-    for extra in ("uid", "updated_at", "latest_rank", "shard"):
+    for extra in ("uid", "updated_at", "latest_rank", "shard", "selected_avatar"):
         d.pop(extra, None)
     return Persona.model_validate(d)
 
