@@ -4,7 +4,9 @@
 # from a mounted project folder (mirror init) named by MIRROR_SETTINGS or --config-dir.
 # tests/test_install.py runs the same two scripts (docker/*.sh) without Docker.
 ARG PYTHON_VERSION=3.11
-ARG EXTRAS=firebase,openai
+# The serve extra (FastAPI, uvicorn): the same image runs the CLI and `mirror serve` (Cloud Run).
+# OpenAI and Firebase are core dependencies; the identity extra adds ~100 MB of face models.
+ARG EXTRAS=serve
 
 FROM python:${PYTHON_VERSION}-slim AS build
 ARG EXTRAS

@@ -5,7 +5,7 @@
 set -eu
 src=$1
 out=$2
-extras=${3-firebase,openai}
+extras=${3-serve}
 python=${PYTHON:-python3}
 target=$src
 [ -n "$extras" ] && target="$src[$extras]"

@@ -5,7 +5,7 @@
 set -eu
 wheels=$1
 venv=$2
-extras=${3-firebase,openai}
+extras=${3-serve}
 python=${PYTHON:-python3}
 requirement=mirror-realm-avatars
 [ -n "$extras" ] && requirement="$requirement[$extras]"

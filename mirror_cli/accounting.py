@@ -52,6 +52,8 @@ class UsageFigures:
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
     store_ops: dict[str, Any] = field(default_factory=dict)
     recommendations: list[str] = field(default_factory=list)
+    kpis: list[dict[str, Any]] = field(default_factory=list)  # kpis.py: each figure with its target and mark
+    days: list[dict[str, Any]] = field(default_factory=list)  # the same figures per UTC day
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -92,7 +91,7 @@ class BatchRunner:
             claimed = await self.p.io(
                 self.p.store.claim,
                 self.p._new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
-                datetime.now(UTC),
+                self.p.wall(),
                 None,
             )
             if not claimed.acquired:
@@ -259,6 +258,7 @@ class BatchRunner:
         await self.p.io(
             self.p.store.record_event,
             LedgerEvent(
+                ts=self.p.now(),
                 user_id=job.user_id,
                 kind="failed",
                 target=job.target,

@@ -4,7 +4,7 @@ the file, the line, the field and what is allowed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .errors import ConfigError, read_bounded
 from .models import Persona, Strict, Voice
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
+from .telemetry.config import AlertsConfig, TargetsConfig
 
 EyesVariant = Literal[
     "closed",
@@ -283,6 +284,15 @@ class ModelEntry(Strict):
         }
     )
 
+    def lifecycle(self, on: date, warn_days: int = 60) -> Literal["active", "retiring", "shut_down"]:
+        """Where the model stands on day ``on`` (the core's clock): shut down on or after its
+        shutdown date, retiring within ``warn_days`` of it."""
+        if self.shutdown_date is None:
+            return "active"
+        if self.shutdown_date <= on:
+            return "shut_down"
+        return "retiring" if self.shutdown_date <= on + timedelta(days=warn_days) else "active"
+
     def request_timeout(self, size: str, quality: str) -> float:
         base = self.timeout_s.get(quality) or max(self.timeout_s.values(), default=600.0)
         w, _, h = size.lower().partition("x")
@@ -350,12 +360,16 @@ class LimitsConfig(Strict):
     monthly_budget_usd: float = Field(100.0, ge=0)
     max_cost_per_run_usd: float | None = Field(None, ge=0)
     cache_ttl_days: int = Field(30, ge=0)
+    # extra paid images of one stage (or trilogy part) a user may ask for with an explicit regenerate
+    regenerations_per_target: int = Field(2, ge=0, le=100)
     concurrency: int = Field(4, ge=1, le=256)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)  # KPI targets shown by `mirror usage`
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # budget and failure-rate warnings
 
 
 class VoiceTemplates(Strict):

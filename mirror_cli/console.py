@@ -1,4 +1,8 @@
-"""The only module that imports rich, and only when something is shown on a terminal."""
+"""The only module that imports rich, and only when something is shown on a terminal.
+
+Text that comes from users, configs, the store or errors is always printed literally: Rich would
+read ``[openai]`` in a hint or ``[b]`` in a user id as markup and drop it. Only this module's own
+labels carry styles (passed as ``style=`` or as a ``Text``), never markup inside user text."""
 
 from __future__ import annotations
 
@@ -14,26 +18,43 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+def _literal(text: Any, style: str = "") -> Any:
+    """``text`` as a Rich Text: printed as written, brackets included."""
+    from rich.text import Text
+
+    return Text("" if text is None else str(text), style=style)
+
+
+def labelled(label: str, text: str, style: str, *, stderr: bool = False) -> None:
+    """``label: text`` with the label styled and the text printed literally."""
+    from rich.text import Text
+
+    _console(stderr).print(Text.assemble((f"{label}:", style), " ", str(text)))
+
+
 def error(message: str, hint: str | None, code: int) -> None:
-    c = _console(stderr=True)
-    c.print(f"[bold red]error:[/] {message}", markup=True)
+    labelled("error", message, "bold red", stderr=True)
     if hint:
-        c.print(f"[yellow]fix:[/] {hint}")
-    c.print(f"[dim](exit code {code}; add --debug for the traceback)[/]")
+        labelled("fix", hint, "yellow", stderr=True)
+    _console(stderr=True).print(_literal(f"(exit code {code}; add --debug for the traceback)", "dim"))
 
 
 def info(text: str) -> None:
-    _console().print(text)
+    _console().print(_literal(text))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
     from rich.table import Table
 
-    t = Table(title=title, caption=caption, header_style="bold #E8863A", title_style="bold")
+    t = Table(
+        title=_literal(title, "bold"),
+        caption=_literal(caption) if caption else None,
+        header_style="bold #E8863A",
+    )
     for col in columns:
-        t.add_column(col, overflow="fold")
+        t.add_column(_literal(col), overflow="fold")
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*(_literal(v) for v in row))
     _console().print(t)
 
 
@@ -75,7 +96,7 @@ class Progress:
                 return Text(f"{task.speed:.2f} jobs/s" if task.speed else "– jobs/s", style="cyan")
 
         self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
@@ -151,7 +172,7 @@ def run_report(title: str, report: Any, *, per_job: bool) -> None:
         table(title, columns, [row(o) for o in report.outcomes], caption=caption)
         for o in report.outcomes:
             if o.message and o.status in ("generated", "cached", "ingested"):
-                info(f"[bold #E8863A]I-There[/] to {o.user_id} ({o.target}): {o.message}")
+                labelled(f"I-There to {o.user_id} ({o.target})", o.message, "bold #E8863A")
         return
     by_status: dict[str, list[Any]] = {}
     for o in report.outcomes:

@@ -10,11 +10,12 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock, parse_instant, starting_at, system_clock, today, wall_clock
 from .config import ConfigSet, RateLimit
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
@@ -83,7 +84,7 @@ class Mirror:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
-        self.now = now or (lambda: datetime.now(UTC))
+        self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).
         self.on_planned = on_planned
@@ -133,6 +134,7 @@ class Mirror:
             self.model_name,
             self.settings.quality,
             self.settings.size,
+            today=today(self.now),
         )
 
     def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
@@ -344,9 +346,12 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
-            self.agenerate(users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+            self.agenerate(
+                users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, regenerate=regenerate
+            )
         )
         return report
 
@@ -359,13 +364,25 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
+        """``regenerate``: one more paid image of a target each user already has (a person asked
+        for it; limits.regenerations_per_target bounds it). Otherwise a target a user already has
+        with the same look is served as it is, whatever their progress says now."""
         self.estimating = self.estimating or dry_run
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
         personas = [await self.store_calls(self.persona, u) for u in uids]
-        specs = [JobSpec(p, p.progress, target) for p in personas]
+        if regenerate and batch:
+            raise UsageError(
+                "Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate."
+            )
+        if regenerate and not dry_run:  # refused before anything runs (the limit, nothing to redo)
+            planner = self.planner()
+            for p in personas:
+                await self.store_calls(planner.check_regeneration, p, target)
+        specs = [JobSpec(p, p.progress, target, regenerate=regenerate) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
@@ -530,6 +547,7 @@ class Mirror:
     # ------------------------------------------------------------------------ accounting
     def usage(self, *, period: str = "month", since: Any = None, until: Any = None, user: str | None = None) -> Any:
         from .accounting import aggregate, resolve_period
+        from .kpis import KpiTally
 
         if since and until and since > until:
             raise UsageError(
@@ -539,7 +557,8 @@ class Mirror:
             self.persona(user)
         now = self.now()
         start, end = resolve_period(period, since, until, now.date())
-        events = self.store.iter_events(start, end, user)
+        tally = KpiTally()  # the KPIs ride on the figures' one pass over the ledger
+        events = tally.tap(self.store.iter_events(start, end, user))
         month_to_date = self.store.month_paid_usd(now.strftime("%Y-%m"), user)
         entry = self.configs.models.models.get(self.model_name)
         figures = aggregate(
@@ -551,10 +570,12 @@ class Mirror:
             user=user,
             now=now,
             monthly_budget=self.configs.limits.monthly_budget_usd,
-            ops_today=self.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")),  # stores count in real time
+            ops_today=self.store.op_counts(wall_clock().strftime("%Y-%m-%d")),  # stores count in real time
             quality=self.settings.quality or self.configs.style.quality,
             batch_available=bool(entry and entry.capabilities.batch),
         )
+        targets = self.configs.limits.targets
+        figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
         figures.selections = self.store.selection_counts(start, end, user)  # what users choose to show
         return figures
 
@@ -594,9 +615,9 @@ class Mirror:
             raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
         table = self.configs.stages
         labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
-        timelines = [
-            UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy]) for u in uids
-        ]
+        order = [*table.names, *table.trilogy]
+        days = {s: table.get(s).from_day for s in table.names}
+        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, order, days) for u in uids]
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
@@ -722,7 +743,9 @@ class Mirror:
                     if paid and result.cost_usd:
                         await pipeline.io(
                             self.store.record_event,
-                            paid_event("_fallbacks", target, job.request_key, result, validation_ok=verdict.ok),
+                            paid_event(
+                                "_fallbacks", target, job.request_key, result, at=self.now(), validation_ok=verdict.ok
+                            ),
                             event_id=f"paid:_fallbacks:{job.request_key}",
                         )
                     pipeline.spool.remove(job.user_id, job.request_key)
@@ -846,8 +869,6 @@ class Mirror:
         return checks
 
     def _check_model(self) -> list[dict[str, str | None]]:
-        from datetime import date, timedelta
-
         name = self.model_name
         entry = self.configs.models.models.get(name)
         if entry is None:
@@ -859,25 +880,41 @@ class Mirror:
                     "fix": f"Use one of: {', '.join(self.configs.models.models)}",
                 }
             ]
-        if entry.shutdown_date and entry.shutdown_date <= date.today():
-            return [
+        day = today(self.now)
+        checks: list[dict[str, str | None]] = []
+        state = entry.lifecycle(day)
+        if state == "shut_down":
+            checks.append(
                 {
                     "check": "model",
                     "status": "fail",
                     "detail": f"{name} was shut down on {entry.shutdown_date}",
                     "fix": f"Switch to {', '.join(entry.replacements)}",
                 }
-            ]
-        if entry.shutdown_date and entry.shutdown_date <= date.today() + timedelta(days=60):
-            return [
+            )
+        elif state == "retiring":
+            checks.append(
                 {
                     "check": "model",
                     "status": "warn",
                     "detail": f"{name} shuts down on {entry.shutdown_date}",
                     "fix": f"Plan the move to {', '.join(entry.replacements)}",
                 }
-            ]
-        return [{"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None}]
+            )
+        else:
+            checks.append({"check": "model", "status": "ok", "detail": f"{name} ({entry.snapshot})", "fix": None})
+        default = self.configs.models.default
+        if default != name and self.configs.models.models[default].lifecycle(day) == "shut_down":
+            # Only a warning: the configs in use may outlive a shipped default; runs name their model.
+            checks.append(
+                {
+                    "check": "default model",
+                    "status": "warn",
+                    "detail": f"models.yaml's default {default} has shut down",
+                    "fix": "Set 'default' in configs/models.yaml to a current model",
+                }
+            )
+        return checks
 
     def _check_provider(self) -> list[dict[str, str | None]]:
         result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))

@@ -170,6 +170,22 @@ class ImageResult(BaseModel):
     rate_headers: dict[str, str] = Field(default_factory=dict, repr=False)
 
 
+class JobTimings(Strict):
+    """Where one job's time went, in seconds, measured at the pipeline's step boundaries.
+
+    queue_wait: from the run's (or request's) start until the job began; provider: the provider
+    call with its pacing waits and retries; post_process: decoding, resizing, the quality gate and
+    the same-face score; store: writing the image (the record that carries these figures is
+    written after them); total: from the job's start until its record was written. None: the job
+    did not reach that step (a cache hit has no provider time)."""
+
+    queue_wait_s: float | None = None
+    provider_s: float | None = None
+    post_process_s: float | None = None
+    store_s: float | None = None
+    total_s: float | None = None
+
+
 AvatarStatus = Literal["ok", "flagged", "degraded", "fallback"]
 
 
@@ -199,16 +215,27 @@ class AvatarRecord(Strict):
     # The achievement cues the picture shows (I-There's story compares them with the previous
     # avatar's); None on records made before cues were stored: unknown, never called new.
     cues: list[str] | None = None
+    # what decides the avatar's look (planner.look_key); None on records made before it was kept
+    look_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    timings: JobTimings | None = None  # absent on records stored before jobs were measured
 
 
 LedgerKind = Literal[
-    "generated", "cache_hit", "spool_ingest", "fallback", "failed", "blocked", "degraded", "may_have_billed"
+    "generated",
+    "cache_hit",
+    "spool_ingest",
+    "fallback",
+    "failed",
+    "blocked",
+    "degraded",
+    "may_have_billed",
+    "alert",  # a threshold crossed (budget, failure rate): its event id makes it fire once
 ]
 
 
 class LedgerEvent(Strict):
-    ts: datetime = Field(default_factory=utcnow)
+    ts: datetime  # from the core's clock (mirror_cli/clock.py), never the machine's directly
     user_id: str
     kind: LedgerKind
     target: str = ""
@@ -224,6 +251,7 @@ class LedgerEvent(Strict):
     validation_ok: bool | None = None
     identity_distance: float | None = None
     identity_drift: bool | None = None
+    timings: JobTimings | None = None
 
     @field_validator("detail")
     @classmethod

@@ -12,19 +12,23 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import identity, imaging, messages, pricing
+from .clock import Clock, system_clock, wall_clock
 from .errors import MirrorError, ProviderError, RunStoppedError, StoreError, as_store_error
 from .fallbacks import FallbackSet
 from .identity import IdentityScore
-from .models import AvatarRecord, ImageResult, LedgerEvent, Persona, Progress
+from .models import AvatarRecord, ImageResult, JobTimings, LedgerEvent, Persona, Progress
 from .pacing import ProviderFailure, RateLimiter, RetryStats, call_with_retries
 from .planner import Job, Planner
 from .spool import Spool
 from .stores.base import CacheEntry, Caps, Claim, ClaimResult, JobState, LimitReached, Reservation, RunInfo
 from .stores.calls import StoreCalls
+from .telemetry import hooks
+from .telemetry.timing import current as timing_now
+from .telemetry.timing import job_clock, step
 from .validate import Verdict, check_image, parse_size, undecodable
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ class JobSpec:
     progress: Progress
     target: str
     photo: Photo | None = None
+    regenerate: bool = False  # one more paid image of a target the user already has (limited)
 
     @property
     def job_id(self) -> str:
@@ -66,6 +71,7 @@ class Outcome:
     validation: dict[str, Any] = field(default_factory=dict)
     may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
     limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
+    timings: JobTimings | None = None  # where the job's time went (telemetry.timing)
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -194,7 +200,8 @@ class Pipeline:
         self.max_cost = max_cost
         lim = configs.limits
         self.caps = caps or Caps(lim.per_user_daily, lim.system_daily, lim.monthly_budget_usd)
-        self.now = now or (lambda: datetime.now(UTC))
+        self.now: Clock = now or system_clock
+        self.wall: Clock = wall_clock  # leases are read by other processes: the machine's time
         self.on_progress = on_progress
         self.stop_event = asyncio.Event()
         self.stop_reason: str | None = None
@@ -211,8 +218,15 @@ class Pipeline:
     async def plan_only(self, specs: list[JobSpec]) -> RunReport:
         report = RunReport()
         for spec in specs:
-            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
-            hit = await self._cache_hit(job)
+            job = await self.io(
+                self.planner.plan,
+                spec.persona,
+                spec.progress,
+                spec.target,
+                photo=spec.photo,
+                regenerate=spec.regenerate,
+            )
+            hit = job.existing or await self._cache_hit(job)
             report.outcomes.append(
                 Outcome(
                     job.user_id,
@@ -257,7 +271,10 @@ class Pipeline:
                         continue
                     if self.stop_event.is_set():
                         return
-                    outcome = await self._run_one(spec)
+                    with job_clock(started, target=spec.target) as clock:
+                        outcome = await self._run_one(spec)
+                    outcome.timings = clock.timings()
+                    hooks.job_finished(outcome)
                     report.outcomes.append(outcome)
                     if self.on_progress:
                         self.on_progress(outcome)
@@ -276,6 +293,7 @@ class Pipeline:
             await self.settle_job_states(run)
         report.stopped = self.stop_reason
         report.elapsed_s = time.perf_counter() - started
+        hooks.run_finished(report)
         return report
 
     async def _attach_urls(self, report: RunReport) -> None:
@@ -341,7 +359,7 @@ class Pipeline:
             if state.state != "in_flight":
                 continue
             claim = await self.io(self.store.get_claim, claim_key(state.user_id, state.request_key))
-            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < datetime.now(UTC)):
+            if claim is not None and (owner_dead(claim.owner) or claim.lease_until < self.wall()):
                 booked += await self._book_crashed(claim, state.user_id, state.target, state.request_key)
             elif claim is not None:
                 continue  # its owner is alive: still in flight
@@ -415,7 +433,14 @@ class Pipeline:
 
     async def _run_one(self, spec: JobSpec) -> Outcome:
         try:
-            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+            job = await self.io(
+                self.planner.plan,
+                spec.persona,
+                spec.progress,
+                spec.target,
+                photo=spec.photo,
+                regenerate=spec.regenerate,
+            )
         except StoreError as exc:
             self.request_stop(f"the store is unavailable: {exc.message}")
             await self._safe_job_state(spec, "failed", "", exc.message)
@@ -481,12 +506,14 @@ class Pipeline:
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
-        # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
-        hit = await self._cache_hit(job)
+        # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user), and so is
+        # a stage the user already has with the same look, whatever their metrics say now
+        hit = job.existing or await self._cache_hit(job)
         if hit is not None:
             await self.io(
                 self.store.record_event,
                 LedgerEvent(
+                    ts=self.now(),
                     user_id=job.user_id,
                     kind="cache_hit",
                     target=job.target,
@@ -495,6 +522,7 @@ class Pipeline:
                     provider=hit.provider,
                     model=hit.model,
                     run_id=self._run_id(),
+                    timings=timing_now(),
                 ),
             )
             return Outcome(
@@ -519,7 +547,8 @@ class Pipeline:
         # 4. reserve the estimate against every cap before spending (free renderers have no caps)
         if _is_free(job):
             return None
-        return await self._reserve(job)
+        with step("reserve"):
+            return await self._reserve(job)
 
     async def _execute(self, job: Job) -> Outcome:
         early = await self._early(job)
@@ -527,7 +556,8 @@ class Pipeline:
             return early
         if _is_free(job):  # nothing to pay twice: no claim
             return await self._unclaimed(job)
-        claimed = await self._claim(job)
+        with step("claim"):
+            claimed = await self._claim(job)
         if isinstance(claimed, Outcome):
             return claimed
         beat = asyncio.create_task(self._heartbeat(claimed))
@@ -578,14 +608,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------- claims
     def _lease_until(self, seconds: float | None = None) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
+        return self.wall() + timedelta(seconds=seconds or self.configs.limits.claims.lease_s)
 
     def _new_claim(self, job: Job, lease_s: float | None = None, owner: str | None = None) -> Claim:
         return Claim(
             key=claim_key(job.user_id, job.request_key),
             owner=owner or self.owner,
             lease_until=self._lease_until(lease_s),
-            created_at=datetime.now(UTC),
+            created_at=self.now(),
             info={"run_id": self._run_id(), "job_id": job.job_id, "estimate_usd": job.estimate_usd},
         )
 
@@ -598,7 +628,7 @@ class Pipeline:
         steal: str | None = None
         while True:
             claim = self._new_claim(job)
-            result: ClaimResult = await self.io(self.store.claim, claim, datetime.now(UTC), steal)
+            result: ClaimResult = await self.io(self.store.claim, claim, self.wall(), steal)
             if result.acquired:
                 if result.previous is not None:
                     await self._book_crashed(result.previous, job.user_id, job.target, job.request_key)
@@ -624,7 +654,7 @@ class Pipeline:
             claim is not None
             and claim.owner != self.owner
             and not owner_dead(claim.owner)
-            and claim.lease_until >= datetime.now(UTC)
+            and claim.lease_until >= self.wall()
         )
 
     async def _heartbeat(self, claim: Claim) -> None:
@@ -646,6 +676,7 @@ class Pipeline:
         booked = await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=uid,
                 kind="may_have_billed",
                 target=target,
@@ -695,10 +726,11 @@ class Pipeline:
         if reservation is None:
             return
         total = actual + maybe_usd
-        if total > 0:
-            await self.io(self.store.settle, reservation, total)
-        else:
-            await self.io(self.store.release, reservation)
+        with step("settle"):
+            if total > 0:
+                await self.io(self.store.settle, reservation, total)
+            else:
+                await self.io(self.store.release, reservation)
         self._run_spent += total - reservation.amount
 
     async def _book_unanswered(self, job: Job, failure: ProviderFailure, maybe: _Unanswered) -> None:
@@ -709,6 +741,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind="may_have_billed",
                 target=job.target,
@@ -814,9 +847,10 @@ class Pipeline:
 
         policy = self.configs.limits.retry
         try:
-            result = await call_with_retries(
-                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
-            )
+            with step("provider"):
+                result = await call_with_retries(
+                    call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
+                )
         except ProviderFailure as failure:
             if failure.kind != "moderation":
                 raise
@@ -824,9 +858,11 @@ class Pipeline:
             await self._ledger_failure(job, failure, kind="blocked")
             safe_job = await self.io(self.planner.plan, job.persona, job.progress, job.target, safe=True)
             job.request = safe_job.request
-            result = await call_with_retries(
-                call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
-            )
+            with step("provider"):
+                result = await call_with_retries(
+                    call, policy, self.limiter, job.tokens_estimate, self.stats, on_unanswered=unanswered
+                )
+        hooks.provider_answered(result)
         result.cost_usd = pricing.cost_from_usage(
             job.model_entry, result.usage, batch=self.planner.provider_name.endswith("-batch")
         )
@@ -859,7 +895,8 @@ class Pipeline:
 
     async def _finish(self, job: Job, result: ImageResult, *, ingested: bool, may_retry: bool = True) -> Outcome:
         # Pillow work runs off the event loop so pacing and other users' requests keep moving.
-        img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
+        with step("post_process"):
+            img, webp, thumb, verdict = await asyncio.to_thread(self._post_process, result.data, job.request.size)
         gate = self.configs.style.gate
         if not verdict.ok and may_retry and gate.enabled and (verdict.hard or gate.retry_on_heuristic):
             retried = await self._retry_reinforced(job, result, webp or result.data, verdict)
@@ -870,14 +907,17 @@ class Pipeline:
             return await self._keep_unusable(job, result, verdict, ingested=ingested)
         status: Any = "ok" if verdict.ok else "flagged"
         reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
-        same_face = await self._same_face(job, img)
+        with step("post_process"):
+            same_face = await self._same_face(job, img)
         if same_face is not None and same_face.drift:  # flagged for a person; never bought again
             status = "flagged"
             reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
-        image_ref, thumb_ref = await self.io(
-            self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
-        )
+        with step("store"):
+            image_ref, thumb_ref = await self.io(
+                self.store.put_image, job.user_id, f"{job.target}-{avatar_id}", webp, thumb
+            )
         msg = self._message(job)
+        timings = timing_now()
         record = AvatarRecord(
             id=avatar_id,
             user_id=job.user_id,
@@ -898,11 +938,13 @@ class Pipeline:
             references=job.request.references,
             message=msg,
             cues=list(job.parts.cues),
+            look_key=job.look_key,
             status=status,
             reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),
             identity=same_face.to_dict() if same_face else {},
             created_at=self.now(),
+            timings=timings,
         )
         # The record, the due index and the ledger line are independent writes: they go out
         # together (each is idempotent, and the spool keeps the image until all are done).
@@ -913,22 +955,25 @@ class Pipeline:
             job.target,
             job.request_key,
             result,
+            at=self.now(),
             kind="spool_ingest" if ingested else "generated",
             avatar_id=avatar_id,
             run_id=self._run_id(),
             validation_ok=verdict.ok,
             identity_distance=same_face.distance if same_face else None,
             identity_drift=same_face.drift if same_face else None,
+            timings=timings,
         )
-        created, _, _ = await asyncio.gather(
-            self.io(self.store.put_avatar, record),
-            self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
-            self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
-        )
-        # A record stored by an earlier attempt stays as it was: report that one.
-        earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
-        stored = earlier or record
-        await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
+        with step("store"):  # the outcome's store time counts these writes too; the record's cannot
+            created, _, _ = await asyncio.gather(
+                self.io(self.store.put_avatar, record),
+                self.io(self.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
+                self.io(self.store.record_event, ledger_line, event_id=f"paid:{job.user_id}:{job.request_key}"),
+            )
+            # A record stored by an earlier attempt stays as it was: report that one.
+            earlier = None if created else await self.io(self.store.get_avatar, job.user_id, avatar_id)
+            stored = earlier or record
+            await self.io(self.store.cache_put, CacheEntry(job.user_id, job.request_key, avatar_id, stored.created_at))
         self.spool.remove(job.user_id, job.request_key)
         if not verdict.ok and gate.on_fail == "fallback":
             asset = await self.io(self.fallbacks.pick, job.target, job.persona)
@@ -983,6 +1028,7 @@ class Pipeline:
                 job.target,
                 job.request_key,
                 result,
+                at=self.now(),
                 kind="spool_ingest" if ingested else "generated",
                 run_id=self._run_id(),
                 validation_ok=False,
@@ -1017,6 +1063,7 @@ class Pipeline:
                 job.target,
                 job.request_key,
                 result,
+                at=self.now(),
                 run_id=self._run_id(),
                 validation_ok=False,
                 detail=f"rejected by the quality gate ({'; '.join(verdict.failures)}); kept at {rejected_ref}",
@@ -1074,6 +1121,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind=kind,
                 target=job.target,
@@ -1104,6 +1152,7 @@ class Pipeline:
         await self.io(
             self.store.record_event,
             LedgerEvent(
+                ts=self.now(),
                 user_id=job.user_id,
                 kind=kind if status != "blocked" else "blocked",
                 target=job.target,
@@ -1126,10 +1175,19 @@ class Pipeline:
 
 
 def paid_event(
-    user_id: str, target: str, request_key: str, result: ImageResult, *, kind: Any = "generated", **extra: Any
+    user_id: str,
+    target: str,
+    request_key: str,
+    result: ImageResult,
+    *,
+    at: datetime,
+    kind: Any = "generated",
+    **extra: Any,
 ) -> LedgerEvent:
-    """The ledger line of one paid image: who, what, the provider's usage, cost and request id."""
+    """The ledger line of one paid image (at the core's time ``at``): who, what, the provider's
+    usage, cost and request id."""
     return LedgerEvent(
+        ts=at,
         user_id=user_id,
         kind=kind,
         target=target,

@@ -22,7 +22,7 @@ fallback_dir: fallback_assets  # your fallback set ('mirror seed-fallbacks' writ
 store: local                 # local | firebase
 provider: local              # local (offline, free) | openai
 style: daymi
-# model: gpt-image-1.5
+# model: gpt-image-2
 # quality: medium
 # concurrency: 4
 # max_cost: 5.00

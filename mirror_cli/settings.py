@@ -43,6 +43,8 @@ class Settings(Strict):
     max_cost: float | None = Field(None, ge=0)
     # The user's fallback set: seed-fallbacks writes here; lookups try it before the shipped set.
     fallback_dir: Path = Path("fallback_assets")
+    # Act as of this ISO-8601 instant (backfills, replays, tests); None: the machine's clock.
+    now: str | None = None
     # Firebase store
     firebase_project: str | None = None
     firebase_bucket: str | None = None
@@ -57,6 +59,7 @@ class Settings(Strict):
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
     serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
     auth_check_revoked: bool = True  # also ask Firebase Auth whether a token was revoked (cached a minute)
+    metrics_token: str | None = Field(None, min_length=16, repr=False)  # /metrics asks for it as a Bearer token
 
 
 ENV_PREFIX = "MIRROR_"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ from mirror_cli.settings import load_settings  # noqa: E402
 # The shipped configs (package data). Tests never name repository paths for them.
 CONFIGS = default_config_dir()
 
+# The instant every test runs at unless it pins its own: the core's clock (and the CLI's, through
+# MIRROR_NOW) starts here and moves on. No test depends on the calendar day it runs on.
+PINNED_NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow stress tests (and the wheel install) first: on several workers (make test runs -n)
+    they overlap the many short tests instead of trailing at the end."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("install") else 1)
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -34,6 +45,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MIRROR_FALLBACK_DIR", str(tmp_path / "fallback_assets"))
+    monkeypatch.setenv("MIRROR_NOW", PINNED_NOW.isoformat())
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_dockerfile_runs_the_scripts_this_test_runs():
     assert 'build-wheels.sh /src /wheels "$EXTRAS"' in runs
     assert 'install.sh /wheels /opt/mirror "$EXTRAS"' in runs
     assert re.search(r"^USER 10001", text, re.M) and 'ENTRYPOINT ["mirror"]' in text
-    assert DOCKER_EXTRAS and DOCKER_EXTRAS.group(1) == "firebase,openai"
+    assert DOCKER_EXTRAS and DOCKER_EXTRAS.group(1) == "serve"
     ignored = (ROOT / ".dockerignore").read_text()
     assert "!mirror_cli/" in ignored and "!docker/" in ignored
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from conftest import import_examples, openai_flags
+from conftest import CONFIGS, import_examples, make_config_dir, openai_flags
 from openai_server import (
     Fault,
     auth_fault,
@@ -19,6 +20,8 @@ from openai_server import (
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
+from mirror_cli.clock import PinnedClock
+from mirror_cli.config import ConfigSet
 from mirror_cli.errors import ConfigError, ExitCode, RunStoppedError
 from mirror_cli.planner import safety_identifier
 
@@ -32,6 +35,12 @@ def oa(make_core, openai_env, fast_configs):
         return make_core(provider="openai", base_url=openai_env.url, **kw)
 
     return factory
+
+
+def _scaled_minute(tmp_path):
+    """Configs whose rate-limit 'minute' lasts one second: a 429 lowers the learned rate (to one
+    image per window when nothing was configured), and these tests must not wait real minutes."""
+    return make_config_dir(tmp_path, {"rate_limits": {"gpt-image-2": {"images_per_minute": 60, "window_s": 1.0}}})
 
 
 def ledger_cost(core) -> float:
@@ -82,9 +91,9 @@ def test_later_stages_are_edits_with_anchor_and_previous(oa, openai_env):
     [rate_limit_fault(0.01), Fault(500), Fault(503, code=None)],
     ids=["429", "500", "503"],
 )
-def test_transient_failures_are_retried(oa, openai_env, fault):
+def test_transient_failures_are_retried(oa, openai_env, fault, tmp_path):
     openai_env.push(fault, fault)
-    report = oa().generate(["demo"], "month")
+    report = oa(config_dir=_scaled_minute(tmp_path)).generate(["demo"], "month")
     assert report.count("generated") == 1
     assert report.retries.retries == 2
     assert len(openai_env.requests) == 3 and len(openai_env.ledger) == 1
@@ -126,9 +135,9 @@ def test_connect_failure_is_not_booked(make_core, openai_env, fast_configs):
     assert not [e for e in core.store.events() if e.kind == "may_have_billed"]
 
 
-def test_retry_after_is_honoured(oa, openai_env):
+def test_retry_after_is_honoured(oa, openai_env, tmp_path):
     openai_env.push(Fault(429, "requests", "rate_limit_exceeded", "Rate limit reached. Please try again in 0.3s."))
-    report = oa().generate(["demo"], "month")
+    report = oa(config_dir=_scaled_minute(tmp_path)).generate(["demo"], "month")
     assert report.count("generated") == 1 and report.retries.waited_s >= 0.3
 
 
@@ -266,13 +275,22 @@ def test_doctor_checks_model_availability(oa, openai_env):
     assert checks["model availability"]["status"] == "fail"
 
 
+def before_shutdown(model: str, days: int) -> PinnedClock:
+    """A clock ``days`` before ``model``'s shutdown date in the shipped models.yaml."""
+    shutdown = ConfigSet(CONFIGS, "daymi").models.models[model].shutdown_date
+    assert shutdown is not None
+    return PinnedClock(datetime.combine(shutdown, time(12), UTC) - timedelta(days=days))
+
+
 def test_doctor_warns_about_model_shutting_down(oa):
-    checks = {c["check"]: c for c in oa(model="gpt-image-1.5").doctor()}
-    assert checks["model"]["status"] == "warn" and "2026-12-01" in checks["model"]["detail"]
+    clock = before_shutdown("gpt-image-1.5", 10)
+    checks = {c["check"]: c for c in oa(model="gpt-image-1.5", now=clock).doctor()}
+    shutdown = (clock() + timedelta(days=10)).date().isoformat()
+    assert checks["model"]["status"] == "warn" and shutdown in checks["model"]["detail"]
 
 
 def test_input_fidelity_only_for_models_that_take_it(oa, openai_env):
-    core = oa(model="gpt-image-1.5")
+    core = oa(model="gpt-image-1.5", now=before_shutdown("gpt-image-1.5", 30))
     core.generate(["kenji"], "newReflection")
     core.generate(["kenji"], "firstWeek")
     assert "input_fidelity" not in openai_env.requests[0]["params"]

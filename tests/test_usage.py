@@ -94,6 +94,12 @@ def test_cli_json_and_csv(core, data_dir):
         ["usage", "--json", "--data-dir", str(data_dir), "--since", "2026-11-01", "--until", "2026-11-30"],
     )
     assert r.exit_code == 0 and json.loads(r.stdout)["summary"]["generations"] == 4
-    c = CliRunner().invoke(app, ["usage", "--csv", "--data-dir", str(data_dir), "--since", "2026-11-01"])
-    header, row = c.stdout.strip().splitlines()
-    assert dict(zip(header.split(","), row.split(","), strict=True))["generations"] == "4"
+    # --since alone counts up to the core's today: the 20th is in on the 25th, not on the 16th
+    rows = {}
+    for now in ("2026-11-25T08:00:00Z", "2026-11-16T08:00:00Z"):
+        c = CliRunner().invoke(
+            app, ["usage", "--csv", "--data-dir", str(data_dir), "--since", "2026-11-01", "--now", now]
+        )
+        header, row = c.stdout.strip().splitlines()
+        rows[now[:10]] = dict(zip(header.split(","), row.split(","), strict=True))["generations"]
+    assert rows == {"2026-11-25": "4", "2026-11-16": "2"}

@@ -73,6 +73,10 @@ STORE_SETTINGS: dict[str, Any] = {
     "data_dir": Annotated[Path | None, setting("data_dir", "Local store folder.", "DIR")],
     "store": Annotated[str | None, setting("store", "local or firebase.", "KIND")],
     "style": Annotated[str | None, setting("style", "Style name (styles/NAME.yaml).", "NAME")],
+    "now": Annotated[
+        str | None,
+        setting("now", "Act as of this ISO-8601 instant, e.g. 2026-03-29T01:30:00Z (backfills, replays).", "INSTANT"),
+    ],
     "firebase_project": Annotated[str | None, setting("firebase_project", "Firebase project id.", "ID")],
     "firebase_bucket": Annotated[str | None, setting("firebase_bucket", "Cloud Storage bucket.", "BUCKET")],
     "firebase_credentials": Annotated[
@@ -286,24 +290,48 @@ def render_report(
     title: str,
     batch: bool = False,
     report_file: Path | None = None,
+    notes: Sequence[str] = (),
 ) -> NoReturn:
     """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
-    and always for the failed jobs); then the exit code that says how the run went."""
+    and always for the failed jobs), and ``notes`` on stderr; then the exit code that says how the
+    run went.
+
+    ``report_file`` was checked before the run (cli/outputs.py); its folder is made here. Should writing it fail
+    anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
+    error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
+    if notes:  # what the user asked for that this run did not do (JSON: summary.notes)
+        summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
+    code = report_exit(report)
     if report_file is not None:
         from ..errors import redact
 
         payload = {"summary": summary, "jobs": jobs}
-        report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
+        try:
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+            report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
+        except OSError as exc:
+            emit_json(payload)
+            from .. import console
+
+            console.error(
+                f"the run finished, but its report could not be written to {report_file} "
+                f"({exc.strerror or exc}); the report is on stdout.",
+                "Free space or fix the folder's permissions; the JSON above is the same report.",
+                code or int(ExitCode.USAGE),
+            )
+            raise typer.Exit(code or int(ExitCode.USAGE)) from None
 
     def human() -> None:
         from .. import console
 
         console.run_report(title, report, per_job=edge.verbose or not batch)
+        for note in notes:
+            console.labelled("note", note, "yellow", stderr=True)
 
     edge.emit(summary, jobs=jobs, human=human)
-    raise typer.Exit(report_exit(report))
+    raise typer.Exit(code)
 
 
 def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -317,7 +345,9 @@ def with_store_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _with(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
-    sig = inspect.signature(fn)
+    # eval_str: a module with `from __future__ import annotations` has string annotations, and
+    # Typer takes a __signature__ as given: unevaluated, its options would lose their metadata.
+    sig = inspect.signature(fn, eval_str=True)
     own = [p for p in sig.parameters.values() if p.name != "flags"]
     extra = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)

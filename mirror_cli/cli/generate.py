@@ -15,6 +15,7 @@ from .common import (
     render_report,
     with_settings,
 )
+from .outputs import check_output_file
 
 
 @with_settings
@@ -26,6 +27,14 @@ def generate(
         option("--stage", "-s", metavar="STAGE", help="Stage or trilogy kind (camelCase, snake_case or kebab-case)."),
     ] = "newReflection",
     all_users: Annotated[bool, option("--all", help="Every user in the store (a resumable run).")] = False,
+    regenerate: Annotated[
+        bool,
+        option(
+            "--regenerate",
+            help="Pay for one more image of a stage the user already has (limits.regenerations_per_target); "
+            "without it an existing stage is served as it is.",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
@@ -52,7 +61,9 @@ def generate(
             max_cost=max_cost,
             shard=Shard.parse(shard) if all_users else None,
             resume=resume,
+            regenerate=regenerate,
         )
 
+    edge.guard(lambda: check_output_file(report))  # before anything is spent
     result = edge.run(call, progress=f"generate {stage}")
     render_report(result, edge, title=f"generate {stage}", batch=all_users, report_file=report)

@@ -2,31 +2,71 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Annotated, Any
 
-import typer
+from .common import DebugOpt, Edge, JsonOpt, option, with_settings
 
-from .common import DebugOpt, Edge, with_settings
+SERVE_PANEL = "Server"
 
 
 @with_settings
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port [env PORT].", envvar="PORT")] = 8080,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes, each with its own core.")] = 1,
+    host: Annotated[
+        str,
+        option(
+            "--host",
+            metavar="ADDRESS",
+            env="MIRROR_HOST",
+            panel=SERVE_PANEL,
+            help="Address to listen on (0.0.0.0 in a container).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        option(
+            "--port",
+            metavar="N",
+            env="PORT",
+            panel=SERVE_PANEL,
+            min=1,
+            max=65535,
+            help="Port to listen on (Cloud Run sets PORT; --port wins over it).",
+        ),
+    ] = 8080,
+    workers: Annotated[
+        int,
+        option(
+            "--workers",
+            metavar="N",
+            env="MIRROR_WORKERS",
+            panel=SERVE_PANEL,
+            min=1,
+            max=64,
+            help="Processes, each with its own core.",
+        ),
+    ] = 1,
+    as_json: JsonOpt = False,
     debug: DebugOpt = False,
     *,
     flags: dict[str, Any],
 ) -> None:
     """Serve /api/v1 (generate, evolve, trilogy, avatars, usage, jobs) to the app, with Firebase Auth."""
 
-    edge = Edge(flags, debug=debug)
+    edge = Edge(flags, as_json, debug)  # --json: a failure to start is one JSON object
 
     def check() -> None:
         # Fail here, with the CLI's wording and exit code, rather than inside each worker.
+        from ..errors import ConfigError
         from ..server.auth import TokenVerifier
 
+        missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"'mirror serve' needs the serve extra ({', '.join(missing)} not installed).",
+                "pip install 'mirror-realm-avatars[serve]'",
+            )
         TokenVerifier(edge.settings()).close()
 
     edge.guard(check)

@@ -169,7 +169,7 @@ class OpenAIProvider:
         if importlib.util.find_spec("openai") is None:
             raise ConfigError(
                 "The openai provider needs the openai package, which is not installed.",
-                "pip install 'mirror-realm-avatars[openai]' (with pipx: pipx inject mirror-realm-avatars openai).",
+                "openai is a dependency of mirror: reinstall it (pip install --force-reinstall mirror-realm-avatars).",
             )
         key = read_api_key(ctx.settings.secrets_file)
         # A dry run only estimates: it needs prices, not a key.

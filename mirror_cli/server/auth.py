@@ -63,7 +63,9 @@ class TokenVerifier:
             from firebase_admin import credentials
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                "'mirror serve' needs firebase-admin to verify ID tokens.", "pip install 'mirror-realm-avatars[serve]'."
+                "'mirror serve' needs firebase-admin to verify ID tokens.",
+                "firebase-admin is a dependency of mirror: reinstall it "
+                "(pip install --force-reinstall mirror-realm-avatars).",
             ) from exc
         self.check_revoked = settings.auth_check_revoked
         self.emulator = emulator_host()

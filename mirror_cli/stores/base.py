@@ -412,7 +412,8 @@ _STORES: Registry[StoreFactory] = Registry(
         "firebase": "mirror_cli.stores.firebase:FirebaseStore",
     },
     group="mirror.stores",
-    missing_hint="Install it with: pip install 'mirror-realm-avatars[firebase]'.",
+    missing_hint="firebase-admin is a dependency of mirror: reinstall it "
+    "(pip install --force-reinstall mirror-realm-avatars).",
 )
 
 

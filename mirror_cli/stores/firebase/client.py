@@ -153,7 +153,9 @@ class FirebaseClient:
             from firebase_admin import firestore
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                "The firebase store needs the firebase-admin package.", "pip install 'mirror-realm-avatars[firebase]'."
+                "The firebase store needs the firebase-admin package, which is not installed.",
+                "firebase-admin is a dependency of mirror: reinstall it "
+                "(pip install --force-reinstall mirror-realm-avatars).",
             ) from exc
         self.settings = settings
         project = (

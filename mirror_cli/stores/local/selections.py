@@ -1,25 +1,17 @@
-"""The local store's selections: one row per choice a user made (migration 5); the current one is
-the latest."""
+"""Selections: one row per choice a user made (migration 6); the current one is the last made."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ..models import validate_user_id
-from .base import Selection
+from ...models import validate_user_id
+from ..base import Selection
+from .db import LocalDb
+from .schema import iso as _iso
 
 
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat()
-
-
-class LocalSelections:
-    """Mixed into LocalStore, whose ``_q`` runs one statement under its lock."""
-
-    def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
-
+class Selections(LocalDb):
     def put_selection(self, selection: Selection) -> None:
         validate_user_id(selection.user_id)
         self._q(
