@@ -154,7 +154,7 @@ def test_put_selected_avatar_owner_only(serve_settings, live, auth_env):  # noqa
     assert chosen is not None and chosen.avatar_id == "av1"
     assert core.store.get_selection(other) is None
     assert core.store.get_user(uid) is not None  # the profile still reads with the new field
-    today = datetime.now(UTC).date()
+    today = core.now().date()  # the server core's clock (the serve tests pin it)
     assert core.usage(since=today - timedelta(days=1), until=today + timedelta(days=1)).selections == {"twoWeeks": 1}
 
 
