@@ -153,6 +153,9 @@ def test_a_window_missed_whole_is_served_the_next_night_never_at_a_random_hour(m
     assert core.overdue_users() == 0
     clock.set(datetime(2026, 6, 1, 23, tzinfo=UTC))  # no tick ran from 17:00 to 22:00: an outage
     assert core.overdue_users() == 1
+    assert core.usage().overdue_users == 1
+    nightly = next(c for c in core.doctor() if c["check"] == "nightly")
+    assert nightly["status"] == "warn" and "1 user(s) overdue" in nightly["detail"]
     report = core.evolve(None, due=True)
     assert report.outcomes == []
     assert report.summary()["tick"] | {"at": None} == {
