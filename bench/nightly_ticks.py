@@ -218,9 +218,8 @@ def run(kind: str, n: int, due_share: float, start: datetime, work: Path, cfg: P
         f"  in window and due: at most {worst:.2f} reads per due user above the constant {quiet} "
         f"(target <= 3 + constant); nobody due: {quiet} reads (target <= 20)"
     )
-    print(
-        f"  busiest tick {max(r[1] for r in rows):,} users = {max(r[1] for r in rows) / max(due_total, 1):.1%} of the day"
-    )
+    busiest = max(r[1] for r in rows)
+    print(f"  busiest tick {busiest:,} users = {busiest / max(due_total, 1):.1%} of the day's due users")
     print(f"  25 ticks in {elapsed:.0f} s")
     core.close()
 
