@@ -343,3 +343,7 @@ def test_the_firestore_tick_reads_only_the_due_users_whose_window_is_open(fireba
     assert all(_local_in_window(at, zone_of[u]) for u, at in served)
     quiet = [used for in_window, used in reads if in_window == 0]
     assert quiet and max(quiet) <= 20, reads  # one read per empty stage query, plus the index version
+    # a zone the app wrote that the zone database does not know: that user is served in the
+    # default zone's window, and nobody else's tick breaks
+    core.store.db.collection("users").document("f0").update({"timezone": "Mars/Olympus"})
+    assert core.store.get_user("f0").timezone is None
