@@ -102,6 +102,9 @@ class Persona(Strict):
     personality: list[str] = Field(default_factory=list, max_length=12)
     companion: Companion = Field(default_factory=Companion)
     progress: Progress = Field(default_factory=Progress)
+    # An IANA zone name (Europe/Berlin, Asia/Kathmandu): the nightly tick serves the user in the
+    # window of their own night. None: the configured default zone (limits.yaml nightly.timezone).
+    timezone: str | None = Field(None, max_length=64)
 
     @field_validator("id")
     @classmethod
