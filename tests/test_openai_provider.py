@@ -110,7 +110,16 @@ def test_timeout_is_retried_once_and_booked_as_may_have_billed(oa, openai_env):
     assert report.summary()["may_have_billed_usd"] == pytest.approx(maybe[0].cost_usd)
     usage = core.usage()
     assert usage.may_have_billed == 1 and usage.may_have_billed_usd == pytest.approx(maybe[0].cost_usd)
-    assert usage.cost_usd + usage.may_have_billed_usd >= openai_env.billed_usd(GPT_IMAGE_2) - 1e-9
+    # confirmed spend is exactly the answer kept; the unanswered request is booked at its estimate
+    billed = openai_env.billed_usd(GPT_IMAGE_2)
+    kept = openai_env.ledger[1]["usage"]  # the retry's answer, the one the client read
+    p = GPT_IMAGE_2
+    text, image = kept["input_tokens_details"]["text_tokens"], kept["input_tokens_details"]["image_tokens"]
+    assert usage.cost_usd == pytest.approx(
+        (text * p["text_in"] + image * p["image_in"] + kept["output_tokens"] * p["image_out"]) / 1e6
+    )
+    spend = usage.cost_usd + usage.may_have_billed_usd
+    assert billed - 1e-9 <= spend <= billed + report.outcomes[0].estimate_usd + 1e-9
 
 
 def test_unanswered_requests_are_retried_at_most_once(oa, openai_env):

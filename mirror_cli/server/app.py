@@ -42,6 +42,7 @@ from .schemas import (
     Usage,
 )
 from .service import POLL_AFTER_S, Service, photo_too_large, request_key
+from .users import users_router
 
 log = logging.getLogger("mirror.serve")
 PREFIX = "/api/v1"
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.state.service = svc
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
+    app.include_router(users_router(_caller), prefix=PREFIX)
     app.include_router(selection.routes(_caller), prefix=PREFIX)
     _problem_media_type(app)
 

@@ -1,4 +1,4 @@
-"""Selections: one row per choice a user made (migration 6); the current one is the last made."""
+"""Selections: one row per choice a user made (migration 7); the current one is the last made."""
 
 from __future__ import annotations
 
