@@ -103,6 +103,7 @@ class RunReport:
     store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
+    alerts: list[Any] = field(default_factory=list)  # telemetry.alerts.Alert raised by this run (new ones)
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
@@ -145,6 +146,7 @@ class RunReport:
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
+            "alerts": [a.to_dict() for a in self.alerts],
         }
 
 
