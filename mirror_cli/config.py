@@ -360,6 +360,8 @@ class LimitsConfig(Strict):
     monthly_budget_usd: float = Field(100.0, ge=0)
     max_cost_per_run_usd: float | None = Field(None, ge=0)
     cache_ttl_days: int = Field(30, ge=0)
+    # extra paid images of one stage (or trilogy part) a user may ask for with an explicit regenerate
+    regenerations_per_target: int = Field(2, ge=0, le=100)
     concurrency: int = Field(4, ge=1, le=256)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

@@ -351,9 +351,12 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
-            self.agenerate(users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+            self.agenerate(
+                users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, regenerate=regenerate
+            )
         )
         return report
 
@@ -366,13 +369,25 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
+        """``regenerate``: one more paid image of a target each user already has (a person asked
+        for it; limits.regenerations_per_target bounds it). Otherwise a target a user already has
+        with the same look is served as it is, whatever their progress says now."""
         self.estimating = self.estimating or dry_run
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
         personas = [await self.store_calls(self.persona, u) for u in uids]
-        specs = [JobSpec(p, p.progress, target) for p in personas]
+        if regenerate and batch:
+            raise UsageError(
+                "Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate."
+            )
+        if regenerate and not dry_run:  # refused before anything runs (the limit, nothing to redo)
+            planner = self.planner()
+            for p in personas:
+                await self.store_calls(planner.check_regeneration, p, target)
+        specs = [JobSpec(p, p.progress, target, regenerate=regenerate) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
@@ -604,9 +619,9 @@ class Mirror:
             raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
         table = self.configs.stages
         labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
-        timelines = [
-            UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy]) for u in uids
-        ]
+        order = [*table.names, *table.trilogy]
+        days = {s: table.get(s).from_day for s in table.names}
+        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, order, days) for u in uids]
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"

@@ -215,6 +215,8 @@ class AvatarRecord(Strict):
     # The achievement cues the picture shows (I-There's story compares them with the previous
     # avatar's); None on records made before cues were stored: unknown, never called new.
     cues: list[str] | None = None
+    # what decides the avatar's look (planner.look_key); None on records made before it was kept
+    look_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     timings: JobTimings | None = None  # absent on records stored before jobs were measured
 

@@ -48,6 +48,7 @@ class JobSpec:
     progress: Progress
     target: str
     photo: Photo | None = None
+    regenerate: bool = False  # one more paid image of a target the user already has (limited)
 
     @property
     def job_id(self) -> str:
@@ -219,8 +220,15 @@ class Pipeline:
     async def plan_only(self, specs: list[JobSpec]) -> RunReport:
         report = RunReport()
         for spec in specs:
-            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
-            hit = await self._cache_hit(job)
+            job = await self.io(
+                self.planner.plan,
+                spec.persona,
+                spec.progress,
+                spec.target,
+                photo=spec.photo,
+                regenerate=spec.regenerate,
+            )
+            hit = job.existing or await self._cache_hit(job)
             report.outcomes.append(
                 Outcome(
                     job.user_id,
@@ -427,7 +435,14 @@ class Pipeline:
 
     async def _run_one(self, spec: JobSpec) -> Outcome:
         try:
-            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+            job = await self.io(
+                self.planner.plan,
+                spec.persona,
+                spec.progress,
+                spec.target,
+                photo=spec.photo,
+                regenerate=spec.regenerate,
+            )
         except StoreError as exc:
             self.request_stop(f"the store is unavailable: {exc.message}")
             await self._safe_job_state(spec, "failed", "", exc.message)
@@ -493,8 +508,9 @@ class Pipeline:
             return await self._finish(
                 job, spooled.result, ingested=True, may_retry=spooled.meta.get("attempt") != "retry"
             )
-        # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user)
-        hit = await self._cache_hit(job)
+        # 2. an exact repeat is a cache hit at cost 0 (per user: keys include the user), and so is
+        # a stage the user already has with the same look, whatever their metrics say now
+        hit = job.existing or await self._cache_hit(job)
         if hit is not None:
             await self.io(
                 self.store.record_event,
@@ -924,6 +940,7 @@ class Pipeline:
             references=job.request.references,
             message=msg,
             cues=list(job.parts.cues),
+            look_key=job.look_key,
             status=status,
             reason="; ".join(reasons) or None,
             validation=verdict.to_dict(),

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -101,14 +103,43 @@ def test_daily_limit_answers_429_with_retry_after(serve_settings, live, auth_env
     assert len(openai_env.ledger) == 1
 
 
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _count_joins(jobs: Any) -> dict[str, int]:
+    """Count the requests that joined a running job (a spy around the server's own Jobs.submit)."""
+    counts = {"joined": 0}
+    submit = jobs.submit
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        job, joined = submit(*args, **kwargs)
+        counts["joined"] += int(joined)
+        return job, joined
+
+    jobs.submit = spy
+    return counts
+
+
 def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_env):
-    openai_env.latency = 0.5  # the requests overlap while the first image is being made
+    """The paid answer is held until all twenty taps are in: nineteen join the running job (none
+    can find a stored image yet), and one image is paid."""
     server = live(serve_settings())
     uid, token = new_user(auth_env, server.service.core.store)
+    joins = _count_joins(server.service.jobs)
+    openai_env.hold()
 
     async def taps() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
-            return await asyncio.gather(*(c.post("/avatar/generate", json=_generate(uid)) for _ in range(20)))
+            sent = [asyncio.create_task(c.post("/avatar/generate", json=_generate(uid))) for _ in range(20)]
+            await asyncio.to_thread(_until, lambda: joins["joined"] == 19, "19 taps joining the job")
+            await asyncio.to_thread(openai_env.wait_for_requests, 1)
+            assert not openai_env.ledger  # held: nothing answered (or stored) yet
+            openai_env.release()
+            return await asyncio.gather(*sent)
 
     answers = asyncio.run(taps())
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
@@ -116,8 +147,8 @@ def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_e
     assert len({b["avatar_id"] for b in bodies}) == 1
     assert sum(1 for b in bodies if not b["cached"]) == 1
     assert sum(b["cost"] for b in bodies) == max(b["cost"] for b in bodies) > 0
-    assert len([r for r in openai_env.requests if "images" in r.get("path", "")]) == 1
-    assert len(openai_env.ledger) == 1
+    assert len(openai_env.requests) == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0
 
 
 def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env, openai_env):
@@ -229,23 +260,38 @@ def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env
 
 def test_two_servers_one_paid_image(serve_settings, live, auth_env, openai_env):
     """Two server processes' worth of cores on one store: the store's job claim makes the second
-    wait for the first's image instead of buying it again."""
-    openai_env.latency = 1.0
+    wait for the first's image instead of buying it again. The first's answer is held until the
+    second has found the claim taken (so the second cannot simply find a stored image)."""
     settings = serve_settings()
     first, second = live(settings), live(settings)
     uid, token = new_user(auth_env, first.service.core.store)
+    refused = {"n": 0}
+    store = second.service.core.store
+    claim = store.claim
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = claim(*args, **kwargs)
+        refused["n"] += int(not result.acquired)
+        return result
+
+    store.claim = spy
+    openai_env.hold()
 
     async def taps() -> list[httpx.Response]:
         async with httpx.AsyncClient(headers=bearer(token), timeout=60) as c:
-            return await asyncio.gather(
-                *(c.post(s.url + API + "/avatar/generate", json=_generate(uid)) for s in (first, second))
-            )
+            one = asyncio.create_task(c.post(first.url + API + "/avatar/generate", json=_generate(uid)))
+            await asyncio.to_thread(openai_env.wait_for_requests, 1)
+            two = asyncio.create_task(c.post(second.url + API + "/avatar/generate", json=_generate(uid)))
+            await asyncio.to_thread(_until, lambda: refused["n"] >= 1, "the second server finding the claim taken")
+            openai_env.release()
+            return [await one, await two]
 
     answers = asyncio.run(taps())
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
     assert len({a.json()["avatar_id"] for a in answers}) == 1
-    assert sorted(a.json()["cached"] for a in answers) == [False, True]
-    assert len(openai_env.ledger) == 1
+    assert [a.json()["cached"] for a in answers] == [False, True]
+    assert len(openai_env.requests) == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0
 
 
 def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):

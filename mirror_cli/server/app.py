@@ -160,8 +160,11 @@ def _routes(svc: Service) -> APIRouter:
         forbid(who, body.user_id)
         target = svc.core.configs.stages.parse_target(body.evolution_stage)
         progress = body.progress_metrics.to_progress() if body.progress_metrics else None
-        key = request_key(body.user_id, "generate", target, progress.model_dump() if progress else None)
-        job, joined = await svc.run(key, who, "generate", lambda: svc.generate(body.user_id, target, progress))
+        # one job per user, stage and intent: fresh metrics do not change which picture a stage has
+        key = request_key(body.user_id, "generate", target, body.regenerate)
+        job, joined = await svc.run(
+            key, who, "generate", lambda: svc.generate(body.user_id, target, progress, body.regenerate)
+        )
         return answer(job, joined)
 
     @router.post(

@@ -74,10 +74,10 @@ class Service:
             return _problem_result(internal())
 
     # ---------------------------------------------------------------------------- commands
-    async def generate(self, uid: str, target: str, progress: Progress | None) -> Result:
+    async def generate(self, uid: str, target: str, progress: Progress | None, regenerate: bool = False) -> Result:
         started = time.perf_counter()
         await self._update_progress(uid, progress)
-        report = await self.core.agenerate([uid], target)
+        report = await self.core.agenerate([uid], target, regenerate=regenerate)
         outcomes = self._check(report)
         return Result(200, self.avatar(outcomes[0], started))
 
