@@ -31,6 +31,7 @@ from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, R
 from .stores.calls import StoreCalls
 from .telemetry import tracing
 from .telemetry.alerts import run_alerts
+from .tick import NightlyTick, TickPlan
 
 
 @dataclass(frozen=True)
@@ -241,10 +242,32 @@ class Mirror:
         return updated
 
     def import_users(self, personas: list[Persona]) -> list[str]:
-        """Add or replace users in the store; returns their ids."""
+        """Add or replace users in the store; returns their ids. Each user's nightly window is
+        recomputed with their zone's rules (the zone may have changed)."""
+        tick = self.nightly_tick()
         for p in personas:
             self.store.put_user(p)
+            self._reopen_window(tick, p)
         return [p.id for p in personas]
+
+    def set_timezone(self, uid: str, name: str | None) -> Persona:
+        """Set (or, with None, clear to the configured default) a user's IANA time zone; the
+        window they are next served in follows the new zone at once."""
+        from .nightly import check_zone
+
+        if name is not None:
+            check_zone(name, "--tz")
+        persona = self.persona(uid)
+        updated = persona.model_copy(update={"timezone": name})
+        self.store.put_user(updated)
+        self._reopen_window(self.nightly_tick(), updated)
+        return updated
+
+    def _reopen_window(self, tick: NightlyTick, persona: Persona) -> None:
+        from .nightly import epoch
+
+        now = self.now()
+        self.store.set_next_window(persona.id, epoch(tick.window.next_open(now, tick.zone_of(persona))))
 
     def import_examples(self) -> list[str]:
         """Import the example personas shipped with the package (demo data, on request only)."""
@@ -472,9 +495,12 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        any_hour: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
-            self.aevolve(uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+            self.aevolve(
+                uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, any_hour=any_hour
+            )
         )
         return report
 
@@ -488,21 +514,33 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        any_hour: bool = False,
     ) -> RunReport:
+        """``due``: one nightly tick, serving the due users inside their local window (every due
+        user with ``any_hour``)."""
         self.estimating = self.estimating or dry_run
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
             raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
+        if any_hour and not due:
+            raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
+        plan = None
         if due:
-            specs = await self.store_calls(self.due_specs, shard)
+            plan = await self.store_calls(self.plan_tick, shard, any_hour=any_hour, dry_run=dry_run)
+            specs = plan.specs
         else:
             persona = await self.store_calls(self.persona, uid or "")
             specs = await self.store_calls(self.evolve_specs, persona, to)
         run = None
         if due and not dry_run:
-            run = self._start_run("evolve", {"due": True}, resume)
-        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+            run = self._start_run("evolve", {"due": True, "any_hour": any_hour}, resume)
+        report = await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        if plan is not None:
+            if not dry_run:
+                await self.store_calls(self.nightly_tick().finish, plan, report.outcomes)
+            report.tick = plan.summary(None if dry_run else report.outcomes)
+        return report
 
     # ------------------------------------------------------------------------- due index
     def due_queries(self) -> list[DueQuery]:
@@ -515,17 +553,32 @@ class Mirror:
             queries.append(DueQuery(rank, table.get(nxt).from_day))
         return queries
 
-    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
-        """The jobs of a nightly run, from a few indexed queries: reads grow with the users who
-        are due, not with all users."""
+    def nightly_tick(self) -> NightlyTick:
+        names = self.configs.stages.names
+        nightly = self.configs.limits.nightly
+
+        def specs_for(persona: Persona, rank: int) -> list[JobSpec]:
+            return self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,))
+
+        return NightlyTick(self.store, nightly.window, nightly.timezone, self.due_queries(), specs_for)
+
+    def plan_tick(self, shard: Shard | None = None, *, any_hour: bool = False, dry_run: bool = False) -> TickPlan:
+        """One nightly tick's jobs, from a few indexed queries: reads grow with the due users
+        whose window has opened, not with all users (see mirror_cli.tick)."""
         if self.store.due_index_version() < DUE_INDEX_VERSION:
             self.reindex_due()
-        names = self.configs.stages.names
         buckets = shard.buckets if shard else (0, SHARD_BUCKETS)
-        specs: list[JobSpec] = []
-        for persona, rank in self.store.due_users(self.due_queries(), buckets):
-            specs.extend(self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,)))
-        return specs
+        return self.nightly_tick().plan(self.now(), buckets, any_hour=any_hour, dry_run=dry_run)
+
+    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
+        """The jobs of every due user, whatever their local time (``evolve --due --any-hour``)."""
+        return self.plan_tick(shard, any_hour=True).specs
+
+    def overdue_users(self) -> int:
+        """Due users whose nightly window passed with no tick serving them (missed ticks)."""
+        if self.store.due_index_version() < DUE_INDEX_VERSION:
+            return 0  # no window stored yet: the next tick indexes them
+        return sum(1 for _ in self.nightly_tick().overdue(self.now()))
 
     def reindex_due(self) -> int:
         """Fill the due index of users stored before it existed (once per store: reads every
@@ -535,6 +588,7 @@ class Mirror:
         for uid in list(self.store.iter_user_ids()):
             latest = self.latest_stage(uid)
             self.store.raise_latest_rank(uid, table.index(latest) if latest else -1)
+            self.store.set_next_window(uid, 0)  # the next tick looks at the user and decides
             n += 1
         self.store.set_due_index_version(DUE_INDEX_VERSION)
         return n

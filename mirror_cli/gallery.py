@@ -17,6 +17,7 @@ from PIL import Image
 from .imaging import contact_sheet, decode
 from .models import AvatarRecord, Persona
 from .stores.base import Store
+from .units import money
 
 
 @dataclass
@@ -60,7 +61,7 @@ def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> I
         img = decode(store.read_image(rec.image_path)) if rec else None
         sub = tl.missing(target)
         if rec:
-            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}{_face(rec)}"
+            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · {money(rec.cost_usd)}{_face(rec)}"
         tiles.append((img, tl.labels.get(target, target), sub))
     return contact_sheet(tiles, f"{tl.persona.name} ({tl.persona.id}) · Mirror Realm timeline")
 
@@ -88,7 +89,7 @@ def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], t
         total = sum(r.cost_usd for r in tl.records)
         parts.append(
             f"<h2>{html.escape(tl.persona.name)} <small>({html.escape(tl.persona.id)}, "
-            f"{tl.persona.progress.active_days} active days, ${total:.3f})</small></h2><div class='grid'>"
+            f"{tl.persona.progress.active_days} active days, {money(total)})</small></h2><div class='grid'>"
         )
         by_target = {r.target: r for r in tl.records}
         for target in tl.order:
@@ -107,7 +108,7 @@ def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], t
                 f"<div class='card'><a href='{full}'><img alt='{label}' src='{thumb}' width='256' "
                 f"height='256'></a><div class='meta'><div class='label'>{label}</div>"
                 f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
-                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}{html.escape(_face(rec))}</div>{flag}"
+                f"{html.escape(rec.model)} · {money(rec.cost_usd)}{html.escape(_face(rec))}</div>{flag}"
                 f"<div class='msg'>{html.escape(rec.message)}</div></div></div>"
             )
         parts.append("</div>")

@@ -105,6 +105,8 @@ class RunReport:
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
     alerts: list[Any] = field(default_factory=list)  # telemetry.alerts.Alert raised by this run (new ones)
+    # a nightly tick's figures (mirror_cli.tick.TickPlan.summary): in window, due, served, left
+    tick: dict[str, Any] | None = None
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
@@ -148,6 +150,7 @@ class RunReport:
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
             "alerts": [a.to_dict() for a in self.alerts],
+            **({"tick": self.tick} if self.tick is not None else {}),
         }
 
 

@@ -102,7 +102,7 @@ def test_two_overlapping_evolve_due_runs_pay_nothing_twice(tmp_path, make_core, 
     core.import_users([Persona(id=f"o{i:02d}", name="O") for i in range(users)])
     openai_env.latency = 0.15
     procs = [
-        _mirror(d, cfg, openai_env.url, "evolve", "--due", "--json", "--concurrency", "4", store=store)
+        _mirror(d, cfg, openai_env.url, "evolve", "--due", "--any-hour", "--json", "--concurrency", "4", store=store)
         for d in (data_a, data_b)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -137,7 +137,9 @@ def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spen
     kill_times: list[float] = []
     run_id = None
     for _attempt in range(kills_wanted + 10):
-        args = ["evolve", "--due", "--json", "--concurrency", "2"] + (["--resume", run_id] if run_id else [])
+        args = ["evolve", "--due", "--any-hour", "--json", "--concurrency", "2"] + (
+            ["--resume", run_id] if run_id else []
+        )
         proc = _mirror(data, cfg, openai_env.url, *args)
         if len(kill_times) < kills_wanted:
             start = len(openai_env.requests)

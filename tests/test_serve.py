@@ -5,7 +5,9 @@ about what was paid)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -321,3 +323,76 @@ def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):
     assert _problem(disabled, 401)["detail"] == "This account is disabled."
     app.state.service.core.close()
     app.state.service.verifier.close()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def _forged(token: str, **claims: object) -> str:
+    """An emulator ID token (unsigned, as all of the emulator's are) with some claims changed."""
+    header, _, signature = token.split(".")
+    body = {**_claims(token), **claims}
+    encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{header}.{encoded}.{signature}"
+
+
+def _asgi_calls(app: Any, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test" + API) as c:
+            return [await c.request(method, path, **kw) for method, path, kw in calls]
+
+    return asyncio.run(run())
+
+
+def test_other_users_expired_and_foreign_tokens_are_refused(auth_env, tmp_path):
+    """evolve and trilogy for another user: 403 before any work; an expired token and a token of
+    another project: 401 saying which. (The tokens are the emulator's, claims changed.)"""
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    uid, token = auth_env.sign_up()
+    other, _ = auth_env.sign_up()
+    expired = _forged(token, exp=_claims(token)["iat"])  # issued when the user signed up, expired since
+    foreign = _forged(token, aud="demo-another-project", iss="https://securetoken.google.com/demo-another-project")
+    try:
+        evolve, trilogy, late, alien, own = _asgi_calls(
+            app,
+            ("POST", "/avatar/evolve", {"json": {"user_id": other}, "headers": bearer(token)}),
+            ("POST", "/avatar/trilogy", {"data": {"user_id": other}, "headers": bearer(token)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(expired)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(foreign)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(token)}),
+        )
+        for refused in (evolve, trilogy):
+            assert f"may not act on user {other!r}" in _problem(refused, 403)["detail"]
+        assert _problem(late, 401)["detail"] == "The ID token has expired."
+        assert "not a valid Firebase ID token for this project" in _problem(alien, 401)["detail"]
+        assert own.status_code == 200, own.text  # the untouched token is fine: the forgeries failed on their claims
+        assert not (tmp_path / "d").exists() or not any((tmp_path / "d" / "avatars").rglob("*.png"))
+    finally:
+        app.state.service.core.close()
+        app.state.service.verifier.close()
+
+
+def test_sign_in_unavailable_is_503_with_retry_after(auth_env, tmp_path, monkeypatch):
+    """Firebase Auth unreachable for the revocation check: 503 'sign-in unavailable' with a
+    Retry-After, never a 401 that would sign the user out, nor a 500."""
+    from firebase_auth import free_port
+
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    uid, token = auth_env.sign_up()
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody listens there
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    try:
+        (answer,) = _asgi_calls(app, ("GET", f"/avatar/user/{uid}", {"headers": bearer(token)}))
+        body = _problem(answer, 503)
+        assert body["title"] == "Sign-in check unavailable" and "could not be reached" in body["detail"]
+        assert int(answer.headers["retry-after"]) > 0
+    finally:
+        app.state.service.core.close()
+        app.state.service.verifier.close()
