@@ -53,6 +53,8 @@ class UsageFigures:
     recommendations: list[str] = field(default_factory=list)
     kpis: list[dict[str, Any]] = field(default_factory=list)  # kpis.py: each figure with its target and mark
     days: list[dict[str, Any]] = field(default_factory=list)  # the same figures per UTC day
+    # due users whose whole nightly window passed with no tick (mirror_cli.tick); None for one user
+    overdue_users: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -635,6 +635,13 @@ class Mirror:
         )
         targets = self.configs.limits.targets
         figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+        if user is None:
+            figures.overdue_users = self.overdue_users()
+            if figures.overdue_users:
+                figures.recommendations.append(
+                    f"{figures.overdue_users} due user(s) missed their whole nightly window: is "
+                    "'mirror evolve --due' scheduled hourly? They are served in their next night."
+                )
         return figures
 
     def purge_cache(
@@ -874,6 +881,7 @@ class Mirror:
             ("fallbacks", self._check_fallbacks),
             ("approvals", lambda: approvals_check(self.fallbacks)),
             ("identity", self._check_identity),
+            ("nightly", self._check_nightly),
         ):
             try:
                 checks.extend(check())
@@ -977,6 +985,22 @@ class Mirror:
     def _check_provider(self) -> list[dict[str, str | None]]:
         result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))
         return result
+
+    def _check_nightly(self) -> list[dict[str, str | None]]:
+        nightly = self.configs.limits.nightly
+        overdue = self.overdue_users()
+        detail = f"window {nightly.window.label} local (default zone {nightly.timezone}); {overdue} user(s) overdue"
+        return [
+            {
+                "check": "nightly",
+                "status": "warn" if overdue else "ok",
+                "detail": detail,
+                "fix": "Due users missed their whole nightly window: schedule 'mirror evolve --due' hourly "
+                "(Cloud Scheduler or a CronJob '0 * * * *'); they are served in their next night."
+                if overdue
+                else None,
+            }
+        ]
 
     def _check_spool(self) -> list[dict[str, str | None]]:
         pending = self.spool.pending()

@@ -41,6 +41,7 @@ from .schemas import (
     Usage,
 )
 from .service import POLL_AFTER_S, Service, photo_too_large, request_key
+from .users import users_router
 
 log = logging.getLogger("mirror.serve")
 PREFIX = "/api/v1"
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.state.service = svc
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
+    app.include_router(users_router(_caller), prefix=PREFIX)
     _problem_media_type(app)
 
     origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
@@ -96,7 +98,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
