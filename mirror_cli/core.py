@@ -29,6 +29,8 @@ from .settings import Settings
 from .spool import Spool
 from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
 from .stores.calls import StoreCalls
+from .telemetry import tracing
+from .telemetry.alerts import run_alerts
 from .tick import NightlyTick, TickPlan
 
 
@@ -85,6 +87,7 @@ class Mirror:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
+        tracing.configure_from_env()  # spans by OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector
         self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).
@@ -352,6 +355,8 @@ class Mirror:
                 report.stopped = (
                     report.stopped or "finished"
                 ) + f"; the run's final state was not saved ({err.message})"
+        if run is not None and report.store_error is None:  # budget and failure-rate warnings, once each
+            report.alerts = await self.store_calls(run_alerts, self.store, self.configs.limits, report, self.now())
         return report
 
     async def asweep_spool(self) -> list[Outcome]:

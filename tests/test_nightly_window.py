@@ -98,6 +98,7 @@ def _simulate(core, clock: PinnedClock, start: datetime, missed: set[int], bump_
     return users, due_since, served, ticks
 
 
+@pytest.mark.slow  # 48 ticks and 34 renders each (about 25 s on a loaded 2-core machine)
 @pytest.mark.parametrize(
     ("start", "missed"),
     [
