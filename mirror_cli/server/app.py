@@ -24,6 +24,7 @@ from .. import __version__
 from ..core import Mirror
 from ..errors import MirrorError
 from ..settings import Settings
+from . import selection
 from .auth import Caller, TokenVerifier, forbid
 from .guards import AccessLog, BodyLimit
 from .jobs import Job, Result
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
     app.include_router(users_router(_caller), prefix=PREFIX)
+    app.include_router(selection.routes(_caller), prefix=PREFIX)
     _problem_media_type(app)
 
     origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
