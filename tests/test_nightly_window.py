@@ -260,6 +260,13 @@ def test_zones_are_validated_everywhere_with_exit_2_naming_field_and_value(tmp_p
     assert out["timezone"] == "Asia/Tokyo" and out["next_window_opens"] == "2026-06-01T17:00:00+00:00"
     r = runner.invoke(app, ["users", "list", "--json", "--data-dir", str(data_dir)])
     assert json.loads(r.stdout)["items"][0]["timezone"] == "Asia/Tokyo"
+    args = ["users", "set-timezone", "--user", "p1", "--default", "--json", "--data-dir", str(data_dir)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and json.loads(r.stdout)["summary"]["zone_used"] == "UTC"
+    r = runner.invoke(app, ["users", "set-timezone", "--user", "p1", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "--tz" in r.output  # neither --tz nor --default
+    r = runner.invoke(app, ["users", "set-timezone", "--user", "nobody", "--tz", "UTC", "--data-dir", str(data_dir)])
+    assert r.exit_code == 4  # an unknown user
     bad_default = tmp_path / "cfg"
     shutil.copytree(CONFIGS, bad_default)
     limits = yaml.safe_load((bad_default / "limits.yaml").read_text())
