@@ -146,8 +146,8 @@ class LocalDb:
 
     def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:
         """One statement on this thread's connection; a read of a store never written is empty."""
-        if not self._ready and op == "reads":
-            return []
+        if not self._ready and op == "reads" and not (self.root / "mirror.db").exists():
+            return []  # (another process may have created it since this store was opened)
         rows = self._open().execute(sql, args).fetchall()
         self._count(op, max(1, len(rows)) if op == "reads" else 1)
         return rows
