@@ -29,6 +29,8 @@ from .settings import Settings
 from .spool import Spool
 from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
 from .stores.calls import StoreCalls
+from .telemetry import tracing
+from .telemetry.alerts import run_alerts
 from .tick import NightlyTick, TickPlan
 
 
@@ -85,6 +87,7 @@ class Mirror:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
+        tracing.configure_from_env()  # spans by OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector
         self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).
@@ -352,6 +355,8 @@ class Mirror:
                 report.stopped = (
                     report.stopped or "finished"
                 ) + f"; the run's final state was not saved ({err.message})"
+        if run is not None and report.store_error is None:  # budget and failure-rate warnings, once each
+            report.alerts = await self.store_calls(run_alerts, self.store, self.configs.limits, report, self.now())
         return report
 
     async def asweep_spool(self) -> list[Outcome]:
@@ -630,6 +635,14 @@ class Mirror:
         )
         targets = self.configs.limits.targets
         figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+        if user is None:
+            figures.overdue_users = self.overdue_users()
+            if figures.overdue_users:
+                figures.recommendations.append(
+                    f"{figures.overdue_users} due user(s) missed their whole nightly window: is "
+                    "'mirror evolve --due' scheduled hourly? They are served in their next night."
+                )
+        figures.selections = self.store.selection_counts(start, end, user)  # what users choose to show
         return figures
 
     def purge_cache(
@@ -869,6 +882,7 @@ class Mirror:
             ("fallbacks", self._check_fallbacks),
             ("approvals", lambda: approvals_check(self.fallbacks)),
             ("identity", self._check_identity),
+            ("nightly", self._check_nightly),
         ):
             try:
                 checks.extend(check())
@@ -972,6 +986,22 @@ class Mirror:
     def _check_provider(self) -> list[dict[str, str | None]]:
         result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))
         return result
+
+    def _check_nightly(self) -> list[dict[str, str | None]]:
+        nightly = self.configs.limits.nightly
+        overdue = self.overdue_users()
+        detail = f"window {nightly.window.label} local (default zone {nightly.timezone}); {overdue} user(s) overdue"
+        return [
+            {
+                "check": "nightly",
+                "status": "warn" if overdue else "ok",
+                "detail": detail,
+                "fix": "Due users missed their whole nightly window: schedule 'mirror evolve --due' hourly "
+                "(Cloud Scheduler or a CronJob '0 * * * *'); they are served in their next night."
+                if overdue
+                else None,
+            }
+        ]
 
     def _check_spool(self) -> list[dict[str, str | None]]:
         pending = self.spool.pending()

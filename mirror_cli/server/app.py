@@ -24,6 +24,7 @@ from .. import __version__
 from ..core import Mirror
 from ..errors import MirrorError
 from ..settings import Settings
+from . import selection
 from .auth import Caller, TokenVerifier, forbid
 from .guards import AccessLog, BodyLimit
 from .jobs import Job, Result
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
     app.include_router(users_router(_caller), prefix=PREFIX)
+    app.include_router(selection.routes(_caller), prefix=PREFIX)
     _problem_media_type(app)
 
     origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
@@ -112,7 +114,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.add_middleware(AccessLog)
     from ..telemetry.serve import install as observe  # /metrics, traces, request metrics: outermost
 
-    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token)
+    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token, enabled=settings.serve_metrics)
     return app
 
 
