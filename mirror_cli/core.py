@@ -642,6 +642,7 @@ class Mirror:
                     f"{figures.overdue_users} due user(s) missed their whole nightly window: is "
                     "'mirror evolve --due' scheduled hourly? They are served in their next night."
                 )
+        figures.selections = self.store.selection_counts(start, end, user)  # what users choose to show
         return figures
 
     def purge_cache(

@@ -68,4 +68,8 @@ def save_profile(store: Store, uid: str, update: ProfileUpdate) -> tuple[Persona
         fields["progress"] = current.progress
     persona = Persona.model_validate(fields)
     store.put_user(persona)
+    if current is not None and current.timezone != persona.timezone:
+        # The nightly window was computed with the old zone: the next tick looks at the user
+        # again and, with the new zone's rules, serves them in window or moves them to their night.
+        store.set_next_window(uid, 0)
     return persona, current is None

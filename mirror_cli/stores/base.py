@@ -237,6 +237,31 @@ class Review:
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The avatar a user chose to show in the app's timeline."""
+
+    user_id: str
+    avatar_id: str
+    stage: str  # the avatar's stage (what usage counts by)
+    target: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "avatar_id": self.avatar_id,
+            "stage": self.stage,
+            "target": self.target,
+            "selected_at": self.at.astimezone(UTC).isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, uid: str, d: dict[str, Any]) -> Selection:
+        at = d["selected_at"]
+        when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        return cls(uid, d["avatar_id"], d.get("stage") or "", d.get("target") or "", when)
+
+
 # One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
 # concern can say so in its signature.
 
@@ -364,8 +389,92 @@ class ReviewStore(Protocol):
     def delete_review(self, kind: ReviewKind, key: str) -> None: ...
 
 
+@dataclass
+class AppJob:
+    """A request of the app that outlived its answer (a 202): its state lives in the store so any
+    instance answers its poll, and an instance that finds its lease run out takes it over."""
+
+    id: str
+    owner: str  # the uid it acts for: only they (or an admin) may poll it
+    kind: str  # generate | evolve | trilogy
+    key: str  # what it makes: identical requests share a job
+    params: dict[str, Any]  # what another instance needs to run it again
+    instance: str  # who runs it now
+    lease_until: datetime  # renewed while it runs; past it, a poll on another instance takes it over
+    created_at: datetime
+    state: Literal["running", "done"] = "running"
+    status: int | None = None  # the finished answer: HTTP status, body and headers
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "kind": self.kind,
+            "key": self.key,
+            "params": self.params,
+            "instance": self.instance,
+            "lease_until": self.lease_until.astimezone(UTC).isoformat(),
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "state": self.state,
+            "status": self.status,
+            "body": self.body,
+            "headers": self.headers,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AppJob:
+        return cls(
+            d["id"],
+            d["owner"],
+            d["kind"],
+            d["key"],
+            d.get("params") or {},
+            d["instance"],
+            datetime.fromisoformat(d["lease_until"]),
+            datetime.fromisoformat(d["created_at"]),
+            d["state"],
+            d.get("status"),
+            d.get("body"),
+            d.get("headers") or {},
+        )
+
+
+class AppJobStore(Protocol):
+    """The app's slow requests (answered 202), readable by every instance."""
+
+    def put_app_job(self, job: AppJob) -> None: ...
+    def get_app_job(self, job_id: str) -> AppJob | None: ...
+
+
 @runtime_checkable
-class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, Protocol):
+class SelectionStore(Protocol):
+    """The avatar each user shows, and every choice made, counted per stage for usage."""
+
+    def put_selection(self, selection: Selection) -> None:
+        """Record the user's current choice and one selection event."""
+        ...
+
+    def get_selection(self, uid: str) -> Selection | None: ...
+    def selection_counts(self, since: datetime, until: datetime, uid: str | None = None) -> dict[str, int]:
+        """Selections made in [since, until), per stage."""
+        ...
+
+
+@runtime_checkable
+class Store(
+    ProfileStore,
+    AvatarStore,
+    CacheStore,
+    LedgerStore,
+    LimitStore,
+    RunStore,
+    ReviewStore,
+    SelectionStore,
+    AppJobStore,
+    Protocol,
+):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
 
     name: str

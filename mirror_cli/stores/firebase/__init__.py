@@ -4,6 +4,7 @@ Store protocol; ``client`` holds what they share (clients, credentials, deadline
 
 from __future__ import annotations
 
+from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
 from .ledger import Ledger
@@ -11,9 +12,10 @@ from .limits import Limits
 from .profiles import Profiles
 from .reviews import Reviews
 from .runs import Runs
+from .selections import Selections
 
 
-class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews):
+class FirebaseStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
     """Every concern, on one Firebase app."""
 
 

@@ -4,6 +4,7 @@ the file, one connection per thread, write transactions, operation counts)."""
 
 from __future__ import annotations
 
+from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
 from .claims import Claims
@@ -13,9 +14,10 @@ from .profiles import Profiles
 from .reviews import Reviews
 from .runs import Runs
 from .schema import MIGRATIONS, TIMING_COLUMNS
+from .selections import Selections
 
 
-class LocalStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews):
+class LocalStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
     """Every concern, on one SQLite file."""
 
 
