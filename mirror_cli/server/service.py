@@ -17,8 +17,8 @@ from typing import Any
 
 from ..core import Mirror
 from ..errors import MirrorError, PhotoError
+from ..jobs import Outcome, RunReport
 from ..models import Progress
-from ..pipeline import Outcome, RunReport
 from ..planner import OK_STATUSES
 from .auth import Caller, TokenVerifier
 from .guards import RateLimiter
