@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UsageError
 from .jobs import JobSpec, Outcome, Pipeline, RunReport, claim_key
 from .jobs.types import reservation_from, reservation_info
-from .models import ImageResult, LedgerEvent
+from .models import ImageResult
 from .pricing import cost_from_usage
 from .providers.openai import usage_of
 from .providers.openai_batch import TERMINAL, OpenAIBatchProvider
@@ -252,19 +252,9 @@ class BatchRunner:
         message = f"{error.get('code') or ''} {error.get('message') or ''}".strip()
         if reservation:
             await self.p.io(self.p.store.release, reservation)
-        await self.p.io(
-            self.p.store.record_event,
-            LedgerEvent(
-                ts=self.p.now(),
-                user_id=job.user_id,
-                kind="failed",
-                target=job.target,
-                request_key=job.request_key,
-                provider=self.provider.name,
-                model=job.model_name,
-                run_id=run.id,
-                detail=f"batch: {message}",
-            ),
+        # (this run is the pipeline's: the line carries its id)
+        await self.p.ctx.book(
+            job, "failed", provider=self.provider.name, model=job.model_name, detail=f"batch: {message}"
         )
         run.params.setdefault("failed", []).append(meta["job_id"])
         await self._state(run, meta["job_id"], job.user_id, job.target, "failed", job.request_key, message)

@@ -1,15 +1,6 @@
 """Kept for imports: the pipeline now lives in ``mirror_cli.jobs`` (one module per step)."""
 
-from .jobs import JobSpec, Outcome, Pipeline, RunReport, Status, claim_key, owner_dead, paid_event, render_asset
+from . import jobs as _jobs
+from .jobs import *  # noqa: F403
 
-__all__ = [
-    "JobSpec",
-    "Outcome",
-    "Pipeline",
-    "RunReport",
-    "Status",
-    "claim_key",
-    "owner_dead",
-    "paid_event",
-    "render_asset",
-]
+__all__ = _jobs.__all__

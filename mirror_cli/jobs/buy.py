@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import pricing
 from ..errors import RunStoppedError
-from ..models import ImageResult, LedgerEvent
+from ..models import ImageResult
 from ..pacing import ProviderFailure, call_with_retries
 from ..telemetry import hooks
 from ..telemetry.timing import step
@@ -124,21 +124,13 @@ class Buyer:
         return "failed"
 
     async def book_failure(self, job: Job, failure: ProviderFailure, kind: Any) -> None:
-        ctx = self.ctx
-        await ctx.io(
-            ctx.store.record_event,
-            LedgerEvent(
-                ts=ctx.now(),
-                user_id=job.user_id,
-                kind=kind,
-                target=job.target,
-                request_key=job.request_key,
-                provider=ctx.planner.provider_name,
-                model=job.model_name,
-                request_id=failure.request_id,
-                run_id=ctx.run_id(),
-                detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
-            ),
+        await self.ctx.book(
+            job,
+            kind,
+            provider=self.ctx.planner.provider_name,
+            model=job.model_name,
+            request_id=failure.request_id,
+            detail=f"{failure.status or ''} {failure.code or failure.kind}".strip(),
         )
 
     def spool_result(self, job: Job, result: ImageResult, attempt: str = "first") -> None:

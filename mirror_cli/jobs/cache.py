@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..models import AvatarRecord, LedgerEvent
+from ..models import AvatarRecord
 from ..telemetry.timing import current as timing_now
 from .types import Outcome
 
@@ -34,21 +34,8 @@ class Cache:
         hit = await self.lookup(job)
         if hit is None:
             return None
-        ctx = self.ctx
-        await ctx.io(
-            ctx.store.record_event,
-            LedgerEvent(
-                ts=ctx.now(),
-                user_id=job.user_id,
-                kind="cache_hit",
-                target=job.target,
-                request_key=job.request_key,
-                avatar_id=hit.id,
-                provider=hit.provider,
-                model=hit.model,
-                run_id=ctx.run_id(),
-                timings=timing_now(),
-            ),
+        await self.ctx.book(
+            job, "cache_hit", avatar_id=hit.id, provider=hit.provider, model=hit.model, timings=timing_now()
         )
         return Outcome(
             job.user_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..models import LedgerEvent
 from .types import Outcome
 
 if TYPE_CHECKING:
@@ -33,19 +32,8 @@ class Degrade:
             served, kind = (str(asset) if asset else None), "fallback"
             record = None
             status = "blocked" if status == "blocked" else "fallback"
-        await ctx.io(
-            ctx.store.record_event,
-            LedgerEvent(
-                ts=ctx.now(),
-                user_id=job.user_id,
-                kind=kind if status != "blocked" else "blocked",
-                target=job.target,
-                request_key=job.request_key,
-                avatar_id=latest.id if latest else None,
-                run_id=ctx.run_id(),
-                detail=reason,
-            ),
-        )
+        kind = kind if status != "blocked" else "blocked"
+        await ctx.book(job, kind, avatar_id=latest.id if latest else None, detail=reason)
         return Outcome(
             job.user_id,
             job.target,

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import identity, imaging, messages
 from ..errors import MirrorError
 from ..identity import IdentityScore
-from ..models import AvatarRecord, ImageResult
+from ..models import AvatarRecord, ImageResult, LedgerEvent
 from ..stores.base import CacheEntry
 from ..telemetry.timing import current as timing_now
 from ..telemetry.timing import step
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ..models import JobTimings
     from ..planner import Job
     from .context import JobContext
-    from .money import Money
 
 
 @dataclass
@@ -36,8 +35,15 @@ class Checked:
     verdict: Verdict
 
 
+class PaidLedger(Protocol):
+    """Where a paid image's ledger line is written (the money step)."""
+
+    def paid_line(self, job: Job, result: ImageResult, kind: str, **extra: Any) -> LedgerEvent: ...
+    async def book_paid(self, line: LedgerEvent, suffix: str = "") -> None: ...
+
+
 class Finisher:
-    def __init__(self, ctx: JobContext, money: Money) -> None:
+    def __init__(self, ctx: JobContext, money: PaidLedger) -> None:
         self.ctx = ctx
         self.money = money  # writes the paid image's ledger line
 

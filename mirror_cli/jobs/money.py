@@ -112,24 +112,16 @@ class Money:
     async def book_unanswered(self, job: Job, failure: ProviderFailure, maybe: Unanswered) -> None:
         """A request that was sent and never answered (timeout, dropped answer) may have been
         billed: book it at its estimate, apart from confirmed spend."""
-        ctx = self.ctx
         maybe.usd += job.estimate_usd
         maybe.count += 1
-        await ctx.io(
-            ctx.store.record_event,
-            LedgerEvent(
-                ts=ctx.now(),
-                user_id=job.user_id,
-                kind="may_have_billed",
-                target=job.target,
-                request_key=job.request_key,
-                provider=ctx.planner.provider_name,
-                model=job.model_name,
-                cost_usd=job.estimate_usd,
-                run_id=ctx.run_id(),
-                detail=f"no answer ({failure.code}): the provider may have billed this request",
-            ),
+        await self.ctx.book(
+            job,
+            "may_have_billed",
             event_id=f"maybe:{job.user_id}:{job.request_key}:{uuid.uuid4().hex[:12]}",
+            provider=self.ctx.planner.provider_name,
+            model=job.model_name,
+            cost_usd=job.estimate_usd,
+            detail=f"no answer ({failure.code}): the provider may have billed this request",
         )
 
     def booker(self, job: Job, maybe: Unanswered) -> Callable[[ProviderFailure], Awaitable[None]]:
