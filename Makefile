@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MIRROR := $(VENV)/bin/mirror
 DEMO_DATA ?= mirror-data
 
-.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs dist clean
+.PHONY: demo test install dev browser emulators auth-emulator lint check bench docs dist lowest clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ dist: dev
 	rm -rf dist build
 	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/python3 -m build --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
+
+# Are the lower bounds in pyproject.toml true? A fresh venv with the lowest version of every direct
+# dependency they allow (uv --resolution lowest-direct, from PyPI), then the CLI smoke tests, the
+# serve options and the README's commands against that installation. About 3 minutes here.
+lowest: dev emulators
+	$(PY) tests/lowest_versions.py
 
 # The review images in docs/: one persona's six stages and trilogy, rendered offline.
 docs: install

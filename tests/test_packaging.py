@@ -35,8 +35,11 @@ def test_the_cards_packages_are_core_dependencies():
     core = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
     assert set(CARD) <= core
     extras = PYPROJECT["project"]["optional-dependencies"]
-    paying = {name for name, reqs in extras.items() if reqs and name != "dev"}
-    assert paying == {"serve", "identity"}
+    for name, reqs in extras.items():
+        assert not {_name(r) for r in reqs} & set(CARD), f"[{name}] repeats a core dependency"
+    # the extras of earlier instructions still install (empty), the optional features have theirs
+    assert extras["openai"] == [] and extras["firebase"] == []
+    assert extras["serve"] and extras["identity"]
 
 
 def test_build_requirements_and_dependencies_are_bounded():

@@ -292,14 +292,32 @@ def render_report(
     report_file: Path | None = None,
 ) -> NoReturn:
     """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
-    and always for the failed jobs); then the exit code that says how the run went."""
+    and always for the failed jobs); then the exit code that says how the run went.
+
+    ``report_file`` was checked before the run (cli/outputs.py); its folder is made here. Should writing it fail
+    anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
+    error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
     jobs = [o.to_dict() for o in report.outcomes]
+    code = report_exit(report)
     if report_file is not None:
         from ..errors import redact
 
         payload = {"summary": summary, "jobs": jobs}
-        report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
+        try:
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+            report_file.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n", encoding="utf-8")
+        except OSError as exc:
+            emit_json(payload)
+            from .. import console
+
+            console.error(
+                f"the run finished, but its report could not be written to {report_file} "
+                f"({exc.strerror or exc}); the report is on stdout.",
+                "Free space or fix the folder's permissions; the JSON above is the same report.",
+                code or int(ExitCode.USAGE),
+            )
+            raise typer.Exit(code or int(ExitCode.USAGE)) from None
 
     def human() -> None:
         from .. import console
@@ -307,7 +325,7 @@ def render_report(
         console.run_report(title, report, per_job=edge.verbose or not batch)
 
     edge.emit(summary, jobs=jobs, human=human)
-    raise typer.Exit(report_exit(report))
+    raise typer.Exit(code)
 
 
 def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:

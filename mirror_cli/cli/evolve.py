@@ -15,6 +15,7 @@ from .common import (
     render_report,
     with_settings,
 )
+from .outputs import check_output_file
 
 
 @with_settings
@@ -49,5 +50,6 @@ def evolve(
             resume=resume,
         )
 
+    edge.guard(lambda: check_output_file(report))  # before anything is spent
     result = edge.run(call, progress="evolve")
     render_report(result, edge, title="evolve", batch=due, report_file=report)

@@ -2,6 +2,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from .common import DebugOpt, Edge, JsonOpt, option, with_store_settings
+from .outputs import check_output_dir
 
 
 @with_store_settings
@@ -15,6 +16,7 @@ def gallery(
 ) -> None:
     """Contact-sheet PNGs (paged) and an HTML page of thumbnails linking to full images, for review."""
     edge = Edge(flags, as_json, debug)
+    edge.guard(lambda: check_output_dir(out))
     paths = edge.run(lambda core: core.gallery(user, out, everyone=everyone))
     sheets = paths.get("contact_sheets") or [paths["contact_sheet"]]
 

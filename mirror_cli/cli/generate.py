@@ -15,6 +15,7 @@ from .common import (
     render_report,
     with_settings,
 )
+from .outputs import check_output_file
 
 
 @with_settings
@@ -54,5 +55,6 @@ def generate(
             resume=resume,
         )
 
+    edge.guard(lambda: check_output_file(report))  # before anything is spent
     result = edge.run(call, progress=f"generate {stage}")
     render_report(result, edge, title=f"generate {stage}", batch=all_users, report_file=report)

@@ -2,6 +2,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from .common import DebugOpt, DryRunOpt, Edge, JsonOpt, option, with_settings
+from .outputs import check_output_dir
 
 
 @with_settings
@@ -23,6 +24,8 @@ def seed_fallbacks(
 ) -> None:
     """Pre-render a style's shared fallback set into your project's fallback_assets/<style>/ with a manifest."""
     edge = Edge(flags, as_json, debug)
+    if not dry_run:
+        edge.guard(lambda: check_output_dir(out))  # before anything is rendered or bought
     result = edge.run(
         lambda core: core.seed_fallbacks(
             only=only, variants=variants.split(",") if variants else None, dry_run=dry_run, out=out

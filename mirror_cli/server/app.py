@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,6 +71,9 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
                 )
             await core.aclose()
             svc.verifier.close()
+            from ..telemetry.serve import uninstall
+
+            uninstall(app)
 
     app = FastAPI(
         title="mirror",
@@ -103,6 +107,9 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(AccessLog)
+    from ..telemetry.serve import install as observe  # /metrics, traces, request metrics: outermost
+
+    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token)
     return app
 
 
@@ -358,23 +365,10 @@ def _problem_media_type(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "msg": record.getMessage(),
-            }
-        )
-
-
 def _json_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    for name in ("mirror.serve",):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    """JSON lines Cloud Logging parses (severity, message, trace): telemetry/logs.py."""
+    from ..telemetry import logs
+
+    logs.configure(
+        ("mirror",), sys.stderr, os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("MIRROR_FIREBASE_PROJECT")
+    )

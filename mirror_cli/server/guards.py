@@ -5,7 +5,6 @@ The two middlewares are plain ASGI (no per-request task or body copy), so they c
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -14,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..telemetry import logs
 from .problems import MEDIA_TYPE, Problem, ProblemError, problem_headers
 
 Scope = MutableMapping[str, Any]
@@ -157,14 +157,18 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            line = {
-                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "kind": "access",
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],  # no query string: it could carry a token
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-                "uid": scope["state"].get("uid"),
-            }
-            self.stream.write(json.dumps(line) + "\n")
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            # severity, message and the trace field for Cloud Logging (telemetry/logs.py)
+            line = logs.line(
+                "ERROR" if status >= 500 else ("WARNING" if status >= 400 else "INFO"),
+                f"{scope['method']} {scope['path']} {status} {ms} ms",
+                ts=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                kind="access",
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],  # no query string: it could carry a token
+                status=status,
+                ms=ms,
+                uid=scope["state"].get("uid"),
+            )
+            self.stream.write(line + "\n")

@@ -43,3 +43,7 @@ def run_finished(report: RunReport) -> None:
 def provider_answered(result: ImageResult) -> None:
     if _sink is not None:
         _sink.provider_answered(result)
+
+
+def attached() -> Sink | None:
+    return _sink
