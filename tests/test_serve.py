@@ -155,7 +155,9 @@ def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_e
 
 
 def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env, openai_env):
-    openai_env.latency = 1.5
+    """The image's answer is held: the request answers 202 and a job URL, which says 202 until
+    the answer is released, then 200 with the image."""
+    openai_env.hold()
     server = live(serve_settings(serve_wait_s=0.2))
     uid, token = new_user(auth_env, server.service.core.store)
     _, other_token = new_user(auth_env, server.service.core.store, "Bo")
@@ -165,11 +167,14 @@ def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env
         job = accepted.json()
         assert accepted.headers["location"] == job["poll_url"] and int(accepted.headers["retry-after"]) >= 1
         _problem(c.get(job["poll_url"], headers=bearer(other_token)), 404)  # not someone else's job
+        openai_env.wait_for_requests(1)
+        assert c.get(job["poll_url"]).status_code == 202  # still held: still running
+        openai_env.release()
         deadline = time.monotonic() + 30
         while (polled := c.get(job["poll_url"])).status_code == 202 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert polled.status_code == 200 and "X-Goog-Signature=" in polled.json()["image_url"]
-    assert len(openai_env.ledger) == 1
+    assert len(openai_env.ledger) == 1 and openai_env.gate_timeouts == 0
 
 
 def _png(size: int) -> bytes:
