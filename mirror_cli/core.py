@@ -17,17 +17,29 @@ from typing import Any
 
 from .clock import Clock, parse_instant, starting_at, system_clock, today, wall_clock
 from .config import ConfigSet, RateLimit
+from .consent import record_consent, require_consent
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo, intake_photo_bytes
-from .models import Persona, Progress, validate_user_id
+from .models import ConsentScope, Persona, Progress, validate_user_id
 from .pacing import RateLimiter
 from .pipeline import JobSpec, Outcome, Pipeline, RunReport
 from .planner import OK_STATUSES, Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
+from .stores.base import (
+    DUE_INDEX_VERSION,
+    SHARD_BUCKETS,
+    DueQuery,
+    JobQueue,
+    JobState,
+    RunInfo,
+    Store,
+    get_queue,
+    get_store,
+    shard_bucket,
+)
 from .stores.calls import StoreCalls
 from .telemetry import tracing
 from .telemetry.alerts import run_alerts
@@ -100,6 +112,24 @@ class Mirror:
     @cached_property
     def store(self) -> Store:
         return get_store(self.settings.store, self.settings)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        """The job queue `mirror worker` pulls from (settings.queue; local: the store's SQLite)."""
+        return get_queue(self.settings.queue, self.settings)
+
+    def work(self, *, until_empty: bool = False, batch: int = 4, idle_s: float = 1.0) -> Any:
+        """Run queued jobs (``mirror worker``) until stopped, or until the queue is empty."""
+        from .worker import Worker
+
+        return self._run_async(Worker(self, self.queue, batch=batch).run(idle_s=idle_s, until_empty=until_empty))
+
+    def enqueue_due(self, shard: Shard | None = None, *, any_hour: bool = False) -> int:
+        """Publish this tick's due jobs to the queue instead of running them; how many."""
+        from .worker import enqueue_due
+
+        published: int = self._run_async(enqueue_due(self, self.queue, shard, any_hour))
+        return published
 
     @property
     def provider(self) -> ImageProvider:
@@ -187,6 +217,9 @@ class Mirror:
         if "store_calls" in self.__dict__:
             self.store_calls.close()
             del self.__dict__["store_calls"]
+        if "queue" in self.__dict__:
+            self.queue.close()
+            del self.__dict__["queue"]
         if "store" in self.__dict__:
             self.store.close()  # flushes the operation counts: one write per run
 
@@ -249,6 +282,20 @@ class Mirror:
             self.store.put_user(p)
             self._reopen_window(tick, p)
         return [p.id for p in personas]
+
+    def record_consent(
+        self, uid: str, scope: ConsentScope, *, granted: bool, terms_version: str, recorded_by: str
+    ) -> Persona:
+        """Record (or withdraw) a user's consent to ``scope`` at the core's time."""
+        return record_consent(
+            self.store,
+            uid,
+            scope,
+            granted=granted,
+            terms_version=terms_version,
+            recorded_by=recorded_by,
+            now=self.now,
+        )
 
     def set_timezone(self, uid: str, name: str | None) -> Persona:
         """Set (or, with None, clear to the configured default) a user's IANA time zone; the
@@ -434,6 +481,8 @@ class Mirror:
             pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
         elif photo is not None:
             pic = await asyncio.to_thread(intake_photo, photo, limits)
+        if pic is not None:
+            require_consent(persona, "photo")  # a photo checked here never leaves without consent
         specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
         return await self._aexecute(specs, dry_run=dry_run, max_cost=max_cost)
 
