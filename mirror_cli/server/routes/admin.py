@@ -1,0 +1,28 @@
+"""Operators' figures (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from ..problems import openapi_responses
+from ..schemas import Usage
+from .deps import USER_ID, Admin, Svc
+
+router = APIRouter()
+
+
+@router.get(
+    "/usage",
+    response_model=Usage,
+    responses=openapi_responses(401, 403, 404, 422, 429, 503),
+    summary="Spend, generations and cache hits (admins only)",
+)
+async def usage(
+    _: Admin,
+    svc: Svc,
+    period: Annotated[Literal["month", "today"], Query()] = "month",
+    user: Annotated[str | None, Query(pattern=USER_ID)] = None,
+) -> Any:
+    return await svc.usage(period, user)

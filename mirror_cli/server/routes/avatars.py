@@ -1,0 +1,76 @@
+"""Making avatars: one stage, the next stage, the trilogy. Each starts (or joins) a job."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+
+from ..auth import forbid
+from ..problems import openapi_responses
+from ..schemas import AvatarResponse, EvolveRequest, EvolveResponse, GenerateRequest, TrilogyResponse
+from ..service import photo_too_large, request_key
+from .answers import ACCEPTED, answer
+from .deps import USER_ID, Auth, Svc
+
+router = APIRouter()
+COMMON = (400, 401, 403, 404, 413, 422, 429, 500, 502, 503)
+
+
+@router.post(
+    "/avatar/generate",
+    response_model=AvatarResponse,
+    responses={**ACCEPTED, **openapi_responses(*COMMON)},
+    summary="Make (or return the cached) avatar of one stage for a user",
+)
+async def generate(body: GenerateRequest, who: Auth, svc: Svc) -> Response:
+    forbid(who, body.user_id)
+    target = svc.core.configs.stages.parse_target(body.evolution_stage)
+    progress = body.progress_metrics.to_progress() if body.progress_metrics else None
+    # one job per user, stage and intent: fresh metrics do not change which picture a stage has
+    key = request_key(body.user_id, "generate", target, body.regenerate)
+    job, joined = await svc.run(
+        key, who, "generate", lambda: svc.generate(body.user_id, target, progress, body.regenerate)
+    )
+    return answer(job, joined)
+
+
+@router.post(
+    "/avatar/evolve",
+    response_model=EvolveResponse,
+    responses={**ACCEPTED, **openapi_responses(*COMMON)},
+    summary="The next stage if the user's progress crossed a milestone (the nightly run, for one user, now)",
+)
+async def evolve(body: EvolveRequest, who: Auth, svc: Svc) -> Response:
+    forbid(who, body.user_id)
+    progress = body.progress_metrics.to_progress() if body.progress_metrics else None
+    key = request_key(body.user_id, "evolve", progress.model_dump() if progress else None)
+    job, joined = await svc.run(key, who, "evolve", lambda: svc.evolve(body.user_id, progress))
+    return answer(job, joined)
+
+
+@router.post(
+    "/avatar/trilogy",
+    response_model=TrilogyResponse,
+    responses={**ACCEPTED, **openapi_responses(*COMMON, 415)},
+    summary="The trilogy (past, present, future), optionally from a photo (EXIF stripped)",
+)
+async def trilogy(
+    who: Auth,
+    svc: Svc,
+    user_id: Annotated[str, Form(pattern=USER_ID)],
+    photo: Annotated[UploadFile | None, File(description="PNG, JPEG or WebP, within the CLI's limits")] = None,
+) -> Response:
+    forbid(who, user_id)
+    data: bytes | None = None
+    if photo is not None:
+        limit = svc.core.configs.limits.photo.max_bytes
+        data = await photo.read(limit + 1)
+        if len(data) > limit:
+            raise photo_too_large(photo.size or 0, limit)
+    digest = hashlib.sha256(data).hexdigest() if data else None
+    key = request_key(user_id, "trilogy", digest)
+    job, joined = await svc.run(key, who, "trilogy", lambda: svc.trilogy(user_id, data))
+    return answer(job, joined)
