@@ -61,42 +61,60 @@ def usage(
 
         edge.guard(lambda: write_chart(figures.days, targets, chart, title))
     if as_csv and not as_json:
-        rows = figures.days if by == "day" else [flat]
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(list(rows[0]) if rows else ["day"])
-        writer.writerows(list(r.values()) for r in rows)
-        sys.stdout.write(buf.getvalue())
+        _write_csv(figures.days if by == "day" else [flat])
         return
 
     def human() -> None:
-        from .. import console
-
-        console.key_values(
-            title, [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")]
-        )
-        console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
-        if by == "day":
-            console.table(
-                "per day",
-                ["day", "paid", "success", "p95", "compliance", "cache hits", "fallbacks", "cost"],
-                day_rows(figures.days),
-            )
-            if figures.days:
-                from ..charts import terminal_chart
-
-                sys.stdout.write(edge.guard(lambda: terminal_chart(figures.days, targets)) + "\n")
-        if chart is not None:
-            console.info(f"chart: {chart}")
-        console.table(
-            "store operations today vs the Firebase free tier",
-            ["operation", "today", "free tier", "headroom"],
-            [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
-        )
-        for tip in figures.recommendations:
-            console.labelled("recommendation", tip, "yellow")
+        _show(edge, figures, title, flat, ops, by=by, chart=chart, targets=targets)
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
+
+
+def _write_csv(rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(list(rows[0]) if rows else ["day"])
+    writer.writerows(list(r.values()) for r in rows)
+    sys.stdout.write(buf.getvalue())
+
+
+def _show(
+    edge: Edge,
+    figures: Any,
+    title: str,
+    flat: dict[str, Any],
+    ops: list[dict[str, Any]],
+    *,
+    by: str | None,
+    chart: Path | None,
+    targets: Any,
+) -> None:
+    """The human view: figures, KPIs, the daily trend (with a terminal chart), store operations."""
+    from .. import console
+
+    console.key_values(
+        title, [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")]
+    )
+    console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
+    if by == "day":
+        console.table(
+            "per day",
+            ["day", "paid", "success", "p95", "compliance", "cache hits", "fallbacks", "cost"],
+            day_rows(figures.days),
+        )
+        if figures.days:
+            from ..charts import terminal_chart
+
+            sys.stdout.write(edge.guard(lambda: terminal_chart(figures.days, targets)) + "\n")
+    if chart is not None:
+        console.info(f"chart: {chart}")
+    console.table(
+        "store operations today vs the Firebase free tier",
+        ["operation", "today", "free tier", "headroom"],
+        [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
+    )
+    for tip in figures.recommendations:
+        console.labelled("recommendation", tip, "yellow")
 
 
 def _shown(value: float | None, unit: str) -> str:

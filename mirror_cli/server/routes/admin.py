@@ -6,19 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from ..problems import openapi_responses
 from ..schemas import Usage
-from .deps import USER_ID, Admin, Svc
+from .deps import USER_ID, Admin, Svc, documented
 
 router = APIRouter()
+USAGE = "Spend, generations and cache hits (admins only)"
 
 
-@router.get(
-    "/usage",
-    response_model=Usage,
-    responses=openapi_responses(401, 403, 404, 422, 429, 503),
-    summary="Spend, generations and cache hits (admins only)",
-)
+@router.get("/usage", **documented(Usage, 401, 403, 404, 422, 429, 503, summary=USAGE))
 async def usage(
     _: Admin,
     svc: Svc,

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ..auth import forbid
-from ..problems import openapi_responses
 from ..schemas import AvatarResponse, EvolveRequest, EvolveResponse, GenerateRequest, TrilogyResponse
 from ..service import photo_too_large, request_key
 from .answers import ACCEPTED, answer
-from .deps import USER_ID, Auth, Svc
+from .deps import USER_ID, Auth, Svc, documented
 
 router = APIRouter()
 COMMON = (400, 401, 403, 404, 413, 422, 429, 500, 502, 503)
 
 
-@router.post(
-    "/avatar/generate",
-    response_model=AvatarResponse,
-    responses={**ACCEPTED, **openapi_responses(*COMMON)},
-    summary="Make (or return the cached) avatar of one stage for a user",
-)
+def _doc(model: type[BaseModel], summary: str, *more: int) -> dict[str, Any]:
+    """A job-starting route: its answer, 202 while the job runs, and its problems."""
+    return documented(model, *COMMON, *more, responses=ACCEPTED, summary=summary)
+
+
+@router.post("/avatar/generate", **_doc(AvatarResponse, "Make (or return the cached) avatar of one stage for a user"))
 async def generate(body: GenerateRequest, who: Auth, svc: Svc) -> Response:
     forbid(who, body.user_id)
     target = svc.core.configs.stages.parse_target(body.evolution_stage)
@@ -39,9 +39,9 @@ async def generate(body: GenerateRequest, who: Auth, svc: Svc) -> Response:
 
 @router.post(
     "/avatar/evolve",
-    response_model=EvolveResponse,
-    responses={**ACCEPTED, **openapi_responses(*COMMON)},
-    summary="The next stage if the user's progress crossed a milestone (the nightly run, for one user, now)",
+    **_doc(
+        EvolveResponse, "The next stage if the user's progress crossed a milestone (the nightly run, for one user, now)"
+    ),
 )
 async def evolve(body: EvolveRequest, who: Auth, svc: Svc) -> Response:
     forbid(who, body.user_id)
@@ -53,9 +53,7 @@ async def evolve(body: EvolveRequest, who: Auth, svc: Svc) -> Response:
 
 @router.post(
     "/avatar/trilogy",
-    response_model=TrilogyResponse,
-    responses={**ACCEPTED, **openapi_responses(*COMMON, 415)},
-    summary="The trilogy (past, present, future), optionally from a photo (EXIF stripped)",
+    **_doc(TrilogyResponse, "The trilogy (past, present, future), optionally from a photo (EXIF stripped)", 415),
 )
 async def trilogy(
     who: Auth,

@@ -3,16 +3,22 @@ request rate), and the admin check. Each is a FastAPI dependency, declared once 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from ..auth import Caller
-from ..problems import ProblemError
+from ..problems import ProblemError, openapi_responses
 from ..service import Service
 
 PREFIX = "/api/v1"
 USER_ID = r"^[A-Za-z0-9_-]{1,128}$"
+
+
+def documented(model: Any, *statuses: int, summary: str, **extra: Any) -> dict[str, Any]:
+    """A route's OpenAPI description: its body model, its problem statuses, a summary."""
+    responses = {**extra.pop("responses", {}), **openapi_responses(*statuses)}
+    return {"response_model": model, "responses": responses, "summary": summary, **extra}
 
 
 def service(request: Request) -> Service:

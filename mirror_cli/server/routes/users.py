@@ -7,18 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from ..auth import forbid
-from ..problems import openapi_responses
 from ..schemas import AvatarPage
-from .deps import USER_ID, Auth, Svc
+from .deps import USER_ID, Auth, Svc, documented
 
 router = APIRouter()
 
 
 @router.get(
     "/avatar/user/{user_id}",
-    response_model=AvatarPage,
-    responses=openapi_responses(400, 401, 403, 422, 429, 503),
-    summary="A user's avatars, newest first, with signed URLs",
+    **documented(AvatarPage, 400, 401, 403, 422, 429, 503, summary="A user's avatars, newest first, with signed URLs"),
 )
 async def avatars(
     user_id: Annotated[str, Path(pattern=USER_ID)],
