@@ -16,7 +16,7 @@ from .usecases import doctor as checks
 from .usecases import due, fallback_sets, generation, reports
 from .usecases import runs as run_cases
 from .usecases import users as user_cases
-from .usecases.users import Shard
+from .usecases.shards import Shard
 from .wiring import Wiring
 
 P = ParamSpec("P")
@@ -43,6 +43,7 @@ class Mirror(Wiring):
     set_progress = user_cases.set_progress
     import_users = user_cases.import_users
     import_examples = user_cases.import_examples
+    set_timezone = user_cases.set_timezone
 
     # paid operations: async, and their synchronous twins
     agenerate = generation.generate
@@ -60,6 +61,9 @@ class Mirror(Wiring):
     evolve_specs = due.evolve_specs
     due_queries = due.due_queries
     due_specs = due.due_specs
+    nightly_tick = due.nightly_tick
+    plan_tick = due.plan_tick
+    overdue_users = due.overdue_users
     reindex_due = due.reindex_due
 
     # runs and reports

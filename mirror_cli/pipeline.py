@@ -104,6 +104,8 @@ class RunReport:
     store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
+    # a nightly tick's figures (mirror_cli.tick.TickPlan.summary): in window, due, served, left
+    tick: dict[str, Any] | None = None
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
@@ -146,6 +148,7 @@ class RunReport:
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
+            **({"tick": self.tick} if self.tick is not None else {}),
         }
 
 

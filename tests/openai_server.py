@@ -175,6 +175,9 @@ class FakeOpenAI:
         ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every image request
+        self._gate: tuple[int, threading.Event] | None = None  # (image requests to wait for, released)
+        self.gate_timeouts = 0  # answers the gate let go only because nobody released it in time
         self._pictures = [_picture(i) for i in range(4)]
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -197,6 +200,45 @@ class FakeOpenAI:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    # ------------------------------------------------------------------------- the gate
+    def hold(self, until: int | None = None, timeout_s: float = 60.0) -> None:
+        """Hold every image answer from now on until ``until`` image requests have arrived (counted
+        from now), or until release(): races are forced, not left to a latency. A held answer is
+        let go after ``timeout_s`` regardless (counted in gate_timeouts), so a test never hangs."""
+        with self._lock:
+            self._gate = (self._image_requests() + (until if until is not None else 10**9), threading.Event())
+            self._gate_timeout_s = timeout_s
+
+    def release(self) -> None:
+        with self._lock:
+            if self._gate is not None:
+                self._gate[1].set()
+                self._gate = None
+
+    def wait_for_requests(self, n: int, timeout_s: float = 60.0) -> None:
+        """Block until ``n`` image requests (in all) have arrived; AssertionError after timeout_s."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._image_requests() >= n, timeout_s):
+                raise AssertionError(f"{n} image request(s) expected, {self._image_requests()} arrived")
+
+    def _image_requests(self) -> int:
+        return len(self.requests)  # only image requests are recorded there
+
+    def _pass_gate(self) -> None:
+        with self._lock:
+            self._arrived.notify_all()
+            gate = self._gate
+            if gate is None:
+                return
+            if self._image_requests() >= gate[0]:
+                gate[1].set()
+                self._gate = None
+                return
+            timeout = self._gate_timeout_s
+        if not gate[1].wait(timeout):
+            with self._lock:
+                self.gate_timeouts += 1
 
     def push(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -466,6 +508,7 @@ class FakeOpenAI:
                 }
                 with fake._lock:
                     fake.requests.append(record)
+                fake._pass_gate()
                 fault = fake._next_fault()
                 if fault and fault.delay:
                     time.sleep(fault.delay)

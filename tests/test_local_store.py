@@ -1,5 +1,13 @@
+import contextlib
+import json
 import os
+import pwd
+import shutil
 import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,17 +38,62 @@ def test_unsafe_user_id_never_reaches_a_path(tmp_path):
         s.read_image("../../../etc/passwd")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_unreadable_data_dir(tmp_path):
-    d = tmp_path / "d"
-    d.mkdir()
-    d.chmod(0)
+def _unprivileged(work: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """``work(folder)`` as an unprivileged user: root ignores directory permissions, so as root
+    it runs in a forked child that dropped to 'nobody' (the answer comes back through a pipe)."""
+    base = Path(tempfile.mkdtemp(prefix="mirror-unpriv-"))
     try:
-        with pytest.raises(StoreError) as err:
-            LocalStore(root=d)
-        assert "--data-dir" in err.value.hint
+        if os.geteuid() != 0:
+            return work(base)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop root for good, do the work, report, never return to pytest
+            code = 0
+            try:
+                os.close(read)
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                answer = {"uid": os.geteuid(), **work(base)}
+            except BaseException as exc:
+                answer, code = {"child_error": repr(exc)}, 1
+            os.write(write, json.dumps(answer).encode())
+            os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            raw = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        answer = json.loads(raw or b"{}")
+        assert os.waitstatus_to_exitcode(status) == 0, answer
+        assert answer.pop("uid") == nobody.pw_uid
+        return answer
     finally:
-        d.chmod(0o700)
+        for p in (base, *base.rglob("*")):
+            with contextlib.suppress(OSError):
+                p.chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unreadable_data_dir():
+    """A data dir the user may not enter is a StoreError naming --data-dir (run without root's
+    privileges, which ignore directory permissions)."""
+
+    def work(base: Path) -> dict[str, Any]:
+        d = base / "d"
+        d.mkdir()
+        d.chmod(0)
+        try:
+            LocalStore(root=d)
+        except StoreError as err:
+            return {"raised": True, "hint": err.hint}
+        finally:
+            d.chmod(0o700)
+        return {"raised": False, "hint": ""}
+
+    answer = _unprivileged(work)
+    assert answer["raised"] and "--data-dir" in answer["hint"]
 
 
 def test_data_dir_that_is_a_file(tmp_path):

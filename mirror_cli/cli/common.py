@@ -290,14 +290,18 @@ def render_report(
     title: str,
     batch: bool = False,
     report_file: Path | None = None,
+    notes: Sequence[str] = (),
 ) -> NoReturn:
     """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
-    and always for the failed jobs); then the exit code that says how the run went.
+    and always for the failed jobs), and ``notes`` on stderr; then the exit code that says how the
+    run went.
 
     ``report_file`` was checked before the run (cli/outputs.py); its folder is made here. Should writing it fail
     anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
     error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
+    if notes:  # what the user asked for that this run did not do (JSON: summary.notes)
+        summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
     code = report_exit(report)
     if report_file is not None:
@@ -323,6 +327,8 @@ def render_report(
         from .. import console
 
         console.run_report(title, report, per_job=edge.verbose or not batch)
+        for note in notes:
+            console.labelled("note", note, "yellow", stderr=True)
 
     edge.emit(summary, jobs=jobs, human=human)
     raise typer.Exit(code)

@@ -22,8 +22,23 @@ from .outputs import check_output_file
 def evolve(
     flags: dict[str, Any],
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
-    due: Annotated[bool, option("--due", help="Every user who crossed a milestone (the nightly run).")] = False,
+    due: Annotated[
+        bool,
+        option(
+            "--due",
+            help="The hourly nightly tick: every user who crossed a milestone and whose local time is "
+            "inside their nightly window (--now plans as of another instant).",
+        ),
+    ] = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
+    any_hour: Annotated[
+        bool,
+        option(
+            "--any-hour",
+            help="With --due: every due user now, whatever their local time (a manual catch-up); "
+            "by default a tick serves the users inside their nightly window (limits.yaml nightly).",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
@@ -48,6 +63,7 @@ def evolve(
             max_cost=max_cost,
             shard=Shard.parse(shard) if due else None,
             resume=resume,
+            any_hour=any_hour,
         )
 
     edge.guard(lambda: check_output_file(report))  # before anything is spent

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from ..errors import ExitCode
+from ..units import money
 from .common import DebugOpt, Edge, JsonOpt, option, with_settings
 
 
@@ -90,11 +91,10 @@ def _show(
     targets: Any,
 ) -> None:
     """The human view: figures, KPIs, the daily trend (with a terminal chart), store operations."""
-    from .. import console
+    from .. import console, units
 
-    console.key_values(
-        title, [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")]
-    )
+    shown = {k: v for k, v in flat.items() if k not in ("period", "start", "end") and (k != "user" or v)}
+    console.key_values(title, [(units.label(k, shown), units.figure(k, v)) for k, v in shown.items()])
     console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
     if by == "day":
         console.table(
@@ -111,7 +111,15 @@ def _show(
     console.table(
         "store operations today vs the Firebase free tier",
         ["operation", "today", "free tier", "headroom"],
-        [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
+        [
+            (
+                units.label(o["operation"]),
+                units.figure(o["operation"], o["today"]),
+                units.figure(o["operation"], o["free_tier"]),
+                units.ratio(o["headroom"]),
+            )
+            for o in ops
+        ],
     )
     for tip in figures.recommendations:
         console.labelled("recommendation", tip, "yellow")
@@ -123,7 +131,7 @@ def _shown(value: float | None, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.1%}"
     if unit == "USD":
-        return f"${value:.4f}"
+        return money(value)
     return f"{value:.2f} s"
 
 
@@ -157,7 +165,7 @@ def day_rows(days: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             cell(d, "style_compliance", "ratio"),
             cell(d, "cache_hit_rate", "ratio"),
             d["fallbacks_served"],
-            f"${d['cost_usd']:.4f}",
+            money(d["cost_usd"]),
         )
         for d in days
     ]

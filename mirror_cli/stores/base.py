@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 SHARD_BUCKETS = 4096
 # The due index's format; a store below it is re-indexed by the next due run (a fresh store
 # starts at it: the local store's migration 2 writes it when there are no users yet).
-DUE_INDEX_VERSION = 1
+# 2: every user carries ``next_window`` (see DueQuery.opens_by).
+DUE_INDEX_VERSION = 2
 
 
 def shard_bucket(uid: str) -> int:
@@ -36,6 +37,10 @@ class DueQuery:
 
     latest_rank: int
     min_active_days: int
+    # Only users whose stored ``next_window`` (epoch seconds, UTC: when the nightly window they are
+    # next to be served in opens; 0 for a user no tick has looked at yet) is at or before this.
+    # None: at any hour.
+    opens_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,11 @@ class ProfileStore(Protocol):
 
     def raise_latest_rank(self, uid: str, rank: int) -> None:
         """Record that the user has a stage avatar of ``rank`` (the stored rank only grows)."""
+        ...
+
+    def set_next_window(self, uid: str, opens_at: int) -> None:
+        """Store when the nightly window the user is next to be served in opens (epoch seconds,
+        computed by mirror_cli.nightly with the user's zone rules); a missing user is ignored."""
         ...
 
     def due_index_version(self) -> int: ...

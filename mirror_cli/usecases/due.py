@@ -1,5 +1,6 @@
-"""Which jobs bring a user's timeline up to date, and the due index that finds the users who
-crossed a milestone with a few indexed queries (reads grow with the users due, not all users)."""
+"""Which jobs bring a user's timeline up to date, the due index that finds the users who crossed
+a milestone with a few indexed queries (reads grow with the users due, not all users), and the
+nightly tick that serves them in their own night (``mirror_cli.tick``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from ..models import Persona
 from ..pipeline import JobSpec
 from ..planner import OK_STATUSES
 from ..stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery
+from ..tick import NightlyTick, TickPlan
 from ..wiring import Wiring
-from .users import Shard
+from .shards import Shard
 
 
 def latest_stage(w: Wiring, uid: str) -> str | None:
@@ -44,17 +46,42 @@ def due_queries(w: Wiring) -> list[DueQuery]:
     return queries
 
 
-def due_specs(w: Wiring, shard: Shard | None = None) -> list[JobSpec]:
-    """The jobs of a nightly run, from a few indexed queries."""
+def nightly_tick(w: Wiring) -> NightlyTick:
+    names = w.configs.stages.names
+    nightly = w.configs.limits.nightly
+
+    def specs_for(persona: Persona, rank: int) -> list[JobSpec]:
+        return evolve_specs(w, persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,))
+
+    return NightlyTick(w.store, nightly.window, nightly.timezone, due_queries(w), specs_for)
+
+
+def plan_tick(w: Wiring, shard: Shard | None = None, *, any_hour: bool = False, dry_run: bool = False) -> TickPlan:
+    """One nightly tick's jobs, from a few indexed queries: reads grow with the due users
+    whose window has opened, not with all users (see mirror_cli.tick)."""
     if w.store.due_index_version() < DUE_INDEX_VERSION:
         reindex_due(w)
-    names = w.configs.stages.names
     buckets = shard.buckets if shard else (0, SHARD_BUCKETS)
-    specs: list[JobSpec] = []
-    for persona, rank in w.store.due_users(due_queries(w), buckets):
-        known = (names[rank] if 0 <= rank < len(names) else None,)
-        specs.extend(evolve_specs(w, persona, known_latest=known))
-    return specs
+    return nightly_tick(w).plan(w.now(), buckets, any_hour=any_hour, dry_run=dry_run)
+
+
+def due_specs(w: Wiring, shard: Shard | None = None) -> list[JobSpec]:
+    """The jobs of every due user, whatever their local time (``evolve --due --any-hour``)."""
+    return plan_tick(w, shard, any_hour=True).specs
+
+
+def overdue_users(w: Wiring) -> int:
+    """Due users whose nightly window passed with no tick serving them (missed ticks)."""
+    if w.store.due_index_version() < DUE_INDEX_VERSION:
+        return 0  # no window stored yet: the next tick indexes them
+    return sum(1 for _ in nightly_tick(w).overdue(w.now()))
+
+
+def reopen_window(w: Wiring, tick: NightlyTick, persona: Persona) -> None:
+    """The window a user is next served in, recomputed with their zone's rules."""
+    from ..nightly import epoch
+
+    w.store.set_next_window(persona.id, epoch(tick.window.next_open(w.now(), tick.zone_of(persona))))
 
 
 def reindex_due(w: Wiring) -> int:
@@ -65,6 +92,7 @@ def reindex_due(w: Wiring) -> int:
     for uid in list(w.store.iter_user_ids()):
         latest = latest_stage(w, uid)
         w.store.raise_latest_rank(uid, table.index(latest) if latest else -1)
+        w.store.set_next_window(uid, 0)  # the next tick looks at the user and decides
         n += 1
     w.store.set_due_index_version(DUE_INDEX_VERSION)
     return n

@@ -11,9 +11,10 @@ from ..imaging import Photo, intake_photo, intake_photo_bytes
 from ..models import validate_user_id
 from ..pipeline import JobSpec, RunReport
 from ..wiring import Wiring
-from .due import due_specs, evolve_specs
+from .due import evolve_specs, nightly_tick, plan_tick
 from .runs import execute, start_run
-from .users import Shard, persona, user_ids
+from .shards import Shard
+from .users import persona, user_ids
 
 
 async def generate(
@@ -74,18 +75,30 @@ async def evolve(
     max_cost: float | None = None,
     shard: Shard | None = None,
     resume: str | None = None,
+    any_hour: bool = False,
 ) -> RunReport:
+    """``due``: one nightly tick, serving the due users inside their local window (every due
+    user with ``any_hour``)."""
     w.estimating = w.estimating or dry_run
     if not due and uid is None:
         raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
     if due and to:
         raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
+    if any_hour and not due:
+        raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
+    plan = None
     if due:
-        specs = await w.store_calls(due_specs, w, shard)
+        plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
+        specs = plan.specs
     else:
         who = await w.store_calls(persona, w, uid or "")
         specs = await w.store_calls(evolve_specs, w, who, to)
     run = None
     if due and not dry_run:
-        run = start_run(w, "evolve", {"due": True}, resume)
-    return await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        run = start_run(w, "evolve", {"due": True, "any_hour": any_hour}, resume)
+    report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+    if plan is not None:
+        if not dry_run:
+            await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)
+        report.tick = plan.summary(None if dry_run else report.outcomes)
+    return report

@@ -87,7 +87,8 @@ def gallery(w: Wiring, users: list[str] | None, out_dir: Path, *, everyone: bool
     table = w.configs.stages
     order = [*table.names, *table.trilogy]
     labels = {t: w.configs.label(t) for t in order}
-    timelines = [UserTimeline(persona(w, u), timeline(w, u), labels, order) for u in uids]
+    days = {s: table.get(s).from_day for s in table.names}
+    timelines = [UserTimeline(persona(w, u), timeline(w, u), labels, order, days) for u in uids]
     if everyone:
         timelines = [t for t in timelines if t.records]
     name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"

@@ -1,51 +1,14 @@
-"""Users: lookup (with a helpful error for an unknown id), import, progress, and shards."""
+"""Users: lookup (with a helpful error for an unknown id), import, progress and time zone."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from ..errors import UnknownUserError, UsageError
+from ..errors import UnknownUserError
 from ..models import Persona, Progress, validate_user_id
-from ..stores.base import SHARD_BUCKETS, shard_bucket
 from ..wiring import Wiring
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str | None) -> Shard | None:
-        """'i/N' (0-based); falls back to Cloud Run / Kubernetes indexed-job variables."""
-        if text:
-            try:
-                i, n = (int(x) for x in text.split("/"))
-            except ValueError:
-                raise UsageError(f"Invalid shard {text!r}.", "Use --shard i/N with 0 <= i < N, e.g. 0/4.") from None
-        elif "CLOUD_RUN_TASK_INDEX" in os.environ:
-            i, n = int(os.environ["CLOUD_RUN_TASK_INDEX"]), int(os.environ.get("CLOUD_RUN_TASK_COUNT", "1"))
-        elif "JOB_COMPLETION_INDEX" in os.environ:
-            i = int(os.environ["JOB_COMPLETION_INDEX"])
-            n = int(os.environ.get("MIRROR_SHARD_COUNT") or os.environ.get("JOB_COMPLETIONS") or "1")
-        else:
-            return None
-        if n < 1 or not 0 <= i < n:
-            raise UsageError(f"Invalid shard {i}/{n}.", "The index must satisfy 0 <= i < N.")
-        if n > SHARD_BUCKETS:
-            raise UsageError(f"Invalid shard {i}/{n}.", f"At most {SHARD_BUCKETS} shards.")
-        return cls(i, n)
-
-    @property
-    def buckets(self) -> tuple[int, int]:
-        """The contiguous range [lo, hi) of stored shard buckets this shard owns."""
-        return self.index * SHARD_BUCKETS // self.count, (self.index + 1) * SHARD_BUCKETS // self.count
-
-    def owns(self, uid: str) -> bool:
-        lo, hi = self.buckets
-        return lo <= shard_bucket(uid) < hi
+from .due import nightly_tick, reopen_window
+from .shards import Shard
 
 
 def user_ids(w: Wiring, shard: Shard | None = None) -> Iterator[str]:
@@ -83,10 +46,26 @@ def set_progress(w: Wiring, uid: str, progress: Progress) -> Persona:
 
 
 def import_users(w: Wiring, personas: list[Persona]) -> list[str]:
-    """Add or replace users in the store; returns their ids."""
+    """Add or replace users in the store; returns their ids. Each user's nightly window is
+    recomputed with their zone's rules (the zone may have changed)."""
+    tick = nightly_tick(w)
     for p in personas:
         w.store.put_user(p)
+        reopen_window(w, tick, p)
     return [p.id for p in personas]
+
+
+def set_timezone(w: Wiring, uid: str, name: str | None) -> Persona:
+    """Set (or, with None, clear to the configured default) a user's IANA time zone; the
+    window they are next served in follows the new zone at once."""
+    from ..nightly import check_zone
+
+    if name is not None:
+        check_zone(name, "--tz")
+    updated = persona(w, uid).model_copy(update={"timezone": name})
+    w.store.put_user(updated)
+    reopen_window(w, nightly_tick(w), updated)
+    return updated
 
 
 def import_examples(w: Wiring) -> list[str]:

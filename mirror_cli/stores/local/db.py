@@ -46,18 +46,20 @@ class LocalDb:
         self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._ready = False  # the folder exists and the file is migrated
         self._ops: dict[tuple[str, str], int] = {}
-        if (self.root / "mirror.db").exists():
-            self._open()
-        elif self.root.exists() and not self.root.is_dir():
+        # The folder is checked before anything inside it is looked at: in a folder it may not
+        # enter, even asking whether mirror.db exists is a PermissionError.
+        if self.root.exists() and not self.root.is_dir():
             raise StoreError(
                 f"The data directory {self.root} is a file, not a folder.",
                 "Pass a folder with --data-dir / MIRROR_DATA_DIR.",
             )
-        elif self.root.exists() and not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+        if self.root.exists() and not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
             raise StoreError(
                 f"The data directory {self.root} cannot be read or written.",
                 "Fix its permissions, or pass another folder with --data-dir / MIRROR_DATA_DIR.",
             )
+        if (self.root / "mirror.db").exists():
+            self._open()
 
     # ----------------------------------------------------------------------------- plumbing
     def _open(self) -> sqlite3.Connection:

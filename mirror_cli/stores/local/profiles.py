@@ -69,10 +69,11 @@ class Profiles(LocalDb):
         for q in queries:
             last = ""
             while True:
+                opens_by = q.opens_by if q.opens_by is not None else 2**62
                 rows = self._q(
-                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? "
+                    "SELECT uid, persona FROM users WHERE latest_rank = ? AND active_days >= ? AND next_window <= ? "
                     "AND shard >= ? AND shard < ? AND uid > ? ORDER BY uid LIMIT ?",
-                    (q.latest_rank, q.min_active_days, buckets[0], buckets[1], last, page_size),
+                    (q.latest_rank, q.min_active_days, opens_by, buckets[0], buckets[1], last, page_size),
                 )
                 for _, persona in rows:
                     yield Persona.model_validate_json(persona), q.latest_rank
@@ -86,6 +87,9 @@ class Profiles(LocalDb):
             (rank, shard_bucket(uid), validate_user_id(uid)),
             op="writes",
         )
+
+    def set_next_window(self, uid: str, opens_at: int) -> None:
+        self._q("UPDATE users SET next_window = ? WHERE uid = ?", (opens_at, validate_user_id(uid)), op="writes")
 
     def due_index_version(self) -> int:
         rows = self._q("SELECT value FROM meta WHERE key = 'due_index'")

@@ -66,6 +66,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE avatars ADD COLUMN store_s REAL;
     ALTER TABLE avatars ADD COLUMN total_s REAL;
     """,
+    # 6: each user's nightly window (the UTC epoch second at which the window they are next to be
+    # served in opens; 0: not looked at yet, the next tick decides), queried with the due fields
+    """
+    ALTER TABLE users ADD COLUMN next_window INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX users_window ON users(latest_rank, active_days, next_window, shard);
+    UPDATE meta SET value = '2' WHERE key = 'due_index' AND value = '1';
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
