@@ -416,6 +416,11 @@ class VoiceTemplates(Strict):
     intro: dict[str, str]
     evolution: str = Field(min_length=10)
     changes: dict[str, str] = Field(default_factory=dict)
+    # said when the user picks an avatar to show: it opens a conversation about it
+    selected: str = Field(
+        "{name}, you chose your {stage} reflection: {mood}, and {scene}. What do you remember about that time?",
+        min_length=10,
+    )
 
     @field_validator("intro")
     @classmethod

@@ -104,6 +104,7 @@ class RunReport:
     store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
+    alerts: list[Any] = field(default_factory=list)  # telemetry.alerts.Alert raised by this run (new ones)
     # a nightly tick's figures (mirror_cli.tick.TickPlan.summary): in window, due, served, left
     tick: dict[str, Any] | None = None
 
@@ -148,6 +149,7 @@ class RunReport:
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
+            "alerts": [a.to_dict() for a in self.alerts],
             **({"tick": self.tick} if self.tick is not None else {}),
         }
 

@@ -21,6 +21,7 @@ from .settings import Settings
 from .spool import Spool
 from .stores.base import Store, get_store
 from .stores.calls import StoreCalls
+from .telemetry import tracing
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class Wiring:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
+        tracing.configure_from_env()  # spans by OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector
         self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).

@@ -170,6 +170,9 @@ class FakeOpenAI:
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_fail: set[str] = set()  # custom_ids whose lines fail inside a batch
         self.batch_polls_to_complete = 2
+        # (final status, lines answered): an 'expired' or 'cancelled' batch answers only the first
+        # lines; the others come back in its error file (batch_expired / batch_cancelled), unbilled
+        self.batch_end: tuple[str, int] | None = None
         self.moderation_requests: list[
             list[str]
         ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
@@ -393,7 +396,7 @@ class FakeOpenAI:
                         batch["status"] = "in_progress"
                         if batch["polls"] >= fake.batch_polls_to_complete:
                             _run_batch(fake, batch)
-                            batch["status"] = "completed"
+                            batch["status"] = fake.batch_end[0] if fake.batch_end else "completed"
                     return self._send(200, {k: v for k, v in batch.items() if k != "polls"})
                 if self.path.startswith("/v1/models/"):
                     model = self.path.rsplit("/", 1)[1]
@@ -625,8 +628,20 @@ def _run_batch(fake: FakeOpenAI, batch: dict[str, Any]) -> None:
     """Answer every line of a batch's input file: an output file and, for failures, an error file."""
     lines = [json.loads(x) for x in fake.files[batch["input_file_id"]]["data"].decode().splitlines() if x.strip()]
     out, err = [], []
-    for line in lines:
+    end, answered = fake.batch_end or ("completed", len(lines))
+    for n, line in enumerate(lines):
         cid, body = line["custom_id"], line["body"]
+        if n >= answered:
+            message = f"This request was not executed: the batch was {end} first."
+            err.append(
+                {
+                    "id": f"batch_req_{n}",
+                    "custom_id": cid,
+                    "response": None,
+                    "error": {"code": f"batch_{end}", "message": message},
+                }
+            )
+            continue
         if cid in fake.batch_fail:
             err.append(
                 {

@@ -267,3 +267,108 @@ def test_claims_are_exclusive_renewable_and_expire(make_core, request, store):
     assert s.get_claim("u1/key").owner == "b"
     s.release_claim("u1/key", "b")
     assert s.get_claim("u1/key") is None
+
+
+def _claims_core(make_core, openai_env, tmp_path, limits: dict[str, Any] | None = None, **claims: float):
+    cfg = _configs(tmp_path)
+    data = yaml.safe_load((cfg / "limits.yaml").read_text())
+    data["claims"].update(claims)
+    data.update(limits or {})
+    (cfg / "limits.yaml").write_text(yaml.safe_dump(data))
+    return make_core(provider="openai", base_url=openai_env.url, config_dir=cfg)
+
+
+def _claim_key(core, uid: str, target: str) -> str:
+    """The claim key of the job a run would make (its request key, from a dry run)."""
+    (planned,) = core.generate([uid], target, dry_run=True).outcomes
+    assert planned.request_key
+    return f"{uid}/{planned.request_key}"
+
+
+def _other_host(core, key: str, lease_s: float) -> None:
+    """A claim of a process on another host (its liveness cannot be checked from here)."""
+    from datetime import UTC, datetime, timedelta
+
+    from mirror_cli.stores.base import Claim
+
+    now = datetime.now(UTC)
+    info = {"estimate_usd": 0.0553, "run_id": "elsewhere"}
+    assert core.store.claim(Claim(key, "otherhost:4242:n0", now + timedelta(seconds=lease_s), now, info), now).acquired
+
+
+def test_live_claim_on_another_host_is_waited_for_then_given_up(make_core, openai_env, tmp_path):
+    """Held by another host within its lease: wait up to claims.wait_s for its image, then give
+    the job up (named), never buying it."""
+    core = _claims_core(make_core, openai_env, tmp_path, wait_s=0.6, poll_s=0.05)
+    _other_host(core, _claim_key(core, "demo", "month"), lease_s=3600)
+    started = time.monotonic()
+    report = core.generate(["demo"], "month")
+    assert time.monotonic() - started >= 0.6
+    (outcome,) = report.outcomes
+    assert outcome.status == "failed" and "otherhost:4242:n0" in outcome.reason, outcome.reason
+    assert openai_env.requests == [] and report.cost_usd == 0 and report.may_have_billed_usd == 0
+    assert not [e for e in core.store.events() if e.kind == "may_have_billed"]
+
+
+def test_expired_claim_on_another_host_is_taken_over_and_booked_once(make_core, openai_env, tmp_path):
+    """Its lease ran out (the host died mid-request): the job is taken over, the other owner's
+    request booked once at its estimate as may-have-billed, the image bought once."""
+    core = _claims_core(make_core, openai_env, tmp_path, wait_s=30, poll_s=0.05)
+    key = _claim_key(core, "demo", "month")
+    _other_host(core, key, lease_s=-1)
+    report = core.generate(["demo"], "month")
+    assert report.count("generated") == 1 and len(openai_env.requests) == 1
+    again = core.generate(["demo"], "month")
+    assert again.count("cached") == 1 and len(openai_env.requests) == 1
+    maybe = [e for e in core.store.events() if e.kind == "may_have_billed"]
+    assert [(e.cost_usd, e.run_id) for e in maybe] == [(0.0553, "elsewhere")]
+    assert core.store.get_claim(key) is None  # released once stored
+
+
+def test_heartbeat_renews_the_lease_while_the_request_is_in_flight(make_core, openai_env, tmp_path):
+    """A request in flight longer than the lease (its answer held): the heartbeat renews the
+    claim every lease_s/3, so no other process takes it over."""
+    import threading
+
+    core = _claims_core(make_core, openai_env, tmp_path, lease_s=1.5, poll_s=0.05)
+    key = _claim_key(core, "demo", "month")
+    openai_env.hold()
+    done: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: done.update(report=core.generate(["demo"], "month")))
+    worker.start()
+    try:
+        openai_env.wait_for_requests(1)
+        first = core.store.get_claim(key)
+        assert first is not None
+        leases = [first.lease_until]
+        deadline = time.monotonic() + 30
+        while len(set(leases)) < 3 and time.monotonic() < deadline:  # two renewals seen
+            time.sleep(0.05)
+            current = core.store.get_claim(key)
+            assert current is not None and current.owner == first.owner
+            leases.append(current.lease_until)
+        assert len(set(leases)) >= 3 and leases == sorted(leases), leases
+    finally:
+        openai_env.release()
+        worker.join(timeout=60)
+    assert done["report"].count("generated") == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0 and core.store.get_claim(key) is None
+
+
+@pytest.mark.parametrize("store", ["local", "firebase"])
+def test_failed_job_releases_its_reservation(make_core, openai_env, tmp_path, request, store):
+    """A request refused before anything was billed (a 400): the job fails and its reservation
+    is released, so the user's one generation a day is still there for the next run."""
+    from openai_server import Fault
+
+    if store == "firebase":
+        request.getfixturevalue("firebase_env")
+    core = _claims_core(make_core, openai_env, tmp_path, {"per_user_daily": 1}, poll_s=0.05)
+    if store == "firebase":
+        core = make_core(provider="openai", base_url=openai_env.url, config_dir=core.settings.config_dir, store=store)
+    openai_env.push(Fault(400, "invalid_request_error", "invalid_value", "Invalid value for 'size'."))
+    failed = core.generate(["demo"], "month")
+    assert failed.count("failed") == 1 and openai_env.ledger == []
+    retried = core.generate(["demo"], "month")
+    assert retried.count("generated") == 1, retried.summary()
+    assert len(openai_env.ledger) == 1

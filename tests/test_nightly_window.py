@@ -98,6 +98,7 @@ def _simulate(core, clock: PinnedClock, start: datetime, missed: set[int], bump_
     return users, due_since, served, ticks
 
 
+@pytest.mark.slow  # 48 ticks and 34 renders each (about 25 s on a loaded 2-core machine)
 @pytest.mark.parametrize(
     ("start", "missed"),
     [
@@ -153,6 +154,9 @@ def test_a_window_missed_whole_is_served_the_next_night_never_at_a_random_hour(m
     assert core.overdue_users() == 0
     clock.set(datetime(2026, 6, 1, 23, tzinfo=UTC))  # no tick ran from 17:00 to 22:00: an outage
     assert core.overdue_users() == 1
+    assert core.usage().overdue_users == 1
+    nightly = next(c for c in core.doctor() if c["check"] == "nightly")
+    assert nightly["status"] == "warn" and "1 user(s) overdue" in nightly["detail"]
     report = core.evolve(None, due=True)
     assert report.outcomes == []
     assert report.summary()["tick"] | {"at": None} == {
@@ -309,3 +313,38 @@ def test_the_local_store_keeps_the_window_in_an_indexed_column(make_core, small_
     for (v,) in db.execute("SELECT value FROM meta WHERE key = 'due_index'"):
         tally[v] += 1
     assert tally == {"2": 1}
+
+
+def test_the_firestore_tick_reads_only_the_due_users_whose_window_is_open(firebase_env, make_core, small_configs):
+    """The query path on the Firestore emulator: 24 hourly ticks over users in six zones, each
+    user served once inside their window, and a tick with nobody in window reads a constant."""
+    zones = ["Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns", "Pacific/Pago_Pago", "Europe/Berlin", None]
+    start = datetime(2026, 3, 28, 12, tzinfo=UTC)
+    clock = PinnedClock(start)
+    core = make_core(examples=False, store="firebase", config_dir=small_configs, size="256x256", now=clock)
+    core.import_users(
+        [Persona(id=f"f{i}", name="F", timezone=z, progress=Progress(active_days=2)) for i, z in enumerate(zones)]
+    )
+    for i in range(8):  # not due: they never cost a read, whatever their window
+        core.store.put_user(Persona(id=f"idle{i}", name="I", timezone=zones[i % len(zones)]))
+        core.store.raise_latest_rank(f"idle{i}", 0)
+    served: list[tuple[str, datetime]] = []
+    reads: list[tuple[int, int]] = []
+    for h in range(24):
+        at = start + timedelta(hours=h)
+        clock.set(at)
+        before = core.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")).get("reads", 0)
+        plan = core.plan_tick()
+        used = core.store.op_counts(datetime.now(UTC).strftime("%Y-%m-%d")).get("reads", 0) - before
+        reads.append((plan.in_window, used))
+        report = core.evolve(None, due=True)
+        served += [(o.user_id, at) for o in report.outcomes if o.status in SERVED]
+    assert sorted(u for u, _ in served) == [f"f{i}" for i in range(len(zones))]
+    zone_of = {f"f{i}": z for i, z in enumerate(zones)}
+    assert all(_local_in_window(at, zone_of[u]) for u, at in served)
+    quiet = [used for in_window, used in reads if in_window == 0]
+    assert quiet and max(quiet) <= 20, reads  # one read per empty stage query, plus the index version
+    # a zone the app wrote that the zone database does not know: that user is served in the
+    # default zone's window, and nobody else's tick breaks
+    core.store.db.collection("users").document("f0").update({"timezone": "Mars/Olympus"})
+    assert core.store.get_user("f0").timezone is None

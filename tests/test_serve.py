@@ -57,9 +57,10 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         assert c.get(f"/avatar/user/{other}", headers=bearer(admin_token)).status_code == 200
         usage = c.get("/usage", headers=bearer(admin_token))
         assert usage.status_code == 200 and "cost_usd" in usage.json()
-        # the admin's own profile is not in the store: the CLI's words, without other users' ids
-        unknown = _problem(c.post("/avatar/generate", json=_generate(admin_uid), headers=bearer(admin_token)), 404)
-        assert unknown["detail"] == f"Unknown user {admin_uid!r}." and uid not in str(unknown)
+        # the admin's own profile is not in the store: 409 naming the call that makes it, no other ids
+        unknown = _problem(c.post("/avatar/generate", json=_generate(admin_uid), headers=bearer(admin_token)), 409)
+        assert unknown["detail"] == f"User {admin_uid!r} has no profile yet." and uid not in str(unknown)
+        assert f"PUT /api/v1/users/{admin_uid}" in unknown["fix"]
         # bad input: a problem naming the field, never a 500
         missing = c.post("/avatar/generate", json={"user_id": uid}, headers=bearer(token))
         assert "evolution_stage" in _problem(missing, 422)["detail"]

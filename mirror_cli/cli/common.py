@@ -278,6 +278,8 @@ def report_exit(report: Any) -> int:
         return int(ExitCode.INTERRUPTED)
     if report.stopped:
         return int(ExitCode.STOPPED)
+    if getattr(report, "alerts", None):
+        return int(ExitCode.OVER_THRESHOLD)
     if report.failed or report.degraded:
         return int(ExitCode.PARTIAL)
     return int(ExitCode.OK)
@@ -327,6 +329,8 @@ def render_report(
         from .. import console
 
         console.run_report(title, report, per_job=edge.verbose or not batch)
+        for alert in getattr(report, "alerts", []):  # over a threshold: exit code 9
+            console.labelled(f"warning ({alert.kind})", alert.message, "bold yellow")
         for note in notes:
             console.labelled("note", note, "yellow", stderr=True)
 

@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Annotated, Any
 
 from .common import (
@@ -44,6 +45,14 @@ def evolve(
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
+    metrics_file: Annotated[
+        Path | None,
+        option("--metrics-file", metavar="FILE", help="Also write the run's metrics here (OpenMetrics text)."),
+    ] = None,
+    pushgateway: Annotated[
+        str | None,
+        option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
+    ] = None,
     via: ViaOpt = "sync",
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -67,5 +76,13 @@ def evolve(
         )
 
     edge.guard(lambda: check_output_file(report))  # before anything is spent
+    if metrics_file is not None:
+        from ..telemetry.export import check_metrics_file
+
+        edge.guard(lambda: check_metrics_file(metrics_file))
     result = edge.run(call, progress="evolve")
+    if (metrics_file or pushgateway) and not dry_run:
+        from .run_metrics import export_run_metrics
+
+        edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
     render_report(result, edge, title="evolve", batch=due, report_file=report)

@@ -121,6 +121,9 @@ def _show(
             for o in ops
         ],
     )
+    if figures.selections:
+        picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+        console.info(f"selections (avatars users chose to show): {picks}")
     for tip in figures.recommendations:
         console.labelled("recommendation", tip, "yellow")
 

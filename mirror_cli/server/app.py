@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
@@ -89,7 +89,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.add_middleware(AccessLog)
     from ..telemetry.serve import install as observe  # /metrics, traces, request metrics: outermost
 
-    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token)
+    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token, enabled=settings.serve_metrics)
     return app
 
 

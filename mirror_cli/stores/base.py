@@ -237,6 +237,31 @@ class Review:
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The avatar a user chose to show in the app's timeline."""
+
+    user_id: str
+    avatar_id: str
+    stage: str  # the avatar's stage (what usage counts by)
+    target: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "avatar_id": self.avatar_id,
+            "stage": self.stage,
+            "target": self.target,
+            "selected_at": self.at.astimezone(UTC).isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, uid: str, d: dict[str, Any]) -> Selection:
+        at = d["selected_at"]
+        when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        return cls(uid, d["avatar_id"], d.get("stage") or "", d.get("target") or "", when)
+
+
 # One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
 # concern can say so in its signature.
 
@@ -365,7 +390,23 @@ class ReviewStore(Protocol):
 
 
 @runtime_checkable
-class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, Protocol):
+class SelectionStore(Protocol):
+    """The avatar each user shows, and every choice made, counted per stage for usage."""
+
+    def put_selection(self, selection: Selection) -> None:
+        """Record the user's current choice and one selection event."""
+        ...
+
+    def get_selection(self, uid: str) -> Selection | None: ...
+    def selection_counts(self, since: datetime, until: datetime, uid: str | None = None) -> dict[str, int]:
+        """Selections made in [since, until), per stage."""
+        ...
+
+
+@runtime_checkable
+class Store(
+    ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, SelectionStore, Protocol
+):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
 
     name: str

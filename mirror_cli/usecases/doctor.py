@@ -35,6 +35,7 @@ def doctor(w: Wiring) -> list[Row]:
         ("fallbacks", check_fallbacks),
         ("approvals", lambda w: approvals_check(w.fallbacks)),
         ("identity", check_identity),
+        ("nightly", check_nightly),
     ]
     rows: list[Row] = []
     for name, check in checks:
@@ -99,6 +100,21 @@ async def provider_checks(w: Wiring, model: str) -> list[Row]:
         return [row("provider", "ok", f"{w.settings.provider}: {w.provider.renderer_version}")]
     result: list[Row] = await check(model)
     return result
+
+
+def check_nightly(w: Wiring) -> list[Row]:
+    from .due import overdue_users
+
+    nightly = w.configs.limits.nightly
+    overdue = overdue_users(w)
+    detail = f"window {nightly.window.label} local (default zone {nightly.timezone}); {overdue} user(s) overdue"
+    if not overdue:
+        return [row("nightly", "ok", detail)]
+    fix = (
+        "Due users missed their whole nightly window: schedule 'mirror evolve --due' hourly "
+        "(Cloud Scheduler or a CronJob '0 * * * *'); they are served in their next night."
+    )
+    return [row("nightly", "warn", detail, fix)]
 
 
 def check_spool(w: Wiring) -> list[Row]:

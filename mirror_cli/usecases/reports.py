@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..models import AvatarRecord, validate_user_id
 from ..planner import OK_STATUSES
 from ..wiring import Wiring
+from .due import overdue_users
 from .users import persona, user_ids
 
 
@@ -56,6 +57,14 @@ def usage(w: Wiring, *, period: str = "month", since: Any = None, until: Any = N
     )
     targets = w.configs.limits.targets
     figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+    if user is None:
+        figures.overdue_users = overdue_users(w)
+        if figures.overdue_users:
+            figures.recommendations.append(
+                f"{figures.overdue_users} due user(s) missed their whole nightly window: is "
+                "'mirror evolve --due' scheduled hourly? They are served in their next night."
+            )
+    figures.selections = w.store.selection_counts(start, end, user)  # what users choose to show
     return figures
 
 

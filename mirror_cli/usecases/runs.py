@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import MirrorError, NotFoundError, UsageError, as_store_error
 from ..pipeline import JobSpec, Outcome, Pipeline, RunReport
 from ..stores.base import JobState, RunInfo
+from ..telemetry.alerts import run_alerts
 from ..wiring import Wiring
 from .users import persona
 
@@ -104,6 +105,8 @@ async def execute(
                 raise
             report.store_error = report.store_error or err.message
             report.stopped = (report.stopped or "finished") + f"; the run's final state was not saved ({err.message})"
+    if run is not None and report.store_error is None:  # budget and failure-rate warnings, once each
+        report.alerts = await w.store_calls(run_alerts, w.store, w.configs.limits, report, w.now())
     return report
 
 

@@ -43,8 +43,15 @@ def _anonymous() -> Any:
 def _persona(data: dict[str, Any] | None) -> Persona:
     """A profile document without the fields the store adds to it."""
     d = dict(data or {})
-    for extra in ("uid", "updated_at", "latest_rank", "shard", "next_window"):
+    for extra in ("uid", "updated_at", "latest_rank", "shard", "next_window", "selected_avatar"):
         d.pop(extra, None)
+    if d.get("timezone") is not None:
+        from ...nightly import zone_problem
+
+        # The app may write any IANA-shaped name (the rules cannot consult the zone database): an
+        # unknown one counts as no zone (the configured default), so one profile never stops a tick.
+        if zone_problem(d["timezone"]):
+            d["timezone"] = None
     return Persona.model_validate(d)
 
 

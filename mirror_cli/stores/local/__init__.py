@@ -13,9 +13,10 @@ from .profiles import Profiles
 from .reviews import Reviews
 from .runs import Runs
 from .schema import MIGRATIONS, TIMING_COLUMNS
+from .selections import Selections
 
 
-class LocalStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews):
+class LocalStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
     """Every concern, on one SQLite file."""
 
 

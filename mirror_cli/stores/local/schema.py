@@ -73,6 +73,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX users_window ON users(latest_rank, active_days, next_window, shard);
     UPDATE meta SET value = '2' WHERE key = 'due_index' AND value = '1';
     """,
+    # 7: the avatar each user chose to show, one row per choice (stores/local/selections.py)
+    """
+    CREATE TABLE selections (uid TEXT NOT NULL, at TEXT NOT NULL, avatar_id TEXT NOT NULL, stage TEXT NOT NULL,
+        target TEXT NOT NULL);
+    CREATE INDEX selections_uid ON selections(uid, at);
+    CREATE INDEX selections_at ON selections(at);
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
