@@ -16,7 +16,7 @@ from .answers import ACCEPTED, answer
 from .deps import USER_ID, Auth, Svc, documented
 
 router = APIRouter()
-COMMON = (400, 401, 403, 404, 413, 422, 429, 500, 502, 503)
+COMMON = (400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503)
 
 
 def _doc(model: type[BaseModel], summary: str, *more: int) -> dict[str, Any]:
