@@ -348,3 +348,21 @@ def test_the_firestore_tick_reads_only_the_due_users_whose_window_is_open(fireba
     # default zone's window, and nobody else's tick breaks
     core.store.db.collection("users").document("f0").update({"timezone": "Mars/Olympus"})
     assert core.store.get_user("f0").timezone is None
+
+
+def test_a_user_handed_to_a_batch_is_done_for_the_night(make_core, openai_env, fast_configs):
+    """Through the Batch API a tick submits the in-window users' jobs; the next ticks of the same
+    night neither plan them again (their claims would refuse it) nor count them as left."""
+    clock = PinnedClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    core = make_core(
+        examples=False, provider="openai-batch", base_url=openai_env.url, config_dir=fast_configs, now=clock
+    )
+    core.import_users([Persona(id="mei", name="Mei", timezone="Asia/Shanghai")])  # 18:00-22:00 UTC
+    clock.set(datetime(2026, 6, 1, 18, tzinfo=UTC))
+    first = core.evolve(None, due=True)
+    assert [(o.user_id, o.status) for o in first.outcomes] == [("mei", "planned")]
+    assert first.summary()["tick"]["served"] == 1 and first.summary()["tick"]["left"] == 0
+    clock.set(datetime(2026, 6, 1, 19, tzinfo=UTC))
+    second = core.evolve(None, due=True)
+    assert second.outcomes == [] and second.summary()["tick"]["due"] == 0
+    assert len(openai_env.batches) == 1
