@@ -97,3 +97,21 @@ def test_tracing_is_off_by_default(monkeypatch):
     assert not tracing.configured_in_env(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}
     )
+
+
+def test_an_otlp_endpoint_alone_samples_one_trace_in_ten(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: never reached
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    try:
+        assert tracing.configure_from_env() and tracing.enabled()
+        description = tracing._provider.sampler.get_description()
+        assert "ParentBased" in description and "TraceIdRatioBased{0.1}" in description
+    finally:
+        tracing.uninstall()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    try:
+        assert tracing.configure_from_env()
+        assert "AlwaysOnSampler" in tracing._provider.sampler.get_description()
+    finally:
+        tracing.uninstall()
+    assert not tracing.enabled()

@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
             if running:
                 log.info("shutting down: waiting for %d generation(s) in flight", running)
             left = await svc.jobs.drain(settings.serve_shutdown_grace_s)
+            await svc.durable.drain(5.0)  # the answers of finished 202 jobs reach the store
             if left:
                 log.warning(
                     "%d generation(s) still running after the grace period; their paid images stay "

@@ -20,13 +20,21 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 def answer(job: Job, joined: bool) -> Response:
     if not job.done:
-        url = f"{PREFIX}/jobs/{job.id}"
-        body = JobAccepted(job_id=job.id, poll_url=url, retry_after_s=POLL_AFTER_S)
-        return JSONResponse(body.model_dump(), 202, headers={"Location": url, "Retry-After": str(POLL_AFTER_S)})
+        return accepted(job.id)
     result = job.result()
-    shown = _as_joined(result) if joined else result.body
+    return respond(Result(result.status, _as_joined(result), result.headers) if joined else result)
+
+
+def accepted(job_id: str) -> Response:
+    """202: the job still runs; poll its URL."""
+    url = f"{PREFIX}/jobs/{job_id}"
+    body = JobAccepted(job_id=job_id, poll_url=url, retry_after_s=POLL_AFTER_S)
+    return JSONResponse(body.model_dump(), 202, headers={"Location": url, "Retry-After": str(POLL_AFTER_S)})
+
+
+def respond(result: Result) -> Response:
     media = MEDIA_TYPE if result.status >= 400 else "application/json"
-    return JSONResponse(shown, result.status, headers=result.headers, media_type=media)
+    return JSONResponse(result.body, result.status, headers=result.headers, media_type=media)
 
 
 def _as_joined(result: Result) -> dict[str, Any]:

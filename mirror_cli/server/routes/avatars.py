@@ -31,9 +31,13 @@ async def generate(body: GenerateRequest, who: Auth, svc: Svc) -> Response:
     progress = body.progress_metrics.to_progress() if body.progress_metrics else None
     # one job per user, stage and intent: fresh metrics do not change which picture a stage has
     key = request_key(body.user_id, "generate", target, body.regenerate)
-    job, joined = await svc.run(
-        key, who, "generate", lambda: svc.generate(body.user_id, target, progress, body.regenerate)
-    )
+    params = {
+        "user_id": body.user_id,
+        "target": target,
+        "progress": progress.model_dump(mode="json") if progress else None,
+        "regenerate": body.regenerate,
+    }
+    job, joined = await svc.run(key, who, "generate", params)
     return answer(job, joined)
 
 
@@ -47,7 +51,8 @@ async def evolve(body: EvolveRequest, who: Auth, svc: Svc) -> Response:
     forbid(who, body.user_id)
     progress = body.progress_metrics.to_progress() if body.progress_metrics else None
     key = request_key(body.user_id, "evolve", progress.model_dump() if progress else None)
-    job, joined = await svc.run(key, who, "evolve", lambda: svc.evolve(body.user_id, progress))
+    params = {"user_id": body.user_id, "progress": progress.model_dump(mode="json") if progress else None}
+    job, joined = await svc.run(key, who, "evolve", params)
     return answer(job, joined)
 
 
@@ -70,5 +75,5 @@ async def trilogy(
             raise photo_too_large(photo.size or 0, limit)
     digest = hashlib.sha256(data).hexdigest() if data else None
     key = request_key(user_id, "trilogy", digest)
-    job, joined = await svc.run(key, who, "trilogy", lambda: svc.trilogy(user_id, data))
+    job, joined = await svc.run(key, who, "trilogy", {"user_id": user_id, "photo": data, "photo_sha": digest})
     return answer(job, joined)

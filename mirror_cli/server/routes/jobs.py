@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from ..problems import ProblemError, openapi_responses
-from .answers import ACCEPTED, answer
+from ..problems import openapi_responses
+from .answers import ACCEPTED, accepted, answer, respond
 from .deps import Auth, Svc
 
 router = APIRouter()
@@ -24,14 +24,10 @@ router = APIRouter()
     summary="Poll a slow generation",
 )
 async def job(job_id: Annotated[str, Path(max_length=64)], who: Auth, svc: Svc) -> Response:
-    found = svc.jobs.get(job_id)
-    if found is None or not who.may_act_on(found.owner):
-        raise ProblemError(
-            404,
-            "unknown-job",
-            "Unknown job",
-            f"No job {job_id[:64]!r} for this user on this server.",
-            "Send the original request again: it answers from the cache, or waits for the image "
-            "still being made (another server's job included); it is never paid twice.",
-        )
-    return answer(found, False)
+    """Answered by any instance: this one's running job, else the job's state in the store."""
+    found, stored = await svc.poll(job_id, who)
+    if found is not None:
+        return answer(found, False)
+    if stored is not None:
+        return respond(stored)
+    return accepted(job_id)

@@ -80,6 +80,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX selections_uid ON selections(uid, at);
     CREATE INDEX selections_at ON selections(at);
     """,
+    # 8: the app's slow requests (answered 202), readable by every process on this store
+    """
+    CREATE TABLE app_jobs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
