@@ -78,5 +78,18 @@ class Mirror(Wiring):
     seed_fallbacks = fallback_sets.seed_fallbacks
     doctor = checks.doctor
 
+    # queued jobs (worker.py works on the whole facade: it plans ticks and runs generations)
+    def work(self, *, until_empty: bool = False, batch: int = 4, idle_s: float = 1.0) -> Any:
+        """Run queued jobs (``mirror worker``) until stopped, or until the queue is empty."""
+        from .worker import Worker
+
+        return self.run_async(Worker(self, self.queue, batch=batch).run(idle_s=idle_s, until_empty=until_empty))
+
+    def enqueue_due(self, shard: Shard | None = None, *, any_hour: bool = False) -> int:
+        """Publish this tick's due jobs to the queue instead of running them; how many."""
+        from .worker import enqueue_due
+
+        return self.run_async(enqueue_due(self, self.queue, shard, any_hour))
+
 
 __all__ = ["Mirror", "Shard", "blocking"]

@@ -19,7 +19,7 @@ from .planner import Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import Store, get_store
+from .stores.base import JobQueue, Store, get_queue, get_store
 from .stores.calls import StoreCalls
 from .telemetry import tracing
 
@@ -55,6 +55,11 @@ class Wiring:
     @cached_property
     def store(self) -> Store:
         return get_store(self.settings.store, self.settings)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        """The job queue `mirror worker` pulls from (settings.queue; local: the store's SQLite)."""
+        return get_queue(self.settings.queue, self.settings)
 
     @property
     def provider(self) -> ImageProvider:
@@ -141,6 +146,9 @@ class Wiring:
         if "store_calls" in self.__dict__:
             self.store_calls.close()
             del self.__dict__["store_calls"]
+        if "queue" in self.__dict__:
+            self.queue.close()
+            del self.__dict__["queue"]
         if "store" in self.__dict__:
             self.store.close()  # flushes the operation counts: one write per run
 
