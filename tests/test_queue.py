@@ -130,3 +130,56 @@ def test_enqueue_due_then_workers_make_them(paid_core, openai_env):
     stats = core.work(until_empty=True, batch=2)
     assert stats.acked == published and _images(openai_env) == published
     assert core.enqueue_due(any_hour=True) == 0  # everyone is at their stage now
+
+
+@pytest.fixture
+def pubsub_queue(pubsub_emulator, monkeypatch):
+    import uuid
+
+    from mirror_cli.settings import load_settings
+    from mirror_cli.stores.base import get_queue
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
+    monkeypatch.setenv("MIRROR_FIREBASE_PROJECT", "demo-mirror-queue")
+    topic = f"jobs-{uuid.uuid4().hex[:8]}"  # a topic of this test's own
+    flags = {"queue": "pubsub", "pubsub_topic": topic}
+    q = get_queue("pubsub", load_settings(flags))
+    yield q, flags
+    q.close()
+
+
+def _pull_all(q: Any, n: int, deadline_s: float = 60) -> list[Any]:
+    import time
+
+    got: list[Any] = []
+    until = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < until:
+        got.extend(q.pull(10, deadline_s))
+    return got
+
+
+def test_pubsub_queue_on_the_emulator(pubsub_queue):
+    q, _ = pubsub_queue
+    ids = {q.publish({"n": i}, f"u{i}", {"request_key": f"k{i}"}) for i in range(3)}
+    got = _pull_all(q, 3)
+    assert {m.id for m in got} == ids and all(m.attempts >= 1 and m.receipt for m in got)
+    assert {m.attributes["request_key"] for m in got} == {"k0", "k1", "k2"}
+    given_back = got[0]
+    for m in got[1:]:
+        q.ack(m)
+    q.nack(given_back)  # delivered again, and nothing acked comes back
+    (again,) = _pull_all(q, 1)
+    assert again.id == given_back.id and again.body == given_back.body
+    q.ack(again)
+    assert q.pull(10, 60) == []
+
+
+def test_worker_on_pubsub_never_pays_a_redelivery_twice(pubsub_queue, make_core, openai_env, tmp_path):
+    _, flags = pubsub_queue
+    cfg = make_config_dir(tmp_path, {"per_user_daily": 50, "system_daily": 1000})
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, **flags)
+    core.queue.publish(job_message("demo", "month"), "demo", {"request_key": "-"})
+    core.queue.publish(job_message("demo", "month"), "demo", {"request_key": "-"})  # a duplicate
+    stats = core.work(until_empty=True)
+    assert stats.acked == 2 and sorted(stats.outcomes) == ["cached", "generated"]
+    assert _images(openai_env) == 1

@@ -504,6 +504,7 @@ class QueueMessage:
     attributes: dict[str, str]
     body: dict[str, Any]
     attempts: int = 0  # deliveries so far, this one included
+    receipt: str = ""  # the back-end's handle of this delivery (Pub/Sub's ack id)
 
 
 class JobQueue(Protocol):
@@ -528,9 +529,9 @@ class JobQueue(Protocol):
 QueueFactory = Callable[["Settings"], JobQueue]
 _QUEUES: Registry[QueueFactory] = Registry(
     "queue",
-    {"local": "mirror_cli.stores.local.queue:SqliteQueue"},
+    {"local": "mirror_cli.stores.local.queue:SqliteQueue", "pubsub": "mirror_cli.stores.firebase.queue:PubSubQueue"},
     group="mirror.queues",
-    missing_hint="Reinstall mirror: the local queue ships with it.",
+    missing_hint="The pubsub queue needs google-cloud-pubsub: pip install 'mirror-realm-avatars[serve]'.",
 )
 
 
