@@ -44,6 +44,7 @@ class Mirror(Wiring):
     import_users = user_cases.import_users
     import_examples = user_cases.import_examples
     set_timezone = user_cases.set_timezone
+    record_consent = user_cases.record_consent
 
     # paid operations: async, and their synchronous twins
     agenerate = generation.generate

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ..consent import require_consent
 from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
 from ..models import validate_user_id
@@ -61,6 +62,8 @@ async def trilogy(
         pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
     elif photo is not None:
         pic = await asyncio.to_thread(intake_photo, photo, limits)
+    if pic is not None:
+        require_consent(who, "photo")  # a photo checked here never leaves without consent
     specs = [JobSpec(who, who.progress, kind, pic) for kind in w.configs.stages.trilogy]
     return await execute(w, specs, dry_run=dry_run, max_cost=max_cost)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..errors import UnknownUserError
-from ..models import Persona, Progress, validate_user_id
+from ..models import ConsentScope, Persona, Progress, validate_user_id
 from ..wiring import Wiring
 from .due import nightly_tick, reopen_window
 from .shards import Shard
@@ -53,6 +53,15 @@ def import_users(w: Wiring, personas: list[Persona]) -> list[str]:
         w.store.put_user(p)
         reopen_window(w, tick, p)
     return [p.id for p in personas]
+
+
+def record_consent(
+    w: Wiring, uid: str, scope: ConsentScope, *, granted: bool, terms_version: str, recorded_by: str
+) -> Persona:
+    """Record (or withdraw) a user's consent to ``scope`` at the core's time."""
+    from ..consent import record_consent as record
+
+    return record(w.store, uid, scope, granted=granted, terms_version=terms_version, recorded_by=recorded_by, now=w.now)
 
 
 def set_timezone(w: Wiring, uid: str, name: str | None) -> Persona:
