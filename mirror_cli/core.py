@@ -17,10 +17,11 @@ from typing import Any
 
 from .clock import Clock, parse_instant, starting_at, system_clock, today, wall_clock
 from .config import ConfigSet, RateLimit
+from .consent import record_consent, require_consent
 from .errors import MirrorError, NotFoundError, UnknownUserError, UsageError, as_store_error
 from .fallbacks import FallbackSet
 from .imaging import Photo, intake_photo, intake_photo_bytes
-from .models import Persona, Progress, validate_user_id
+from .models import ConsentScope, Persona, Progress, validate_user_id
 from .pacing import RateLimiter
 from .pipeline import JobSpec, Outcome, Pipeline, RunReport
 from .planner import OK_STATUSES, Planner
@@ -282,6 +283,20 @@ class Mirror:
             self._reopen_window(tick, p)
         return [p.id for p in personas]
 
+    def record_consent(
+        self, uid: str, scope: ConsentScope, *, granted: bool, terms_version: str, recorded_by: str
+    ) -> Persona:
+        """Record (or withdraw) a user's consent to ``scope`` at the core's time."""
+        return record_consent(
+            self.store,
+            uid,
+            scope,
+            granted=granted,
+            terms_version=terms_version,
+            recorded_by=recorded_by,
+            now=self.now,
+        )
+
     def set_timezone(self, uid: str, name: str | None) -> Persona:
         """Set (or, with None, clear to the configured default) a user's IANA time zone; the
         window they are next served in follows the new zone at once."""
@@ -466,6 +481,8 @@ class Mirror:
             pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
         elif photo is not None:
             pic = await asyncio.to_thread(intake_photo, photo, limits)
+        if pic is not None:
+            require_consent(persona, "photo")  # a photo checked here never leaves without consent
         specs = [JobSpec(persona, persona.progress, kind, pic) for kind in self.configs.stages.trilogy]
         return await self._aexecute(specs, dry_run=dry_run, max_cost=max_cost)
 

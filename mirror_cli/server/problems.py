@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import (
     ConfigError,
+    ConsentError,
     InvalidUserIdError,
     MirrorError,
     NotFoundError,
@@ -83,6 +84,7 @@ _STATUS: list[tuple[type[MirrorError], int, str]] = [
     (NotFoundError, 404, "Not found"),
     (InvalidUserIdError, 422, "Invalid user id"),
     (PhotoError, 422, "Photo refused"),
+    (ConsentError, 403, "Consent required"),
     (UsageError, 400, "Bad request"),
     (RunStoppedError, 503, "Generation stopped"),
     (StoreError, 503, "Store unavailable"),
