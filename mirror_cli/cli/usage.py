@@ -66,7 +66,29 @@ def usage(
         return
 
     def human() -> None:
-        _show(edge, figures, title, flat, ops, by=by, chart=chart, targets=targets)
+        from .. import console, units
+
+        shown = {k: v for k, v in flat.items() if k not in ("period", "start", "end") and (k != "user" or v)}
+        console.key_values(title, [(units.label(k, shown), units.figure(k, v)) for k, v in shown.items()])
+        _show_kpis(edge, figures, targets, by_day=by == "day", chart=chart)
+        console.table(
+            "store operations today vs the Firebase free tier",
+            ["operation", "today", "free tier", "headroom"],
+            [
+                (
+                    units.label(o["operation"]),
+                    units.figure(o["operation"], o["today"]),
+                    units.figure(o["operation"], o["free_tier"]),
+                    units.ratio(o["headroom"]),
+                )
+                for o in ops
+            ],
+        )
+        if figures.selections:
+            picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+            console.info(f"selections (avatars users chose to show): {picks}")
+        for tip in figures.recommendations:
+            console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
 
@@ -79,24 +101,12 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
     sys.stdout.write(buf.getvalue())
 
 
-def _show(
-    edge: Edge,
-    figures: Any,
-    title: str,
-    flat: dict[str, Any],
-    ops: list[dict[str, Any]],
-    *,
-    by: str | None,
-    chart: Path | None,
-    targets: Any,
-) -> None:
-    """The human view: figures, KPIs, the daily trend (with a terminal chart), store operations."""
-    from .. import console, units
+def _show_kpis(edge: Edge, figures: Any, targets: Any, *, by_day: bool, chart: Path | None) -> None:
+    """The KPI table; with --by day the per-day table and the terminal chart."""
+    from .. import console
 
-    shown = {k: v for k, v in flat.items() if k not in ("period", "start", "end") and (k != "user" or v)}
-    console.key_values(title, [(units.label(k, shown), units.figure(k, v)) for k, v in shown.items()])
     console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
-    if by == "day":
+    if by_day:
         console.table(
             "per day",
             ["day", "paid", "success", "p95", "compliance", "cache hits", "fallbacks", "cost"],
@@ -108,24 +118,6 @@ def _show(
             sys.stdout.write(edge.guard(lambda: terminal_chart(figures.days, targets)) + "\n")
     if chart is not None:
         console.info(f"chart: {chart}")
-    console.table(
-        "store operations today vs the Firebase free tier",
-        ["operation", "today", "free tier", "headroom"],
-        [
-            (
-                units.label(o["operation"]),
-                units.figure(o["operation"], o["today"]),
-                units.figure(o["operation"], o["free_tier"]),
-                units.ratio(o["headroom"]),
-            )
-            for o in ops
-        ],
-    )
-    if figures.selections:
-        picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
-        console.info(f"selections (avatars users chose to show): {picks}")
-    for tip in figures.recommendations:
-        console.labelled("recommendation", tip, "yellow")
 
 
 def _shown(value: float | None, unit: str) -> str:
