@@ -9,6 +9,7 @@ from ...errors import StoreError
 from ...models import Persona, Progress, validate_user_id
 from ..base import SHARD_BUCKETS, DueQuery, shard_bucket
 from .db import LocalDb
+from .forget import refuse_erased
 from .schema import iso
 
 _UPSERT_USER = (
@@ -49,6 +50,7 @@ class Profiles(LocalDb):
 
     def put_user(self, persona: Persona) -> None:
         """Insert or replace the profile; a new user enters the due index with no stage yet."""
+        refuse_erased(self, persona.id)
         self._q(_UPSERT_USER, _user_row(persona), op="writes")
 
     def set_progress(self, uid: str, progress: Progress) -> None:
@@ -97,3 +99,7 @@ class Profiles(LocalDb):
 
     def set_due_index_version(self, version: int) -> None:
         self._q("INSERT OR REPLACE INTO meta(key, value) VALUES ('due_index', ?)", (str(version),), op="writes")
+
+    def forget_profile(self, uid: str) -> int:
+        """Erasure: the profile row (persona, progress, consent, due index)."""
+        return self._open().execute("DELETE FROM users WHERE uid = ?", (uid,)).rowcount
