@@ -38,6 +38,7 @@ from .schemas import (
     Health,
     JobAccepted,
     Ready,
+    StoredAvatar,
     TrilogyResponse,
     Usage,
 )
@@ -235,18 +236,27 @@ def _routes(svc: Service) -> APIRouter:
 
     @router.get(
         "/avatar/user/{user_id}",
-        response_model=AvatarPage,
+        response_model=list[StoredAvatar] | AvatarPage,
         responses=openapi_responses(400, 401, 403, 422, 429, 503),
-        summary="A user's avatars, newest first, with signed URLs",
+        summary="A user's avatars, newest first, with signed URLs: a JSON array (the app's shape), "
+        "the next page in the Link header; ?envelope=true answers {items, next_cursor}",
     )
     async def avatars(
         user_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")],
         who: Auth,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> Any:
+        envelope: Annotated[bool, Query(description="Answer {items, next_cursor} instead of an array.")] = False,
+    ) -> Response:
         forbid(who, user_id)
-        return await svc.avatars(user_id, limit, cursor)
+        page = await svc.avatars(user_id, limit, cursor)
+        if envelope:
+            return JSONResponse(page)
+        headers = {}
+        if page["next_cursor"]:
+            nxt = f"{PREFIX}/avatar/user/{user_id}?limit={limit}&cursor={page['next_cursor']}"
+            headers = {"Link": f'<{nxt}>; rel="next"', "X-Next-Cursor": page["next_cursor"]}
+        return JSONResponse(page["items"], headers=headers)
 
     @router.get(
         "/usage",
@@ -338,7 +348,7 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Method not allowed"}
-        return _problem(
+        answer = _problem(
             ProblemError(
                 exc.status_code,
                 "http",
@@ -347,6 +357,10 @@ def _handlers(app: FastAPI) -> None:
                 "See the API at /docs.",
             )
         )
+        allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        if allow:  # a 405 says which methods the resource has
+            answer.headers["Allow"] = allow
+        return answer
 
     @app.exception_handler(Exception)
     async def on_bug(_: Request, exc: Exception) -> Response:
