@@ -39,3 +39,31 @@ def test_405_carries_allow(serve_settings, live, auth_env):
         assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
         assert wrong.headers["content-type"].startswith("application/problem+json")
         assert "PUT" in c.delete(f"{API}/users/{uid}").headers["allow"]
+
+
+def test_the_readmes_dart_snippet_matches_the_openapi_schema(serve_settings, auth_env):
+    """Every path the Dart snippet calls exists with its method, and every field it sends or
+    reads is in the schema of that operation."""
+    import re
+    from pathlib import Path
+
+    from mirror_cli.server.app import create_app
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    dart = next(b for b in re.findall(r"```dart\n(.*?)```", readme, re.S) if "avatar/generate" in b)
+    app = create_app(serve_settings(store="local"))
+    try:
+        schema = app.openapi()
+    finally:
+        app.state.service.verifier.close()
+    paths = schema["paths"]
+    text = str(schema)
+    calls = re.findall(r"http\.(get|post|put)\(Uri\.parse\('\$api(/api/v1/[^'?]*)", dart)
+    assert len(calls) >= 2
+    for method, path in calls:
+        template = re.sub(r"\$\{?uid\}?", "{user_id}", path)
+        assert template in paths and method in paths[template], (method, template)
+    for key in re.findall(r"'(\w+)':", dart) + re.findall(r"\['(\w+)'\]", dart):
+        if key in ("Authorization", "Content-Type", "retry-after", "link"):
+            continue
+        assert f"'{key}'" in text, key

@@ -142,7 +142,7 @@ Auth = Annotated[Caller, Depends(_caller)]
 def _routes(svc: Service) -> APIRouter:
     router = APIRouter()
 
-    common = (400, 401, 403, 404, 413, 422, 429, 500, 502, 503)
+    common = (400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503)
     accepted: dict[int | str, dict[str, Any]] = {
         202: {"model": JobAccepted, "description": "Still running: poll the job URL"}
     }
