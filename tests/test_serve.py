@@ -203,7 +203,15 @@ def test_photo_upload_limits_and_trilogy(serve_settings, live, auth_env, openai_
         _problem(c.post("/avatar/generate", content=padded, headers={"content-type": "application/json"}), 413)
         notimage = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.txt", b"hello")})
         assert "PNG, JPEG or WebP" in _problem(notimage, 422)["fix"]
-        made = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("me.png", _png(64), "image/png")})
+        photo = {"photo": ("me.png", _png(64), "image/png")}
+        # no consent on record: refused (403, naming the call that records it), nothing billed
+        refused = _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files=photo), 403)
+        assert "consent" in refused["detail"] and f"/users/{uid}/consent" in refused["fix"]
+        assert len(openai_env.ledger) == 0
+        agreed = c.post(f"/users/{uid}/consent", json={"scope": "photo", "granted": True, "terms_version": "v3"})
+        assert agreed.status_code == 200, agreed.text
+        assert agreed.json()["recorded_by"] == "app" and agreed.json()["terms_version"] == "v3"
+        made = c.post("/avatar/trilogy", data={"user_id": uid}, files=photo)
         assert made.status_code == 200, made.text
         avatars = made.json()["avatars"]
         assert len(avatars) == 3 and all("X-Goog-Signature=" in a["image_url"] for a in avatars)
