@@ -496,10 +496,19 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
         any_hour: bool = False,
+        override_canary: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
             self.aevolve(
-                uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, any_hour=any_hour
+                uid,
+                due=due,
+                to=to,
+                dry_run=dry_run,
+                max_cost=max_cost,
+                shard=shard,
+                resume=resume,
+                any_hour=any_hour,
+                override_canary=override_canary,
             )
         )
         return report
@@ -515,9 +524,11 @@ class Mirror:
         shard: Shard | None = None,
         resume: str | None = None,
         any_hour: bool = False,
+        override_canary: bool = False,
     ) -> RunReport:
         """``due``: one nightly tick, serving the due users inside their local window (every due
-        user with ``any_hour``)."""
+        user with ``any_hour``). A tick whose model, style or renderer changed since the last one
+        needs a passing canary (mirror_cli/canary.py) or ``override_canary``."""
         self.estimating = self.estimating or dry_run
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
@@ -526,6 +537,11 @@ class Mirror:
         if any_hour and not due:
             raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
         plan = None
+        fingerprint: dict[str, Any] | None = None
+        if due and not dry_run:
+            from .canary import nightly_guard
+
+            fingerprint = await self.store_calls(nightly_guard, self, override_canary)
         if due:
             plan = await self.store_calls(self.plan_tick, shard, any_hour=any_hour, dry_run=dry_run)
             specs = plan.specs
@@ -534,7 +550,8 @@ class Mirror:
             specs = await self.store_calls(self.evolve_specs, persona, to)
         run = None
         if due and not dry_run:
-            run = self._start_run("evolve", {"due": True, "any_hour": any_hour}, resume)
+            params = {"due": True, "any_hour": any_hour, "fingerprint": fingerprint, "override_canary": override_canary}
+            run = self._start_run("evolve", params, resume)
         report = await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
         if plan is not None:
             if not dry_run:
