@@ -31,8 +31,10 @@ RUNS_LOOKED_AT = 200
 def fingerprint(core: Mirror) -> dict[str, Any]:
     """What decides how every new avatar looks, beyond the user's own data."""
     style = core.configs.style
+    provider = core.settings.provider
     fp: dict[str, Any] = {
-        "provider": core.settings.provider,
+        # the Batch API makes the same images as the sync API: not a change
+        "provider": "openai" if provider == "openai-batch" else provider,
         "model": core.model_name,
         "style": style.name,
         "style_version": style.version,
