@@ -377,6 +377,11 @@ class NightlyConfig(Strict):
                 f"the window {w.label} is shorter than 2 hours: an hourly tick could miss it "
                 "(on a spring-forward night it loses an hour)"
             )
+        if w.length() > timedelta(hours=20):
+            raise ValueError(
+                f"the window {w.label} is longer than 20 hours: one night's window would run into the next "
+                "on a fall-back night"
+            )
         return self
 
     @property

@@ -27,7 +27,18 @@ from .planner import OK_STATUSES, Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
+from .stores.base import (
+    DUE_INDEX_VERSION,
+    SHARD_BUCKETS,
+    DueQuery,
+    JobQueue,
+    JobState,
+    RunInfo,
+    Store,
+    get_queue,
+    get_store,
+    shard_bucket,
+)
 from .stores.calls import StoreCalls
 from .telemetry import tracing
 from .telemetry.alerts import run_alerts
@@ -100,6 +111,24 @@ class Mirror:
     @cached_property
     def store(self) -> Store:
         return get_store(self.settings.store, self.settings)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        """The job queue `mirror worker` pulls from (settings.queue; local: the store's SQLite)."""
+        return get_queue(self.settings.queue, self.settings)
+
+    def work(self, *, until_empty: bool = False, batch: int = 4, idle_s: float = 1.0) -> Any:
+        """Run queued jobs (``mirror worker``) until stopped, or until the queue is empty."""
+        from .worker import Worker
+
+        return self._run_async(Worker(self, self.queue, batch=batch).run(idle_s=idle_s, until_empty=until_empty))
+
+    def enqueue_due(self, shard: Shard | None = None, *, any_hour: bool = False) -> int:
+        """Publish this tick's due jobs to the queue instead of running them; how many."""
+        from .worker import enqueue_due
+
+        published: int = self._run_async(enqueue_due(self, self.queue, shard, any_hour))
+        return published
 
     @property
     def provider(self) -> ImageProvider:
@@ -187,6 +216,9 @@ class Mirror:
         if "store_calls" in self.__dict__:
             self.store_calls.close()
             del self.__dict__["store_calls"]
+        if "queue" in self.__dict__:
+            self.queue.close()
+            del self.__dict__["queue"]
         if "store" in self.__dict__:
             self.store.close()  # flushes the operation counts: one write per run
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from .models import Persona
     from .pipeline import JobSpec, Outcome
 
-SERVED_STATUSES = ("generated", "cached", "ingested")
+# A user is served when each of their jobs ended with an avatar of their own, or (Batch API) was
+# handed to a batch: its result is collected later, and the user's night is over either way.
+SERVED_STATUSES = ("generated", "cached", "ingested", "planned")
 
 
 @dataclass
@@ -49,7 +51,8 @@ class TickPlan:
         return len(self.zones)
 
     def served(self, outcomes: Iterable[Outcome]) -> list[str]:
-        """The planned users all of whose jobs ended with an avatar of their own."""
+        """The planned users all of whose jobs ended with an avatar of their own (or went into a
+        Batch API batch; a dry run's outcomes are never passed here)."""
         statuses: dict[str, list[str]] = {uid: [] for uid in self.zones}
         for o in outcomes:
             if o.user_id in statuses:

@@ -32,6 +32,14 @@ def evolve(
         ),
     ] = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
+    enqueue: Annotated[
+        bool,
+        option(
+            "--enqueue",
+            help="With --due: publish the due jobs to the job queue (settings 'queue') for `mirror worker` "
+            "instead of running them here.",
+        ),
+    ] = False,
     any_hour: Annotated[
         bool,
         option(
@@ -84,6 +92,20 @@ def evolve(
             override_canary=override_canary,
         )
 
+    if enqueue:
+        from ..errors import ExitCode
+
+        if not due or dry_run:
+            edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+        published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
+
+        def told() -> None:
+            from .. import console
+
+            console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
+
+        edge.emit({"published": published}, items=[], human=told)
+        return
     edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
         from ..telemetry.export import check_metrics_file

@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
             if running:
                 log.info("shutting down: waiting for %d generation(s) in flight", running)
             left = await svc.jobs.drain(settings.serve_shutdown_grace_s)
+            await svc.durable.drain(5.0)  # the answers of finished 202 jobs reach the store
             if left:
                 log.warning(
                     "%d generation(s) still running after the grace period; their paid images stay "
@@ -166,9 +167,13 @@ def _routes(svc: Service) -> APIRouter:
         progress = body.progress_metrics.to_progress() if body.progress_metrics else None
         # one job per user, stage and intent: fresh metrics do not change which picture a stage has
         key = request_key(body.user_id, "generate", target, body.regenerate)
-        job, joined = await svc.run(
-            key, who, "generate", lambda: svc.generate(body.user_id, target, progress, body.regenerate)
-        )
+        params = {
+            "user_id": body.user_id,
+            "target": target,
+            "progress": progress.model_dump(mode="json") if progress else None,
+            "regenerate": body.regenerate,
+        }
+        job, joined = await svc.run(key, who, "generate", params)
         return answer(job, joined)
 
     @router.post(
@@ -181,7 +186,8 @@ def _routes(svc: Service) -> APIRouter:
         forbid(who, body.user_id)
         progress = body.progress_metrics.to_progress() if body.progress_metrics else None
         key = request_key(body.user_id, "evolve", progress.model_dump() if progress else None)
-        job, joined = await svc.run(key, who, "evolve", lambda: svc.evolve(body.user_id, progress))
+        params = {"user_id": body.user_id, "progress": progress.model_dump(mode="json") if progress else None}
+        job, joined = await svc.run(key, who, "evolve", params)
         return answer(job, joined)
 
     @router.post(
@@ -204,7 +210,7 @@ def _routes(svc: Service) -> APIRouter:
                 raise photo_too_large(photo.size or 0, limit)
         digest = hashlib.sha256(data).hexdigest() if data else None
         key = request_key(user_id, "trilogy", digest)
-        job, joined = await svc.run(key, who, "trilogy", lambda: svc.trilogy(user_id, data))
+        job, joined = await svc.run(key, who, "trilogy", {"user_id": user_id, "photo": data, "photo_sha": digest})
         return answer(job, joined)
 
     @router.get(
@@ -217,17 +223,15 @@ def _routes(svc: Service) -> APIRouter:
         summary="Poll a slow generation",
     )
     async def job(job_id: Annotated[str, Path(max_length=64)], who: Auth) -> Response:
-        found = svc.jobs.get(job_id)
-        if found is None or not who.may_act_on(found.owner):
-            raise ProblemError(
-                404,
-                "unknown-job",
-                "Unknown job",
-                f"No job {job_id[:64]!r} for this user on this server.",
-                "Send the original request again: it answers from the cache, or waits for the image "
-                "still being made (another server's job included); it is never paid twice.",
-            )
-        return answer(found, False)
+        """Answered by any instance: this one's running job, else the job's state in the store."""
+        found, stored = await svc.poll(job_id, who)
+        if found is not None:
+            return answer(found, False)
+        if stored is not None:
+            return _respond(stored)
+        url = f"{PREFIX}/jobs/{job_id}"
+        body = JobAccepted(job_id=job_id, poll_url=url, retry_after_s=POLL_AFTER_S)
+        return JSONResponse(body.model_dump(), 202, headers={"Location": url, "Retry-After": str(POLL_AFTER_S)})
 
     @router.get(
         "/avatar/user/{user_id}",
