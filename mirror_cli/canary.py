@@ -22,13 +22,14 @@ from .models import AvatarRecord, Persona
 
 if TYPE_CHECKING:
     from .core import Mirror
+    from .wiring import Wiring
 
 DEFAULT_SAMPLE = 8
 CANARY_USER = "_canary"  # the ledger's name for what a canary paid (no user's timeline changes)
 RUNS_LOOKED_AT = 200
 
 
-def fingerprint(core: Mirror) -> dict[str, Any]:
+def fingerprint(core: Wiring) -> dict[str, Any]:
     """What decides how every new avatar looks, beyond the user's own data."""
     style = core.configs.style
     provider = core.settings.provider
@@ -115,6 +116,7 @@ def run_canary(candidate: Mirror, *, size: int = DEFAULT_SAMPLE, sheet: Path | N
     """Re-render the sample with ``candidate`` (a core opened with the candidate's settings, on the
     real store), score, write the sheet and record the result as a 'canary' run."""
     from .clock import today
+    from .usecases.runs import start_run
 
     if size < 1 or size > 200:
         raise UsageError(f"A canary samples 1 to 200 users, not {size}.", "Pass --sample N within 1-200.")
@@ -127,11 +129,11 @@ def run_canary(candidate: Mirror, *, size: int = DEFAULT_SAMPLE, sheet: Path | N
             "Run 'mirror evolve' (or 'generate') for some users first.",
         )
     result = CanaryResult(fp, threshold)
-    pairs = candidate._run_async(_render_all(candidate, picked, result, threshold))
+    pairs = candidate.run_async(_render_all(candidate, picked, result, threshold))
     out = sheet or candidate.settings.data_dir / "canary" / f"canary-{fp['key']}.png"
     _write_sheet(pairs, result, out, candidate.configs.label)
     result.sheet = str(out)
-    run = candidate._start_run("canary", {"fingerprint": fp, "day": today(candidate.now).isoformat()}, None)
+    run = start_run(candidate, "canary", {"fingerprint": fp, "day": today(candidate.now).isoformat()}, None)
     summary = result.to_dict()
     run.params.update({k: summary[k] for k in ("threshold", "median_drift", "passed", "sheet", "paid_usd")})
     run.state = "finished"
@@ -206,14 +208,14 @@ def _write_sheet(pairs: list[tuple[bytes, bytes | None]], result: CanaryResult, 
 
 
 # ------------------------------------------------------------------------------ nightly gate
-def _last(core: Mirror, command: str, want: Any) -> Any:
+def _last(core: Wiring, command: str, want: Any) -> Any:
     for run in core.store.list_runs(RUNS_LOOKED_AT):
         if run.command == command and run.state == "finished" and want(run):
             return run
     return None
 
 
-def nightly_guard(core: Mirror, override: bool = False) -> dict[str, Any]:
+def nightly_guard(core: Wiring, override: bool = False) -> dict[str, Any]:
     """Refuse a nightly run whose fingerprint changed since the last nightly run unless a canary
     of exactly this fingerprint passed (or ``override``). Returns the fingerprint to record."""
     fp = fingerprint(core)
