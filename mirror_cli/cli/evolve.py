@@ -84,18 +84,7 @@ def evolve(
         )
 
     if enqueue:
-        from ..errors import ExitCode
-
-        if not due or dry_run:
-            edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
-        published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
-
-        def told() -> None:
-            from .. import console
-
-            console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
-
-        edge.emit({"published": published}, items=[], human=told)
+        _enqueue(edge, due and not dry_run, shard, any_hour)
         return
     edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
@@ -108,3 +97,20 @@ def evolve(
 
         edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
     render_report(result, edge, title="evolve", batch=due, report_file=report)
+
+
+def _enqueue(edge: Edge, with_due: bool, shard: str | None, any_hour: bool) -> None:
+    """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
+    from ..core import Shard
+    from ..errors import ExitCode
+
+    if not with_due:
+        edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+    published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
+
+    def told() -> None:
+        from .. import console
+
+        console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
+
+    edge.emit({"published": published}, items=[], human=told)

@@ -131,6 +131,7 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, expired or revoked ID token",
     403: "The signed-in user may not act on this user id",
     404: "Not found",
+    409: "The signed-in user has no profile yet: create it with PUT /api/v1/users/{id}",
     413: "Request body or upload too large",
     415: "Unsupported media type",
     422: "Invalid request",

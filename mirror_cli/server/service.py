@@ -19,8 +19,8 @@ from typing import Any
 from ..clock import wall_clock
 from ..core import Mirror
 from ..errors import MirrorError, PhotoError, UnknownUserError
+from ..jobs import Outcome, RunReport
 from ..models import Progress
-from ..pipeline import Outcome, RunReport
 from ..planner import OK_STATUSES
 from .auth import Caller, TokenVerifier
 from .durable import DurableJobs
