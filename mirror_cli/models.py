@@ -69,6 +69,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StrictConfig(BaseModel):
+    """A config file's model: unknown fields refused, numbers are numbers (never a string that
+    looks like one), and never NaN or infinite."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
 class Appearance(Strict):
     skin: SkinTone = "medium"
     hair_style: HairStyle = "shortFlat"

@@ -7,8 +7,8 @@ and a budget or cap of 0 allows nothing."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,32 @@ from typing import Any
 import pytest
 import yaml
 from conftest import CONFIGS, make_config_dir
+from pydantic import ValidationError
 
-from mirror_cli.config import ConfigSet
+from mirror_cli.config import (
+    ConfigSet,
+    FallbacksConfig,
+    LimitsConfig,
+    MessagesConfig,
+    ModelsConfig,
+    StagesConfig,
+    StyleConfig,
+    load_yaml_model,
+)
 from mirror_cli.errors import ConfigError, MirrorError
 from mirror_cli.jobs.money import Refused
 from mirror_cli.pricing import estimate
 from mirror_cli.stores.base import Caps, Reservation
 
-FILES = ["limits.yaml", "models.yaml", "stages.yaml", "fallbacks.yaml", "messages.yaml", "styles/daymi.yaml"]
+MODELS: dict[str, type[Any]] = {
+    "limits.yaml": LimitsConfig,
+    "models.yaml": ModelsConfig,
+    "stages.yaml": StagesConfig,
+    "fallbacks.yaml": FallbacksConfig,
+    "messages.yaml": MessagesConfig,
+    "styles/daymi.yaml": StyleConfig,
+}
+FILES = list(MODELS)
 BAD: list[Any] = [-1, -0.5, 0, math.nan, math.inf, -math.inf, "12"]
 # fields where a negative number means something (a bluish cast the gate still accepts)
 NEGATIVE_OK = {("styles/daymi.yaml", ("gate", "min_warmth"))}
@@ -54,10 +72,10 @@ def _fields() -> list[tuple[str, tuple[Any, ...]]]:
     return out
 
 
-def _paid_estimates(cfg: ConfigSet) -> list[float]:
+def _paid_estimates(models: ModelsConfig) -> list[float]:
     """Every paid model's estimate at every quality and listed size it offers."""
     out = []
-    for entry in cfg.models.models.values():
+    for entry in models.models.values():
         if entry.provider == "local":
             continue
         sizes = ["1024x1024", "1024x1536"] if entry.sizes == "flexible" else entry.sizes
@@ -79,39 +97,53 @@ def _load(root: Path) -> ConfigSet:
 
 def test_the_shipped_configs_have_positive_finite_prices():
     cfg = _load(CONFIGS)
-    estimates = _paid_estimates(cfg)
+    estimates = _paid_estimates(cfg.models)
     assert estimates and all(e > 0 and math.isfinite(e) for e in estimates)
     assert len(_fields()) > 100  # the walk below really walks the files
 
 
-def test_every_numeric_field_refuses_what_could_overspend(tmp_path):
-    root = tmp_path / "configs"
-    shutil.copytree(CONFIGS, root)
-    originals = {name: (CONFIGS / name).read_text() for name in FILES}
+def test_every_numeric_field_refuses_what_could_overspend():
+    originals = {name: yaml.safe_load((CONFIGS / name).read_text()) for name in FILES}
     loose: list[str] = []
     for name, path in _fields():
         for bad in BAD:
-            data = yaml.safe_load(originals[name])
+            data = copy.deepcopy(originals[name])
             _set(data, path, bad)
-            (root / name).write_text(yaml.safe_dump(data, sort_keys=False))
             where = f"{name}:{'.'.join(map(str, path))}={bad!r}"
             try:
-                cfg = _load(root)
-            except ConfigError as exc:
-                field = str(path[-1]) if isinstance(path[-1], str) else str(path[-2])
-                assert name.split("/")[-1] in exc.message and field in exc.message, (where, exc.message)
+                loaded = MODELS[name].model_validate(data)
+            except ValidationError as exc:
+                named = {p for e in exc.errors() for p in e["loc"]} | {exc.errors()[0]["msg"]}
+                assert path[-1] in named or path[-2] in named or any(str(path[-1]) in str(n) for n in named), (
+                    where,
+                    exc.errors(),
+                )
                 continue
-            finally:
-                (root / name).write_text(originals[name])
             # accepted: it must be a number a person could mean, and nobody can overspend with it
-            if isinstance(bad, str) or not math.isfinite(bad):
+            if isinstance(bad, str) or not math.isfinite(bad) or (bad < 0 and (name, path[-2:]) not in NEGATIVE_OK):
                 loose.append(where)
-            elif bad < 0 and (name, path[-2:]) not in NEGATIVE_OK:
-                loose.append(where)
-            estimates = _paid_estimates(cfg)
+            estimates = _paid_estimates(loaded) if isinstance(loaded, ModelsConfig) else [1.0]
             if not all(e > 0 and math.isfinite(e) for e in estimates):
                 loose.append(f"{where} (estimate {min(estimates)})")
     assert not loose, "accepted although it could overspend or is not a number:\n" + "\n".join(loose)
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "bad"),
+    [
+        ("models.yaml", ("models", "gpt-image-2", "per_image", "medium", "1024x1024"), -5.0),
+        ("models.yaml", ("models", "gpt-image-2", "prices", "image_out"), 0),
+        ("limits.yaml", ("monthly_budget_usd",), math.nan),
+        ("limits.yaml", ("per_user_daily",), "3"),
+    ],
+)
+def test_the_error_names_the_file_and_the_field(tmp_path, name, path, bad):
+    data = yaml.safe_load((CONFIGS / name).read_text())
+    _set(data, path, bad)
+    (tmp_path / name).write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_yaml_model(tmp_path / name, MODELS[name])
+    assert name in err.value.message and str(path[-1]) in err.value.message
 
 
 def _models_with(tmp_path: Path, change: Any) -> Path:
@@ -135,7 +167,7 @@ def test_a_missing_price_is_refused_before_any_request(make_core, openai_env, tm
     core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg, quality="high", size="1024x1024")
     with pytest.raises(ConfigError) as err:
         core.generate(["demo"], "month")
-    assert "price" in err.value.message and "models.yaml" in err.value.fix
+    assert "price" in err.value.message and "models.yaml" in (err.value.hint or "")
     assert openai_env.requests == []
 
 
@@ -164,8 +196,7 @@ def test_a_budget_or_cap_of_zero_allows_nothing(make_core, openai_env, tmp_path)
 def test_a_negative_price_never_reaches_a_request(make_core, openai_env, tmp_path):
     """The attack that billed 8.7x the monthly budget: per_image -5.0."""
     cfg = _models_with(tmp_path, lambda m: m["per_image"]["medium"].update({"1024x1024": -5.0}))
-    core = make_core(provider="openai", base_url=openai_env.url, config_dir=cfg)
     with pytest.raises(MirrorError) as err:
-        core.generate(["demo"], "month")
+        make_core(provider="openai", base_url=openai_env.url, config_dir=cfg).generate(["demo"], "month")
     assert "models.yaml" in err.value.message and "per_image" in err.value.message
     assert openai_env.requests == []

@@ -141,8 +141,7 @@ def failed(job: Job, reason: str) -> Outcome:
 
 def is_free(job: Job) -> bool:
     """Limits and budgets are cost control: a model with no price (the offline renderer) has none."""
-    p = job.model_entry.prices
-    return p.text_in == p.image_in == p.image_out == p.text_out == 0
+    return job.model_entry.prices.free
 
 
 def reservation_info(r: Reservation) -> dict[str, Any]:
