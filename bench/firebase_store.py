@@ -138,7 +138,7 @@ def reads_row(kind: str, n: int, due_every: int | None, work: Path, cfg: Path, d
     seeded_s = time.perf_counter() - t
     r0, w0 = counts(core)
     t = time.perf_counter()
-    report = core.evolve(None, due=True, dry_run=dry)
+    report = core.evolve(None, due=True, dry_run=dry, any_hour=True)
     run_s = time.perf_counter() - t
     r1, w1 = counts(core)
     reads, writes = r1 - r0, w1 - w0
@@ -187,7 +187,18 @@ def bench_hot() -> None:
     writer = ROOT / "tests" / "firestore_write_log.py"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(writer), str(log), "evolve", "--due", "--shard", f"{i}/8", "--concurrency", "2"],
+            [
+                sys.executable,
+                str(writer),
+                str(log),
+                "evolve",
+                "--due",
+                "--any-hour",
+                "--shard",
+                f"{i}/8",
+                "--concurrency",
+                "2",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -234,7 +245,7 @@ def bench_latency(emus: Any, delay_s: float = 0.05, image_s: float = 1.0) -> Non
         core = Mirror(load_settings(flags))
         core.import_users([Persona(id=f"l{i:02d}", name="L") for i in range(20)])
         t = time.perf_counter()
-        report = core.evolve(None, due=True)
+        report = core.evolve(None, due=True, any_hour=True)
         timings[kind] = time.perf_counter() - t
         assert report.count("generated") == 20, report.summary()
         core.close()

@@ -22,6 +22,7 @@ import random
 import sys
 from pathlib import Path
 
+import _common  # noqa: F401  (puts the repo and tests/ on sys.path: `make bench` runs this file directly)
 from gate_samples import blank_amber, cold_blue, photo_like, warm_noise
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -62,7 +63,7 @@ def busy_scene(seed: int) -> Image.Image:
 
 def soft_render(seed: int) -> Image.Image:
     """The busy scene as a 3D render looks: soft shading (blur) and fine render grain, the texture
-    that put a real detailed cartoon at noise 3.84 / edge density 0.165 (issue #12)."""
+    of the real detailed cartoon a too-strict gate rejected (issue #12); measured in each run."""
     img = busy_scene(seed).filter(ImageFilter.GaussianBlur(1.0))
     grain = Image.effect_noise((256, 256), 60).resize((1024, 1024), Image.Resampling.NEAREST)
     shade = Image.merge("RGB", [grain.point(lambda v: min(255, v + 60)), grain, grain.point(lambda v: v // 2)])
@@ -133,15 +134,21 @@ def main() -> None:
     )
     print(f"in-style images:  {len(good):3d}  false rejects: {len(fr):3d}  rate {len(fr) / len(good):.1%}")
     print(f"off-style images: {len(bad):3d}  false accepts: {len(fa):3d}  rate {len(fa) / len(bad):.1%}")
-    worst = {k: 0.0 for k in ("noise", "edge_density")}
-    # a real GPT-Image render measured in issue #12 (warm, detailed cartoon workspace): must pass
-    real_measured = {"noise": 3.84, "edge_density": 0.165}
-    real_ok = real_measured["noise"] <= gate.max_noise and real_measured["edge_density"] <= gate.max_edge_density
-    print(f"issue #12's real render (noise 3.84, edge density 0.165): {'passes' if real_ok else 'FALSE REJECT'}")
-    for _, img in good:
-        m = measure(img)
-        for k in worst:
-            worst[k] = max(worst[k], m[k])
+    # Measured in this run, never quoted: the soft renders reproduce the texture of the detailed
+    # real render that a too-strict gate rejected (issue #12); with --real, the real renders too.
+    measured = {n: measure(img) for n, img in good}
+    for label, prefix in (("soft renders (issue #12's texture)", "soft-render-"), ("real in-style renders", "real:")):
+        rows = [m for n, m in measured.items() if n.startswith(prefix)]
+        if not rows:
+            continue
+        noise = max(m["noise"] for m in rows)
+        edges = max(m["edge_density"] for m in rows)
+        ok = noise <= gate.max_noise and edges <= gate.max_edge_density
+        print(
+            f"{label}: {len(rows)}, worst noise {noise:.2f} (max {gate.max_noise}), worst edge density "
+            f"{edges:.3f} (max {gate.max_edge_density}): {'pass' if ok else 'FALSE REJECT'}"
+        )
+    worst = {k: max(m[k] for m in measured.values()) for k in ("noise", "edge_density")}
     print("worst in-style values: " + ", ".join(f"{k}={v:.3f}" for k, v in worst.items()))
     for name, verdict in [*rejected, *accepted]:
         if (name in fr) or (name in fa) or "-v" in sys.argv:

@@ -48,11 +48,14 @@ class UsageFigures:
     identity_scored: int = 0  # new stages compared with the user's anchor (extra [identity])
     identity_drift: int = 0  # of which past the style's threshold
     identity_worst: float | None = None  # the largest distance measured
+    selections: dict[str, int] = field(default_factory=dict)  # avatars chosen in the app, per stage
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
     store_ops: dict[str, Any] = field(default_factory=dict)
     recommendations: list[str] = field(default_factory=list)
     kpis: list[dict[str, Any]] = field(default_factory=list)  # kpis.py: each figure with its target and mark
     days: list[dict[str, Any]] = field(default_factory=list)  # the same figures per UTC day
+    # due users whose whole nightly window passed with no tick (mirror_cli.tick); None for one user
+    overdue_users: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

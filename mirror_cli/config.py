@@ -7,16 +7,19 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, read_bounded
-from .models import Persona, Voice
+from .errors import ConfigError, UsageError, read_bounded
+from .models import TIME_ZONE_ERROR, Persona, Voice
 from .models import StrictConfig as Strict
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
 from .telemetry.config import AlertsConfig, TargetsConfig
+
+if TYPE_CHECKING:
+    from .nightly import Window
 
 EyesVariant = Literal[
     "closed",
@@ -366,6 +369,42 @@ class ClaimsConfig(Strict):
     batch_lease_s: float = Field(26 * 3600.0, ge=60)  # a job in a Batch API batch: until collected
 
 
+class NightlyConfig(Strict):
+    """When the nightly tick serves a user: inside this local window of their own time zone
+    (users without one use ``timezone``). An hourly tick always lands in a window of two hours
+    or more, even on a spring-forward night."""
+
+    timezone: str = "UTC"
+    window_start: str = "02:00"
+    window_end: str = "06:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from .nightly import zone_problem
+
+        problem = zone_problem(v)
+        if problem:
+            raise ValueError(f"{problem}: use an IANA name such as Europe/Berlin")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> NightlyConfig:
+        w = self.window  # parses both ends
+        if w.length() < timedelta(hours=2):
+            raise ValueError(
+                f"the window {w.label} is shorter than 2 hours: an hourly tick could miss it "
+                "(on a spring-forward night it loses an hour)"
+            )
+        return self
+
+    @property
+    def window(self) -> Window:
+        from .nightly import Window, parse_clock
+
+        return Window(parse_clock(self.window_start, "window_start"), parse_clock(self.window_end, "window_end"))
+
+
 class ModerationConfig(Strict):
     """Screen users' free text with the provider's moderation endpoint before any image request."""
 
@@ -379,6 +418,8 @@ class LimitsConfig(Strict):
     monthly_budget_usd: float = Field(100.0, ge=0)
     max_cost_per_run_usd: float | None = Field(None, ge=0)
     cache_ttl_days: int = Field(30, ge=0)
+    # extra paid images of one stage (or trilogy part) a user may ask for with an explicit regenerate
+    regenerations_per_target: int = Field(2, ge=0, le=100)
     concurrency: int = Field(4, ge=1, le=256)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -387,12 +428,18 @@ class LimitsConfig(Strict):
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
     targets: TargetsConfig = Field(default_factory=TargetsConfig)  # KPI targets shown by `mirror usage`
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # budget and failure-rate warnings
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)  # each user's local nightly window
 
 
 class VoiceTemplates(Strict):
     intro: dict[str, str]
     evolution: str = Field(min_length=10)
     changes: dict[str, str] = Field(default_factory=dict)
+    # said when the user picks an avatar to show: it opens a conversation about it
+    selected: str = Field(
+        "{name}, you chose your {stage} reflection: {mood}, and {scene}. What do you remember about that time?",
+        min_length=10,
+    )
 
     @field_validator("intro")
     @classmethod
@@ -490,6 +537,9 @@ def load_yaml_model(path: Path, model: type[M], max_bytes: int = YAML_MAX_BYTES)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        if all(e["type"] == TIME_ZONE_ERROR for e in exc.errors()):
+            # an unknown zone is a wrong value given by the user (exit 2), the file is fine
+            raise UsageError(_describe(path, text, exc), "Use an IANA zone name such as Europe/Berlin.") from exc
         raise ConfigError(_describe(path, text, exc), "Correct the field(s) named above.") from exc
 
 

@@ -147,29 +147,52 @@ def progress(label: str, enabled: bool, log_jobs: bool = False) -> Iterator[Prog
         bar.close()
 
 
+def _where(o: Any) -> str:
+    """Where a job's image is: a path relative to the current folder when it lies inside it."""
+    import os
+
+    where = (o.image_url or "").removeprefix("file://") or o.served_path or ""
+    if where.startswith(os.sep):
+        relative = os.path.relpath(where)
+        if not relative.startswith(".."):
+            return relative
+    return str(where)
+
+
 def run_report(title: str, report: Any, *, per_job: bool) -> None:
     """A run's outcome on the terminal: per-job rows (one user, or --verbose), else a summary
-    table by status with the failed jobs listed (at most 20)."""
+    table by status with the failed jobs listed (at most 20). The totals follow as one sentence
+    wrapped at the terminal's width (as a table caption it would wrap at the table's)."""
+    from .units import money
+
     s = report.summary()
-    caption = (
+    totals = (
         f"{s['generated']} generated, {s['cached']} cached, {s['ingested']} ingested from spool, "
-        f"{s['degraded']} degraded, {s['failed']} failed; cost ${s['cost_usd']:.4f}"
+        f"{s['degraded']} degraded, {s['failed']} failed; cost {money(s['cost_usd'])}"
     )
     if s["planned"]:
-        caption += f"; estimated ${s['estimate_usd']:.4f} for {s['planned']} job(s) (dry run: nothing spent)"
+        totals += f"; estimated {money(s['estimate_usd'])} for {s['planned']} job(s) (dry run: nothing spent)"
     if report.stopped:
-        caption += f"; STOPPED: {report.stopped}"
+        totals += f"; STOPPED: {report.stopped}"
     if s.get("run_id"):
-        caption += f"; run {s['run_id']}"
+        totals += f"; run {s['run_id']}"
+    tick = s.get("tick")
+    if tick:
+        where = "at any hour" if tick["any_hour"] else f"in their {tick['window']} local window"
+        totals += (
+            f"; tick {tick['at']}: {tick['due']} due user(s) with an open window, {tick['in_window']} {where}, "
+            f"{tick['served']} served, {tick['left']} left for a later tick, "
+            f"{tick['rescheduled']} moved to their next night"
+        )
 
     def row(o: Any) -> tuple[Any, ...]:
-        cost = f"${o.cost_usd:.4f}" if o.status != "planned" else f"~${o.estimate_usd:.4f}"
-        where = (o.image_url or "").removeprefix("file://") or o.served_path or ""
-        return (o.user_id, o.target, o.status, cost, where, o.reason or "")
+        cost = money(o.cost_usd) if o.status != "planned" else "~" + money(o.estimate_usd)
+        return (o.user_id, o.target, o.status, cost, _where(o), o.reason or "")
 
     columns = ["user", "target", "status", "cost", "image", "note"]
     if per_job:
-        table(title, columns, [row(o) for o in report.outcomes], caption=caption)
+        table(title, columns, [row(o) for o in report.outcomes])
+        info(totals)
         for o in report.outcomes:
             if o.message and o.status in ("generated", "cached", "ingested"):
                 labelled(f"I-There to {o.user_id} ({o.target})", o.message, "bold #E8863A")
@@ -184,13 +207,13 @@ def run_report(title: str, report: Any, *, per_job: bool) -> None:
             (
                 status,
                 len(items),
-                f"${sum(o.cost_usd for o in items):.4f}",
-                f"${sum(o.estimate_usd for o in items):.4f}",
+                money(sum(o.cost_usd for o in items)),
+                money(sum(o.estimate_usd for o in items)),
             )
             for status, items in sorted(by_status.items())
         ],
-        caption=caption,
     )
+    info(totals)
     info("(add --verbose for one line per job)")
     failed = [o for o in report.outcomes if o.status == "failed"]
     if failed:

@@ -29,6 +29,9 @@ from .settings import Settings
 from .spool import Spool
 from .stores.base import DUE_INDEX_VERSION, SHARD_BUCKETS, DueQuery, JobState, RunInfo, Store, get_store, shard_bucket
 from .stores.calls import StoreCalls
+from .telemetry import tracing
+from .telemetry.alerts import run_alerts
+from .tick import NightlyTick, TickPlan
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Mirror:
         self.owns_process = owns_process
         self.configs = ConfigSet(settings.config_dir, settings.style)
         self.configs.validate_all()
+        tracing.configure_from_env()  # spans by OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector
         self.now: Clock = now or (starting_at(parse_instant(settings.now)) if settings.now else system_clock)
         self.on_progress = on_progress
         # Told the number of jobs a command is about to run (before the first one finishes).
@@ -238,10 +242,32 @@ class Mirror:
         return updated
 
     def import_users(self, personas: list[Persona]) -> list[str]:
-        """Add or replace users in the store; returns their ids."""
+        """Add or replace users in the store; returns their ids. Each user's nightly window is
+        recomputed with their zone's rules (the zone may have changed)."""
+        tick = self.nightly_tick()
         for p in personas:
             self.store.put_user(p)
+            self._reopen_window(tick, p)
         return [p.id for p in personas]
+
+    def set_timezone(self, uid: str, name: str | None) -> Persona:
+        """Set (or, with None, clear to the configured default) a user's IANA time zone; the
+        window they are next served in follows the new zone at once."""
+        from .nightly import check_zone
+
+        if name is not None:
+            check_zone(name, "--tz")
+        persona = self.persona(uid)
+        updated = persona.model_copy(update={"timezone": name})
+        self.store.put_user(updated)
+        self._reopen_window(self.nightly_tick(), updated)
+        return updated
+
+    def _reopen_window(self, tick: NightlyTick, persona: Persona) -> None:
+        from .nightly import epoch
+
+        now = self.now()
+        self.store.set_next_window(persona.id, epoch(tick.window.next_open(now, tick.zone_of(persona))))
 
     def import_examples(self) -> list[str]:
         """Import the example personas shipped with the package (demo data, on request only)."""
@@ -329,6 +355,8 @@ class Mirror:
                 report.stopped = (
                     report.stopped or "finished"
                 ) + f"; the run's final state was not saved ({err.message})"
+        if run is not None and report.store_error is None:  # budget and failure-rate warnings, once each
+            report.alerts = await self.store_calls(run_alerts, self.store, self.configs.limits, report, self.now())
         return report
 
     async def asweep_spool(self) -> list[Outcome]:
@@ -346,9 +374,12 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
-            self.agenerate(users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+            self.agenerate(
+                users, target, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, regenerate=regenerate
+            )
         )
         return report
 
@@ -361,13 +392,25 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        regenerate: bool = False,
     ) -> RunReport:
+        """``regenerate``: one more paid image of a target each user already has (a person asked
+        for it; limits.regenerations_per_target bounds it). Otherwise a target a user already has
+        with the same look is served as it is, whatever their progress says now."""
         self.estimating = self.estimating or dry_run
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
         personas = [await self.store_calls(self.persona, u) for u in uids]
-        specs = [JobSpec(p, p.progress, target) for p in personas]
+        if regenerate and batch:
+            raise UsageError(
+                "Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate."
+            )
+        if regenerate and not dry_run:  # refused before anything runs (the limit, nothing to redo)
+            planner = self.planner()
+            for p in personas:
+                await self.store_calls(planner.check_regeneration, p, target)
+        specs = [JobSpec(p, p.progress, target, regenerate=regenerate) for p in personas]
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
@@ -452,9 +495,12 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        any_hour: bool = False,
     ) -> RunReport:
         report: RunReport = self._run_async(
-            self.aevolve(uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume)
+            self.aevolve(
+                uid, due=due, to=to, dry_run=dry_run, max_cost=max_cost, shard=shard, resume=resume, any_hour=any_hour
+            )
         )
         return report
 
@@ -468,21 +514,33 @@ class Mirror:
         max_cost: float | None = None,
         shard: Shard | None = None,
         resume: str | None = None,
+        any_hour: bool = False,
     ) -> RunReport:
+        """``due``: one nightly tick, serving the due users inside their local window (every due
+        user with ``any_hour``)."""
         self.estimating = self.estimating or dry_run
         if not due and uid is None:
             raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
         if due and to:
             raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
+        if any_hour and not due:
+            raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
+        plan = None
         if due:
-            specs = await self.store_calls(self.due_specs, shard)
+            plan = await self.store_calls(self.plan_tick, shard, any_hour=any_hour, dry_run=dry_run)
+            specs = plan.specs
         else:
             persona = await self.store_calls(self.persona, uid or "")
             specs = await self.store_calls(self.evolve_specs, persona, to)
         run = None
         if due and not dry_run:
-            run = self._start_run("evolve", {"due": True}, resume)
-        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+            run = self._start_run("evolve", {"due": True, "any_hour": any_hour}, resume)
+        report = await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        if plan is not None:
+            if not dry_run:
+                await self.store_calls(self.nightly_tick().finish, plan, report.outcomes)
+            report.tick = plan.summary(None if dry_run else report.outcomes)
+        return report
 
     # ------------------------------------------------------------------------- due index
     def due_queries(self) -> list[DueQuery]:
@@ -495,17 +553,32 @@ class Mirror:
             queries.append(DueQuery(rank, table.get(nxt).from_day))
         return queries
 
-    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
-        """The jobs of a nightly run, from a few indexed queries: reads grow with the users who
-        are due, not with all users."""
+    def nightly_tick(self) -> NightlyTick:
+        names = self.configs.stages.names
+        nightly = self.configs.limits.nightly
+
+        def specs_for(persona: Persona, rank: int) -> list[JobSpec]:
+            return self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,))
+
+        return NightlyTick(self.store, nightly.window, nightly.timezone, self.due_queries(), specs_for)
+
+    def plan_tick(self, shard: Shard | None = None, *, any_hour: bool = False, dry_run: bool = False) -> TickPlan:
+        """One nightly tick's jobs, from a few indexed queries: reads grow with the due users
+        whose window has opened, not with all users (see mirror_cli.tick)."""
         if self.store.due_index_version() < DUE_INDEX_VERSION:
             self.reindex_due()
-        names = self.configs.stages.names
         buckets = shard.buckets if shard else (0, SHARD_BUCKETS)
-        specs: list[JobSpec] = []
-        for persona, rank in self.store.due_users(self.due_queries(), buckets):
-            specs.extend(self.evolve_specs(persona, known_latest=(names[rank] if 0 <= rank < len(names) else None,)))
-        return specs
+        return self.nightly_tick().plan(self.now(), buckets, any_hour=any_hour, dry_run=dry_run)
+
+    def due_specs(self, shard: Shard | None = None) -> list[JobSpec]:
+        """The jobs of every due user, whatever their local time (``evolve --due --any-hour``)."""
+        return self.plan_tick(shard, any_hour=True).specs
+
+    def overdue_users(self) -> int:
+        """Due users whose nightly window passed with no tick serving them (missed ticks)."""
+        if self.store.due_index_version() < DUE_INDEX_VERSION:
+            return 0  # no window stored yet: the next tick indexes them
+        return sum(1 for _ in self.nightly_tick().overdue(self.now()))
 
     def reindex_due(self) -> int:
         """Fill the due index of users stored before it existed (once per store: reads every
@@ -515,6 +588,7 @@ class Mirror:
         for uid in list(self.store.iter_user_ids()):
             latest = self.latest_stage(uid)
             self.store.raise_latest_rank(uid, table.index(latest) if latest else -1)
+            self.store.set_next_window(uid, 0)  # the next tick looks at the user and decides
             n += 1
         self.store.set_due_index_version(DUE_INDEX_VERSION)
         return n
@@ -561,6 +635,14 @@ class Mirror:
         )
         targets = self.configs.limits.targets
         figures.kpis, figures.days = tally.kpis(targets), tally.by_day(targets)
+        if user is None:
+            figures.overdue_users = self.overdue_users()
+            if figures.overdue_users:
+                figures.recommendations.append(
+                    f"{figures.overdue_users} due user(s) missed their whole nightly window: is "
+                    "'mirror evolve --due' scheduled hourly? They are served in their next night."
+                )
+        figures.selections = self.store.selection_counts(start, end, user)  # what users choose to show
         return figures
 
     def purge_cache(
@@ -599,9 +681,9 @@ class Mirror:
             raise UsageError("No users to show.", "Pass --user U (repeatable) or --all.")
         table = self.configs.stages
         labels = {t: self.configs.label(t) for t in [*table.names, *table.trilogy]}
-        timelines = [
-            UserTimeline(self.persona(u), self.timeline(u), labels, [*table.names, *table.trilogy]) for u in uids
-        ]
+        order = [*table.names, *table.trilogy]
+        days = {s: table.get(s).from_day for s in table.names}
+        timelines = [UserTimeline(self.persona(u), self.timeline(u), labels, order, days) for u in uids]
         if everyone:
             timelines = [t for t in timelines if t.records]
         name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"
@@ -800,6 +882,7 @@ class Mirror:
             ("fallbacks", self._check_fallbacks),
             ("approvals", lambda: approvals_check(self.fallbacks)),
             ("identity", self._check_identity),
+            ("nightly", self._check_nightly),
         ):
             try:
                 checks.extend(check())
@@ -903,6 +986,22 @@ class Mirror:
     def _check_provider(self) -> list[dict[str, str | None]]:
         result: list[dict[str, str | None]] = self._run_async(self._provider_checks(self.model_name))
         return result
+
+    def _check_nightly(self) -> list[dict[str, str | None]]:
+        nightly = self.configs.limits.nightly
+        overdue = self.overdue_users()
+        detail = f"window {nightly.window.label} local (default zone {nightly.timezone}); {overdue} user(s) overdue"
+        return [
+            {
+                "check": "nightly",
+                "status": "warn" if overdue else "ok",
+                "detail": detail,
+                "fix": "Due users missed their whole nightly window: schedule 'mirror evolve --due' hourly "
+                "(Cloud Scheduler or a CronJob '0 * * * *'); they are served in their next night."
+                if overdue
+                else None,
+            }
+        ]
 
     def _check_spool(self) -> list[dict[str, str | None]]:
         pending = self.spool.pending()

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     PARTIAL = 6  # the run finished, but some jobs failed or were degraded
     STOPPED = 7  # the run was stopped by quota, budget, billing or credentials
     STORE = 8  # the store cannot be read or written
+    OVER_THRESHOLD = 9  # the run finished, but crossed a budget or failure-rate threshold (see "alerts")
     INTERRUPTED = 130
 
 

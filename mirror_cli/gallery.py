@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from PIL import Image
 from .imaging import contact_sheet, decode
 from .models import AvatarRecord, Persona
 from .stores.base import Store
+from .units import money
 
 
 @dataclass
@@ -25,6 +26,21 @@ class UserTimeline:
     records: list[AvatarRecord]
     labels: dict[str, str]
     order: Sequence[str]
+    from_day: dict[str, int] = field(default_factory=dict)  # each stage's first active day
+
+    def missing(self, target: str) -> str:
+        """Why a tile is empty: a stage passed over (evolve makes only the stage reached), a
+        stage reached but not made yet, one still ahead, or a trilogy kind not made."""
+        day = self.from_day.get(target)
+        if day is None:
+            return "not made yet (mirror trilogy)"
+        made = {r.target for r in self.records}
+        later = [t for t in self.order[self.order.index(target) + 1 :] if t in self.from_day and t in made]
+        if later:
+            return f"skipped: went straight to {self.labels.get(later[0], later[0])}"
+        if self.persona.progress.active_days >= day:
+            return f"reached on day {day}, not made yet"
+        return f"not reached yet (from day {day})"
 
 
 def _face(rec: AvatarRecord) -> str:
@@ -43,9 +59,9 @@ def sheet_for(tl: UserTimeline, store: Store, include_missing: bool = True) -> I
         if rec is None and not include_missing:
             continue
         img = decode(store.read_image(rec.image_path)) if rec else None
-        sub = "not reached yet"
+        sub = tl.missing(target)
         if rec:
-            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · ${rec.cost_usd:.3f}{_face(rec)}"
+            sub = f"{rec.created_at:%Y-%m-%d} · {rec.provider} · {money(rec.cost_usd)}{_face(rec)}"
         tiles.append((img, tl.labels.get(target, target), sub))
     return contact_sheet(tiles, f"{tl.persona.name} ({tl.persona.id}) · Mirror Realm timeline")
 
@@ -59,7 +75,7 @@ h1{margin:0;font-size:28px} h2{margin:32px 40px 8px;font-size:22px}
 .card img{width:100%;display:block;aspect-ratio:1/1;object-fit:cover}
 .meta{padding:12px 14px}.label{font-weight:700;font-size:17px}.sub{color:#8C6446;font-size:13px;margin-top:2px}
 .msg{margin-top:10px;font-size:14px;line-height:1.4;background:#FFF6E8;border-left:4px solid #E8863A;padding:8px 10px;
-border-radius:6px}.flag{color:#B5523B;font-weight:600}
+border-radius:6px}.flag{color:#B5523B;font-weight:600}.empty{background:#F0E2CD;box-shadow:none}
 """
 
 
@@ -73,12 +89,17 @@ def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], t
         total = sum(r.cost_usd for r in tl.records)
         parts.append(
             f"<h2>{html.escape(tl.persona.name)} <small>({html.escape(tl.persona.id)}, "
-            f"{tl.persona.progress.active_days} active days, ${total:.3f})</small></h2><div class='grid'>"
+            f"{tl.persona.progress.active_days} active days, {money(total)})</small></h2><div class='grid'>"
         )
         by_target = {r.target: r for r in tl.records}
         for target in tl.order:
             rec = by_target.get(target)
-            if rec is None:
+            if rec is None:  # the same words as the contact sheet's empty tile
+                parts.append(
+                    f"<div class='card empty'><div class='meta'><div class='label'>"
+                    f"{html.escape(tl.labels.get(target, target))}</div>"
+                    f"<div class='sub'>{html.escape(tl.missing(target))}</div></div></div>"
+                )
                 continue
             full, thumb = images[(tl.persona.id, target)]
             flag = f"<div class='flag'>{html.escape(rec.reason or '')}</div>" if rec.status != "ok" else ""
@@ -87,7 +108,7 @@ def html_page(timelines: Sequence[UserTimeline], images: dict[tuple[str, str], t
                 f"<div class='card'><a href='{full}'><img alt='{label}' src='{thumb}' width='256' "
                 f"height='256'></a><div class='meta'><div class='label'>{label}</div>"
                 f"<div class='sub'>{rec.created_at:%Y-%m-%d %H:%M} · {html.escape(rec.provider)}/"
-                f"{html.escape(rec.model)} · ${rec.cost_usd:.4f}{html.escape(_face(rec))}</div>{flag}"
+                f"{html.escape(rec.model)} · {money(rec.cost_usd)}{html.escape(_face(rec))}</div>{flag}"
                 f"<div class='msg'>{html.escape(rec.message)}</div></div></div>"
             )
         parts.append("</div>")

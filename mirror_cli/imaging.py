@@ -156,7 +156,7 @@ def contact_sheet(
             sheet.paste(img.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
         else:
             draw.rectangle((x, y, x + tile, y + tile), fill=(240, 226, 205))
-            draw.text((x + tile // 2, y + tile // 2), "not yet", fill=(150, 110, 80), font=_font(22), anchor="mm")
+            draw.text((x + tile // 2, y + tile // 2), "no image", fill=(150, 110, 80), font=_font(22), anchor="mm")
         draw.text((x + 8, y + tile + 8), label, fill=(94, 47, 20), font=_font(22))
         draw.text((x + 8, y + tile + 34), sub, fill=(140, 100, 70), font=_font(16))
     return sheet

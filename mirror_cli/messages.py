@@ -113,3 +113,12 @@ def avatar_message(
         new = look_of(style, stage, label, cues)
         text += " " + evolution(configs.messages, persona, old, new, style.world)
     return text
+
+
+def selected(configs: ConfigSet, persona: Persona, record: AvatarRecord) -> str:
+    """I-There's line when the user picks ``record`` to show: it opens a talk about that time."""
+    style = configs.style
+    look = look_of(style, record.stage, configs.label(record.stage), record.cues)
+    voice = configs.messages.voices[persona.companion.voice]
+    fields = {**_common(persona, style.world), "stage": configs.label(record.target)}
+    return _fill(voice.selected, {**fields, "mood": look.expression, "scene": look.scene})

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import InvalidUserIdError, redact
 
+TIME_ZONE_ERROR = "time_zone"  # the pydantic error type of an unknown time zone
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 SkinTone = Literal["pale", "light", "medium", "tan", "brown", "dark"]
@@ -109,12 +111,28 @@ class Persona(Strict):
     personality: list[str] = Field(default_factory=list, max_length=12)
     companion: Companion = Field(default_factory=Companion)
     progress: Progress = Field(default_factory=Progress)
+    # An IANA zone name (Europe/Berlin, Asia/Kathmandu): the nightly tick serves the user in the
+    # window of their own night. None: the configured default zone (limits.yaml nightly.timezone).
+    timezone: str | None = Field(None, max_length=64)
 
     @field_validator("id")
     @classmethod
     def _check_id(cls, v: str) -> str:
         if not USER_ID_RE.fullmatch(v):
             raise ValueError("must be 1-128 characters of letters, digits, '_' and '-'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, v: str | None) -> str | None:
+        from .nightly import zone_problem
+
+        problem = None if v is None else zone_problem(v)
+        if problem:
+            # its own error type: an unknown zone is a usage error (exit 2), not a broken file
+            raise PydanticCustomError(
+                TIME_ZONE_ERROR, "{problem}: use an IANA name such as Europe/Berlin", {"problem": problem}
+            )
         return v
 
 
@@ -222,6 +240,8 @@ class AvatarRecord(Strict):
     # The achievement cues the picture shows (I-There's story compares them with the previous
     # avatar's); None on records made before cues were stored: unknown, never called new.
     cues: list[str] | None = None
+    # what decides the avatar's look (planner.look_key); None on records made before it was kept
+    look_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     timings: JobTimings | None = None  # absent on records stored before jobs were measured
 

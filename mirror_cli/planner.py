@@ -17,6 +17,7 @@ from .providers.base import ImageProvider
 from .stores.base import Store
 
 KEY_SCHEMA = 1
+LOOK_SCHEMA = 1
 OK_STATUSES = ("ok", "flagged")
 
 
@@ -25,7 +26,15 @@ def safety_identifier(uid: str) -> str:
     return hashlib.sha256(f"mirror-user:{uid}".encode()).hexdigest()[:32]
 
 
-def request_key(uid: str, provider: str, entry: ModelEntry, renderer: str, style: str, req: ImageRequest) -> str:
+def request_key(
+    uid: str,
+    provider: str,
+    entry: ModelEntry,
+    renderer: str,
+    style: str,
+    req: ImageRequest,
+    regeneration: int = 0,
+) -> str:
     """sha256 of the canonical request: the same inputs give the same key on every machine,
     and anything that would change the picture changes the key."""
     canonical = {
@@ -42,6 +51,44 @@ def request_key(uid: str, provider: str, entry: ModelEntry, renderer: str, style
         "format": req.output_format,
         "input_fidelity": req.input_fidelity,
         "spec": req.spec.model_dump(mode="json") if req.spec else None,
+    }
+    if regeneration:  # absent for a first image: every key made before regeneration stays valid
+        canonical["regeneration"] = regeneration
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def look_key(
+    persona: Persona,
+    target: str,
+    stage: str,
+    provider: str,
+    entry: ModelEntry,
+    renderer: str,
+    style: str,
+    req: ImageRequest,
+    photo_sha: str | None,
+) -> str:
+    """What decides how a user's avatar of one stage looks, and nothing that merely moves with
+    progress: the user and their appearance and personality, the stage, the style, model and
+    renderer versions, the output settings and the photo it was drawn from. The cues chosen at
+    the milestone belong to the avatar made then (its record keeps them): new metrics for a stage
+    already drawn change nothing here, so they never buy a second image of it."""
+    canonical = {
+        "schema": LOOK_SCHEMA,
+        "user": persona.id,
+        "target": target,
+        "stage": stage,
+        "provider": provider,
+        "model": entry.snapshot,
+        "renderer": renderer,
+        "style": style,
+        "appearance": persona.appearance.model_dump(mode="json"),
+        "personality": list(persona.personality),
+        "size": req.size,
+        "quality": req.quality,
+        "format": req.output_format,
+        "photo": photo_sha,
     }
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -69,6 +116,10 @@ class Job:
     previous: AvatarRecord | None = None
     blocked: list[str] = field(default_factory=list)
     edit: bool = False
+    look_key: str | None = None
+    # the avatar this user already has of this target with the same look: served, never bought again
+    existing: AvatarRecord | None = None
+    regeneration: int = 0
 
     @property
     def job_id(self) -> str:
@@ -168,6 +219,13 @@ class Planner:
         """The identity anchor (the user's first good avatar) and the latest good avatar of an
         earlier stage, as they were when ``target`` was first made: a repeat of the same job
         then sees the same references and gets the same request key (a cache hit)."""
+        anchor, previous, _ = self._history(uid, target, stage)
+        return anchor, previous
+
+    def _history(
+        self, uid: str, target: str, stage: str
+    ) -> tuple[AvatarRecord | None, AvatarRecord | None, list[AvatarRecord]]:
+        """(anchor, previous, the good avatars already made of ``target``) from one listing."""
         table = self.configs.stages
         records = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
         same = [r for r in records if r.target == target]
@@ -176,7 +234,38 @@ class Planner:
         anchor = records[0] if records else None
         idx = table.index(stage)
         earlier = [r for r in records if r.target in table.names and table.index(r.stage) < idx]
-        return anchor, (earlier[-1] if earlier else None)
+        return anchor, (earlier[-1] if earlier else None), same
+
+    def stage_of(self, progress: Progress, target: str) -> str:
+        """The stage whose look ``target`` (a stage, 'current' or a trilogy kind) is drawn with."""
+        table = self.configs.stages
+        if target in table.names:
+            return target
+        if target == "current":
+            return table.stage_for_days(progress.active_days)
+        return self.configs.style.trilogy[target].stage or table.stage_for_days(progress.active_days)
+
+    def check_regeneration(self, persona: Persona, target: str) -> int:
+        """Raise a user-worded error when ``target`` may not be regenerated for this user now."""
+        stage = self.stage_of(persona.progress, target)
+        return self._regeneration(persona.id, target, self._history(persona.id, target, stage)[2])
+
+    def _regeneration(self, uid: str, target: str, same: list[AvatarRecord]) -> int:
+        """The number of this explicit regeneration (1 for the first), within the configured limit."""
+        allowed = self.configs.limits.regenerations_per_target
+        done = len(same) - 1 if same else 0
+        if not same:
+            raise UsageError(
+                f"User {uid!r} has no avatar of {target!r} yet: there is nothing to regenerate.",
+                "Generate it without 'regenerate' first.",
+            )
+        if done >= allowed:
+            raise UsageError(
+                f"{target!r} of user {uid!r} was already regenerated {done} time(s), the limit of "
+                "regenerations_per_target.",
+                "Keep the current avatar, or raise regenerations_per_target in configs/limits.yaml.",
+            )
+        return done + 1
 
     def plan(
         self,
@@ -187,22 +276,21 @@ class Planner:
         photo: Photo | None = None,
         safe: bool = False,
         reinforce: bool = False,
+        regenerate: bool = False,
     ) -> Job:
+        """The job for one avatar. A user who already has ``target`` with the same look gets that
+        avatar (``Job.existing``) whatever their progress now says; ``regenerate`` asks for one
+        more paid image of it, counted against limits.regenerations_per_target."""
         table = self.configs.stages
-        if target in table.names:
-            stage = target
-        elif target == "current":
-            stage = table.stage_for_days(progress.active_days)
-        else:
-            look = self.configs.style.trilogy[target]
-            stage = look.stage or table.stage_for_days(progress.active_days)
+        stage = self.stage_of(progress, target)
         drawn = effective_progress(self.configs, progress, stage) if target in table.names else progress
         label = self.configs.label(target)
         uses_refs = self.provider.capabilities.uses_references and self.entry.capabilities.edits
 
         references: list[Reference] = []
         ref_bytes: list[bytes] = []
-        anchor, previous = self.anchor_and_previous(persona.id, target, stage)
+        anchor, previous, same = self._history(persona.id, target, stage)
+        regeneration = self._regeneration(persona.id, target, same) if regenerate else 0
         if uses_refs:
             if photo is not None:
                 references.append(Reference(role="photo of the person", sha256=_sha(photo.data), mime=photo.mime))
@@ -258,7 +346,22 @@ class Planner:
             input_fidelity=fidelity,
         )
         style = f"{self.configs.style.name}@{self.configs.style.version}"
-        key = request_key(persona.id, self.provider_name, self.entry, self.provider.renderer_version, style, request)
+        renderer = self.provider.renderer_version
+        key = request_key(persona.id, self.provider_name, self.entry, renderer, style, request, regeneration)
+        look = look_key(
+            persona,
+            target,
+            stage,
+            self.provider_name,
+            self.entry,
+            renderer,
+            style,
+            request,
+            _sha(photo.data) if photo is not None else None,
+        )
+        # a record made before looks were kept is this stage's avatar until an explicit regenerate
+        looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
+        existing = None if regenerate or not looks_same else max(looks_same, key=lambda r: r.created_at)
         blocked = safety.screen(
             [
                 *progress.discovered_traits,
@@ -295,6 +398,9 @@ class Planner:
             previous=previous,
             blocked=blocked,
             edit=edit,
+            look_key=look,
+            existing=existing,
+            regeneration=regeneration,
         )
 
 

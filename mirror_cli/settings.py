@@ -59,6 +59,7 @@ class Settings(Strict):
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
     serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
     auth_check_revoked: bool = True  # also ask Firebase Auth whether a token was revoked (cached a minute)
+    serve_metrics: bool = True  # /metrics and the request metrics (traces follow the OTLP settings)
     metrics_token: str | None = Field(None, min_length=16, repr=False)  # /metrics asks for it as a Bearer token
 
 

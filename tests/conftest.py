@@ -26,6 +26,12 @@ CONFIGS = default_config_dir()
 PINNED_NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow stress tests (and the wheel install) first: on several workers (make test runs -n)
+    they overlap the many short tests instead of trailing at the end."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("install") else 1)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's MIRROR_* settings, key or mirror.yaml; the shipped configs

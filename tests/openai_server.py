@@ -8,13 +8,8 @@ Used by the tests and by bench/.
 
 from __future__ import annotations
 
-import base64
-import email.parser
-import email.policy
 import hashlib
-import io
 import json
-import math
 import threading
 import time
 import uuid
@@ -23,60 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from PIL import Image, ImageDraw
-
-# Output image tokens the fake bills per image (independent of mirror's configs/models.yaml).
-OUTPUT_TOKENS = {"low": 196, "medium": 1756, "high": 7024, "auto": 1756}
-REFERENCE_IMAGE_TOKENS = 4160
-
-
-def _picture(seed: int, size: int = 1024) -> bytes:
-    """A flat-shaded, warm 'cartoon' picture, different per seed."""
-    img = Image.new("RGB", (size, size), (246, 160, 77))
-    d = ImageDraw.Draw(img)
-    d.rectangle((0, size * 0.55, size, size), fill=(251, 211, 141))
-    d.rectangle((0, size * 0.85, size, size), fill=(156, 91, 46))
-    cx = size // 2 + (seed % 7 - 3) * 12
-    d.ellipse((cx - 200, 250, cx + 200, 650), fill=(208, 139, 91))
-    d.ellipse((cx - 110, 380, cx - 50, 440), fill=(60, 40, 30))
-    d.ellipse((cx + 50, 380, cx + 110, 440), fill=(60, 40, 30))
-    d.pieslice((cx - 90, 470, cx + 90, 590), 0, 180, fill=(120, 50, 40))
-    d.rectangle((cx - 300, 700, cx + 300, size), fill=(200, 85, 61))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _cold_picture() -> bytes:
-    img = Image.new("RGB", (1024, 1024), (40, 90, 200))
-    ImageDraw.Draw(img).ellipse((300, 200, 700, 700), fill=(120, 170, 230))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _bad_picture(kind: str) -> bytes:
-    """Answers the quality gate must treat as unusable: 'blank', 'garbage' (not an image), 'small'."""
-    if kind == "garbage":
-        return b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    img = Image.new("RGB", (512, 512) if kind == "small" else (1024, 1024), (240, 150, 70))
-    if kind == "small":
-        img = Image.open(io.BytesIO(_picture(1))).resize((512, 300))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _resized(png: bytes, size: str) -> bytes:
-    try:
-        w, h = (int(x) for x in size.lower().split("x"))
-    except ValueError:
-        return png
-    if (w, h) == (1024, 1024):
-        return png
-    buf = io.BytesIO()
-    Image.open(io.BytesIO(png)).resize((w, h)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+from openai_answers import image_answer, parse_multipart, picture, run_batch
 
 
 @dataclass
@@ -170,12 +112,18 @@ class FakeOpenAI:
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_fail: set[str] = set()  # custom_ids whose lines fail inside a batch
         self.batch_polls_to_complete = 2
+        # (final status, lines answered): an 'expired' or 'cancelled' batch answers only the first
+        # lines; the others come back in its error file (batch_expired / batch_cancelled), unbilled
+        self.batch_end: tuple[str, int] | None = None
         self.moderation_requests: list[
             list[str]
         ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
-        self._pictures = [_picture(i) for i in range(4)]
+        self._arrived = threading.Condition(self._lock)  # notified on every image request
+        self._gate: tuple[int, threading.Event] | None = None  # (image requests to wait for, released)
+        self.gate_timeouts = 0  # answers the gate let go only because nobody released it in time
+        self._pictures = [picture(i) for i in range(4)]
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
@@ -197,6 +145,45 @@ class FakeOpenAI:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    # ------------------------------------------------------------------------- the gate
+    def hold(self, until: int | None = None, timeout_s: float = 60.0) -> None:
+        """Hold every image answer from now on until ``until`` image requests have arrived (counted
+        from now), or until release(): races are forced, not left to a latency. A held answer is
+        let go after ``timeout_s`` regardless (counted in gate_timeouts), so a test never hangs."""
+        with self._lock:
+            self._gate = (self._image_requests() + (until if until is not None else 10**9), threading.Event())
+            self._gate_timeout_s = timeout_s
+
+    def release(self) -> None:
+        with self._lock:
+            if self._gate is not None:
+                self._gate[1].set()
+                self._gate = None
+
+    def wait_for_requests(self, n: int, timeout_s: float = 60.0) -> None:
+        """Block until ``n`` image requests (in all) have arrived; AssertionError after timeout_s."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._image_requests() >= n, timeout_s):
+                raise AssertionError(f"{n} image request(s) expected, {self._image_requests()} arrived")
+
+    def _image_requests(self) -> int:
+        return len(self.requests)  # only image requests are recorded there
+
+    def _pass_gate(self) -> None:
+        with self._lock:
+            self._arrived.notify_all()
+            gate = self._gate
+            if gate is None:
+                return
+            if self._image_requests() >= gate[0]:
+                gate[1].set()
+                self._gate = None
+                return
+            timeout = self._gate_timeout_s
+        if not gate[1].wait(timeout):
+            with self._lock:
+                self.gate_timeouts += 1
 
     def push(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -350,8 +337,8 @@ class FakeOpenAI:
                     if batch["status"] != "completed":
                         batch["status"] = "in_progress"
                         if batch["polls"] >= fake.batch_polls_to_complete:
-                            _run_batch(fake, batch)
-                            batch["status"] = "completed"
+                            run_batch(fake, batch)
+                            batch["status"] = fake.batch_end[0] if fake.batch_end else "completed"
                     return self._send(200, {k: v for k, v in batch.items() if k != "polls"})
                 if self.path.startswith("/v1/models/"):
                     model = self.path.rsplit("/", 1)[1]
@@ -398,7 +385,7 @@ class FakeOpenAI:
                 body = self.rfile.read(length)
                 ctype = self.headers.get("Content-Type", "")
                 if self.path == "/v1/files":
-                    fields, files = _parse_multipart(ctype, body)
+                    fields, files = parse_multipart(ctype, body)
                     fid = "file-" + uuid.uuid4().hex[:16]
                     f = files[0]
                     fake.files[fid] = {
@@ -451,7 +438,7 @@ class FakeOpenAI:
                     params = json.loads(body)
                     refs: list[dict[str, Any]] = []
                 elif self.path == "/v1/images/edits":
-                    params, refs = _parse_multipart(ctype, body)
+                    params, refs = parse_multipart(ctype, body)
                 else:
                     return self._send(
                         404,
@@ -466,6 +453,7 @@ class FakeOpenAI:
                 }
                 with fake._lock:
                     fake.requests.append(record)
+                fake._pass_gate()
                 fault = fake._next_fault()
                 if fault and fault.delay:
                     time.sleep(fault.delay)
@@ -483,7 +471,7 @@ class FakeOpenAI:
                         )
                 if fake.latency:
                     time.sleep(fake.latency)
-                answer = _image_answer(
+                answer = image_answer(
                     fake, self.path, params, [r["sha256"] for r in refs], batch=False, t_start=record["t"]
                 )
                 with fake._lock:
@@ -513,152 +501,6 @@ class FakeOpenAI:
                                 break
 
         return Handler
-
-
-def _image_answer(
-    fake: FakeOpenAI,
-    path: str,
-    params: dict[str, Any],
-    ref_shas: list[str],
-    batch: bool,
-    t_start: float | None = None,
-) -> dict[str, Any]:
-    """Bill one image into the ledger; return its request id and the ImagesResponse body. A sync
-    answer gets its t_end once it has been written to the socket."""
-    quality = params.get("quality", "auto")
-    prompt = params.get("prompt", "")
-    text_tokens = max(1, math.ceil(len(prompt) / 4)) + 6 * len(ref_shas)
-    image_tokens = REFERENCE_IMAGE_TOKENS * len(ref_shas)
-    out_tokens = OUTPUT_TOKENS.get(quality, 1756)
-    usage = {
-        "input_tokens": text_tokens + image_tokens,
-        "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
-        "output_tokens": out_tokens,
-        "total_tokens": text_tokens + image_tokens + out_tokens,
-    }
-    seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(fake._pictures)
-    picture = _resized(fake._pictures[seed], str(params.get("size", "1024x1024")))
-    request_id = "req_" + uuid.uuid4().hex[:20]
-    with fake._lock:
-        if fake.off_style > 0:
-            fake.off_style -= 1
-            picture = _cold_picture()
-        elif fake.bad_next:
-            picture = _bad_picture(fake.bad_next.popleft())
-        elif fake.bad_random and fake.bad_random[0].random() < fake.bad_random[1]:
-            picture = _bad_picture(fake.bad_random[2])
-        now = time.monotonic()
-        fake.ledger.append(
-            {
-                "request_id": request_id,
-                "t_start": t_start or now,
-                **({"t_end": now} if batch else {}),
-                "path": path,
-                "model": params.get("model"),
-                "quality": quality,
-                "prompt": prompt,
-                "usage": usage,
-                "safety_identifier": params.get("safety_identifier"),
-                "sha256": hashlib.sha256(picture).hexdigest(),
-                "references": ref_shas,
-                "batch": batch,
-            }
-        )
-    return {
-        "request_id": request_id,
-        "body": {
-            "created": int(time.time()),
-            "background": "opaque",
-            "output_format": "png",
-            "quality": quality,
-            "size": params.get("size", "1024x1024"),
-            "data": [{"b64_json": base64.b64encode(picture).decode()}],
-            "usage": usage,
-        },
-    }
-
-
-def _run_batch(fake: FakeOpenAI, batch: dict[str, Any]) -> None:
-    """Answer every line of a batch's input file: an output file and, for failures, an error file."""
-    lines = [json.loads(x) for x in fake.files[batch["input_file_id"]]["data"].decode().splitlines() if x.strip()]
-    out, err = [], []
-    for line in lines:
-        cid, body = line["custom_id"], line["body"]
-        if cid in fake.batch_fail:
-            err.append(
-                {
-                    "id": "batch_req_" + uuid.uuid4().hex[:12],
-                    "custom_id": cid,
-                    "response": None,
-                    "error": {"code": "image_generation_failed", "message": "The image could not be generated."},
-                }
-            )
-            continue
-        refs = []
-        for image in body.get("images", []):
-            f = fake.files.get(image.get("file_id", ""))
-            if f is None or f["purpose"] != "vision":
-                refs = None
-                break
-            refs.append(hashlib.sha256(f["data"]).hexdigest())
-        if refs is None:
-            err.append(
-                {
-                    "id": "batch_req_x",
-                    "custom_id": cid,
-                    "response": {
-                        "status_code": 400,
-                        "body": {"error": {"code": "invalid_file", "message": "unknown file_id"}},
-                    },
-                    "error": None,
-                }
-            )
-            continue
-        answer = _image_answer(fake, line["url"], body, refs, batch=True)
-        out.append(
-            {
-                "id": "batch_req_" + uuid.uuid4().hex[:12],
-                "custom_id": cid,
-                "response": {"status_code": 200, "request_id": answer["request_id"], "body": answer["body"]},
-                "error": None,
-            }
-        )
-    fake.rng_shuffle(out)
-    for kind, rows in (("output_file_id", out), ("error_file_id", err)):
-        if rows:
-            fid = "file-" + uuid.uuid4().hex[:16]
-            fake.files[fid] = {
-                "purpose": "batch_output",
-                "data": "".join(json.dumps(r) + "\n" for r in rows).encode(),
-                "filename": f"{kind}.jsonl",
-            }
-            batch[kind] = fid
-    batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
-
-
-def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + body
-    )
-    params: dict[str, Any] = {}
-    refs: list[dict[str, Any]] = []
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        filename = part.get_filename()
-        payload = part.get_payload(decode=True) or b""
-        if filename is not None:
-            refs.append(
-                {
-                    "field": name,
-                    "filename": filename,
-                    "content_type": part.get_content_type(),
-                    "sha256": hashlib.sha256(payload).hexdigest(),
-                    "bytes": payload,
-                }
-            )
-        else:
-            params[str(name)] = payload.decode()
-    return params, refs
 
 
 def serve_forever(port_queue: Any, latency: float, images_per_minute: float | None, window_s: float) -> None:

@@ -53,7 +53,7 @@ def test_edits_reference_uploaded_files(make_core, batch_core, openai_env, fast_
     core = batch_core()
     core.set_progress("maya", Progress(active_days=30))
     core.set_progress("kenji", Progress(active_days=8))
-    run_id = core.evolve(None, due=True).run_id
+    run_id = core.evolve(None, due=True, any_hour=True).run_id
     # users with an anchor go out as edits; the others get their anchor generated first
     (batch,) = [b for b in openai_env.batches.values() if b["endpoint"] == "/v1/images/edits"]
     lines = [json.loads(x) for x in openai_env.files[batch["input_file_id"]]["data"].decode().splitlines()]
@@ -137,3 +137,56 @@ def test_batch_files_are_deleted_once_collected_and_resubmission_reuses_uploads(
     assert core.poll(run_id, wait=True, poll_s=0.01).count("generated") == 1
     assert openai_env.files == {}  # references, inputs and outputs all deleted
     assert core.store.get_run(run_id).params["uploads"] == {}
+
+
+@pytest.mark.parametrize("end", ["expired", "cancelled"])
+def test_expired_or_cancelled_batch_keeps_what_was_made_and_resubmits_the_rest(batch_core, openai_env, end):
+    """A batch that expired (or was cancelled) with four of six lines done: the four are stored at
+    their price, the two failed naming why and booked as nothing (never billed), and --resubmit
+    buys only those two."""
+    openai_env.batch_end = (end, 4)
+    core = batch_core()
+    run_id = core.generate(None, "newReflection").run_id
+    report = core.poll(run_id, wait=True, poll_s=0.01)
+    assert report.count("generated") == 4 and report.failed == 2 and len(openai_env.ledger) == 4
+    assert all(f"batch_{end}" in o.reason for o in report.outcomes if o.status == "failed")
+    assert report.cost_usd == pytest.approx(openai_env.billed_usd(GPT_IMAGE_2) / 2, abs=1e-6)
+    assert core.store.get_run(run_id).state == "finished_with_failures"
+    assert not [e for e in core.store.events() if e.kind == "may_have_billed"]
+    openai_env.batch_end = None
+    core.poll(run_id, resubmit=True)
+    done = core.poll(run_id, wait=True, poll_s=0.01)
+    assert done.count("generated") == 2 and core.store.get_run(run_id).state == "finished"
+    keys = [(e["safety_identifier"], e["prompt"]) for e in openai_env.ledger]
+    assert len(keys) == len(set(keys)) == 6
+
+
+def test_two_collectors_of_one_batch_store_and_book_each_image_once(batch_core, openai_env):
+    """Two processes poll the same run at once (a cron and an operator): each image is stored and
+    booked once, and the spend in the ledger is the batch's price once. (Each process's own
+    report still counts the images it collected, so their sum can be twice the spend.)"""
+    import threading
+
+    openai_env.batch_polls_to_complete = 4  # both are polling before the batch completes
+    core = batch_core()
+    run_id = core.generate(None, "newReflection").run_id
+    collectors = [core, batch_core()]
+    start = threading.Barrier(2)
+    reports: list = []
+
+    def collect(c) -> None:
+        start.wait()
+        reports.append(c.poll(run_id, wait=True, poll_s=0.01))
+
+    threads = [threading.Thread(target=collect, args=(c,)) for c in collectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(reports) == 2 and len(openai_env.ledger) == 6
+    paid = [e for e in core.store.events() if e.kind == "generated"]
+    assert len(paid) == 6 and len({e.request_id for e in paid}) == 6
+    assert all(len(core.store.list_avatars(u)) == 1 for u in core.user_ids())
+    half_price = openai_env.billed_usd(GPT_IMAGE_2) / 2
+    assert core.usage().cost_usd == pytest.approx(half_price, abs=1e-6)
+    assert core.store.get_run(run_id).state == "finished"

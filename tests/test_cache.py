@@ -25,15 +25,19 @@ def test_cache_never_crosses_users(make_core):
     assert core.store.cache_get("demo-twin", a.request_key) is None
 
 
-def test_ttl_expiry_regenerates(make_core):
+def test_ttl_expiry_keeps_the_stage_and_regenerate_is_explicit(make_core):
+    """An expired cache entry never re-buys a stage the user has (a milestone is paid once);
+    a new image of it is an explicit regenerate."""
     clock = Clock()
     core = make_core(now=clock)
     first = core.generate(["demo"], "month").outcomes[0]
     clock.t += timedelta(days=29)
     assert core.generate(["demo"], "month").outcomes[0].status == "cached"
     clock.t += timedelta(days=2)
-    assert core.generate(["demo"], "month").outcomes[0].status == "generated"
-    assert first.record is not None
+    kept = core.generate(["demo"], "month").outcomes[0]
+    assert kept.status == "cached" and kept.record.id == first.record.id
+    again = core.generate(["demo"], "month", regenerate=True).outcomes[0]
+    assert again.status == "generated" and again.record.id != first.record.id
 
 
 def test_purge_keeps_timeline_avatars_and_fallbacks(make_core, tmp_path):

@@ -65,7 +65,7 @@ def test_the_offline_path_end_to_end(project):
     assert out["jobs"][0]["status"] == "cached"
     assert "demo" in run("users", "list").stdout
     run("users", "progress", "--user", "demo", "--active-days", "95")
-    dry = json.loads(run("evolve", "--due", "--dry-run", "--json").stdout)
+    dry = json.loads(run("evolve", "--due", "--any-hour", "--dry-run", "--json").stdout)
     assert "demo" in {j["user"] for j in dry["jobs"]}
     assert "dry run" in run("trilogy", "--user", "demo", "--dry-run").stdout
     assert "1 generated" in run("evolve", "--user", "demo").stdout

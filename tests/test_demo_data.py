@@ -35,7 +35,8 @@ def test_production_evolve_due_plans_only_the_stores_users(make_core, data_dir, 
     core = make_core(examples=False)
     core.import_users([Persona(id="demo", name="Real Person", progress=Progress(active_days=40))])
     res = runner.invoke(
-        app, ["evolve", "--due", "--dry-run", "--provider", "openai", "--data-dir", str(data_dir), "--json"]
+        app,
+        ["evolve", "--due", "--any-hour", "--dry-run", "--provider", "openai", "--data-dir", str(data_dir), "--json"],
     )
     assert res.exit_code == 0, res.output  # a dry run estimates without an API key
     out = json.loads(res.stdout)
@@ -50,6 +51,7 @@ def test_production_evolve_due_plans_only_the_stores_users(make_core, data_dir, 
             "active_days": 40,
             "stage_reached": "month",
             "latest_avatar_stage": None,
+            "timezone": "UTC (default)",
         }
     ]
 

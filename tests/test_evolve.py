@@ -84,10 +84,10 @@ def test_due_selects_only_users_who_crossed_a_milestone(make_core):
     core.generate(None, "newReflection")
     core.set_progress("kenji", Progress(active_days=12))  # firstWeek reached, not yet made
     core.set_progress("sofia", Progress(active_days=3))  # still newReflection
-    report = core.evolve(None, due=True)
+    report = core.evolve(None, due=True, any_hour=True)
     by_user = {o.user_id: o.target for o in report.outcomes}
     assert by_user["kenji"] == "firstWeek" and "sofia" not in by_user
-    assert core.evolve(None, due=True).outcomes == []
+    assert core.evolve(None, due=True, any_hour=True).outcomes == []
 
 
 def test_to_forces_a_stage_and_dry_run_estimates(make_core, openai_env, fast_configs):
@@ -102,7 +102,7 @@ def test_to_forces_a_stage_and_dry_run_estimates(make_core, openai_env, fast_con
 
 
 def test_cli_evolve_due_json(data_dir):
-    r = CliRunner().invoke(app, ["evolve", "--due", "--json", "--data-dir", str(data_dir)])
+    r = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", "--json", "--data-dir", str(data_dir)])
     assert r.exit_code == 0, r.output
     r2 = CliRunner().invoke(app, ["evolve", "--json", "--data-dir", str(data_dir)])
     assert r2.exit_code == 2 and "--due" in r2.stdout

@@ -192,7 +192,8 @@ def test_security_rules_are_shipped_and_named():
     fs_rules = (ROOT / cfg["firestore"]["rules"]).read_text()
     st_rules = (ROOT / cfg["storage"]["rules"]).read_text()
     assert "match /avatars/{avatarId}" in fs_rules and "allow write: if false;" in fs_rules
-    assert "request.auth.uid == uid" in fs_rules and "hasOnly(['progress', 'updated_at'])" in fs_rules
+    assert "request.auth.uid == uid" in fs_rules
+    assert ".hasOnly(['progress', 'updated_at', 'timezone', 'next_window'])" in fs_rules
     assert "match /avatars/{uid}/{file}" in st_rules and "allow write: if false;" in st_rules
     indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
@@ -200,3 +201,5 @@ def test_security_rules_are_shipped_and_named():
     # the nightly due queries: one per stage, with and without a shard's bucket range
     assert ("users", ("latest_rank", "progress.active_days")) in pairs
     assert ("users", ("latest_rank", "progress.active_days", "shard")) in pairs
+    # the hourly tick: the same, only users whose nightly window has opened (test_firestore_indexes)
+    assert ("users", ("latest_rank", "progress.active_days", "next_window", "shard")) in pairs

@@ -187,6 +187,21 @@ def test_users_update_only_their_progress_with_valid_values(seeded):
     assert alice.create("users", "carol", {"name": "Carol"}) == DENIED
 
 
+def test_users_set_their_time_zone_as_a_bounded_name(seeded):
+    """The app writes the user's IANA zone (the tool checks it against the zone database); it may
+    reset next_window to 0 along with it, and set it to nothing else."""
+    alice = seeded["alice"]
+    assert alice.update("users/alice", {"timezone": "Asia/Kathmandu"}) == OK
+    assert alice.update("users/alice", {"timezone": "America/Argentina/Buenos_Aires", "next_window": 0}) == OK
+    assert alice.update("users/alice", {"timezone": "Etc/GMT+5"}) == OK
+    assert alice.update("users/alice", {"timezone": None}) == OK  # back to the configured default
+    assert alice.update("users/bob", {"timezone": "Asia/Tokyo"}) == DENIED
+    for bad in ("x" * 65, "", "../etc/passwd", "Asia/Tokyo; drop", 9, ["Asia/Tokyo"], "/Asia"):
+        assert alice.update("users/alice", {"timezone": bad}) == DENIED, bad
+    assert alice.update("users/alice", {"timezone": "Asia/Tokyo", "next_window": 1}) == DENIED
+    assert alice.update("users/alice", {"next_window": 2_000_000_000}) == DENIED
+
+
 def test_nothing_else_is_writable_or_readable_by_clients(seeded):
     alice = seeded["alice"]
     assert alice.update("users/alice/avatars/a-alice", {"status": "ok"}) == DENIED

@@ -41,9 +41,24 @@ def test_contact_sheet_has_every_tile(gallery):
     _, paths = gallery
     sheet = Image.open(paths["contact_sheet"])
     assert sheet.width > 1000 and sheet.height > 1200  # 3 columns x 3 rows of 320 px tiles
-    # the missing stages are drawn as 'not yet' placeholders, not left out
+    # the missing stages are drawn as placeholders, not left out
     px = sheet.convert("RGB").getpixel((24 + 160, 72 + 2 * (320 + 58 + 24) + 160))
     assert px != (253, 244, 230)
+
+
+def test_empty_tiles_say_why(make_core, tmp_path):
+    """A stage passed over (evolve makes only the stage reached) is 'skipped', not 'not reached'."""
+    core = make_core()
+    core.generate(["kenji"], "newReflection")
+    core.generate(["kenji"], "month")
+    active = core.persona("kenji").progress.active_days
+    page = Path(core.gallery(["kenji"], tmp_path / "g")["html"]).read_text(encoding="utf-8")
+    empty = dict(re.findall(r"<div class='card empty'>.*?'label'>([^<]+)</div><div class='sub'>([^<]+)<", page))
+    assert empty["First Week"] == empty["Two Weeks"] == "skipped: went straight to One Month"
+    half = core.configs.stages.get("halfYear").from_day
+    assert active < half and empty["Half Year"] == f"not reached yet (from day {half})"
+    assert empty["Original"] == "not made yet (mirror trilogy)"
+    assert "not reached" not in empty["First Week"]
 
 
 def test_html_shows_thumbnails_linking_to_full_images(gallery):
@@ -60,7 +75,7 @@ def test_html_shows_thumbnails_linking_to_full_images(gallery):
     assert len(page) < 20_000  # the page itself carries no pixels
     for rec in core.timeline("kenji"):
         assert rec.message.split(".")[0].replace("'", "&#x27;") in page
-    assert "$0.0000" in page and "Kenji Watanabe" in page
+    assert "$0.00" in page and "$0.0000" not in page and "Kenji Watanabe" in page
 
 
 def test_all_users_overview(make_core, tmp_path):

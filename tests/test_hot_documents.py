@@ -1,6 +1,7 @@
 """No hot documents: a 300-job nightly run split over 8 concurrent shard processes, every
 Firestore write logged per document, and no document written more than once per second on
-average over the run (Firestore's sustained limit per document)."""
+average at the fastest rate the run could go (Firestore's sustained limit per document), counted
+from the writes themselves rather than timed on a loaded machine."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from mirror_cli.models import Persona
 HERE = Path(__file__).resolve().parent
 USERS = 300
 SHARDS = 8
+MAX_JOBS_PER_S = 16  # 8 shards x 2 requests in flight, each image taking about a second
 
 
 def shard_args(i: int) -> list[str]:
@@ -32,9 +34,6 @@ def test_eight_shards_write_no_document_more_than_once_a_second(
     core = make_core(examples=False, store="firebase", config_dir=cfg)  # only this test's users
     core.import_users([Persona(id=f"h{i:03d}", name="H") for i in range(USERS)])
     core.close()
-    # An image takes a second: 16 requests in flight make at most ~16 jobs/s, above any
-    # image API's sustained rate today, so the test is not kinder than production.
-    openai_env.latency = 1.0
     log = tmp_path / "writes.log"
     env = {
         **os.environ,
@@ -53,6 +52,7 @@ def test_eight_shards_write_no_document_more_than_once_a_second(
                 str(log),
                 "evolve",
                 "--due",
+                "--any-hour",
                 "--json",
                 *shard_args(i),
             ],
@@ -68,11 +68,11 @@ def test_eight_shards_write_no_document_more_than_once_a_second(
         assert p.returncode == 0, err[-2000:]
     assert len(openai_env.ledger) == USERS  # every due user was generated once
     lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
-    times = [float(t) for t, _ in lines]
-    elapsed = max(times) - min(times)
     per_doc = Counter(path for _, path in lines)
     hottest, writes = per_doc.most_common(1)[0]
-    print(f"{len(lines)} writes to {len(per_doc)} documents in {elapsed:.1f} s; hottest {hottest}: {writes}")
-    assert elapsed > 0 and writes / elapsed <= 1.0, (hottest, writes, elapsed)
+    print(f"{len(lines)} writes to {len(per_doc)} documents; the hottest {hottest}: {writes}; {per_doc.most_common(6)}")
+    # Counted, not timed: at MAX_JOBS_PER_S (above any image API's sustained rate today) a
+    # document written at most once per MAX_JOBS_PER_S jobs sees at most one write a second.
+    assert writes <= USERS / MAX_JOBS_PER_S, (hottest, writes)
     # the counters really are spread: many shards of the day's usage were written
     assert sum(1 for d in per_doc if d.startswith("usage_daily/")) >= 16

@@ -78,21 +78,22 @@ def test_max_cost_per_run_and_exit_code(openai_env, tmp_path, data_dir):
 
 @pytest.mark.parametrize("store_kind", ["local", "firebase"])
 def test_concurrent_jobs_cannot_overshoot_the_budget(limited, openai_env, store_kind, request, monkeypatch):
-    """Sixteen users at once against a budget for five: reservations, not after-the-fact checks."""
+    """Sixteen users at once against a budget for five: reservations, not after-the-fact checks.
+    The answers are held until five requests are in flight together, so every reservation is
+    made while the others' spend is still unsettled; exactly five images, on either store."""
     if store_kind == "firebase":
         request.getfixturevalue("firebase_env")
         monkeypatch.setenv("MIRROR_STORE", "firebase")
-    openai_env.latency = 0.2
+    openai_env.hold(until=5, timeout_s=30)
     core = limited({"monthly_budget_usd": 5 * 0.0553, "per_user_daily": 10, "system_daily": 100}, concurrency=16)
     from mirror_cli.models import Persona
 
     core.import_users([Persona(id=f"c{i:02d}", name="C") for i in range(16)])
     report = core.generate([f"c{i:02d}" for i in range(16)], "newReflection")
-    assert 1 <= report.count("generated") <= 5
-    if store_kind == "local":
-        assert report.count("generated") == 5
+    assert report.count("generated") == 5, report.summary()
+    assert openai_env.gate_timeouts == 0  # the five were in flight at once
     spent = sum(e.cost_usd for e in core.store.events() if e.kind == "generated")
-    assert spent <= 5 * 0.0553 and len(openai_env.ledger) == report.count("generated")
+    assert spent <= 5 * 0.0553 and len(openai_env.ledger) == len(openai_env.requests) == 5
 
 
 def test_concurrent_processes_share_the_system_limit(limited, openai_env, tmp_path):

@@ -71,7 +71,9 @@ def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core,
     core = make_core(examples=False, config_dir=fast_configs)
     core.import_users([Persona(id=f"t{i:02d}", name="T") for i in range(20)])
     openai_env.latency = 0.3
-    proc = _mirror(data_dir, fast_configs, openai_env.url, "evolve", "--due", "--json", "--concurrency", "2")
+    proc = _mirror(
+        data_dir, fast_configs, openai_env.url, "evolve", "--due", "--any-hour", "--json", "--concurrency", "2"
+    )
     deadline = time.monotonic() + 60
     while len(openai_env.ledger) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -84,7 +86,9 @@ def test_sigterm_finishes_in_flight_jobs_and_leaves_the_run_resumable(make_core,
     assert 3 <= done < 20 and len(openai_env.ledger) == done  # in-flight jobs finished and were stored
     run_id = report["summary"]["run_id"]
 
-    resumed = _mirror(data_dir, fast_configs, openai_env.url, "evolve", "--due", "--json", "--resume", run_id)
+    resumed = _mirror(
+        data_dir, fast_configs, openai_env.url, "evolve", "--due", "--any-hour", "--json", "--resume", run_id
+    )
     out2, err2 = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err2
     summary = json.loads(out2)["summary"]
@@ -109,7 +113,9 @@ def test_sigkill_at_random_points_then_resume_until_done(make_core, openai_env, 
     kill_times: list[float] = []
     run_id = None
     for _attempt in range(12):
-        args = ["evolve", "--due", "--json", "--concurrency", "8"] + (["--resume", run_id] if run_id else [])
+        args = ["evolve", "--due", "--any-hour", "--json", "--concurrency", "8"] + (
+            ["--resume", run_id] if run_id else []
+        )
         proc = _mirror(data_dir, roomy, openai_env.url, *args)
         if kills < 4:
             target = len(openai_env.ledger) + rng.randint(10, 40)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from conftest import CONFIGS, import_examples, openai_flags
+from conftest import CONFIGS, import_examples, make_config_dir, openai_flags
 from openai_server import (
     Fault,
     auth_fault,
@@ -35,6 +35,12 @@ def oa(make_core, openai_env, fast_configs):
         return make_core(provider="openai", base_url=openai_env.url, **kw)
 
     return factory
+
+
+def _scaled_minute(tmp_path):
+    """Configs whose rate-limit 'minute' lasts one second: a 429 lowers the learned rate (to one
+    image per window when nothing was configured), and these tests must not wait real minutes."""
+    return make_config_dir(tmp_path, {"rate_limits": {"gpt-image-2": {"images_per_minute": 60, "window_s": 1.0}}})
 
 
 def ledger_cost(core) -> float:
@@ -85,9 +91,9 @@ def test_later_stages_are_edits_with_anchor_and_previous(oa, openai_env):
     [rate_limit_fault(0.01), Fault(500), Fault(503, code=None)],
     ids=["429", "500", "503"],
 )
-def test_transient_failures_are_retried(oa, openai_env, fault):
+def test_transient_failures_are_retried(oa, openai_env, fault, tmp_path):
     openai_env.push(fault, fault)
-    report = oa().generate(["demo"], "month")
+    report = oa(config_dir=_scaled_minute(tmp_path)).generate(["demo"], "month")
     assert report.count("generated") == 1
     assert report.retries.retries == 2
     assert len(openai_env.requests) == 3 and len(openai_env.ledger) == 1
@@ -104,7 +110,16 @@ def test_timeout_is_retried_once_and_booked_as_may_have_billed(oa, openai_env):
     assert report.summary()["may_have_billed_usd"] == pytest.approx(maybe[0].cost_usd)
     usage = core.usage()
     assert usage.may_have_billed == 1 and usage.may_have_billed_usd == pytest.approx(maybe[0].cost_usd)
-    assert usage.cost_usd + usage.may_have_billed_usd >= openai_env.billed_usd(GPT_IMAGE_2) - 1e-9
+    # confirmed spend is exactly the answer kept; the unanswered request is booked at its estimate
+    billed = openai_env.billed_usd(GPT_IMAGE_2)
+    kept = openai_env.ledger[1]["usage"]  # the retry's answer, the one the client read
+    p = GPT_IMAGE_2
+    text, image = kept["input_tokens_details"]["text_tokens"], kept["input_tokens_details"]["image_tokens"]
+    assert usage.cost_usd == pytest.approx(
+        (text * p["text_in"] + image * p["image_in"] + kept["output_tokens"] * p["image_out"]) / 1e6
+    )
+    spend = usage.cost_usd + usage.may_have_billed_usd
+    assert billed - 1e-9 <= spend <= billed + report.outcomes[0].estimate_usd + 1e-9
 
 
 def test_unanswered_requests_are_retried_at_most_once(oa, openai_env):
@@ -129,9 +144,9 @@ def test_connect_failure_is_not_booked(make_core, openai_env, fast_configs):
     assert not [e for e in core.store.events() if e.kind == "may_have_billed"]
 
 
-def test_retry_after_is_honoured(oa, openai_env):
+def test_retry_after_is_honoured(oa, openai_env, tmp_path):
     openai_env.push(Fault(429, "requests", "rate_limit_exceeded", "Rate limit reached. Please try again in 0.3s."))
-    report = oa().generate(["demo"], "month")
+    report = oa(config_dir=_scaled_minute(tmp_path)).generate(["demo"], "month")
     assert report.count("generated") == 1 and report.retries.waited_s >= 0.3
 
 

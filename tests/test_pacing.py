@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 import random
 
 import pytest
@@ -25,20 +26,42 @@ def test_parsers():
     assert parse_retry_after({"Retry-After-Ms": "1500"}) == 1.5 and parse_retry_after({"retry-after": "3"}) == 3
 
 
+class VirtualTime:
+    """The limiter's clock and sleep, virtual: a sleep advances the clock at once, so pacing is
+    asserted exactly, whatever the machine's load."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # still a suspension point: concurrent acquirers interleave
+
+
 def test_limiter_never_exceeds_the_rate_in_any_window():
+    t = VirtualTime()
+
     async def go():
-        limiter = RateLimiter(images_per_minute=10, window_s=0.5)
+        limiter = RateLimiter(images_per_minute=10, window_s=0.5, clock=t.clock, sleep=t.sleep)
         await asyncio.gather(*(limiter.acquire() for _ in range(25)))
         return limiter.starts
 
     starts = sorted(asyncio.run(go()))
     margin = RateLimiter(window_s=0.5).margin_s
-    for i, t in enumerate(starts):
+    for i, start in enumerate(starts):
         # not even a window widened by the arrival-jitter margin sees N+1 starts
-        in_window = [s for s in starts[i:] if s < t + 0.5 + margin - 1e-9]
+        in_window = [s for s in starts[i:] if s < start + 0.5 + margin - 1e-9]
         assert len(in_window) <= 10
-    span = starts[-1] - starts[0]
-    assert 24 * 0.05 <= span <= 24 * 0.05 * 1.2
+    # never closer than the rate's spacing (1% slack); no slower than that spacing plus the
+    # window log's margin once per full window (two of them in 25 starts at 10 per window)
+    spacing = 0.5 / 10 * RateLimiter.SAFETY
+    assert starts[0] == 1000.0 and min(b - a for a, b in itertools.pairwise(starts)) >= spacing - 1e-9
+    assert starts[-1] - starts[0] <= 24 * spacing + 2 * margin + 1e-9
 
 
 def test_sliding_window_holds_at_a_low_rate_with_arrival_jitter():
@@ -95,20 +118,31 @@ def test_tool_faster_than_the_server_learns_its_limit(make_core, openai_env, tmp
 
 
 def test_token_budget_paces_too():
+    t = VirtualTime()
+
     async def go():
-        limiter = RateLimiter(images_per_minute=1000, tokens_per_minute=10_000, window_s=1.0)
+        limiter = RateLimiter(
+            images_per_minute=1000, tokens_per_minute=10_000, window_s=1.0, clock=t.clock, sleep=t.sleep
+        )
         for _ in range(4):
             await limiter.acquire(tokens=5_000)
         return limiter.starts
 
     starts = asyncio.run(go())
-    assert starts[-1] - starts[0] == pytest.approx(1.5 * RateLimiter.SAFETY, rel=0.05)
+    # 5,000 tokens of a 10,000-per-second budget: half a second apart (plus the 1% slack)
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([0.5 * RateLimiter.SAFETY] * 3)
 
 
 def test_headers_pause_when_budget_exhausted():
-    limiter = RateLimiter(images_per_minute=1000, window_s=60)
-    limiter.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
-    assert limiter._paused_until - limiter.clock() == pytest.approx(2, abs=0.1)
+    t = VirtualTime()
+
+    async def go():
+        limiter = RateLimiter(images_per_minute=1000, window_s=60, clock=t.clock, sleep=t.sleep)
+        limiter.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
+        await limiter.acquire()
+        return limiter.starts
+
+    assert asyncio.run(go()) == [1002.0] and t.slept == [2.0]  # the next start waits out the reset
 
 
 def test_backoff_is_capped_and_jittered():

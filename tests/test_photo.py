@@ -97,3 +97,25 @@ def test_trilogy_photo_sent_clean_and_records_carry_no_exif(make_core, openai_en
     for rec in core.store.list_avatars("amira"):
         stored = Image.open(io.BytesIO(core.store.read_image(rec.image_path)))
         assert not stored.getexif() and rec.references[0].role == "photo of the person"
+
+
+def test_the_offline_renderer_says_the_photo_is_not_used(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mirror_cli.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "me.jpg").write_bytes(jpeg_with_exif())
+    runner = CliRunner()
+    assert runner.invoke(app, ["users", "import", "--examples"]).exit_code == 0
+    human = runner.invoke(app, ["trilogy", "--user", "demo", "--photo", "me.jpg"], env={"COLUMNS": "200"})
+    assert human.exit_code == 0, human.output
+    assert "note: the local renderer draws from the persona's description: the photo was checked but not used" in (
+        human.stderr
+    )
+    as_json = runner.invoke(app, ["trilogy", "--user", "demo", "--photo", "me.jpg", "--json"])
+    assert "not used" in json.loads(as_json.stdout)["summary"]["notes"][0]
+    without = runner.invoke(app, ["trilogy", "--user", "demo", "--json"])
+    assert "notes" not in json.loads(without.stdout)["summary"]

@@ -5,8 +5,12 @@ about what was paid)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -53,9 +57,10 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         assert c.get(f"/avatar/user/{other}", headers=bearer(admin_token)).status_code == 200
         usage = c.get("/usage", headers=bearer(admin_token))
         assert usage.status_code == 200 and "cost_usd" in usage.json()
-        # the admin's own profile is not in the store: the CLI's words, without other users' ids
-        unknown = _problem(c.post("/avatar/generate", json=_generate(admin_uid), headers=bearer(admin_token)), 404)
-        assert unknown["detail"] == f"Unknown user {admin_uid!r}." and uid not in str(unknown)
+        # the admin's own profile is not in the store: 409 naming the call that makes it, no other ids
+        unknown = _problem(c.post("/avatar/generate", json=_generate(admin_uid), headers=bearer(admin_token)), 409)
+        assert unknown["detail"] == f"User {admin_uid!r} has no profile yet." and uid not in str(unknown)
+        assert f"PUT /api/v1/users/{admin_uid}" in unknown["fix"]
         # bad input: a problem naming the field, never a 500
         missing = c.post("/avatar/generate", json={"user_id": uid}, headers=bearer(token))
         assert "evolution_stage" in _problem(missing, 422)["detail"]
@@ -101,14 +106,43 @@ def test_daily_limit_answers_429_with_retry_after(serve_settings, live, auth_env
     assert len(openai_env.ledger) == 1
 
 
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _count_joins(jobs: Any) -> dict[str, int]:
+    """Count the requests that joined a running job (a spy around the server's own Jobs.submit)."""
+    counts = {"joined": 0}
+    submit = jobs.submit
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        job, joined = submit(*args, **kwargs)
+        counts["joined"] += int(joined)
+        return job, joined
+
+    jobs.submit = spy
+    return counts
+
+
 def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_env):
-    openai_env.latency = 0.5  # the requests overlap while the first image is being made
+    """The paid answer is held until all twenty taps are in: nineteen join the running job (none
+    can find a stored image yet), and one image is paid."""
     server = live(serve_settings())
     uid, token = new_user(auth_env, server.service.core.store)
+    joins = _count_joins(server.service.jobs)
+    openai_env.hold()
 
     async def taps() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
-            return await asyncio.gather(*(c.post("/avatar/generate", json=_generate(uid)) for _ in range(20)))
+            sent = [asyncio.create_task(c.post("/avatar/generate", json=_generate(uid))) for _ in range(20)]
+            await asyncio.to_thread(_until, lambda: joins["joined"] == 19, "19 taps joining the job")
+            await asyncio.to_thread(openai_env.wait_for_requests, 1)
+            assert not openai_env.ledger  # held: nothing answered (or stored) yet
+            openai_env.release()
+            return await asyncio.gather(*sent)
 
     answers = asyncio.run(taps())
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
@@ -116,8 +150,8 @@ def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_e
     assert len({b["avatar_id"] for b in bodies}) == 1
     assert sum(1 for b in bodies if not b["cached"]) == 1
     assert sum(b["cost"] for b in bodies) == max(b["cost"] for b in bodies) > 0
-    assert len([r for r in openai_env.requests if "images" in r.get("path", "")]) == 1
-    assert len(openai_env.ledger) == 1
+    assert len(openai_env.requests) == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0
 
 
 def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env, openai_env):
@@ -229,23 +263,38 @@ def test_evolve_only_when_a_milestone_was_crossed(serve_settings, live, auth_env
 
 def test_two_servers_one_paid_image(serve_settings, live, auth_env, openai_env):
     """Two server processes' worth of cores on one store: the store's job claim makes the second
-    wait for the first's image instead of buying it again."""
-    openai_env.latency = 1.0
+    wait for the first's image instead of buying it again. The first's answer is held until the
+    second has found the claim taken (so the second cannot simply find a stored image)."""
     settings = serve_settings()
     first, second = live(settings), live(settings)
     uid, token = new_user(auth_env, first.service.core.store)
+    refused = {"n": 0}
+    store = second.service.core.store
+    claim = store.claim
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = claim(*args, **kwargs)
+        refused["n"] += int(not result.acquired)
+        return result
+
+    store.claim = spy
+    openai_env.hold()
 
     async def taps() -> list[httpx.Response]:
         async with httpx.AsyncClient(headers=bearer(token), timeout=60) as c:
-            return await asyncio.gather(
-                *(c.post(s.url + API + "/avatar/generate", json=_generate(uid)) for s in (first, second))
-            )
+            one = asyncio.create_task(c.post(first.url + API + "/avatar/generate", json=_generate(uid)))
+            await asyncio.to_thread(openai_env.wait_for_requests, 1)
+            two = asyncio.create_task(c.post(second.url + API + "/avatar/generate", json=_generate(uid)))
+            await asyncio.to_thread(_until, lambda: refused["n"] >= 1, "the second server finding the claim taken")
+            openai_env.release()
+            return [await one, await two]
 
     answers = asyncio.run(taps())
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
     assert len({a.json()["avatar_id"] for a in answers}) == 1
-    assert sorted(a.json()["cached"] for a in answers) == [False, True]
-    assert len(openai_env.ledger) == 1
+    assert [a.json()["cached"] for a in answers] == [False, True]
+    assert len(openai_env.requests) == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0
 
 
 def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):
@@ -275,3 +324,76 @@ def test_revoked_tokens_and_disabled_accounts_are_refused(auth_env, tmp_path):
     assert _problem(disabled, 401)["detail"] == "This account is disabled."
     app.state.service.core.close()
     app.state.service.verifier.close()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def _forged(token: str, **claims: object) -> str:
+    """An emulator ID token (unsigned, as all of the emulator's are) with some claims changed."""
+    header, _, signature = token.split(".")
+    body = {**_claims(token), **claims}
+    encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{header}.{encoded}.{signature}"
+
+
+def _asgi_calls(app: Any, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test" + API) as c:
+            return [await c.request(method, path, **kw) for method, path, kw in calls]
+
+    return asyncio.run(run())
+
+
+def test_other_users_expired_and_foreign_tokens_are_refused(auth_env, tmp_path):
+    """evolve and trilogy for another user: 403 before any work; an expired token and a token of
+    another project: 401 saying which. (The tokens are the emulator's, claims changed.)"""
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    uid, token = auth_env.sign_up()
+    other, _ = auth_env.sign_up()
+    expired = _forged(token, exp=_claims(token)["iat"])  # issued when the user signed up, expired since
+    foreign = _forged(token, aud="demo-another-project", iss="https://securetoken.google.com/demo-another-project")
+    try:
+        evolve, trilogy, late, alien, own = _asgi_calls(
+            app,
+            ("POST", "/avatar/evolve", {"json": {"user_id": other}, "headers": bearer(token)}),
+            ("POST", "/avatar/trilogy", {"data": {"user_id": other}, "headers": bearer(token)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(expired)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(foreign)}),
+            ("GET", f"/avatar/user/{uid}", {"headers": bearer(token)}),
+        )
+        for refused in (evolve, trilogy):
+            assert f"may not act on user {other!r}" in _problem(refused, 403)["detail"]
+        assert _problem(late, 401)["detail"] == "The ID token has expired."
+        assert "not a valid Firebase ID token for this project" in _problem(alien, 401)["detail"]
+        assert own.status_code == 200, own.text  # the untouched token is fine: the forgeries failed on their claims
+        assert not (tmp_path / "d").exists() or not any((tmp_path / "d" / "avatars").rglob("*.png"))
+    finally:
+        app.state.service.core.close()
+        app.state.service.verifier.close()
+
+
+def test_sign_in_unavailable_is_503_with_retry_after(auth_env, tmp_path, monkeypatch):
+    """Firebase Auth unreachable for the revocation check: 503 'sign-in unavailable' with a
+    Retry-After, never a 401 that would sign the user out, nor a 500."""
+    from firebase_auth import free_port
+
+    from mirror_cli.server.app import create_app
+    from mirror_cli.settings import load_settings
+
+    uid, token = auth_env.sign_up()
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody listens there
+    app = create_app(load_settings({"data_dir": tmp_path / "d"}))
+    try:
+        (answer,) = _asgi_calls(app, ("GET", f"/avatar/user/{uid}", {"headers": bearer(token)}))
+        body = _problem(answer, 503)
+        assert body["title"] == "Sign-in check unavailable" and "could not be reached" in body["detail"]
+        assert int(answer.headers["retry-after"]) > 0
+    finally:
+        app.state.service.core.close()
+        app.state.service.verifier.close()

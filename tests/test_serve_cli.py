@@ -28,7 +28,7 @@ def test_every_server_option_has_help_env_and_bounds():
         line = next(ln for ln in text.splitlines() if f" {flag} " in ln)
         assert "<int>" not in line and "<str>" not in line, line  # a plain metavar
         assert f"[env var: {env}]" in line, line
-    assert "1<=x<=65535" in text and "1<=x<=64" in text
+    assert "0<=x<=65535" in text and "1<=x<=64" in text
     assert "Address to listen on" in text and "Processes" in text
     assert "--no-debug" not in text
 
@@ -37,7 +37,7 @@ def test_every_server_option_has_help_env_and_bounds():
     ("args", "env"),
     [
         (["--port", "70000"], {}),
-        (["--port", "0"], {}),
+        (["--port", "-1"], {}),
         (["--workers", "0"], {}),
         ([], {"PORT": "http"}),
         ([], {"MIRROR_WORKERS": "100"}),

@@ -19,6 +19,7 @@ from serve_support import SERVE_LIMITS, auth_env, bearer
 from typer.testing import CliRunner
 
 from mirror_cli.models import Persona
+from mirror_cli.spool import Spool
 from mirror_cli.stores.local import LocalStore
 
 PROGRESS = {"active_days": 31, "goals_completed": 2}
@@ -63,11 +64,18 @@ def _serving(tmp_path: Path, openai_env: Any, auth_env: Any, wait_s: float) -> t
     return server, uid, token, data
 
 
-def _wait_for_provider_call(openai_env: Any) -> None:
-    deadline = time.monotonic() + 30
-    while not openai_env.requests:
-        assert time.monotonic() < deadline, "the generation never reached the provider"
+def _sigterm_while_held(server: ServeProcess, openai_env: Any, says: str) -> None:
+    """With the provider's answer held (the request in flight), SIGTERM the server; release the
+    answer only once the server's log shows it is shutting down."""
+    openai_env.wait_for_requests(1)
+    server.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while says not in server.log.read_text():
+        assert server.proc.poll() is None, server.log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"no {says!r} in the log: " + server.log.read_text()[-2000:]
         time.sleep(0.02)
+    assert not openai_env.ledger  # still held: the job finishes after the signal
+    openai_env.release()
 
 
 def _stored(data: Path, uid: str) -> list[Any]:
@@ -79,7 +87,7 @@ def _stored(data: Path, uid: str) -> list[Any]:
 
 
 def test_sigterm_mid_request_finishes_the_job(tmp_path, openai_env, auth_env):
-    openai_env.latency = 2.0
+    openai_env.hold()
     server, uid, token, data = _serving(tmp_path, openai_env, auth_env, wait_s=30)
     answer: dict[str, httpx.Response] = {}
 
@@ -94,8 +102,7 @@ def test_sigterm_mid_request_finishes_the_job(tmp_path, openai_env, auth_env):
     try:
         client = threading.Thread(target=tap)
         client.start()
-        _wait_for_provider_call(openai_env)
-        server.proc.send_signal(signal.SIGTERM)
+        _sigterm_while_held(server, openai_env, "Shutting down")  # uvicorn's word for the signal
         client.join(timeout=60)
         # uvicorn finishes gracefully, then re-raises the signal: the exit status says SIGTERM
         assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM), server.log.read_text()[-2000:]
@@ -105,12 +112,15 @@ def test_sigterm_mid_request_finishes_the_job(tmp_path, openai_env, auth_env):
     made = answer["r"].json()
     assert made["status"] == "generated" and made["cost"] > 0
     assert [r.id for r in _stored(data, uid)] == [made["avatar_id"]]
-    assert len(openai_env.ledger) == 1
-    assert not any((data / "spool").rglob("*.png")) if (data / "spool").exists() else True
+    assert len(openai_env.ledger) == 1 and openai_env.gate_timeouts == 0
+    # the paid image went through the spool (the folder exists) and left it once stored
+    assert (data / "spool").is_dir()
+    assert Spool(data / "spool").pending() == []
+    assert [p for p in (data / "spool").rglob("*") if p.is_file()] == []
 
 
 def test_sigterm_after_202_waits_for_the_job(tmp_path, openai_env, auth_env):
-    openai_env.latency = 2.0
+    openai_env.hold()
     server, uid, token, data = _serving(tmp_path, openai_env, auth_env, wait_s=0.2)
     try:
         accepted = httpx.post(
@@ -120,13 +130,12 @@ def test_sigterm_after_202_waits_for_the_job(tmp_path, openai_env, auth_env):
             timeout=60,
         )
         assert accepted.status_code == 202, accepted.text
-        _wait_for_provider_call(openai_env)
-        server.proc.send_signal(signal.SIGTERM)
+        _sigterm_while_held(server, openai_env, "waiting for 1 generation(s) in flight")
         assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM)
     finally:
         server.kill()
-    assert "waiting for 1 generation(s) in flight" in server.log.read_text()
     assert len(_stored(data, uid)) == 1 and len(openai_env.ledger) == 1
+    assert openai_env.gate_timeouts == 0
 
 
 def test_serve_refuses_the_auth_emulator_in_production(auth_env, monkeypatch):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
-from mirror_cli.stores.base import CacheEntry, Caps, JobState, LimitReached, RunInfo, Store
+from mirror_cli.stores.base import CacheEntry, Caps, DueQuery, JobState, LimitReached, RunInfo, Store
 from mirror_cli.stores.local import LocalStore
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -56,6 +57,25 @@ def test_users_roundtrip_and_pagination(store):
     store.set_progress("user03", Progress(active_days=42))
     assert store.get_user("user03").progress.active_days == 42
     assert store.get_user("nobody") is None
+
+
+def test_the_due_query_keeps_to_the_stored_nightly_window(store):
+    """next_window: 0 for a new user (the next tick decides), then what the tool sets; a query with
+    opens_by returns only the due users whose window opened by then, and keeps the zone."""
+    for i, zone in enumerate(["Asia/Tokyo", "Pacific/Chatham", None]):
+        store.put_user(Persona(id=f"w{i}", name="W", timezone=zone, progress=Progress(active_days=9)))
+        store.raise_latest_rank(f"w{i}", 0)
+    q = DueQuery(latest_rank=0, min_active_days=7)
+    assert sorted(p.id for p, _ in store.due_users([replace(q, opens_by=100)])) == ["w0", "w1", "w2"]
+    store.set_next_window("w0", 1_000)
+    store.set_next_window("w1", 2_000)
+    store.set_next_window("nobody", 5)  # a missing user is ignored
+    store.put_user(Persona(id="w1", name="W1", timezone="Pacific/Chatham", progress=Progress(active_days=9)))
+    assert sorted(p.id for p, _ in store.due_users([replace(q, opens_by=999)])) == ["w2"]
+    found = {p.id: p.timezone for p, _ in store.due_users([replace(q, opens_by=1_000)], (0, 4096))}
+    assert found == {"w0": "Asia/Tokyo", "w2": None}
+    assert len(list(store.due_users([replace(q, opens_by=2_000)]))) == 3  # a profile rewrite kept w1's
+    assert len(list(store.due_users([q]))) == 3  # at any hour
 
 
 def test_images_put_read_size_delete(store):

@@ -278,6 +278,8 @@ def report_exit(report: Any) -> int:
         return int(ExitCode.INTERRUPTED)
     if report.stopped:
         return int(ExitCode.STOPPED)
+    if getattr(report, "alerts", None):
+        return int(ExitCode.OVER_THRESHOLD)
     if report.failed or report.degraded:
         return int(ExitCode.PARTIAL)
     return int(ExitCode.OK)
@@ -290,14 +292,18 @@ def render_report(
     title: str,
     batch: bool = False,
     report_file: Path | None = None,
+    notes: Sequence[str] = (),
 ) -> NoReturn:
     """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
-    and always for the failed jobs); then the exit code that says how the run went.
+    and always for the failed jobs), and ``notes`` on stderr; then the exit code that says how the
+    run went.
 
     ``report_file`` was checked before the run (cli/outputs.py); its folder is made here. Should writing it fail
     anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
     error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
+    if notes:  # what the user asked for that this run did not do (JSON: summary.notes)
+        summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
     code = report_exit(report)
     if report_file is not None:
@@ -323,6 +329,10 @@ def render_report(
         from .. import console
 
         console.run_report(title, report, per_job=edge.verbose or not batch)
+        for alert in getattr(report, "alerts", []):  # over a threshold: exit code 9
+            console.labelled(f"warning ({alert.kind})", alert.message, "bold yellow")
+        for note in notes:
+            console.labelled("note", note, "yellow", stderr=True)
 
     edge.emit(summary, jobs=jobs, human=human)
     raise typer.Exit(code)

@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Annotated, Any
 
 from .common import (
@@ -22,13 +23,36 @@ from .outputs import check_output_file
 def evolve(
     flags: dict[str, Any],
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
-    due: Annotated[bool, option("--due", help="Every user who crossed a milestone (the nightly run).")] = False,
+    due: Annotated[
+        bool,
+        option(
+            "--due",
+            help="The hourly nightly tick: every user who crossed a milestone and whose local time is "
+            "inside their nightly window (--now plans as of another instant).",
+        ),
+    ] = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
+    any_hour: Annotated[
+        bool,
+        option(
+            "--any-hour",
+            help="With --due: every due user now, whatever their local time (a manual catch-up); "
+            "by default a tick serves the users inside their nightly window (limits.yaml nightly).",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
+    metrics_file: Annotated[
+        Path | None,
+        option("--metrics-file", metavar="FILE", help="Also write the run's metrics here (OpenMetrics text)."),
+    ] = None,
+    pushgateway: Annotated[
+        str | None,
+        option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
+    ] = None,
     via: ViaOpt = "sync",
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -48,8 +72,17 @@ def evolve(
             max_cost=max_cost,
             shard=Shard.parse(shard) if due else None,
             resume=resume,
+            any_hour=any_hour,
         )
 
     edge.guard(lambda: check_output_file(report))  # before anything is spent
+    if metrics_file is not None:
+        from ..telemetry.export import check_metrics_file
+
+        edge.guard(lambda: check_metrics_file(metrics_file))
     result = edge.run(call, progress="evolve")
+    if (metrics_file or pushgateway) and not dry_run:
+        from .run_metrics import export_run_metrics
+
+        edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
     render_report(result, edge, title="evolve", batch=due, report_file=report)

@@ -27,6 +27,14 @@ def generate(
         option("--stage", "-s", metavar="STAGE", help="Stage or trilogy kind (camelCase, snake_case or kebab-case)."),
     ] = "newReflection",
     all_users: Annotated[bool, option("--all", help="Every user in the store (a resumable run).")] = False,
+    regenerate: Annotated[
+        bool,
+        option(
+            "--regenerate",
+            help="Pay for one more image of a stage the user already has (limits.regenerations_per_target); "
+            "without it an existing stage is served as it is.",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
@@ -53,6 +61,7 @@ def generate(
             max_cost=max_cost,
             shard=Shard.parse(shard) if all_users else None,
             resume=resume,
+            regenerate=regenerate,
         )
 
     edge.guard(lambda: check_output_file(report))  # before anything is spent

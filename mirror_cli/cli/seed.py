@@ -36,10 +36,11 @@ def seed_fallbacks(
 
     def human() -> None:
         from .. import console
+        from ..units import money
 
         console.info(
             f"{result['rendered']} rendered, {result['planned']} planned, {result['unchanged']} unchanged, "
-            f"estimated ${result['estimate_usd']:.4f}"
+            f"estimated {money(result['estimate_usd'])}"
             + (" (dry run)" if dry_run else "")
             + f"\nmanifest: {result['manifest']}\ncontact sheet: {result.get('contact_sheet')}"
         )

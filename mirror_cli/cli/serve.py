@@ -30,9 +30,9 @@ def serve(
             metavar="N",
             env="PORT",
             panel=SERVE_PANEL,
-            min=1,
+            min=0,
             max=65535,
-            help="Port to listen on (Cloud Run sets PORT; --port wins over it).",
+            help="Port to listen on; 0 picks a free one (Cloud Run sets PORT; --port wins over it).",
         ),
     ] = 8080,
     workers: Annotated[
@@ -68,6 +68,11 @@ def serve(
                 "pip install 'mirror-realm-avatars[serve]'",
             )
         TokenVerifier(edge.settings()).close()
+        core = edge.open()
+        try:
+            _ = core.store  # opens the store and its credentials, as each worker will
+        finally:
+            core.close()
 
     edge.guard(check)
     for name, value in flags.items():  # every worker reads the same settings from the environment

@@ -35,8 +35,16 @@ def trilogy(
 
     edge = Edge(flags, as_json, debug, verbose)
 
+    notes: list[str] = []
+
     def call(core: Mirror) -> Any:
-        return core.trilogy(user, photo, dry_run=dry_run, max_cost=max_cost)
+        result = core.trilogy(user, photo, dry_run=dry_run, max_cost=max_cost)
+        if photo is not None and not core.provider.capabilities.uses_references:
+            notes.append(
+                f"the {core.settings.provider} renderer draws from the persona's description: "
+                f"the photo was checked but not used (--provider openai uses it)."
+            )
+        return result
 
     result = edge.run(call, progress=f"trilogy {user}")
-    render_report(result, edge, title=f"trilogy for {user}")
+    render_report(result, edge, title=f"trilogy for {user}", notes=notes)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from ..errors import ExitCode
+from ..units import money
 from .common import DebugOpt, Edge, JsonOpt, option, with_settings
 
 
@@ -70,11 +71,10 @@ def usage(
         return
 
     def human() -> None:
-        from .. import console
+        from .. import console, units
 
-        console.key_values(
-            title, [(k.replace("_", " "), v) for k, v in flat.items() if k not in ("period", "start", "end")]
-        )
+        shown = {k: v for k, v in flat.items() if k not in ("period", "start", "end") and (k != "user" or v)}
+        console.key_values(title, [(units.label(k, shown), units.figure(k, v)) for k, v in shown.items()])
         console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
         if by == "day":
             console.table(
@@ -91,8 +91,19 @@ def usage(
         console.table(
             "store operations today vs the Firebase free tier",
             ["operation", "today", "free tier", "headroom"],
-            [(o["operation"], o["today"], o["free_tier"], f"{o['headroom']:.0%}") for o in ops],
+            [
+                (
+                    units.label(o["operation"]),
+                    units.figure(o["operation"], o["today"]),
+                    units.figure(o["operation"], o["free_tier"]),
+                    units.ratio(o["headroom"]),
+                )
+                for o in ops
+            ],
         )
+        if figures.selections:
+            picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+            console.info(f"selections (avatars users chose to show): {picks}")
         for tip in figures.recommendations:
             console.labelled("recommendation", tip, "yellow")
 
@@ -105,7 +116,7 @@ def _shown(value: float | None, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.1%}"
     if unit == "USD":
-        return f"${value:.4f}"
+        return money(value)
     return f"{value:.2f} s"
 
 
@@ -139,7 +150,7 @@ def day_rows(days: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             cell(d, "style_compliance", "ratio"),
             cell(d, "cache_hit_rate", "ratio"),
             d["fallbacks_served"],
-            f"${d['cost_usd']:.4f}",
+            money(d["cost_usd"]),
         )
         for d in days
     ]

@@ -27,6 +27,7 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
                     "active_days": p.progress.active_days,
                     "stage_reached": core.configs.stages.stage_for_days(p.progress.active_days),
                     "latest_avatar_stage": core.latest_stage(uid),
+                    "timezone": p.timezone or f"{core.configs.limits.nightly.timezone} (default)",
                 }
             )
         return out
@@ -38,7 +39,7 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
 
         console.table(
             "users",
-            ["user", "name", "active days", "stage reached", "latest avatar"],
+            ["user", "name", "active days", "stage reached", "latest avatar", "time zone"],
             [tuple(r.values()) for r in rows],
             caption=None
             if rows
@@ -129,3 +130,62 @@ def set_progress(
     progress = edge.run(call)
     data = progress.model_dump(mode="json")
     edge.emit({"user": user, **data}, items=[], human=lambda: typer.echo(f"{user}: {data}"))
+
+
+@app.command("set-timezone", cls=MirrorCommand)
+@with_store_settings
+def set_timezone(
+    flags: dict[str, Any],
+    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    tz: Annotated[
+        str | None, option("--tz", metavar="ZONE", help="An IANA time zone, e.g. Asia/Tokyo or America/St_Johns.")
+    ] = None,
+    default: Annotated[
+        bool, option("--default", help="Clear the user's zone: the configured default (limits.yaml nightly) applies.")
+    ] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Set the time zone whose night the user's avatars are made in (what the app writes to
+    users/{uid}.timezone); the user's next nightly window follows it at once."""
+    from ..errors import ExitCode
+
+    edge = Edge(flags, as_json, debug)
+    if (tz is None) == (not default):
+        edge.fail(
+            "UsageError",
+            "Pass exactly one of --tz ZONE or --default.",
+            "e.g. mirror users set-timezone --user u1 --tz Asia/Tokyo",
+            ExitCode.USAGE,
+        )
+    if tz is not None:
+        from ..nightly import check_zone
+
+        edge.guard(lambda: check_zone(tz, "--tz"))  # before the store is opened: nothing changes
+
+    def call(core: Any) -> dict[str, Any]:
+        from ..nightly import from_epoch
+
+        persona = core.set_timezone(user, tz)
+        tick = core.nightly_tick()
+        zone = tick.zone_of(persona)
+        opens = tick.window.next_open(core.now(), zone)
+        return {
+            "user": user,
+            "timezone": persona.timezone,
+            "zone_used": str(zone.key),
+            "window": tick.window.label,
+            "next_window_opens": from_epoch(int(opens.timestamp())).isoformat(),
+            "next_window_opens_local": opens.astimezone(zone).isoformat(),
+        }
+
+    out = edge.run(call)
+    edge.emit(
+        out,
+        items=[],
+        human=lambda: typer.echo(
+            f"{user}: time zone {out['zone_used']}{'' if out['timezone'] else ' (default)'}; "
+            f"next nightly window {out['window']} opens {out['next_window_opens_local']} "
+            f"({out['next_window_opens']})"
+        ),
+    )

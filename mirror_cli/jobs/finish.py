@@ -212,6 +212,7 @@ class Finisher:
             references=job.request.references,
             message=self.message(job),
             cues=list(job.parts.cues),
+            look_key=job.look_key,
             status=status,
             reason="; ".join(reasons) or None,
             validation=checked.verdict.to_dict(),

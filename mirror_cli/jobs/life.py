@@ -28,7 +28,7 @@ from .degrade import Degrade
 from .finish import Finisher
 from .money import Money, Refused
 from .states import JobStates
-from .types import JobSpec, Outcome, Unanswered, failed, is_free
+from .types import JobSpec, Outcome, Unanswered, failed, is_free, plan
 
 if TYPE_CHECKING:
     from ..models import ImageResult
@@ -55,7 +55,7 @@ class JobLife:
         everybody (the store, the provider's account) stops the run, resumable."""
         ctx = self.ctx
         try:
-            job = await ctx.io(ctx.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
+            job = await plan(ctx, spec)
         except StoreError as exc:
             ctx.request_stop(f"the store is unavailable: {exc.message}")
             await self.states.put_safe(spec, "failed", "", exc.message)

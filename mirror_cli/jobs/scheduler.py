@@ -24,7 +24,7 @@ from .context import JobContext
 from .life import JobLife
 from .money import Money
 from .recovery import ingest_leftovers, note_interrupted
-from .types import JobSpec, Outcome, RunReport
+from .types import JobSpec, Outcome, RunReport, plan
 
 if TYPE_CHECKING:
     from ..config import ConfigSet
@@ -108,8 +108,8 @@ class Pipeline:
     async def plan_only(self, specs: list[JobSpec]) -> RunReport:
         report = RunReport()
         for spec in specs:
-            job = await self.io(self.planner.plan, spec.persona, spec.progress, spec.target, photo=spec.photo)
-            hit = await self.life.cache.lookup(job)
+            job = await plan(self.ctx, spec)
+            hit = job.existing or await self.life.cache.lookup(job)
             report.outcomes.append(
                 Outcome(
                     job.user_id,

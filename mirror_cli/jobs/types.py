@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..imaging import Photo
     from ..planner import Job
     from ..stores.base import Reservation, Store
+    from .context import JobContext
 
 Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned", "skipped"]
 
@@ -24,6 +25,7 @@ class JobSpec:
     progress: Progress
     target: str
     photo: Photo | None = None
+    regenerate: bool = False  # one more paid image of a target the user already has (limited)
 
     @property
     def job_id(self) -> str:
@@ -79,6 +81,9 @@ class RunReport:
     store_error: str | None = None  # the store could not be written (a full disk): exit 8
     elapsed_s: float = 0.0
     retries: RetryStats = field(default_factory=RetryStats)
+    alerts: list[Any] = field(default_factory=list)  # telemetry.alerts.Alert raised by this run (new ones)
+    # a nightly tick's figures (mirror_cli.tick.TickPlan.summary): in window, due, served, left
+    tick: dict[str, Any] | None = None
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
@@ -121,6 +126,8 @@ class RunReport:
             "retries": self.retries.retries,
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
+            "alerts": [a.to_dict() for a in self.alerts],
+            **({"tick": self.tick} if self.tick is not None else {}),
         }
 
 
@@ -130,6 +137,18 @@ class Unanswered:
 
     usd: float = 0.0
     count: int = 0
+
+
+async def plan(ctx: JobContext, spec: JobSpec) -> Job:
+    """The spec's job, planned now (off the event loop)."""
+    return await ctx.io(
+        ctx.planner.plan,
+        spec.persona,
+        spec.progress,
+        spec.target,
+        photo=spec.photo,
+        regenerate=spec.regenerate,
+    )
 
 
 def failed(job: Job, reason: str) -> Outcome:

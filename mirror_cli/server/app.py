@@ -24,6 +24,7 @@ from .. import __version__
 from ..core import Mirror
 from ..errors import MirrorError
 from ..settings import Settings
+from . import selection
 from .auth import Caller, TokenVerifier, forbid
 from .guards import AccessLog, BodyLimit
 from .jobs import Job, Result
@@ -41,6 +42,7 @@ from .schemas import (
     Usage,
 )
 from .service import POLL_AFTER_S, Service, photo_too_large, request_key
+from .users import users_router
 
 log = logging.getLogger("mirror.serve")
 PREFIX = "/api/v1"
@@ -87,6 +89,8 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.state.service = svc
     _handlers(app)
     app.include_router(_routes(svc), prefix=PREFIX)
+    app.include_router(users_router(_caller), prefix=PREFIX)
+    app.include_router(selection.routes(_caller), prefix=PREFIX)
     _problem_media_type(app)
 
     origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
@@ -96,7 +100,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
@@ -109,7 +113,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
     app.add_middleware(AccessLog)
     from ..telemetry.serve import install as observe  # /metrics, traces, request metrics: outermost
 
-    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token)
+    observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token, enabled=settings.serve_metrics)
     return app
 
 
@@ -160,8 +164,11 @@ def _routes(svc: Service) -> APIRouter:
         forbid(who, body.user_id)
         target = svc.core.configs.stages.parse_target(body.evolution_stage)
         progress = body.progress_metrics.to_progress() if body.progress_metrics else None
-        key = request_key(body.user_id, "generate", target, progress.model_dump() if progress else None)
-        job, joined = await svc.run(key, who, "generate", lambda: svc.generate(body.user_id, target, progress))
+        # one job per user, stage and intent: fresh metrics do not change which picture a stage has
+        key = request_key(body.user_id, "generate", target, body.regenerate)
+        job, joined = await svc.run(
+            key, who, "generate", lambda: svc.generate(body.user_id, target, progress, body.regenerate)
+        )
         return answer(job, joined)
 
     @router.post(

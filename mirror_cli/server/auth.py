@@ -179,4 +179,8 @@ class TokenVerifier:
                 "Try again shortly.",
                 retry_after_s=10,
             ) from None
+        # firebase-admin checks the expiry of signed tokens only: against the Auth emulator an
+        # expired token would pass, so the expiry is checked here for both.
+        if float(claims.get("exp", 0)) <= time.time():
+            raise unauthorized("The ID token has expired.", "Refresh the ID token (getIdToken(true)) and retry.")
         return claims

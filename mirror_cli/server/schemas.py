@@ -43,6 +43,11 @@ class GenerateRequest(BaseModel):
         description="Accepted for compatibility and not fetched (the server fetches no URLs): the identity "
         "comes from the user's first avatar, or from a photo sent to /avatar/trilogy.",
     )
+    regenerate: bool = Field(
+        False,
+        description="Pay for one more image of a stage the user already has (limited per stage). Without it, a "
+        "stage the user already has is answered as it is, whatever the progress metrics say now.",
+    )
 
 
 class EvolveRequest(BaseModel):

@@ -7,16 +7,17 @@ core as the CLI and turns its report into a response body or a problem.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..core import Mirror
-from ..errors import MirrorError, PhotoError
+from ..errors import MirrorError, PhotoError, UnknownUserError
 from ..jobs import Outcome, RunReport
 from ..models import Progress
 from ..planner import OK_STATUSES
@@ -74,10 +75,11 @@ class Service:
             return _problem_result(internal())
 
     # ---------------------------------------------------------------------------- commands
-    async def generate(self, uid: str, target: str, progress: Progress | None) -> Result:
+    async def generate(self, uid: str, target: str, progress: Progress | None, regenerate: bool = False) -> Result:
         started = time.perf_counter()
         await self._update_progress(uid, progress)
-        report = await self.core.agenerate([uid], target)
+        with _profile_needed(uid):
+            report = await self.core.agenerate([uid], target, regenerate=regenerate)
         outcomes = self._check(report)
         return Result(200, self.avatar(outcomes[0], started))
 
@@ -97,12 +99,14 @@ class Service:
 
     async def trilogy(self, uid: str, photo: bytes | None) -> Result:
         started = time.perf_counter()
-        report = await self.core.atrilogy(uid, photo)
+        with _profile_needed(uid):
+            report = await self.core.atrilogy(uid, photo)
         outcomes = self._check(report)
         return Result(200, {"avatars": [self.avatar(o, started) for o in outcomes]})
 
     async def _update_progress(self, uid: str, progress: Progress | None) -> None:
-        persona = await self.core.store_calls(self.core.persona, uid)
+        with _profile_needed(uid):
+            persona = await self.core.store_calls(self.core.persona, uid)
         if progress is None:
             return
         if persona.progress.model_dump(exclude={"updated_at"}) != progress.model_dump(exclude={"updated_at"}):
@@ -249,6 +253,17 @@ class Service:
         ok = all(v == "ok" for v in checks.values())
         self._ready = (now + 30, ok, checks)
         return ok, checks
+
+
+@contextlib.contextmanager
+def _profile_needed(uid: str) -> Iterator[None]:
+    """A signed-in user the store does not know: 409 naming the call that creates the profile."""
+    try:
+        yield
+    except UnknownUserError as err:
+        from .users import profile_required
+
+        raise profile_required(uid) from err
 
 
 def request_key(*parts: Any) -> str:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 SHARD_BUCKETS = 4096
 # The due index's format; a store below it is re-indexed by the next due run (a fresh store
 # starts at it: the local store's migration 2 writes it when there are no users yet).
-DUE_INDEX_VERSION = 1
+# 2: every user carries ``next_window`` (see DueQuery.opens_by).
+DUE_INDEX_VERSION = 2
 
 
 def shard_bucket(uid: str) -> int:
@@ -36,6 +37,10 @@ class DueQuery:
 
     latest_rank: int
     min_active_days: int
+    # Only users whose stored ``next_window`` (epoch seconds, UTC: when the nightly window they are
+    # next to be served in opens; 0 for a user no tick has looked at yet) is at or before this.
+    # None: at any hour.
+    opens_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,31 @@ class Review:
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The avatar a user chose to show in the app's timeline."""
+
+    user_id: str
+    avatar_id: str
+    stage: str  # the avatar's stage (what usage counts by)
+    target: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "avatar_id": self.avatar_id,
+            "stage": self.stage,
+            "target": self.target,
+            "selected_at": self.at.astimezone(UTC).isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, uid: str, d: dict[str, Any]) -> Selection:
+        at = d["selected_at"]
+        when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        return cls(uid, d["avatar_id"], d.get("stage") or "", d.get("target") or "", when)
+
+
 # One Protocol per concern. A back-end implements them all (``Store``); code that needs only one
 # concern can say so in its signature.
 
@@ -255,6 +285,11 @@ class ProfileStore(Protocol):
 
     def raise_latest_rank(self, uid: str, rank: int) -> None:
         """Record that the user has a stage avatar of ``rank`` (the stored rank only grows)."""
+        ...
+
+    def set_next_window(self, uid: str, opens_at: int) -> None:
+        """Store when the nightly window the user is next to be served in opens (epoch seconds,
+        computed by mirror_cli.nightly with the user's zone rules); a missing user is ignored."""
         ...
 
     def due_index_version(self) -> int: ...
@@ -355,7 +390,23 @@ class ReviewStore(Protocol):
 
 
 @runtime_checkable
-class Store(ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, Protocol):
+class SelectionStore(Protocol):
+    """The avatar each user shows, and every choice made, counted per stage for usage."""
+
+    def put_selection(self, selection: Selection) -> None:
+        """Record the user's current choice and one selection event."""
+        ...
+
+    def get_selection(self, uid: str) -> Selection | None: ...
+    def selection_counts(self, since: datetime, until: datetime, uid: str | None = None) -> dict[str, int]:
+        """Selections made in [since, until), per stage."""
+        ...
+
+
+@runtime_checkable
+class Store(
+    ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, SelectionStore, Protocol
+):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
 
     name: str

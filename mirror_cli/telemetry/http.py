@@ -40,7 +40,7 @@ def route_of(scope: Scope) -> str:
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -83,6 +83,7 @@ class Observe:
                         span.set_status(StatusCode.ERROR)
         finally:
             logs.reset_incoming(token)
-            route = route_of(scope)
-            self.metrics.http_requests.labels(route, method, str(status)).inc()
-            self.metrics.http_duration.labels(route, method).observe(time.perf_counter() - started)
+            if self.metrics is not None:
+                route = route_of(scope)
+                self.metrics.http_requests.labels(route, method, str(status)).inc()
+                self.metrics.http_duration.labels(route, method).observe(time.perf_counter() - started)

@@ -22,10 +22,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("mirror.serve")
 
 
-def install(app: FastAPI, core: Mirror, queue_depth: Any, token: str | None = None) -> Metrics:
+def install(
+    app: FastAPI, core: Mirror, queue_depth: Any, token: str | None = None, *, enabled: bool = True
+) -> Metrics | None:
     """Expose /metrics (asking for ``Authorization: Bearer <token>`` when a token is set) and
-    observe every request. Call it after the app's other middlewares: it wraps them all."""
+    observe every request. Call it after the app's other middlewares: it wraps them all. With
+    metrics off (serve_metrics: false) only tracing, if configured, observes requests."""
     tracing.configure_from_env()
+    if not enabled:
+        if tracing.enabled():
+            app.add_middleware(Observe, metrics=None)
+        return None
     metrics = start()
     metrics.queue_depth.set_function(queue_depth)
     app.state.metrics = metrics

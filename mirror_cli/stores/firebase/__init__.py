@@ -11,9 +11,10 @@ from .limits import Limits
 from .profiles import Profiles
 from .reviews import Reviews
 from .runs import Runs
+from .selections import Selections
 
 
-class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews):
+class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
     """Every concern, on one Firebase app."""
 
 

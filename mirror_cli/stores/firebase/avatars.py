@@ -173,7 +173,7 @@ class Avatars(FirebaseClient):
 
     def list_avatars(self, uid: str) -> list[AvatarRecord]:
         try:
-            docs = list(self._avatars(uid).order_by("created_at").stream(**self._rt))
+            docs = list(self._record(self._avatars(uid).order_by("created_at")).stream(**self._rt))
         except Exception as exc:
             raise _wrap(exc, f"listing the avatars of {uid}") from exc
         self._count("reads", max(1, len(docs)))

@@ -43,8 +43,15 @@ def _anonymous() -> Any:
 def _persona(data: dict[str, Any] | None) -> Persona:
     """A profile document without the fields the store adds to it."""
     d = dict(data or {})
-    for extra in ("uid", "updated_at", "latest_rank", "shard"):
+    for extra in ("uid", "updated_at", "latest_rank", "shard", "next_window", "selected_avatar"):
         d.pop(extra, None)
+    if d.get("timezone") is not None:
+        from ...nightly import zone_problem
+
+        # The app may write any IANA-shaped name (the rules cannot consult the zone database): an
+        # unknown one counts as no zone (the configured default), so one profile never stops a tick.
+        if zone_problem(d["timezone"]):
+            d["timezone"] = None
     return Persona.model_validate(d)
 
 
@@ -230,6 +237,17 @@ class FirebaseClient:
         firebase_admin.delete_app(self._app)
         self._app = None
 
+    # Every query the store runs passes through ``_record``: when a list is set here (a test does),
+    # the queries are appended to it, so the composite indexes they need can be derived from them
+    # and checked against firestore.indexes.json (the emulator does not enforce indexes).
+    query_log: list[Any] | None = None
+
+    def _record(self, query: Any) -> Any:
+        log = FirebaseClient.query_log
+        if log is not None:
+            log.append(query)
+        return query
+
     def _keyset(
         self, query: Any, field: str, what: str, start: str = "", inclusive: bool = False, page_size: int = PAGE
     ) -> Iterator[Any]:
@@ -241,7 +259,7 @@ class FirebaseClient:
         while True:
             page = query.where(filter=FieldFilter(field, ">=" if first and inclusive else ">", last))
             try:
-                docs = list(page.order_by(field).limit(page_size).stream(**self._rt))
+                docs = list(self._record(page.order_by(field).limit(page_size)).stream(**self._rt))
             except Exception as exc:
                 raise _wrap(exc, what) from exc
             self._count("reads", max(1, len(docs)))

@@ -55,7 +55,8 @@ class Ledger(FirebaseClient):
 
         collection = "usage_daily" if period == "day" else "usage_monthly"
         try:
-            docs = list(self.db.collection(collection).where(filter=FieldFilter(period, "==", key)).stream(**self._rt))
+            query = self.db.collection(collection).where(filter=FieldFilter(period, "==", key))
+            docs = list(self._record(query).stream(**self._rt))
         except Exception as exc:
             raise _wrap(exc, "reading usage counters") from exc
         self._count("reads", max(1, len(docs)))

@@ -65,7 +65,7 @@ class Limits(FirebaseClient):
         from google.cloud.firestore import FieldFilter
 
         query = self.db.collection(collection).where(filter=FieldFilter(key_field, "==", key))
-        docs = list(query.stream(**self._rt))
+        docs = list(self._record(query).stream(**self._rt))
         self._count("reads", max(1, len(docs)))
         return {int(d.id.rsplit(".", 1)[1]): int((d.to_dict() or {}).get(value, 0)) for d in docs}
 

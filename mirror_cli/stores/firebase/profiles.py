@@ -45,7 +45,7 @@ class Profiles(FirebaseClient):
         doc = self._users().document(persona.id)
         try:
             try:
-                doc.create({**body, "latest_rank": -1}, **self._rt)
+                doc.create({**body, "latest_rank": -1, "next_window": 0}, **self._rt)
             except (AlreadyExists, Conflict):
                 doc.set(body, merge=list(body), **self._rt)
                 self._count("writes")
@@ -67,7 +67,8 @@ class Profiles(FirebaseClient):
         self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = PAGE
     ) -> Iterator[tuple[Persona, int]]:
         """One indexed query per stage (firestore.indexes.json: latest_rank, progress.active_days,
-        shard): reads are the due users' documents, plus one per empty query."""
+        then next_window when the tick keeps to the nightly windows, then shard): reads are the
+        due users' documents, plus one per empty query."""
         from google.cloud.firestore import FieldFilter
 
         for q in queries:
@@ -76,14 +77,18 @@ class Profiles(FirebaseClient):
                 .where(filter=FieldFilter("latest_rank", "==", q.latest_rank))
                 .where(filter=FieldFilter("progress.active_days", ">=", q.min_active_days))
             )
+            orders = ["progress.active_days"]
+            if q.opens_by is not None:
+                query = query.where(filter=FieldFilter("next_window", "<=", q.opens_by))
+                orders.append("next_window")
             if buckets != (0, SHARD_BUCKETS):
                 query = query.where(filter=FieldFilter("shard", ">=", buckets[0])).where(
                     filter=FieldFilter("shard", "<", buckets[1])
                 )
-                query = query.order_by("progress.active_days").order_by("shard")
-            else:
-                query = query.order_by("progress.active_days")
-            query = query.order_by("__name__").limit(page_size)
+                orders.append("shard")
+            for name in orders:
+                query = query.order_by(name)
+            query = self._record(query.order_by("__name__").limit(page_size))
             last = None
             while True:
                 page = query.start_after(last) if last is not None else query
@@ -112,6 +117,17 @@ class Profiles(FirebaseClient):
             raise _wrap(exc, f"updating the due index of {uid}") from exc
         self._count("writes")
 
+    def set_next_window(self, uid: str, opens_at: int) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._users().document(validate_user_id(uid)).update({"next_window": opens_at}, **self._rt)
+        except NotFound:
+            return  # not a stored user
+        except Exception as exc:
+            raise _wrap(exc, f"updating the nightly window of {uid}") from exc
+        self._count("writes")
+
     def due_index_version(self) -> int:
         try:
             snap = self.db.collection("store_meta").document("due_index").get(**self._rt)
@@ -125,9 +141,12 @@ class Profiles(FirebaseClient):
         from google.cloud.firestore import FieldFilter
 
         try:
-            total = self._users().count().get(**self._rt)[0][0].value
+            total = self._record(self._users().count()).get(**self._rt)[0][0].value
+            # every due field at once: a profile has next_window only from version 2 on
             indexed = (
-                self._users().where(filter=FieldFilter("latest_rank", ">=", -1)).count().get(**self._rt)[0][0].value
+                self._record(self._users().where(filter=FieldFilter("next_window", ">=", 0)).count())
+                .get(**self._rt)[0][0]
+                .value
             )
         except Exception as exc:
             raise _wrap(exc, "checking the due index") from exc

@@ -43,10 +43,9 @@ class Runs(FirebaseClient):
 
         try:
             docs = list(
-                self.db.collection("runs")
-                .order_by("created_at", direction=firestore.Query.DESCENDING)
-                .limit(limit)
-                .stream(**self._rt)
+                self._record(
+                    self.db.collection("runs").order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+                ).stream(**self._rt)
             )
         except Exception as exc:
             raise _wrap(exc, "listing runs") from exc

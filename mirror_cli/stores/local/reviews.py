@@ -1,19 +1,14 @@
-"""The local store's reviews: one row per reviewed asset in the SQLite file (migration 4)."""
+"""Designers' reviews: one row per reviewed asset (migration 4)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from .base import Review, ReviewKind
+from ..base import Review, ReviewKind
+from .db import LocalDb
 
 
-class LocalReviews:
-    """Mixed into LocalStore, whose ``_q`` runs one statement under its lock."""
-
-    def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
-
+class Reviews(LocalDb):
     def get_review(self, kind: ReviewKind, key: str) -> Review | None:
         rows = self._q("SELECT body FROM reviews WHERE kind = ? AND key = ?", (kind, key))
         return Review.from_dict(json.loads(rows[0][0])) if rows else None

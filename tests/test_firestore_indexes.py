@@ -1,0 +1,172 @@
+"""Every query the Firestore store issues has its composite index declared in firestore.indexes.json.
+
+The emulator runs any query without an index; production Firestore refuses one whose composite
+index is missing (FAILED_PRECONDITION), so a missing index would only show in production. The
+store passes every query through ``FirebaseClient._record``: here a workload that reaches each
+kind of query runs on the emulator, the index each recorded query needs is derived from the query
+itself (its equality filters, then its order, with inequality fields ordered as Firestore orders
+them implicitly), and firestore.indexes.json (the same file as the shipped copy) must declare it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from mirror_cli.clock import PinnedClock
+from mirror_cli.core import Shard
+from mirror_cli.models import Persona, Progress
+from mirror_cli.stores.base import Caps
+from mirror_cli.stores.firebase.client import FirebaseClient
+
+Field = tuple[str, str]  # (field path, ASCENDING | DESCENDING)
+
+
+def required_index(query: Any) -> tuple[str, tuple[Field, ...]] | None:
+    """(collection group, fields) of the composite index ``query`` needs; None when Firestore's
+    automatic single-field indexes serve it."""
+    from google.cloud.firestore_v1.types import StructuredQuery
+
+    query = getattr(query, "_nested_query", query)  # count() wraps the query it counts
+    pb = query._to_protobuf()
+    op = StructuredQuery.FieldFilter.Operator
+    equality_ops = {op.EQUAL, op.IN, op.ARRAY_CONTAINS, op.ARRAY_CONTAINS_ANY}
+    equal: set[str] = set()
+    ranged: set[str] = set()
+
+    def walk(f: Any) -> None:
+        if "composite_filter" in f:
+            for sub in f.composite_filter.filters:
+                walk(sub)
+        elif "field_filter" in f:
+            ff = f.field_filter
+            (equal if ff.op in equality_ops else ranged).add(ff.field.field_path)
+        elif "unary_filter" in f:
+            equal.add(f.unary_filter.field.field_path)
+
+    if "where" in pb:
+        walk(pb.where)
+    direction = {StructuredQuery.Direction.ASCENDING: "ASCENDING", StructuredQuery.Direction.DESCENDING: "DESCENDING"}
+    orders: list[Field] = [
+        (o.field.field_path, direction[o.direction]) for o in pb.order_by if o.field.field_path != "__name__"
+    ]
+    named = {f for f, _ in orders}
+    orders += [(f, "ASCENDING") for f in sorted(ranged - named)]  # Firestore's implicit order
+    fields = [(f, "ASCENDING") for f in sorted(equal - {f for f, _ in orders})] + orders
+    if len(fields) <= 1:
+        return None
+    return pb.from_[0].collection_id, tuple(fields)
+
+
+def declared(indexes: dict[str, Any], collection: str, need: tuple[Field, ...]) -> bool:
+    """An index of the collection whose leading fields are the query's equality fields (in any
+    order) followed by exactly its ordered fields."""
+    for idx in indexes["indexes"]:
+        if idx["collectionGroup"] != collection or idx.get("queryScope", "COLLECTION") != "COLLECTION":
+            continue
+        fields = tuple((f["fieldPath"], f.get("order", "ASCENDING")) for f in idx["fields"])
+        if len(fields) != len(need):
+            continue
+        for split in range(len(need) + 1):
+            if set(fields[:split]) == set(need[:split]) and fields[split:] == need[split:]:
+                return True
+    return False
+
+
+def _workload(core: Any, clock: PinnedClock) -> None:
+    """Reach every kind of query the store runs: the nightly tick (windowed and at any hour,
+    whole and sharded), the due index check, ledger and usage reads, the cache, reviews, runs,
+    reservations and avatars."""
+    zones = ["Asia/Tokyo", "Europe/Berlin", "America/St_Johns", None]
+    core.import_users(
+        [Persona(id=f"ix{i}", name="X", timezone=z, progress=Progress(active_days=8)) for i, z in enumerate(zones)]
+    )
+    for hour in range(0, 24, 3):
+        clock.set(datetime(2026, 6, 1, hour, tzinfo=UTC))
+        core.evolve(None, due=True, shard=Shard(hour % 2, 2))
+        core.evolve(None, due=True)
+    core.due_specs(Shard(0, 4))
+    core.due_specs()
+    core.overdue_users()
+    store = core.store
+    store.list_avatars("ix0")
+    list(store.iter_events())
+    list(store.iter_events(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC), uid="ix0"))
+    store.month_paid_usd("2026-06")
+    store.month_paid_usd("2026-06", "ix0")
+    store.cache_entries()
+    store.cache_entries("ix0")
+    store.list_reviews("fallback")
+    store.list_reviews("avatar", "ix0/")
+    store.list_runs(5)
+    store.reserve("ix0", "k" * 64, 0.05, clock(), Caps(per_user_daily=3, system_daily=10, monthly_budget_usd=5.0))
+    list(store.iter_user_ids())
+
+
+@pytest.fixture
+def indexes() -> dict[str, Any]:
+    shipped = json.loads((ROOT / "mirror_cli" / "data" / "firebase" / "firestore.indexes.json").read_text())
+    root = json.loads((ROOT / "firestore.indexes.json").read_text())
+    assert shipped == root  # `mirror init` deploys the shipped copy
+    return root
+
+
+def test_every_query_of_the_firestore_store_has_its_composite_index(firebase_env, make_core, indexes):
+    clock = PinnedClock(datetime(2026, 6, 1, tzinfo=UTC))
+    core = make_core(examples=False, store="firebase", now=clock)
+    FirebaseClient.query_log = []
+    try:
+        _workload(core, clock)
+        log = FirebaseClient.query_log
+    finally:
+        FirebaseClient.query_log = None
+    needs = {req for q in log if (req := required_index(q)) is not None}
+    by_collection = {c for c, _ in needs}
+    assert {"users", "ledger", "avatar_cache"} <= by_collection, needs  # the workload reached them
+    # the nightly tick's query, windowed and sharded, is among them
+    assert (
+        "users",
+        (
+            ("latest_rank", "ASCENDING"),
+            ("progress.active_days", "ASCENDING"),
+            ("next_window", "ASCENDING"),
+            ("shard", "ASCENDING"),
+        ),
+    ) in needs
+    missing = sorted(n for n in needs if not declared(indexes, *n))
+    assert missing == [], f"declare these composite indexes in firestore.indexes.json: {missing}"
+
+
+def test_a_missing_index_is_found(indexes):
+    """The check can fail: without the windowed due index, the tick's query is reported."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.firestore import Client, FieldFilter
+
+    db = Client(project="index-check", credentials=AnonymousCredentials())  # builds queries, sends nothing
+    query = (
+        db.collection("users")
+        .where(filter=FieldFilter("latest_rank", "==", 0))
+        .where(filter=FieldFilter("progress.active_days", ">=", 7))
+        .where(filter=FieldFilter("next_window", "<=", 1))
+        .order_by("progress.active_days")
+        .order_by("next_window")
+    )
+    need = required_index(query)
+    assert need == (
+        "users",
+        (("latest_rank", "ASCENDING"), ("progress.active_days", "ASCENDING"), ("next_window", "ASCENDING")),
+    )
+    assert declared(indexes, *need)
+    fewer = {"indexes": [i for i in indexes["indexes"] if [f["fieldPath"] for f in i["fields"]][-1] != "next_window"]}
+    assert not declared(fewer, *need)
+    # an equality-only or single-field query needs no composite index
+    assert required_index(db.collection("users").where(filter=FieldFilter("latest_rank", "==", 0))) is None
+    assert required_index(db.collection("runs").order_by("created_at")) is None
+    # the implicit order of an inequality on a field that is not ordered explicitly
+    ledger = (
+        db.collection("ledger").where(filter=FieldFilter("seq", "<", "~")).where(filter=FieldFilter("uid", "==", "u"))
+    )
+    assert required_index(ledger) == ("ledger", (("uid", "ASCENDING"), ("seq", "ASCENDING")))

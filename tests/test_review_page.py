@@ -1,0 +1,226 @@
+"""The review page (mirror review) in a real browser: Debian's Chromium driven by Playwright's
+Python package with the system browser (never a downloaded one). Approve, reject and note with the
+keyboard, filters, the flagged queue, re-render one asset; every decision checked in the store.
+The screenshot in docs/review-page.png is taken here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ROOT
+from serve_support import LiveServer
+from typer.testing import CliRunner
+
+from mirror_cli.cli.app import app
+from mirror_cli.models import AvatarRecord
+from mirror_cli.review.app import create_review_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+VARIANTS = ["brown-hijab", "dark-fro", "light-short", "medium-curly", "pale-long", "tan-bob"]
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (make browser installs it)"
+)
+
+
+@pytest.fixture
+def review_core(make_core):
+    core = make_core(now=lambda: NOW)
+    core.seed_fallbacks(only=["month", "quarter"], variants=VARIANTS)
+    # a flagged avatar with an earlier good one of the same stage
+    for aid, status, minute in (("m-ok", "ok", 0), ("m-flag", "flagged", 5)):
+        png = (core.fallbacks.folders[1].folder / "month" / "dark-fro.webp").read_bytes()
+        ref, _ = core.store.put_image("maya", f"month-{aid}", png if status == "ok" else png[::-1][:100] + png, None)
+        core.store.put_avatar(
+            AvatarRecord(
+                id=aid,
+                user_id="maya",
+                target="month",
+                stage="month",
+                request_key=aid * 16,
+                image_path=ref,
+                width=1024,
+                height=1024,
+                provider="openai",
+                model="gpt-image-1.5",
+                quality="medium",
+                status=status,  # type: ignore[arg-type]
+                reason="palette: too cold" if status == "flagged" else None,
+                created_at=NOW.replace(minute=minute),
+            )
+        )
+    return core
+
+
+@pytest.fixture
+def page_server(review_core):
+    server = LiveServer(create_review_app(review_core, "Ana"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browser_page():
+    assert CHROMIUM, "make browser installs Debian's chromium; CI must have it"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-dev-shm-usage", "--no-first-run"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        yield page
+        browser.close()
+
+
+def _review(core, key, kind="fallback"):
+    return core.store.get_review(kind, key)
+
+
+def _wait_state(page, key, state):
+    page.wait_for_function(
+        "([k, s]) => { const c = document.querySelector(`.card[data-key='${k}'] .badge`);"
+        " return c && c.textContent === s; }",
+        arg=[key, state],
+    )
+
+
+@needs_browser
+def test_keyboard_decisions_reach_the_store(page_server, review_core, browser_page):
+    page = browser_page
+    page.goto(page_server.url + "/")
+    page.wait_for_selector(".card")
+    assert page.locator(".card").count() == 12
+    first, second = "daymi/month/brown-hijab", "daymi/month/dark-fro"
+    assert page.locator(".card.sel").get_attribute("data-key") == first
+    # the large view: this render beside the approved one served meanwhile (the shipped set)
+    page.wait_for_function("() => [...document.querySelectorAll('.pair img')].every(i => i.complete && i.naturalWidth)")
+    assert page.locator(".pair img").count() == 2
+    page.keyboard.press("a")
+    _wait_state(page, first, "approved")
+    got = _review(review_core, first)
+    assert got.state == "approved" and got.by == "Ana" and got.at == NOW
+    # the selection moved on: R rejects the next one
+    assert page.locator(".card.sel").get_attribute("data-key") == second
+    page.keyboard.press("r")
+    _wait_state(page, second, "rejected")
+    assert _review(review_core, second).state == "rejected"
+    # back with K, a note with N ... Enter: the state stays
+    page.keyboard.press("k")
+    assert page.locator(".card.sel").get_attribute("data-key") == second
+    page.keyboard.press("n")
+    page.keyboard.type("hair reads as a helmet")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('.note').textContent === 'hair reads as a helmet'")
+    got = _review(review_core, second)
+    assert got.state == "rejected" and got.note == "hair reads as a helmet"
+    # approve the rest of the month stage: the project's month assets are served from now on
+    for v in VARIANTS[2:]:
+        page.locator(f".card[data-key='daymi/month/{v}']").click()
+        page.keyboard.press("a")
+        _wait_state(page, f"daymi/month/{v}", "approved")
+    page.locator(f".card[data-key='{second}']").click()
+    page.keyboard.press("a")
+    _wait_state(page, second, "approved")
+    review_core.fallbacks.approver.forget()
+    own = review_core.settings.fallback_dir / "daymi" / "month"
+    assert review_core.fallbacks.pick("month", review_core.persona("maya")) == own / "dark-fro.webp"
+    # filters: stage and state
+    page.select_option("#f-stage", "quarter")
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 6")
+    page.select_option("#f-stage", "")
+    page.select_option("#f-state", "approved")
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 6")
+    page.select_option("#f-state", "")
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 12")
+    # leave a mix of states for the screenshot: one quarter asset rejected with a note
+    page.locator(".card[data-key='daymi/quarter/pale-long']").click()
+    page.keyboard.press("n")
+    page.keyboard.type("cold rim light on the left cheek")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('.note').textContent.startsWith('cold rim')")
+    page.keyboard.press("r")
+    _wait_state(page, "daymi/quarter/pale-long", "rejected")
+    page.locator(".card[data-key='daymi/quarter/medium-curly']").click()
+    page.wait_for_function("() => [...document.querySelectorAll('img')].every(i => i.complete)")
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    page.screenshot(path=str(docs / "review-page.png"), full_page=True)
+    # the flagged queue: the flagged avatar beside the earlier one
+    page.locator(".tabs button[data-queue='flagged']").click()
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 1")
+    page.keyboard.press("r")
+    _wait_state(page, "maya/m-flag", "rejected")
+    got = _review(review_core, "maya/m-flag", "avatar")
+    assert got.state == "rejected" and got.by == "Ana"
+
+
+@needs_browser
+def test_rerender_link_renders_one_asset(page_server, review_core, browser_page):
+    page = browser_page
+    page.goto(page_server.url + "/")
+    page.wait_for_selector(".card")
+    page.keyboard.press("a")
+    _wait_state(page, "daymi/month/brown-hijab", "approved")
+    page.keyboard.press("k")
+    runs_before = len(review_core.runs())
+    page.keyboard.press("e")
+    page.wait_for_function("() => document.getElementById('toast').textContent.startsWith('re-rendered')")
+    assert len(review_core.runs()) == runs_before + 1
+    # the same bytes again: the approval stands
+    assert _review(review_core, "daymi/month/brown-hijab").state == "approved"
+    _wait_state(page, "daymi/month/brown-hijab", "approved")
+
+
+def test_writes_need_the_pages_token_and_bad_input_is_refused(page_server, review_core):
+    with httpx.Client(base_url=page_server.url, timeout=30) as c:
+        body = {"kind": "fallback", "key": "daymi/month/dark-fro", "state": "approved"}
+        assert c.post("/api/decide", json=body).status_code == 403
+        assert c.post("/api/decide", json=body, headers={"X-Review-Token": "guess"}).status_code == 403
+        token = page_server.app.state.token
+        assert token in c.get("/").text
+        h = {"X-Review-Token": token}
+        assert c.post("/api/decide", json={**body, "key": "../../etc"}, headers=h).status_code in (400, 422)
+        assert c.post("/api/decide", json={**body, "state": "maybe"}, headers=h).status_code == 422
+        missing = c.post("/api/decide", json={**body, "key": "daymi/month/nope"}, headers=h)
+        assert missing.status_code == 404 and "seed-fallbacks" in missing.json()["fix"]
+        assert c.get("/img/fallback/daymi/month/nope").status_code == 404
+        assert _review(review_core, "daymi/month/dark-fro") is None
+        ok = c.post("/api/decide", json=body, headers=h)
+        assert ok.status_code == 200 and ok.json()["state"] == "approved"
+        items = c.get("/api/items", params={"state": "approved"}).json()["items"]
+        assert [i["key"] for i in items] == ["daymi/month/dark-fro"]
+
+
+def test_cli_decisions_and_listing(review_core, data_dir, monkeypatch):
+    run = CliRunner().invoke
+    monkeypatch.setenv("MIRROR_REVIEWER", "Ben")
+    res = run(app, ["review", "approve", "daymi/quarter/tan-bob", "--note", "lovely", "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    got = _review(review_core, "daymi/quarter/tan-bob")
+    assert got.state == "approved" and got.by == "Ben" and got.note == "lovely"
+    res = run(app, ["review", "reject", "maya/m-flag", "--flagged", "--by", "Cleo", "--data-dir", str(data_dir)])
+    assert res.exit_code == 0 and _review(review_core, "maya/m-flag", "avatar").by == "Cleo"
+    res = run(app, ["review", "list", "--state", "approved", "--json", "--data-dir", str(data_dir)])
+    assert [i["key"] for i in json.loads(res.stdout)["items"]] == ["daymi/quarter/tan-bob"]
+    # bad input: a clear error and exit code, nothing changed
+    bad = run(app, ["review", "approve", "daymi/quarter/none", "--data-dir", str(data_dir)])
+    assert bad.exit_code not in (0, 1) and "seed-fallbacks" in bad.output
+    bad = run(app, ["review", "list", "--state", "maybe", "--data-dir", str(data_dir)])
+    assert bad.exit_code == 2 and "draft" in bad.output
+    bad = run(app, ["review", "--host", "0.0.0.0", "--data-dir", str(data_dir)])
+    assert bad.exit_code == 2 and "loopback" in bad.output
+
+
+def test_docs_screenshot_exists_after_the_browser_test():
+    shot = Path(ROOT / "docs" / "review-page.png")
+    assert shot.is_file() and shot.stat().st_size > 50_000
