@@ -307,12 +307,14 @@ class Mirror:
         dry_run: bool,
         run: RunInfo | None = None,
         max_cost: float | None = None,
+        skipped: dict[str, str] | None = None,
     ) -> RunReport:
+        """``skipped``: users left out for a reason of their own (named in the report)."""
         pipeline = self.pipeline(max_cost=max_cost)
         if self.on_planned is not None:
             self.on_planned(len(specs))
         if dry_run:
-            return await pipeline.plan_only(specs)
+            return await pipeline.plan_only(specs, skipped)
         if self.settings.provider == "openai-batch":
             return await self._asubmit_batch(pipeline, specs, run)
         loop = asyncio.get_running_loop()
@@ -330,7 +332,7 @@ class Mirror:
             if self.owns_process:
                 pipeline.spool.sweep_tmp()
                 swept = {(o.user_id, o.request_key): o for o in await pipeline.ingest_leftovers(self.persona)}
-            report = await pipeline.run_specs(specs, run)
+            report = await pipeline.run_specs(specs, run, skipped)
             report.extra_may_have_billed_usd += booked
             # A planned job whose image was just ingested from the spool shows as a cache hit:
             # report what really happened to it.
@@ -401,7 +403,7 @@ class Mirror:
         target = self.configs.stages.parse_target(target)
         batch = users is None
         uids = list(self.user_ids(shard)) if batch else [validate_user_id(u) for u in users or []]
-        personas = [await self.store_calls(self.persona, u) for u in uids]
+        personas, skipped = await self._profiles(uids, batch)
         if regenerate and batch:
             raise UsageError(
                 "Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate."
@@ -414,7 +416,7 @@ class Mirror:
         run = None
         if batch and not dry_run:
             run = self._start_run("generate", {"target": target, "all": True}, resume)
-        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        return await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
 
     def trilogy(
         self, uid: str, photo: Path | None = None, *, dry_run: bool = False, max_cost: float | None = None
@@ -485,6 +487,20 @@ class Mirror:
             specs.append(JobSpec(persona, persona.progress, reached))
         return specs
 
+    async def _profiles(self, uids: list[str], batch: bool) -> tuple[list[Persona], dict[str, str]]:
+        """The users' profiles; in a batch, one whose stored profile does not validate is
+        skipped with the reason (a named user's is an error)."""
+        personas: list[Persona] = []
+        skipped: dict[str, str] = {}
+        for uid in uids:
+            try:
+                personas.append(await self.store_calls(self.persona, uid))
+            except UsageError as exc:
+                if not batch:
+                    raise
+                skipped[uid] = exc.message
+        return personas, skipped
+
     def evolve(
         self,
         uid: str | None,
@@ -535,7 +551,8 @@ class Mirror:
         run = None
         if due and not dry_run:
             run = self._start_run("evolve", {"due": True, "any_hour": any_hour}, resume)
-        report = await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        skipped = plan.skipped if plan is not None else None
+        report = await self._aexecute(specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
         if plan is not None:
             if not dry_run:
                 await self.store_calls(self.nightly_tick().finish, plan, report.outcomes)
@@ -1005,7 +1022,8 @@ class Mirror:
 
     def _check_spool(self) -> list[dict[str, str | None]]:
         pending = self.spool.pending()
-        return [
+        damaged = self.spool.damaged()
+        rows: list[dict[str, str | None]] = [
             {
                 "check": "spool",
                 "status": "warn" if pending else "ok",
@@ -1013,6 +1031,17 @@ class Mirror:
                 "fix": "Run the same command again: spooled images are ingested without paying." if pending else None,
             }
         ]
+        if damaged:
+            rows.append(
+                {
+                    "check": "spool_damaged",
+                    "status": "warn",
+                    "detail": f"{len(damaged)} damaged spool entr{'y' if len(damaged) == 1 else 'ies'} set aside "
+                    f"(e.g. {damaged[0]})",
+                    "fix": "Recover the image by hand if you can, then delete the file; its spend is in the ledger.",
+                }
+            )
+        return rows
 
     def _check_fallbacks(self) -> list[dict[str, str | None]]:
         n_fb = len(self.fallbacks.entries)

@@ -240,7 +240,7 @@ def test_list_elements_and_instants_are_checked_one_by_one(seeded):
     bad = [
         _progress(achievement_areas=[1]),
         _progress(achievement_areas=["ok", None]),
-        _progress(achievement_areas=["ok"] * 19 + [["nested"]]),
+        _progress(achievement_areas=["ok"] * 19 + [5]),
         _progress(discovered_traits=["t" * 101]),
         _progress(discovered_traits=["x" * 50_000] * 19),
         _progress(discovered_traits=[{"a": 1}]),
