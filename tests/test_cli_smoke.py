@@ -7,33 +7,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
 
-COMMANDS = [
-    [],
-    ["init"],
-    ["generate"],
-    ["evolve"],
-    ["trilogy"],
-    ["usage"],
-    ["purge-cache"],
-    ["seed-fallbacks"],
-    ["gallery"],
-    ["doctor"],
-    ["runs"],
-    ["runs", "show"],
-    ["runs", "poll"],
-    ["users"],
-    ["users", "list"],
-    ["users", "import"],
-    ["users", "progress"],
-    ["serve"],
-]
+
+def _commands(command: Any, path: list[str]) -> list[list[str]]:
+    """Every command and group under the root, as the words that name it."""
+    found = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        if not getattr(sub, "hidden", False):
+            found += _commands(sub, [*path, name])
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app), [])
+assert len(COMMANDS) > 15 and ["serve"] in COMMANDS and ["users", "import"] in COMMANDS
 
 
 def run(*args: str, code: int | tuple[int, ...] = 0, env: dict[str, str] | None = None):
@@ -93,6 +87,7 @@ def test_openai_through_the_real_sdk(project, openai_env):
     assert "cached" in human
     photo = project / "me.jpg"
     Image.new("RGB", (640, 480), (200, 150, 120)).save(photo, exif=Image.Exif())
+    run("users", "consent", "--user", "leo", "--photo", "--json")
     trilogy = json.loads(run("trilogy", "--user", "leo", "--photo", str(photo), *flags, "--json").stdout)
     assert [j["status"] for j in trilogy["jobs"]] == ["generated"] * 3
 

@@ -260,12 +260,20 @@ def test_zones_are_validated_everywhere_with_exit_2_naming_field_and_value(tmp_p
     assert out["timezone"] == "Asia/Tokyo" and out["next_window_opens"] == "2026-06-01T17:00:00+00:00"
     r = runner.invoke(app, ["users", "list", "--json", "--data-dir", str(data_dir)])
     assert json.loads(r.stdout)["items"][0]["timezone"] == "Asia/Tokyo"
+    args = ["users", "set-timezone", "--user", "p1", "--default", "--json", "--data-dir", str(data_dir)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and json.loads(r.stdout)["summary"]["zone_used"] == "UTC"
+    r = runner.invoke(app, ["users", "set-timezone", "--user", "p1", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "--tz" in r.output  # neither --tz nor --default
+    r = runner.invoke(app, ["users", "set-timezone", "--user", "nobody", "--tz", "UTC", "--data-dir", str(data_dir)])
+    assert r.exit_code == 4  # an unknown user
     bad_default = tmp_path / "cfg"
     shutil.copytree(CONFIGS, bad_default)
     limits = yaml.safe_load((bad_default / "limits.yaml").read_text())
     for nightly, expected in (
         ({"timezone": "Europe/Berln"}, "nightly.timezone"),  # the configured default zone
         ({"window_start": "02:00", "window_end": "03:00"}, "shorter than 2 hours"),
+        ({"window_start": "02:00", "window_end": "23:00"}, "longer than 20 hours"),
         ({"window_start": "2am"}, "'2am' is not a time of day"),
     ):
         limits["nightly"] = nightly
@@ -366,3 +374,15 @@ def test_a_user_handed_to_a_batch_is_done_for_the_night(make_core, openai_env, f
     second = core.evolve(None, due=True)
     assert second.outcomes == [] and second.summary()["tick"]["due"] == 0
     assert len(openai_env.batches) == 1
+
+
+def test_a_window_across_midnight_and_the_next_opening():
+    w = Window(parse_clock("23:00", "start"), parse_clock("03:00", "end"))
+    tz = ZoneInfo("America/New_York")  # -04:00 in June
+    start, end = w.on(date(2026, 6, 1), tz)
+    assert (start, end) == (datetime(2026, 6, 2, 3, tzinfo=UTC), datetime(2026, 6, 2, 7, tzinfo=UTC))
+    assert w.contains(datetime(2026, 6, 2, 6, 59, tzinfo=UTC), tz)
+    assert not w.contains(datetime(2026, 6, 2, 7, tzinfo=UTC), tz)  # the end is not in it
+    assert w.next_open(datetime(2026, 6, 2, 5, tzinfo=UTC), tz) == start  # inside: the current one
+    assert w.next_open(datetime(2026, 6, 2, 8, tzinfo=UTC), tz) == datetime(2026, 6, 3, 3, tzinfo=UTC)
+    assert w.after_served(datetime(2026, 6, 2, 5, tzinfo=UTC), tz) == datetime(2026, 6, 3, 3, tzinfo=UTC)

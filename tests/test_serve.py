@@ -155,7 +155,9 @@ def test_twenty_identical_taps_pay_once(serve_settings, live, auth_env, openai_e
 
 
 def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env, openai_env):
-    openai_env.latency = 1.5
+    """The image's answer is held: the request answers 202 and a job URL, which says 202 until
+    the answer is released, then 200 with the image."""
+    openai_env.hold()
     server = live(serve_settings(serve_wait_s=0.2))
     uid, token = new_user(auth_env, server.service.core.store)
     _, other_token = new_user(auth_env, server.service.core.store, "Bo")
@@ -165,11 +167,14 @@ def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env
         job = accepted.json()
         assert accepted.headers["location"] == job["poll_url"] and int(accepted.headers["retry-after"]) >= 1
         _problem(c.get(job["poll_url"], headers=bearer(other_token)), 404)  # not someone else's job
+        openai_env.wait_for_requests(1)
+        assert c.get(job["poll_url"]).status_code == 202  # still held: still running
+        openai_env.release()
         deadline = time.monotonic() + 30
         while (polled := c.get(job["poll_url"])).status_code == 202 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert polled.status_code == 200 and "X-Goog-Signature=" in polled.json()["image_url"]
-    assert len(openai_env.ledger) == 1
+    assert len(openai_env.ledger) == 1 and openai_env.gate_timeouts == 0
 
 
 def _png(size: int) -> bytes:
@@ -197,7 +202,15 @@ def test_photo_upload_limits_and_trilogy(serve_settings, live, auth_env, openai_
         _problem(c.post("/avatar/generate", content=padded, headers={"content-type": "application/json"}), 413)
         notimage = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.txt", b"hello")})
         assert "PNG, JPEG or WebP" in _problem(notimage, 422)["fix"]
-        made = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("me.png", _png(64), "image/png")})
+        photo = {"photo": ("me.png", _png(64), "image/png")}
+        # no consent on record: refused (403, naming the call that records it), nothing billed
+        refused = _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files=photo), 403)
+        assert "consent" in refused["detail"] and f"/users/{uid}/consent" in refused["fix"]
+        assert len(openai_env.ledger) == 0
+        agreed = c.post(f"/users/{uid}/consent", json={"scope": "photo", "granted": True, "terms_version": "v3"})
+        assert agreed.status_code == 200, agreed.text
+        assert agreed.json()["recorded_by"] == "app" and agreed.json()["terms_version"] == "v3"
+        made = c.post("/avatar/trilogy", data={"user_id": uid}, files=photo)
         assert made.status_code == 200, made.text
         avatars = made.json()["avatars"]
         assert len(avatars) == 3 and all("X-Goog-Signature=" in a["image_url"] for a in avatars)

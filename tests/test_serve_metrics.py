@@ -89,3 +89,26 @@ def test_metrics_token(serve_settings, live):
     m = scrape(server, {"Authorization": f"Bearer {token}"})
     # the refused scrapes were counted as what they were
     assert value(m, "mirror_http_requests_total", route="/metrics", method="GET", status="401") == 2
+
+
+def test_budget_thresholds_crossed_by_the_app_warn_once(serve_settings, live):
+    from datetime import UTC, datetime
+
+    from mirror_cli.models import LedgerEvent
+
+    settings = serve_settings(limits={"monthly_budget_usd": 1.0}, now="2026-11-20T12:00:00Z")
+    first = live(settings)
+    store = first.service.core.store
+    store.record_event(
+        LedgerEvent(ts=datetime(2026, 11, 20, 9, tzinfo=UTC), user_id="u1", kind="generated", cost_usd=0.85)
+    )
+    m = scrape(first)
+    spent = value(m, "mirror_month_spend_usd")  # the serve tests share one Firestore project
+    assert 0.85 <= spent < 1.0 and value(m, "mirror_budget_headroom_usd") == pytest.approx(1.0 - spent)
+    assert value(m, "mirror_alerts_total", kind="budget") == 2  # 50 % and 80 %
+    alerts = [e for e in store.iter_events(None, None, "_system") if e.kind == "alert"]
+    assert len(alerts) == 2 and "of the $1.00 budget" in (alerts[0].detail or "")
+    # another instance of the service: the same thresholds stay quiet
+    second = live(settings)
+    assert value(scrape(second), "mirror_alerts_total", kind="budget") == 0
+    assert len([e for e in store.iter_events(None, None, "_system") if e.kind == "alert"]) == 2

@@ -97,3 +97,53 @@ def test_tracing_is_off_by_default(monkeypatch):
     assert not tracing.configured_in_env(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}
     )
+
+
+def test_an_otlp_endpoint_alone_samples_one_trace_in_ten(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: never reached
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    try:
+        assert tracing.configure_from_env() and tracing.enabled()
+        description = tracing._provider.sampler.get_description()
+        assert "ParentBased" in description and "TraceIdRatioBased{0.1}" in description
+    finally:
+        tracing.uninstall()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    try:
+        assert tracing.configure_from_env()
+        assert "AlwaysOnSampler" in tracing._provider.sampler.get_description()
+    finally:
+        tracing.uninstall()
+    assert not tracing.enabled()
+
+
+def test_json_logs_carry_severity_message_trace_and_no_secrets(monkeypatch):
+    import io
+    import logging
+
+    from mirror_cli.errors import register_secret
+    from mirror_cli.telemetry import logs
+
+    key = register_secret("sk-live-" + "z" * 30)
+    out = io.StringIO()
+    logs.configure(("mirror.test_logs",), out, project="demo-proj")
+    log = logging.getLogger("mirror.test_logs.child")
+    token = logs.set_incoming(f"00-{TRACE_ID}-{PARENT}-01")
+    try:
+        log.warning("provider refused key %s", key)
+        try:
+            raise RuntimeError("Authorization: Bearer abcdefghijklmnop")
+        except RuntimeError:
+            log.exception("job failed")
+    finally:
+        logs.reset_incoming(token)
+    log.info("outside a request")
+    first, second, third = (json.loads(x) for x in out.getvalue().splitlines())
+    assert first["severity"] == "WARNING" and first["message"] == "provider refused key [redacted]"
+    assert first["logging.googleapis.com/trace"] == f"projects/demo-proj/traces/{TRACE_ID}"
+    assert first["logging.googleapis.com/spanId"] == PARENT and first["logging.googleapis.com/trace_sampled"] is True
+    assert second["severity"] == "ERROR" and "RuntimeError" in second["message"]
+    assert "abcdefghijklmnop" not in second["message"]
+    assert third["severity"] == "INFO" and "logging.googleapis.com/trace" not in third
+    assert logs.parse_traceparent("00-" + "0" * 32 + "-" + PARENT + "-01") is None  # an all-zero trace id
+    assert logs.parse_traceparent("garbage") is None

@@ -32,6 +32,14 @@ def evolve(
         ),
     ] = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
+    enqueue: Annotated[
+        bool,
+        option(
+            "--enqueue",
+            help="With --due: publish the due jobs to the job queue (settings 'queue') for `mirror worker` "
+            "instead of running them here.",
+        ),
+    ] = False,
     any_hour: Annotated[
         bool,
         option(
@@ -75,6 +83,9 @@ def evolve(
             any_hour=any_hour,
         )
 
+    if enqueue:
+        _enqueue(edge, due and not dry_run, shard, any_hour)
+        return
     edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
         from ..telemetry.export import check_metrics_file
@@ -86,3 +97,20 @@ def evolve(
 
         edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
     render_report(result, edge, title="evolve", batch=due, report_file=report)
+
+
+def _enqueue(edge: Edge, with_due: bool, shard: str | None, any_hour: bool) -> None:
+    """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
+    from ..core import Shard
+    from ..errors import ExitCode
+
+    if not with_due:
+        edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+    published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
+
+    def told() -> None:
+        from .. import console
+
+        console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
+
+    edge.emit({"published": published}, items=[], human=told)

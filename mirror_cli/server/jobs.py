@@ -38,6 +38,8 @@ class Job:
     created: float
     task: asyncio.Task[Result]
     finished: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # what another instance needs to run it again
+    persisted: bool = False  # its state is in the store (it was answered 202)
 
     @property
     def done(self) -> bool:
@@ -53,15 +55,24 @@ class Jobs:
         self._all: OrderedDict[str, Job] = OrderedDict()
         self.accepting = True
 
-    def submit(self, key: str, owner: str, kind: str, work: Callable[[], Awaitable[Result]]) -> tuple[Job, bool]:
-        """The running job for ``key`` (joined=True), or a new one running ``work``."""
+    def submit(
+        self,
+        key: str,
+        owner: str,
+        kind: str,
+        work: Callable[[], Awaitable[Result]],
+        params: dict[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> tuple[Job, bool]:
+        """The running job for ``key`` (joined=True), or a new one running ``work`` (``job_id``:
+        a job taken over from another instance keeps its id)."""
         current = self._running.get(key)
         if current is not None and not current.done:
             return current, True
         self._forget_old()
-        job_id = uuid.uuid4().hex
+        job_id = job_id or uuid.uuid4().hex
         task: asyncio.Task[Result] = asyncio.create_task(_call(work), name=f"mirror-job-{job_id}")
-        job = Job(job_id, key, owner, kind, time.time(), task)
+        job = Job(job_id, key, owner, kind, time.time(), task, params=params or {})
         self._running[key] = job
         self._all[job_id] = job
 

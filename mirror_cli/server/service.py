@@ -16,12 +16,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..clock import wall_clock
 from ..core import Mirror
 from ..errors import MirrorError, PhotoError, UnknownUserError
 from ..jobs import Outcome, RunReport
 from ..models import Progress
 from ..planner import OK_STATUSES
 from .auth import Caller, TokenVerifier
+from .durable import DurableJobs
 from .guards import RateLimiter
 from .jobs import Job, Jobs, Result
 from .problems import ProblemError, from_error, internal
@@ -37,6 +39,7 @@ class Service:
         self.settings = core.settings
         self.verifier = verifier
         self.jobs = Jobs()
+        self.durable = DurableJobs(core, self.jobs, core.configs.limits.claims.lease_s)
         self.limiter = RateLimiter(self.settings.serve_rate_per_minute)
         self._urls: dict[str, tuple[float, str]] = {}
         self._ready: tuple[float, bool, dict[str, str]] | None = None
@@ -48,8 +51,12 @@ class Service:
         return caller
 
     # --------------------------------------------------------------------------------- jobs
-    async def run(self, key: str, caller: Caller, kind: str, work: Callable[[], Awaitable[Result]]) -> tuple[Job, bool]:
-        """Start (or join) the job for ``key`` and wait up to serve_wait_s for it."""
+    async def run(self, key: str, caller: Caller, kind: str, params: dict[str, Any]) -> tuple[Job, bool]:
+        """Start (or join) the job for ``key`` and wait up to serve_wait_s for it; a job that is
+        not done by then is written to the store before its 202 leaves (any instance answers its
+        poll)."""
+        work = self.work_for(kind, params)
+        assert work is not None, kind
         if not self.jobs.accepting:
             raise ProblemError(
                 503,
@@ -59,9 +66,49 @@ class Service:
                 "Retry: another instance will answer.",
                 retry_after_s=5,
             )
-        job, joined = self.jobs.submit(key, caller.uid, kind, lambda: self._guard(work))
-        await self.jobs.wait(job, self.settings.serve_wait_s)
+        job, joined = self.jobs.submit(key, caller.uid, kind, lambda: self._guard(work), params)
+        if not await self.jobs.wait(job, self.settings.serve_wait_s):
+            await self.durable.persist(job)
         return job, joined
+
+    def work_for(self, kind: str, params: dict[str, Any]) -> Callable[[], Awaitable[Result]] | None:
+        """The work of a job from its parameters (None: it cannot be run again, a photo is not kept)."""
+        uid = params["user_id"]
+        progress = Progress.model_validate(params["progress"]) if params.get("progress") else None
+        if kind == "generate":
+            return lambda: self.generate(uid, params["target"], progress, bool(params.get("regenerate")))
+        if kind == "evolve":
+            return lambda: self.evolve(uid, progress)
+        photo: bytes | None = params.get("photo")
+        if kind == "trilogy" and (photo is not None or not params.get("photo_sha")):
+            return lambda: self.trilogy(uid, photo)
+        return None
+
+    async def poll(self, job_id: str, caller: Caller) -> tuple[Job | None, Result | None]:
+        """A job by id, from this instance or the store: (a running job here, or its stored answer
+        / a 202 while another instance runs it). Raises 404 only for a job that does not exist."""
+        found = self.jobs.get(job_id)
+        if found is not None and caller.may_act_on(found.owner):
+            return found, None
+        stored = await self.durable.stored(job_id)
+        if stored is None or not caller.may_act_on(stored.owner):
+            raise ProblemError(
+                404,
+                "unknown-job",
+                "Unknown job",
+                f"No job {job_id[:64]!r} for this user.",
+                "Send the original request again: it answers from the cache, or waits for the image "
+                "still being made; it is never paid twice.",
+            )
+        if stored.state == "done" and stored.status is not None:
+            return None, Result(stored.status, stored.body or {}, stored.headers)
+        if stored.lease_until < wall_clock():
+            work = self.work_for(stored.kind, stored.params)
+            taken = await self.durable.take_over(stored, (lambda: self._guard(work)) if work else None)
+            if taken is not None:
+                await self.jobs.wait(taken, self.settings.serve_wait_s)
+                return taken, None
+        return None, None
 
     async def _guard(self, work: Callable[[], Awaitable[Result]]) -> Result:
         try:

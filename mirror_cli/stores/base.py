@@ -434,6 +434,65 @@ class ReviewStore(Protocol):
     def delete_review(self, kind: ReviewKind, key: str) -> None: ...
 
 
+@dataclass
+class AppJob:
+    """A request of the app that outlived its answer (a 202): its state lives in the store so any
+    instance answers its poll, and an instance that finds its lease run out takes it over."""
+
+    id: str
+    owner: str  # the uid it acts for: only they (or an admin) may poll it
+    kind: str  # generate | evolve | trilogy
+    key: str  # what it makes: identical requests share a job
+    params: dict[str, Any]  # what another instance needs to run it again
+    instance: str  # who runs it now
+    lease_until: datetime  # renewed while it runs; past it, a poll on another instance takes it over
+    created_at: datetime
+    state: Literal["running", "done"] = "running"
+    status: int | None = None  # the finished answer: HTTP status, body and headers
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "kind": self.kind,
+            "key": self.key,
+            "params": self.params,
+            "instance": self.instance,
+            "lease_until": self.lease_until.astimezone(UTC).isoformat(),
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "state": self.state,
+            "status": self.status,
+            "body": self.body,
+            "headers": self.headers,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AppJob:
+        return cls(
+            d["id"],
+            d["owner"],
+            d["kind"],
+            d["key"],
+            d.get("params") or {},
+            d["instance"],
+            datetime.fromisoformat(d["lease_until"]),
+            datetime.fromisoformat(d["created_at"]),
+            d["state"],
+            d.get("status"),
+            d.get("body"),
+            d.get("headers") or {},
+        )
+
+
+class AppJobStore(Protocol):
+    """The app's slow requests (answered 202), readable by every instance."""
+
+    def put_app_job(self, job: AppJob) -> None: ...
+    def get_app_job(self, job_id: str) -> AppJob | None: ...
+
+
 @runtime_checkable
 class SelectionStore(Protocol):
     """The avatar each user shows, and every choice made, counted per stage for usage."""
@@ -450,7 +509,16 @@ class SelectionStore(Protocol):
 
 @runtime_checkable
 class Store(
-    ProfileStore, AvatarStore, CacheStore, LedgerStore, LimitStore, RunStore, ReviewStore, SelectionStore, Protocol
+    ProfileStore,
+    AvatarStore,
+    CacheStore,
+    LedgerStore,
+    LimitStore,
+    RunStore,
+    ReviewStore,
+    SelectionStore,
+    AppJobStore,
+    Protocol,
 ):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""
 
@@ -470,6 +538,50 @@ _STORES: Registry[StoreFactory] = Registry(
     missing_hint="firebase-admin is a dependency of mirror: reinstall it "
     "(pip install --force-reinstall mirror-realm-avatars).",
 )
+
+
+@dataclass
+class QueueMessage:
+    """One job on the queue: ``body`` says what to make, ``attributes`` carry its request key."""
+
+    id: str
+    ordering_key: str  # the user: one user's jobs are delivered in order, one at a time
+    attributes: dict[str, str]
+    body: dict[str, Any]
+    attempts: int = 0  # deliveries so far, this one included
+    receipt: str = ""  # the back-end's handle of this delivery (Pub/Sub's ack id)
+
+
+class JobQueue(Protocol):
+    """An at-least-once job queue (Pub/Sub semantics): a pulled message is invisible until its
+    ack deadline, acked only once its avatar is stored, redelivered otherwise, and set aside
+    (dead-lettered) after ``max_attempts`` deliveries. Redelivery is safe: the store's claims,
+    spool and cache keep paid work paid once."""
+
+    name: str
+
+    def publish(self, body: dict[str, Any], ordering_key: str, attributes: dict[str, str]) -> str: ...
+    def pull(self, max_messages: int, ack_deadline_s: float) -> list[QueueMessage]: ...
+    def ack(self, message: QueueMessage) -> None: ...
+    def nack(self, message: QueueMessage, delay_s: float = 0.0) -> None:
+        """Give the message back, to be delivered again after ``delay_s`` (a retry backoff)."""
+        ...
+
+    def dead_letters(self) -> list[QueueMessage]: ...
+    def close(self) -> None: ...
+
+
+QueueFactory = Callable[["Settings"], JobQueue]
+_QUEUES: Registry[QueueFactory] = Registry(
+    "queue",
+    {"local": "mirror_cli.stores.local.queue:SqliteQueue", "pubsub": "mirror_cli.stores.firebase.queue:PubSubQueue"},
+    group="mirror.queues",
+    missing_hint="The pubsub queue needs google-cloud-pubsub: pip install 'mirror-realm-avatars[serve]'.",
+)
+
+
+def get_queue(name: str, settings: Settings) -> JobQueue:
+    return _QUEUES.factory(name)(settings)
 
 
 def register_store(name: str, factory: StoreFactory) -> None:

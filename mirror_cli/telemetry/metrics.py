@@ -65,6 +65,8 @@ class Metrics:
         self.rate_limited = Counter("mirror_provider_rate_limited", "Provider answers 429 (rate limit)", registry=r)
         self.unanswered = Counter("mirror_provider_unanswered", "Provider requests never answered", registry=r)
         self.alerts = Counter("mirror_alerts", "Threshold warnings raised", ["kind"], registry=r)
+        for kind in ("budget", "failure_rate"):  # present at 0 from the start: alert rules see a series
+            self.alerts.labels(kind)
         self.budget_usd = Gauge("mirror_budget_usd", "The monthly budget (limits.yaml)", registry=r)
         self.month_spend_usd = Gauge(
             "mirror_month_spend_usd", "Spend this month from the store, may-have-billed included", registry=r

@@ -46,6 +46,7 @@ def install(
                 month = core.now().strftime("%Y-%m")
                 spent = await core.store_calls(core.store.month_paid_usd, month, None)
                 metrics.set_budget(core.configs.limits.monthly_budget_usd, spent)
+                await core.store_calls(_budget_alerts, core, month, spent)
             except Exception as exc:  # the other metrics still answer; the gauges keep their last values
                 log.warning("metrics: the month's spend could not be read (%s)", type(exc).__name__)
         body, content_type = metrics.exposition()
@@ -60,3 +61,18 @@ def uninstall(app: FastAPI) -> None:
     metrics = getattr(app.state, "metrics", None)
     if metrics is not None:
         stop(metrics)
+
+
+def _budget_alerts(core: Mirror, month: str, spent: float) -> None:
+    """A budget threshold crossed by the app's own requests warns once (the same ledger ids as the
+    nightly run's), counted in mirror_alerts_total; its webhook goes out in a thread of its own."""
+    import threading
+
+    from .alerts import budget_alerts, fire_once, notify
+
+    limits = core.configs.limits
+    new = fire_once(core.store, budget_alerts(limits, month, spent), core.now(), None)
+    for alert in new:
+        log.warning("%s", alert.message)
+    if new and limits.alerts.webhook_url:
+        threading.Thread(target=notify, args=(limits, new, "serve"), name="mirror-alert-webhook", daemon=True).start()

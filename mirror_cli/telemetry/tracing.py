@@ -3,7 +3,10 @@
 Switched on by the standard OpenTelemetry variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) names the collector; ``OTEL_SERVICE_NAME`` (default
 ``mirror``), ``OTEL_EXPORTER_OTLP_HEADERS`` and ``OTEL_TRACES_SAMPLER`` are honoured by the SDK;
-``OTEL_SDK_DISABLED=true`` keeps it off. When off, ``span`` is a no-op and the SDK is never
+``OTEL_SDK_DISABLED=true`` keeps it off. Without ``OTEL_TRACES_SAMPLER`` one trace in ten is
+sampled (``parentbased_traceidratio`` at 0.1: a caller's sampled ``traceparent`` is always
+followed); ``OTEL_TRACES_SAMPLER=parentbased_always_on`` traces every request, at a CPU cost
+bench/telemetry_overhead.py measures. When off, ``span`` is a no-op and the SDK is never
 imported. Spans carry no user id, token or prompt: only targets, stages, routes and statuses.
 """
 
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
 
+DEFAULT_RATIO = 0.1  # traces sampled when OTEL_TRACES_SAMPLER does not say
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 
@@ -49,7 +53,12 @@ def configure_from_env() -> bool:
     resource = Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME", "mirror"), "service.version": __version__}
     )
-    provider = TracerProvider(resource=resource)
+    sampler = None
+    if not os.environ.get("OTEL_TRACES_SAMPLER"):
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        sampler = ParentBased(TraceIdRatioBased(DEFAULT_RATIO))
+    provider = TracerProvider(resource=resource, sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     install(provider)
     return True
@@ -87,7 +96,7 @@ def server_span(name: str, headers: Mapping[str, str], attributes: Mapping[str, 
     from opentelemetry.trace import SpanKind
 
     with _tracer.start_as_current_span(
-        name, context=extract(dict(headers)), kind=SpanKind.SERVER, attributes=dict(attributes)
+        name, context=extract(headers) if headers else None, kind=SpanKind.SERVER, attributes=dict(attributes)
     ) as current:
         yield current
 

@@ -4,6 +4,7 @@ Store protocol; ``client`` holds what they share (clients, credentials, deadline
 
 from __future__ import annotations
 
+from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
 from .ledger import Ledger
@@ -14,7 +15,7 @@ from .runs import Runs
 from .selections import Selections
 
 
-class FirebaseStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
+class FirebaseStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
     """Every concern, on one Firebase app."""
 
 

@@ -4,6 +4,7 @@ the file, one connection per thread, write transactions, operation counts)."""
 
 from __future__ import annotations
 
+from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
 from .claims import Claims
@@ -16,7 +17,7 @@ from .schema import MIGRATIONS, TIMING_COLUMNS
 from .selections import Selections
 
 
-class LocalStore(Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
+class LocalStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
     """Every concern, on one SQLite file."""
 
 

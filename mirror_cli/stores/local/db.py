@@ -45,6 +45,7 @@ class LocalDb:
         self._local = threading.local()
         self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._ready = False  # the folder exists and the file is migrated
+        self._closed = False  # close() was called: reads find nothing until the next write
         self._ops: dict[tuple[str, str], int] = {}
         # The folder is checked before anything inside it is looked at: in a folder it may not
         # enter, even asking whether mirror.db exists is a PermissionError.
@@ -146,8 +147,8 @@ class LocalDb:
 
     def _q(self, sql: str, args: tuple[Any, ...] = (), op: str = "reads") -> list[Any]:
         """One statement on this thread's connection; a read of a store never written is empty."""
-        if not self._ready and op == "reads":
-            return []
+        if not self._ready and op == "reads" and (self._closed or not (self.root / "mirror.db").exists()):
+            return []  # (another process may have created it since this store was opened)
         rows = self._open().execute(sql, args).fetchall()
         self._count(op, max(1, len(rows)) if op == "reads" else 1)
         return rows
@@ -175,6 +176,7 @@ class LocalDb:
             connections, self._connections = list(self._connections), weakref.WeakSet()
             self._local = threading.local()  # a later call opens afresh
             self._ready = False
+            self._closed = True
         for db in connections:
             db.close()
 

@@ -80,6 +80,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX selections_uid ON selections(uid, at);
     CREATE INDEX selections_at ON selections(at);
     """,
+    # 8: the app's slow requests (answered 202), readable by every process on this store
+    """
+    CREATE TABLE app_jobs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    """,
+    # 9: the embedded job queue (stores/local/queue.py): Pub/Sub's semantics on one SQLite file
+    """
+    CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+        ordering_key TEXT NOT NULL, attributes TEXT NOT NULL, body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, visible_at REAL NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'ready');
+    CREATE INDEX queue_ready ON queue(state, visible_at);
+    CREATE INDEX queue_order ON queue(ordering_key, state, seq);
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")

@@ -1,0 +1,29 @@
+from typing import Annotated, Any
+
+from .common import DebugOpt, Edge, JsonOpt, VerboseOpt, option, with_settings
+
+
+@with_settings
+def worker(
+    flags: dict[str, Any],
+    until_empty: Annotated[
+        bool, option("--until-empty", help="Stop once the queue has nothing to deliver (a one-off drain).")
+    ] = False,
+    batch: Annotated[int, option("--batch", metavar="N", min=1, max=64, help="Messages pulled at a time.")] = 4,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run queued avatar jobs (from the app or `evolve --due --enqueue`): ack after the avatar is
+    stored, redeliver what may pass, dead-letter after the queue's max attempts. Ctrl-C stops."""
+    edge = Edge(flags, as_json, debug, verbose)
+    stats = edge.run(lambda core: core.work(until_empty=until_empty, batch=batch))
+    summary = stats.to_dict()
+
+    def human() -> None:
+        from .. import console
+
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items())) or "none"
+        console.info(f"worker: {summary['acked']} acked, {summary['retried']} given back; outcomes: {shown}.")
+
+    edge.emit(summary, items=[], human=human)

@@ -1,0 +1,23 @@
+"""The app's slow requests: one document per job in ``app_jobs`` (any instance answers its poll)."""
+
+from __future__ import annotations
+
+from ..base import AppJob
+from .client import FirebaseClient, _wrap
+
+
+class AppJobs(FirebaseClient):
+    def put_app_job(self, job: AppJob) -> None:
+        try:
+            self.db.collection("app_jobs").document(job.id).set(job.to_dict(), **self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "writing a job") from exc
+        self._count("writes")
+
+    def get_app_job(self, job_id: str) -> AppJob | None:
+        try:
+            snap = self.db.collection("app_jobs").document(job_id).get(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "reading a job") from exc
+        self._count("reads")
+        return AppJob.from_dict(snap.to_dict() or {}) if snap.exists else None

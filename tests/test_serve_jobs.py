@@ -1,0 +1,88 @@
+"""Slow jobs live in the store: a 202 from one instance is polled on another, and a job whose
+instance stopped (its lease ran out) is taken over and finished by the instance polling it,
+never paid twice. Real uvicorn servers, Auth emulator tokens, the loopback OpenAI server (held
+answers force the races), on the embedded store and on the Firestore emulator."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from serve_support import auth_env, bearer, live, new_user, serve_settings
+
+from mirror_cli.stores.base import AppJob
+
+API = "/api/v1"
+LIMITS = {"claims": {"lease_s": 2, "poll_s": 0.1, "wait_s": 60}}
+
+
+def _generate(uid: str, stage: str = "month") -> dict[str, object]:
+    return {"user_id": uid, "evolution_stage": stage, "progress_metrics": {"active_days": 31, "goals_completed": 4}}
+
+
+def _images(server: object) -> int:
+    return len([r for r in server.requests if "images" in r.get("path", "")])  # type: ignore[attr-defined]
+
+
+def _poll(c: httpx.Client, url: str, timeout_s: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        resp = c.get(url)
+        if resp.status_code != 202:
+            return resp
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("store", ["local", "firebase"])
+def test_202_on_one_instance_polled_on_another(serve_settings, live, auth_env, openai_env, store):
+    settings = serve_settings(limits=LIMITS, store=store, serve_wait_s=0.2)
+    a, b = live(settings), live(settings)
+    uid, token = new_user(auth_env, a.service.core.store)
+    _, stranger = new_user(auth_env, a.service.core.store, "Bo")
+    openai_env.hold()
+    with httpx.Client(headers=bearer(token), timeout=60) as c:
+        accepted = c.post(a.url + API + "/avatar/generate", json=_generate(uid))
+        assert accepted.status_code == 202, accepted.text
+        url = accepted.headers["location"]
+        assert url == accepted.json()["poll_url"]
+        # B has never seen the job: it answers from the store, 202 while A holds a live lease
+        running = c.get(b.url + url)
+        assert running.status_code == 202 and running.json()["job_id"] == accepted.json()["job_id"]
+        assert running.headers["retry-after"]
+        # another user may not see it; an unknown id is a 404
+        assert httpx.get(b.url + url, headers=bearer(stranger), timeout=30).status_code == 404
+        assert c.get(b.url + API + "/jobs/" + "0" * 32).status_code == 404
+        time.sleep(2.5)  # past a lease: A renews it, so B does not take the job over
+        assert c.get(b.url + url).status_code == 202
+        openai_env.release()
+        done = _poll(c, b.url + url)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["status"] == "generated" and body["cost"] > 0 and body["evolution_stage"] == "month"
+    assert _images(openai_env) == 1 and len(openai_env.ledger) == 1
+
+
+@pytest.mark.parametrize("store", ["local", "firebase"])
+def test_a_job_whose_instance_stopped_is_finished_by_the_poller(serve_settings, live, auth_env, openai_env, store):
+    settings = serve_settings(limits=LIMITS, store=store, serve_wait_s=0.2)
+    b = live(settings)
+    core = b.service.core
+    uid, token = new_user(auth_env, core.store)
+    # what an instance killed mid-job leaves in the store: a running job whose lease ran out
+    past = datetime.now(UTC) - timedelta(seconds=30)
+    params = {"user_id": uid, "target": "month", "progress": None, "regenerate": False}
+    dead = AppJob("f" * 32, uid, "generate", "k", params, "gone:1:x", past, past)
+    core.store.put_app_job(dead)
+    with httpx.Client(headers=bearer(token), timeout=60) as c:
+        first = c.get(f"{b.url}{API}/jobs/{dead.id}")
+        assert first.status_code in (200, 202), first.text
+        done = _poll(c, f"{b.url}{API}/jobs/{dead.id}")
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "generated"
+        # the finished answer stays in the store: polled again (from any instance) it is the same
+        assert core.store.get_app_job(dead.id).state == "done"
+        assert c.get(f"{b.url}{API}/jobs/{dead.id}").json()["avatar_id"] == done.json()["avatar_id"]
+    assert _images(openai_env) == 1
