@@ -9,9 +9,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .models import Persona, Voice
 from .models import StrictConfig as Strict
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
@@ -536,13 +536,19 @@ class ConfigSet:
             canonical_name(stage, self.stages.names)
 
 
-def load_personas(paths: Sequence[Path]) -> dict[str, Persona]:
-    """Persona YAML files, keyed by id; ids must be unique."""
+def load_personas(paths: Sequence[Path], *, user_files: bool = True) -> dict[str, Persona]:
+    """Persona YAML files, keyed by id; ids must be unique. In a user's own files an unsafe id or
+    a bad number is their input (UsageError, exit 2); a file that cannot be read stays a ConfigError."""
     out: dict[str, Persona] = {}
     for path in paths:
-        persona = load_yaml_model(path, Persona)
+        try:
+            persona = load_yaml_model(path, Persona)
+        except ConfigError as exc:
+            if user_files and isinstance(exc.__cause__, ValidationError):
+                raise UsageError(exc.message, exc.hint) from exc
+            raise
         if persona.id in out:
-            raise ConfigError(
+            raise (UsageError if user_files else ConfigError)(
                 f"{path}: persona id {persona.id!r} is also used by another file.",
                 "Give every persona a unique id.",
             )
@@ -554,4 +560,4 @@ def example_personas() -> dict[str, Persona]:
     """The example personas shipped with the package (demo data: imported only on request)."""
     from .resources import examples_dir
 
-    return load_personas(sorted(examples_dir().glob("*.yaml")))
+    return load_personas(sorted(examples_dir().glob("*.yaml")), user_files=False)
