@@ -71,7 +71,8 @@ class TickPlan:
             "served": served,
             "left": self.in_window - served if outcomes is not None else self.in_window,
             "rescheduled": self.rescheduled,
-            "skipped": len(self.skipped),
+            # users left out for a reason of their own (a profile that does not validate), if any
+            **({"skipped": len(self.skipped)} if self.skipped else {}),
         }
 
 
