@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from ..consent import require_consent
 from ..errors import UsageError
@@ -94,9 +95,11 @@ async def evolve(
     shard: Shard | None = None,
     resume: str | None = None,
     any_hour: bool = False,
+    override_canary: bool = False,
 ) -> RunReport:
     """``due``: one nightly tick, serving the due users inside their local window (every due
-    user with ``any_hour``)."""
+    user with ``any_hour``). A tick whose model, style or renderer changed since the last one
+    needs a passing canary (mirror_cli/canary.py) or ``override_canary``."""
     w.estimating = w.estimating or dry_run
     if not due and uid is None:
         raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
@@ -105,6 +108,11 @@ async def evolve(
     if any_hour and not due:
         raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
     plan = None
+    fingerprint: dict[str, Any] | None = None
+    if due and not dry_run:
+        from ..canary import nightly_guard
+
+        fingerprint = await w.store_calls(nightly_guard, w, override_canary)
     if due:
         plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
         specs = plan.specs
@@ -113,7 +121,8 @@ async def evolve(
         specs = await w.store_calls(evolve_specs, w, who, to)
     run = None
     if due and not dry_run:
-        run = start_run(w, "evolve", {"due": True, "any_hour": any_hour}, resume)
+        params = {"due": True, "any_hour": any_hour, "fingerprint": fingerprint, "override_canary": override_canary}
+        run = start_run(w, "evolve", params, resume)
     skipped = plan.skipped if plan is not None else None
     report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
     if plan is not None:
