@@ -92,7 +92,8 @@ dist: dev
 
 # Are the lower bounds in pyproject.toml true? A fresh venv with the lowest version of every direct
 # dependency they allow (uv --resolution lowest-direct, from PyPI), then the CLI smoke tests, the
-# serve options and the README's commands against that installation. About 3 minutes here.
+# serve options, the README's commands and the same-face score against that installation
+# (5-8 minutes here).
 lowest: dev emulators
 	$(PY) tests/lowest_versions.py
 

@@ -210,6 +210,7 @@ def main() -> None:
         env = {
             **os.environ,
             "FIREBASE_AUTH_EMULATOR_HOST": emu.host,
+            "MIRROR_AUTH_EMULATOR": "1",
             "MIRROR_FIREBASE_PROJECT": emu.project,
             "MIRROR_SERVE_RATE_PER_MINUTE": "1000000",
             "MIRROR_CONFIG_DIR": str(ROOT / "configs") if (ROOT / "configs").exists() else "",

@@ -97,6 +97,7 @@ def main() -> None:
         base = {
             **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
             "FIREBASE_AUTH_EMULATOR_HOST": emu.host,
+            "MIRROR_AUTH_EMULATOR": "1",
             "MIRROR_FIREBASE_PROJECT": emu.project,
             "MIRROR_SERVE_RATE_PER_MINUTE": "1000000",
         }

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .models import ImageResult, LedgerEvent
-from .pipeline import JobSpec, Outcome, Pipeline, RunReport, claim_key
+from .jobs import JobSpec, Outcome, Pipeline, RunReport, claim_key
+from .jobs.types import reservation_from, reservation_info
+from .models import ImageResult
 from .pricing import cost_from_usage
 from .providers.openai import usage_of
 from .providers.openai_batch import TERMINAL, OpenAIBatchProvider
-from .stores.base import JobState, Reservation, RunInfo
+from .stores.base import JobState, RunInfo
 
 if TYPE_CHECKING:
     from .models import Persona
@@ -73,7 +74,7 @@ class BatchRunner:
                         detail="waits for this user's earlier job in the batch",
                     )
             job = await self.p.io(self.p.planner.plan, first.persona, first.progress, first.target, photo=first.photo)
-            prepared = await self.p._prepare(job)
+            prepared = await self.p.life.prepare(job)
             if isinstance(prepared, Outcome):
                 report.outcomes.append(prepared)
                 done = prepared.status in ("cached", "ingested", "generated")
@@ -90,7 +91,7 @@ class BatchRunner:
             # claimed until collected: no other run, shard or process buys it meanwhile
             claimed = await self.p.io(
                 self.p.store.claim,
-                self.p._new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
+                self.p.life.claims.new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
                 self.p.wall(),
                 None,
             )
@@ -108,16 +109,13 @@ class BatchRunner:
             custom_id = f"{job.job_id}#{attempt}"
             endpoint, line = await self.provider.line(custom_id, job.request)
             lines.setdefault(endpoint, []).append(line)
-            r = prepared
             jobs_meta[custom_id] = {
                 "job_id": job.job_id,
                 "user": job.user_id,
                 "target": job.target,
                 "key": job.request_key,
                 "estimate": job.estimate_usd,
-                "reservation": None
-                if r is None
-                else {"id": r.id, "user_id": r.user_id, "amount": r.amount, "day": r.day, "month": r.month},
+                "reservation": None if prepared is None else reservation_info(prepared),
             }
             await self._state(run, job.job_id, job.user_id, job.target, "in_flight", job.request_key, "in a batch")
             report.outcomes.append(
@@ -215,8 +213,7 @@ class BatchRunner:
         persona = await self.p.io(self.persona_of, meta["user"])
         job = await self.p.io(self.p.planner.plan, persona, persona.progress, meta["target"])
         job.request_key = meta["key"]  # the key it was submitted (and will be paid) under
-        r = meta["reservation"]
-        reservation = Reservation(r["id"], r["user_id"], r["amount"], r["day"], r["month"]) if r else None
+        reservation = reservation_from(meta["reservation"]) if meta["reservation"] else None
         response = (line or {}).get("response") or {}
         body = response.get("body") or {}
         if response.get("status_code") == 200 and body.get("data"):
@@ -233,10 +230,10 @@ class BatchRunner:
                 provider=self.provider.name,
                 model=job.request.model,
             )
-            self.p.spool_result(job, result)
+            self.p.life.buyer.spool_result(job, result)
             if reservation:
                 await self.p.io(self.p.store.settle, reservation, result.cost_usd)
-            outcome = await self.p._finish(job, result, ingested=False, may_retry=False)
+            outcome = await self.p.life.finish(job, result, ingested=False, may_retry=False)
             await self._state(
                 run,
                 meta["job_id"],
@@ -255,19 +252,9 @@ class BatchRunner:
         message = f"{error.get('code') or ''} {error.get('message') or ''}".strip()
         if reservation:
             await self.p.io(self.p.store.release, reservation)
-        await self.p.io(
-            self.p.store.record_event,
-            LedgerEvent(
-                ts=self.p.now(),
-                user_id=job.user_id,
-                kind="failed",
-                target=job.target,
-                request_key=job.request_key,
-                provider=self.provider.name,
-                model=job.model_name,
-                run_id=run.id,
-                detail=f"batch: {message}",
-            ),
+        # (this run is the pipeline's: the line carries its id)
+        await self.p.ctx.book(
+            job, "failed", provider=self.provider.name, model=job.model_name, detail=f"batch: {message}"
         )
         run.params.setdefault("failed", []).append(meta["job_id"])
         await self._state(run, meta["job_id"], job.user_id, job.target, "failed", job.request_key, message)

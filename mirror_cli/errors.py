@@ -77,6 +77,11 @@ class PhotoError(UsageError):
     pass
 
 
+class ConsentError(UsageError):
+    """A use of the user's data (their photo) that they have not agreed to: refused before anything
+    is uploaded or paid."""
+
+
 class ProviderError(MirrorError):
     exit_code = ExitCode.PROVIDER
 

@@ -96,6 +96,18 @@ class Progress(Strict):
     updated_at: datetime | None = None
 
 
+ConsentScope = Literal["photo", "generation"]
+
+
+class ConsentRecord(Strict):
+    """What a user agreed to (or withdrew), when, under which terms, and who recorded it."""
+
+    granted: bool
+    at: datetime
+    terms_version: str = Field(min_length=1, max_length=40)
+    recorded_by: str = Field(min_length=1, max_length=80)  # "app" (the user, signed in) or "operator:NAME"
+
+
 class Persona(Strict):
     id: str
     name: str = Field(max_length=80)
@@ -107,6 +119,8 @@ class Persona(Strict):
     # An IANA zone name (Europe/Berlin, Asia/Kathmandu): the nightly tick serves the user in the
     # window of their own night. None: the configured default zone (limits.yaml nightly.timezone).
     timezone: str | None = Field(None, max_length=64)
+    # Recorded through the API (the user) or 'mirror users consent' (an operator), never by rules.
+    consent: dict[ConsentScope, ConsentRecord] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod

@@ -19,6 +19,7 @@ from .stores.base import Store
 KEY_SCHEMA = 1
 LOOK_SCHEMA = 1
 OK_STATUSES = ("ok", "flagged")
+_PREVIOUS_STAGE = " Image 2 is the previous stage: keep the art style, framing and lighting continuous with it."
 
 
 def safety_identifier(uid: str) -> str:
@@ -286,89 +287,31 @@ class Planner:
         label = self.configs.label(target)
         uses_refs = self.provider.capabilities.uses_references and self.entry.capabilities.edits
 
-        references: list[Reference] = []
-        ref_bytes: list[bytes] = []
         anchor, previous, same = self._history(persona.id, target, stage)
         regeneration = self._regeneration(persona.id, target, same) if regenerate else 0
+        references: list[Reference] = []
+        ref_bytes: list[bytes] = []
         if uses_refs:
-            if photo is not None:
-                references.append(Reference(role="photo of the person", sha256=_sha(photo.data), mime=photo.mime))
-                ref_bytes.append(photo.data)
-            elif anchor is not None:
-                data = self.store.read_image(anchor.image_path)
-                references.append(
-                    Reference(role="identity anchor", sha256=_sha(data), mime="image/webp", avatar_id=anchor.id)
-                )
-                ref_bytes.append(data)
-            if (
-                previous is not None
-                and references
-                and previous.id != (anchor.id if anchor else None)
-                and target in table.names
-            ):
-                data = self.store.read_image(previous.image_path)
-                references.append(
-                    Reference(role="previous stage", sha256=_sha(data), mime="image/webp", avatar_id=previous.id)
-                )
-                ref_bytes.append(data)
-            references = references[: self.entry.capabilities.max_references]
-            ref_bytes = ref_bytes[: len(references)]
+            stage_ref = previous if target in table.names else None
+            references, ref_bytes = self._references(photo, anchor, stage_ref)
         edit = bool(references)
 
         parts = prompts.build(
-            self.configs.style,
-            persona,
-            drawn,
-            target,
-            stage,
-            label,
-            edit=edit,
-            safe=safe,
-            reinforce=reinforce,
+            self.configs.style, persona, drawn, target, stage, label, edit=edit, safe=safe, reinforce=reinforce
         )
-        if edit and len(references) == 1:
-            parts.prompt = parts.prompt.replace(
-                " Image 2 is the previous stage: keep the art style, framing and lighting continuous with it.",
-                "",
-            )
-        fidelity = "high" if "high" in self.entry.capabilities.input_fidelity and edit else None
-        request = ImageRequest(
-            model=self.entry.snapshot if self.provider_name != "local" else self.model_name,
-            prompt=parts.prompt,
-            size=self.size,
-            quality=self.quality,
-            output_format="png",
-            references=references,
-            reference_bytes=ref_bytes,
-            safety_identifier=safety_identifier(persona.id),
-            spec=parts.spec,
-            input_fidelity=fidelity,
-        )
+        if len(references) == 1:  # no previous stage among the images
+            parts.prompt = parts.prompt.replace(_PREVIOUS_STAGE, "")
+        request = self._request(persona, parts, references, ref_bytes)
         style = f"{self.configs.style.name}@{self.configs.style.version}"
         renderer = self.provider.renderer_version
         key = request_key(persona.id, self.provider_name, self.entry, renderer, style, request, regeneration)
-        look = look_key(
-            persona,
-            target,
-            stage,
-            self.provider_name,
-            self.entry,
-            renderer,
-            style,
-            request,
-            _sha(photo.data) if photo is not None else None,
-        )
+        photo_sha = _sha(photo.data) if photo is not None else None
+        look = look_key(persona, target, stage, self.provider_name, self.entry, renderer, style, request, photo_sha)
         # a record made before looks were kept is this stage's avatar until an explicit regenerate
         looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
         existing = None if regenerate or not looks_same else max(looks_same, key=lambda r: r.created_at)
-        blocked = safety.screen(
-            [
-                *progress.discovered_traits,
-                progress.major_achievement or "",
-                persona.appearance.description,
-                *progress.achievement_areas,
-            ]
-        )
+        free_text = [*progress.discovered_traits, progress.major_achievement or "", persona.appearance.description]
+        blocked = safety.screen([*free_text, *progress.achievement_areas])
         tokens = (
             output_tokens_estimate(self.entry, self.quality, self.size)
             + self.entry.prompt_tokens_estimate
@@ -386,11 +329,7 @@ class Planner:
             model_name=self.model_name,
             model_entry=self.entry,
             estimate_usd=estimate(
-                self.entry,
-                self.quality,
-                self.size,
-                len(references),
-                batch=self.provider_name.endswith("-batch"),
+                self.entry, self.quality, self.size, len(references), batch=self.provider_name.endswith("-batch")
             ),
             tokens_estimate=tokens,
             parts=parts,
@@ -400,6 +339,45 @@ class Planner:
             look_key=look,
             existing=existing,
             regeneration=regeneration,
+        )
+
+    def _references(
+        self, photo: Photo | None, anchor: AvatarRecord | None, previous: AvatarRecord | None
+    ) -> tuple[list[Reference], list[bytes]]:
+        """What the edit is drawn from: the person's photo, else the identity anchor; then the
+        previous stage (``previous``: a stage target's only) when it is another image."""
+        references: list[Reference] = []
+        ref_bytes: list[bytes] = []
+
+        def add(role: str, data: bytes, mime: str, avatar_id: str | None = None) -> None:
+            references.append(Reference(role=role, sha256=_sha(data), mime=mime, avatar_id=avatar_id))
+            ref_bytes.append(data)
+
+        if photo is not None:
+            add("photo of the person", photo.data, photo.mime)
+        elif anchor is not None:
+            add("identity anchor", self.store.read_image(anchor.image_path), "image/webp", anchor.id)
+        if previous is not None and references and previous.id != (anchor.id if anchor else None):
+            add("previous stage", self.store.read_image(previous.image_path), "image/webp", previous.id)
+        references = references[: self.entry.capabilities.max_references]
+        return references, ref_bytes[: len(references)]
+
+    def _request(
+        self, persona: Persona, parts: prompts.PromptParts, references: list[Reference], ref_bytes: list[bytes]
+    ) -> ImageRequest:
+        edit = bool(references)
+        fidelity = "high" if "high" in self.entry.capabilities.input_fidelity and edit else None
+        return ImageRequest(
+            model=self.entry.snapshot if self.provider_name != "local" else self.model_name,
+            prompt=parts.prompt,
+            size=self.size,
+            quality=self.quality,
+            output_format="png",
+            references=references,
+            reference_bytes=ref_bytes,
+            safety_identifier=safety_identifier(persona.id),
+            spec=parts.spec,
+            input_fidelity=fidelity,
         )
 
 

@@ -66,6 +66,7 @@ def save_profile(store: Store, uid: str, update: ProfileUpdate) -> tuple[Persona
     }
     if current is not None:
         fields["progress"] = current.progress
+        fields["consent"] = current.consent  # recorded by its own call, never by a profile rewrite
     persona = Persona.model_validate(fields)
     store.put_user(persona)
     if current is not None and current.timezone != persona.timezone:

@@ -61,6 +61,9 @@ class Settings(Strict):
     serve_rate_per_minute: int = Field(60, ge=1, le=1_000_000)  # requests per signed-in user per minute
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
     serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
+    # Accept the Firebase Auth emulator's unsigned tokens when FIREBASE_AUTH_EMULATOR_HOST names a
+    # loopback host: tests and local development only, refused with environment: production.
+    auth_emulator: bool = False
     auth_check_revoked: bool = True  # also ask Firebase Auth whether a token was revoked (cached a minute)
     serve_metrics: bool = True  # /metrics and the request metrics (traces follow the OTLP settings)
     metrics_token: str | None = Field(None, min_length=16, repr=False)  # /metrics asks for it as a Bearer token

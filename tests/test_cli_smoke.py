@@ -87,6 +87,7 @@ def test_openai_through_the_real_sdk(project, openai_env):
     assert "cached" in human
     photo = project / "me.jpg"
     Image.new("RGB", (640, 480), (200, 150, 120)).save(photo, exif=Image.Exif())
+    run("users", "consent", "--user", "leo", "--photo", "--json")
     trilogy = json.loads(run("trilogy", "--user", "leo", "--photo", str(photo), *flags, "--json").stdout)
     assert [j["status"] for j in trilogy["jobs"]] == ["generated"] * 3
 

@@ -86,6 +86,7 @@ def test_trilogy_photo_sent_clean_and_records_carry_no_exif(make_core, openai_en
     path = tmp_path / "me.jpg"
     path.write_bytes(jpeg_with_exif())
     core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    core.record_consent("amira", "photo", granted=True, terms_version="v1", recorded_by="app")
     report = core.trilogy("amira", path)
     assert report.count("generated") == 3
     for req in openai_env.requests:
@@ -110,6 +111,7 @@ def test_the_offline_renderer_says_the_photo_is_not_used(tmp_path, monkeypatch):
     (tmp_path / "me.jpg").write_bytes(jpeg_with_exif())
     runner = CliRunner()
     assert runner.invoke(app, ["users", "import", "--examples"]).exit_code == 0
+    assert runner.invoke(app, ["users", "consent", "--user", "demo", "--photo"]).exit_code == 0
     human = runner.invoke(app, ["trilogy", "--user", "demo", "--photo", "me.jpg"], env={"COLUMNS": "200"})
     assert human.exit_code == 0, human.output
     assert "note: the local renderer draws from the persona's description: the photo was checked but not used" in (

@@ -49,7 +49,7 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         _problem(c.get(f"/avatar/user/{uid}", headers={"Authorization": "Basic abc"}), 401)
         _problem(c.get(f"/avatar/user/{uid}", headers=bearer("not-a-jwt")), 401)
         # a user reads their own avatars, not another user's (403), nor the usage figures
-        assert c.get(f"/avatar/user/{uid}", headers=bearer(token)).json() == {"items": [], "next_cursor": None}
+        assert c.get(f"/avatar/user/{uid}", headers=bearer(token)).json() == []
         assert "may not act on user" in _problem(c.get(f"/avatar/user/{other}", headers=bearer(token)), 403)["detail"]
         _problem(c.post("/avatar/generate", json=_generate(other), headers=bearer(token)), 403)
         _problem(c.get("/usage", headers=bearer(token)), 403)
@@ -89,8 +89,9 @@ def test_generate_signed_url_then_cached(serve_settings, live, auth_env, openai_
         again = c.post("/avatar/generate", json=_generate(uid)).json()
         assert again["cached"] is True and again["cost"] == 0 and again["avatar_id"] == made["avatar_id"]
         page = c.get(f"/avatar/user/{uid}").json()
-        assert [a["avatar_id"] for a in page["items"]] == [made["avatar_id"]]
-        assert "X-Goog-Signature=" in page["items"][0]["image_url"] and page["items"][0]["evolution_stage"] == "month"
+        assert [a["avatar_id"] for a in page] == [made["avatar_id"]]
+        assert "X-Goog-Signature=" in page[0]["image_url"] and page[0]["evolution_stage"] == "month"
+        assert page[0]["generation_time"] > 0
     assert len(openai_env.ledger) == 1
 
 
@@ -202,7 +203,15 @@ def test_photo_upload_limits_and_trilogy(serve_settings, live, auth_env, openai_
         _problem(c.post("/avatar/generate", content=padded, headers={"content-type": "application/json"}), 413)
         notimage = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("p.txt", b"hello")})
         assert "PNG, JPEG or WebP" in _problem(notimage, 422)["fix"]
-        made = c.post("/avatar/trilogy", data={"user_id": uid}, files={"photo": ("me.png", _png(64), "image/png")})
+        photo = {"photo": ("me.png", _png(64), "image/png")}
+        # no consent on record: refused (403, naming the call that records it), nothing billed
+        refused = _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files=photo), 403)
+        assert "consent" in refused["detail"] and f"/users/{uid}/consent" in refused["fix"]
+        assert len(openai_env.ledger) == 0
+        agreed = c.post(f"/users/{uid}/consent", json={"scope": "photo", "granted": True, "terms_version": "v3"})
+        assert agreed.status_code == 200, agreed.text
+        assert agreed.json()["recorded_by"] == "app" and agreed.json()["terms_version"] == "v3"
+        made = c.post("/avatar/trilogy", data={"user_id": uid}, files=photo)
         assert made.status_code == 200, made.text
         avatars = made.json()["avatars"]
         assert len(avatars) == 3 and all("X-Goog-Signature=" in a["image_url"] for a in avatars)

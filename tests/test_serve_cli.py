@@ -61,7 +61,7 @@ class Served:
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
         cmd = [sys.executable, "-m", "mirror_cli", "serve", "--firebase-project", "demo-mirror-port", *args]
-        full_env = {**os.environ, "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9", **env}
+        full_env = {**os.environ, "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9", "MIRROR_AUTH_EMULATOR": "1", **env}
         self.log = tmp_path / "serve.log"
         self.proc = subprocess.Popen(
             cmd, cwd=tmp_path, env=full_env, stdout=subprocess.DEVNULL, stderr=self.log.open("w")

@@ -61,6 +61,14 @@ def evolve(
         str | None,
         option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
     ] = None,
+    override_canary: Annotated[
+        bool,
+        option(
+            "--override-canary",
+            help="With --due: go ahead although the model, style or renderer changed without a passing "
+            "'mirror canary' (users' faces may change overnight).",
+        ),
+    ] = False,
     via: ViaOpt = "sync",
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -81,21 +89,11 @@ def evolve(
             shard=Shard.parse(shard) if due else None,
             resume=resume,
             any_hour=any_hour,
+            override_canary=override_canary,
         )
 
     if enqueue:
-        from ..errors import ExitCode
-
-        if not due or dry_run:
-            edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
-        published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
-
-        def told() -> None:
-            from .. import console
-
-            console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
-
-        edge.emit({"published": published}, items=[], human=told)
+        _enqueue(edge, due and not dry_run, shard, any_hour)
         return
     edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
@@ -108,3 +106,20 @@ def evolve(
 
         edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
     render_report(result, edge, title="evolve", batch=due, report_file=report)
+
+
+def _enqueue(edge: Edge, with_due: bool, shard: str | None, any_hour: bool) -> None:
+    """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
+    from ..core import Shard
+    from ..errors import ExitCode
+
+    if not with_due:
+        edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+    published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
+
+    def told() -> None:
+        from .. import console
+
+        console.info(f"evolve: {published} due job(s) published to the queue for `mirror worker`.")
+
+    edge.emit({"published": published}, items=[], human=told)

@@ -62,12 +62,7 @@ def usage(
 
         edge.guard(lambda: write_chart(figures.days, targets, chart, title))
     if as_csv and not as_json:
-        rows = figures.days if by == "day" else [flat]
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(list(rows[0]) if rows else ["day"])
-        writer.writerows(list(r.values()) for r in rows)
-        sys.stdout.write(buf.getvalue())
+        _write_csv(figures.days if by == "day" else [flat])
         return
 
     def human() -> None:
@@ -75,19 +70,7 @@ def usage(
 
         shown = {k: v for k, v in flat.items() if k not in ("period", "start", "end") and (k != "user" or v)}
         console.key_values(title, [(units.label(k, shown), units.figure(k, v)) for k, v in shown.items()])
-        console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
-        if by == "day":
-            console.table(
-                "per day",
-                ["day", "paid", "success", "p95", "compliance", "cache hits", "fallbacks", "cost"],
-                day_rows(figures.days),
-            )
-            if figures.days:
-                from ..charts import terminal_chart
-
-                sys.stdout.write(edge.guard(lambda: terminal_chart(figures.days, targets)) + "\n")
-        if chart is not None:
-            console.info(f"chart: {chart}")
+        _show_kpis(edge, figures, targets, by_day=by == "day", chart=chart)
         console.table(
             "store operations today vs the Firebase free tier",
             ["operation", "today", "free tier", "headroom"],
@@ -108,6 +91,33 @@ def usage(
             console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
+
+
+def _write_csv(rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(list(rows[0]) if rows else ["day"])
+    writer.writerows(list(r.values()) for r in rows)
+    sys.stdout.write(buf.getvalue())
+
+
+def _show_kpis(edge: Edge, figures: Any, targets: Any, *, by_day: bool, chart: Path | None) -> None:
+    """The KPI table; with --by day the per-day table and the terminal chart."""
+    from .. import console
+
+    console.table("KPIs against their targets", ["KPI", "value", "target", ""], kpi_rows(figures.kpis))
+    if by_day:
+        console.table(
+            "per day",
+            ["day", "paid", "success", "p95", "compliance", "cache hits", "fallbacks", "cost"],
+            day_rows(figures.days),
+        )
+        if figures.days:
+            from ..charts import terminal_chart
+
+            sys.stdout.write(edge.guard(lambda: terminal_chart(figures.days, targets)) + "\n")
+    if chart is not None:
+        console.info(f"chart: {chart}")
 
 
 def _shown(value: float | None, unit: str) -> str:

@@ -189,3 +189,48 @@ def set_timezone(
             f"({out['next_window_opens']})"
         ),
     )
+
+
+@app.command("consent", cls=MirrorCommand)
+@with_store_settings
+def consent(
+    flags: dict[str, Any],
+    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    photo: Annotated[bool, option("--photo", help="Consent to the use of their photo (the trilogy).")] = False,
+    generation: Annotated[bool, option("--generation", help="Consent to avatar generation itself.")] = False,
+    withdraw: Annotated[bool, option("--withdraw", help="Record that the user withdrew this consent.")] = False,
+    terms: Annotated[str, option("--terms", metavar="VERSION", help="The version of the terms agreed to.")] = "v1",
+    by: Annotated[
+        str | None, option("--by", metavar="NAME", help="Who records it (default: the operator's login name).")
+    ] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Record that a user agreed to (or, with --withdraw, no longer agrees to) the use of their
+    photo or avatar generation, with the terms' version; a photo is refused without it."""
+    import getpass
+
+    from ..errors import ExitCode
+
+    edge = Edge(flags, as_json, debug)
+    if photo == generation:
+        edge.fail(
+            "UsageError",
+            "Pass exactly one of --photo or --generation.",
+            "e.g. mirror users consent --user u1 --photo --terms v1",
+            ExitCode.USAGE,
+        )
+    scope = "photo" if photo else "generation"
+    who = f"operator:{(by or getpass.getuser())[:60]}"
+
+    def call(core: Any) -> dict[str, Any]:
+        persona = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
+        return {"user": user, "scope": scope, **persona.consent[scope].model_dump(mode="json")}
+
+    out = edge.run(call)
+    state = "withdrawn" if withdraw else "granted"
+    edge.emit(
+        out,
+        items=[],
+        human=lambda: typer.echo(f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"),
+    )

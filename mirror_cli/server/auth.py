@@ -56,6 +56,54 @@ def emulator_host() -> str | None:
     return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CLOCK_SKEW_S = 300  # tokens issued up to five minutes "in the future" (clock drift) are accepted
+
+
+def check_emulator(host: str | None, settings: Settings) -> None:
+    """Fail closed: unsigned emulator tokens only when explicitly allowed, never in production,
+    and only from an emulator on this machine. One stray variable in a deploy stops the server."""
+    if host is None:
+        return
+    if settings.environment == "production":
+        raise ConfigError(
+            "FIREBASE_AUTH_EMULATOR_HOST is set while the settings say environment: production; "
+            "the emulator accepts unsigned tokens, so anyone could sign in.",
+            "Unset FIREBASE_AUTH_EMULATOR_HOST in production.",
+        )
+    if not settings.auth_emulator:
+        raise ConfigError(
+            "FIREBASE_AUTH_EMULATOR_HOST is set, but accepting the emulator's unsigned tokens was not allowed.",
+            "Unset FIREBASE_AUTH_EMULATOR_HOST, or for local development allow it explicitly with "
+            "MIRROR_AUTH_EMULATOR=1 (refused in production).",
+        )
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    if name not in LOOPBACK:
+        raise ConfigError(
+            f"FIREBASE_AUTH_EMULATOR_HOST names {host!r}, not an emulator on this machine.",
+            "Run the Auth emulator on 127.0.0.1 (or localhost) and point the variable there.",
+        )
+
+
+def check_claims(claims: dict[str, Any], project: str, now: float) -> None:
+    """Our own checks of a verified token (firebase-admin skips some against the emulator)."""
+    expired = "The ID token has expired.", "Refresh the ID token (getIdToken(true)) and retry."
+    invalid = (
+        "The ID token is not a valid Firebase ID token for this project.",
+        "Send the ID token of a user signed in to this project's Firebase Auth.",
+    )
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
+        raise unauthorized(*expired)
+    if not isinstance(iat, int | float) or isinstance(iat, bool) or iat > now + CLOCK_SKEW_S or iat > exp:
+        raise unauthorized(*invalid)
+    if claims.get("aud") != project or claims.get("iss") != f"https://securetoken.google.com/{project}":
+        raise unauthorized(*invalid)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 0 < len(sub) <= 128 or claims.get("uid", sub) != sub:
+        raise unauthorized(*invalid)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         try:
@@ -69,12 +117,7 @@ class TokenVerifier:
             ) from exc
         self.check_revoked = settings.auth_check_revoked
         self.emulator = emulator_host()
-        if self.emulator and settings.environment == "production":
-            raise ConfigError(
-                "FIREBASE_AUTH_EMULATOR_HOST is set while the settings say environment: production; "
-                "the emulator accepts unsigned tokens, so anyone could sign in.",
-                "Unset FIREBASE_AUTH_EMULATOR_HOST in production (or set MIRROR_ENVIRONMENT=development).",
-            )
+        check_emulator(self.emulator, settings)
         project = (
             settings.firebase_project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
         )
@@ -179,8 +222,7 @@ class TokenVerifier:
                 "Try again shortly.",
                 retry_after_s=10,
             ) from None
-        # firebase-admin checks the expiry of signed tokens only: against the Auth emulator an
-        # expired token would pass, so the expiry is checked here for both.
-        if float(claims.get("exp", 0)) <= time.time():
-            raise unauthorized("The ID token has expired.", "Refresh the ID token (getIdToken(true)) and retry.")
+        # firebase-admin checks signed tokens only: against the Auth emulator an expired token, or
+        # one for another project, would pass; exp, iat, aud, iss and sub are checked here for both.
+        check_claims(claims, self.project, time.time())
         return claims

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import (
     ConfigError,
+    ConsentError,
     InvalidUserIdError,
     MirrorError,
     NotFoundError,
@@ -83,6 +84,7 @@ _STATUS: list[tuple[type[MirrorError], int, str]] = [
     (NotFoundError, 404, "Not found"),
     (InvalidUserIdError, 422, "Invalid user id"),
     (PhotoError, 422, "Photo refused"),
+    (ConsentError, 403, "Consent required"),
     (UsageError, 400, "Bad request"),
     (RunStoppedError, 503, "Generation stopped"),
     (StoreError, 503, "Store unavailable"),
@@ -129,6 +131,7 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, expired or revoked ID token",
     403: "The signed-in user may not act on this user id",
     404: "Not found",
+    409: "The signed-in user has no profile yet: create it with PUT /api/v1/users/{id}",
     413: "Request body or upload too large",
     415: "Unsupported media type",
     422: "Invalid request",

@@ -19,8 +19,8 @@ from typing import Any
 from ..clock import wall_clock
 from ..core import Mirror
 from ..errors import MirrorError, PhotoError, UnknownUserError
+from ..jobs import Outcome, RunReport
 from ..models import Progress
-from ..pipeline import Outcome, RunReport
 from ..planner import OK_STATUSES
 from .auth import Caller, TokenVerifier
 from .durable import DurableJobs
@@ -264,6 +264,7 @@ class Service:
                     "created_at": r.created_at.astimezone(UTC).isoformat(),
                     "cached": False,
                     "ithere_message": r.message,
+                    "generation_time": round(r.timings.total_s or 0.0, 3) if r.timings else 0.0,
                 }
                 for r in page
             ],

@@ -7,14 +7,15 @@ The progress is not part of the profile: the app sends it with each generate/evo
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures, whose
 # dependency aliases are local to ``users_router``.
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from ..errors import UsageError
-from ..models import Appearance, FacialHair, Glasses, HairColor, HairStyle, Persona, SkinTone, Voice
+from ..models import Appearance, ConsentScope, FacialHair, Glasses, HairColor, HairStyle, Persona, SkinTone, Voice
 from ..profiles import ProfileUpdate, check_zone, save_profile
 from .auth import Caller, forbid
 from .problems import ProblemError, openapi_responses
@@ -111,6 +112,21 @@ def profile_required(uid: str) -> ProblemError:
     )
 
 
+class ConsentBody(BaseModel):
+    scope: ConsentScope = Field(description="What the user agrees to: their photo (trilogy) or generation.")
+    granted: StrictBool = Field(description="true: agreed; false: withdrawn (future use is refused).")
+    terms_version: str = Field(pattern=r"^[A-Za-z0-9._-]{1,40}$", description="The version of the terms shown.")
+
+
+class ConsentAnswer(BaseModel):
+    user_id: str
+    scope: ConsentScope
+    granted: bool
+    at: datetime
+    terms_version: str
+    recorded_by: str
+
+
 def users_router(auth: Any) -> APIRouter:
     """``auth``: the dependency that verifies the caller (shared with the other routers)."""
     router = APIRouter()
@@ -150,5 +166,25 @@ def users_router(auth: Any) -> APIRouter:
                 f"Create it with PUT /api/v1/users/{user_id}.",
             )
         return Profile.of(persona, False)
+
+    @router.post(
+        "/users/{user_id}/consent",
+        response_model=ConsentAnswer,
+        responses=openapi_responses(401, 403, 404, 422, 429, 503),
+        summary="Record the signed-in user's consent (or its withdrawal) to the use of their photo or to generation",
+    )
+    async def post_consent(user_id: UserId, body: ConsentBody, who: Auth, request: Request) -> Any:
+        forbid(who, user_id)
+        core = request.app.state.service.core
+        by = "app" if who.uid == user_id else "admin"
+        persona = await core.store_calls(
+            core.record_consent,
+            user_id,
+            body.scope,
+            granted=body.granted,
+            terms_version=body.terms_version,
+            recorded_by=by,
+        )
+        return ConsentAnswer(user_id=user_id, scope=body.scope, **persona.consent[body.scope].model_dump())
 
     return router

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..jobs import Outcome, RunReport
     from ..models import ImageResult
-    from ..pipeline import Outcome, RunReport
 
 
 class Sink(Protocol):

@@ -1,0 +1,66 @@
+"""Consent: what a user agreed to, recorded on their profile, and the check that refuses a use of
+their data without it — before anything is uploaded or paid.
+
+Scopes: ``photo`` (a photo sent for the trilogy) and ``generation`` (avatar generation itself,
+recorded for operators whose terms ask for it). The app records a user's own choice through
+``POST /api/v1/users/{id}/consent``; operators with ``mirror users consent``. Firestore rules
+never let a client write the field directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from .errors import ConsentError, UnknownUserError, UsageError
+from .models import ConsentRecord, ConsentScope, Persona, validate_user_id
+from .stores.base import Store
+
+TERMS_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+
+
+def record_consent(
+    store: Store,
+    uid: str,
+    scope: ConsentScope,
+    *,
+    granted: bool,
+    terms_version: str,
+    recorded_by: str,
+    now: Callable[[], datetime],
+) -> Persona:
+    """Record (or withdraw) ``scope`` for ``uid``; returns the updated profile."""
+    if not TERMS_RE.fullmatch(terms_version):
+        raise UsageError(
+            f"Terms version {terms_version[:60]!r} is not a version name.",
+            "Use 1-40 letters, digits, '.', '_' or '-', e.g. v1 or 2026-11.",
+        )
+    persona = store.get_user(validate_user_id(uid))
+    if persona is None:
+        raise UnknownUserError(
+            f"User {uid!r} is not in the store.",
+            "Create the user first ('mirror users import', or PUT /api/v1/users/{id} from the app).",
+        )
+    record = ConsentRecord(granted=granted, at=now(), terms_version=terms_version, recorded_by=recorded_by)
+    updated = persona.model_copy(update={"consent": {**persona.consent, scope: record}})
+    store.put_user(updated)
+    return updated
+
+
+def has_consent(persona: Persona, scope: ConsentScope) -> bool:
+    record = persona.consent.get(scope)
+    return record is not None and record.granted
+
+
+def require_consent(persona: Persona, scope: ConsentScope) -> None:
+    """Refuse a use of ``persona``'s data that is not covered by a current consent."""
+    if has_consent(persona, scope):
+        return
+    record = persona.consent.get(scope)
+    state = "withdrew consent" if record is not None else "has not consented"
+    raise ConsentError(
+        f"User {persona.id!r} {state} to the use of their {scope}; nothing was uploaded or paid.",
+        f"Record the user's consent first: in the app (POST /api/v1/users/{persona.id}/consent) or "
+        f"'mirror users consent --user {persona.id} --{scope}' once they have agreed.",
+    )

@@ -1,0 +1,116 @@
+"""The paid operations: one stage for users, the next stages of one user or of everyone due,
+and the trilogy. Each plans its jobs and hands them to ``runs.execute``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ..consent import require_consent
+from ..errors import UsageError
+from ..imaging import Photo, intake_photo, intake_photo_bytes
+from ..models import validate_user_id
+from ..pipeline import JobSpec, RunReport
+from ..wiring import Wiring
+from .due import evolve_specs, nightly_tick, plan_tick
+from .runs import execute, start_run
+from .shards import Shard
+from .users import persona, user_ids
+
+
+async def generate(
+    w: Wiring,
+    users: list[str] | None,
+    target: str,
+    *,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    shard: Shard | None = None,
+    resume: str | None = None,
+    regenerate: bool = False,
+) -> RunReport:
+    """``regenerate``: one more paid image of a target each user already has (a person asked
+    for it; limits.regenerations_per_target bounds it). Otherwise a target a user already has
+    with the same look is served as it is, whatever their progress says now."""
+    w.estimating = w.estimating or dry_run
+    target = w.configs.stages.parse_target(target)
+    batch = users is None
+    uids = list(user_ids(w, shard)) if batch else [validate_user_id(u) for u in users or []]
+    personas = [await w.store_calls(persona, w, u) for u in uids]
+    if regenerate and batch:
+        raise UsageError("Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate.")
+    if regenerate and not dry_run:  # refused before anything runs (the limit, nothing to redo)
+        planner = w.planner()
+        for p in personas:
+            await w.store_calls(planner.check_regeneration, p, target)
+    specs = [JobSpec(p, p.progress, target, regenerate=regenerate) for p in personas]
+    run = None
+    if batch and not dry_run:
+        run = start_run(w, "generate", {"target": target, "all": True}, resume)
+    return await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+
+
+async def trilogy(
+    w: Wiring, uid: str, photo: Path | bytes | None = None, *, dry_run: bool = False, max_cost: float | None = None
+) -> RunReport:
+    """``photo``: a file (the CLI) or the bytes of an upload (the server), through the same intake."""
+    w.estimating = w.estimating or dry_run
+    who = await w.store_calls(persona, w, uid)
+    limits = w.configs.limits.photo
+    pic: Photo | None = None
+    if isinstance(photo, bytes):
+        pic = await asyncio.to_thread(intake_photo_bytes, photo, limits)
+    elif photo is not None:
+        pic = await asyncio.to_thread(intake_photo, photo, limits)
+    if pic is not None:
+        require_consent(who, "photo")  # a photo checked here never leaves without consent
+    specs = [JobSpec(who, who.progress, kind, pic) for kind in w.configs.stages.trilogy]
+    return await execute(w, specs, dry_run=dry_run, max_cost=max_cost)
+
+
+async def evolve(
+    w: Wiring,
+    uid: str | None,
+    *,
+    due: bool = False,
+    to: str | None = None,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    shard: Shard | None = None,
+    resume: str | None = None,
+    any_hour: bool = False,
+    override_canary: bool = False,
+) -> RunReport:
+    """``due``: one nightly tick, serving the due users inside their local window (every due
+    user with ``any_hour``). A tick whose model, style or renderer changed since the last one
+    needs a passing canary (mirror_cli/canary.py) or ``override_canary``."""
+    w.estimating = w.estimating or dry_run
+    if not due and uid is None:
+        raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
+    if due and to:
+        raise UsageError("--to cannot be combined with --due.", "Force a stage for one user at a time.")
+    if any_hour and not due:
+        raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
+    plan = None
+    fingerprint: dict[str, Any] | None = None
+    if due and not dry_run:
+        from ..canary import nightly_guard
+
+        fingerprint = await w.store_calls(nightly_guard, w, override_canary)
+    if due:
+        plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
+        specs = plan.specs
+    else:
+        who = await w.store_calls(persona, w, uid or "")
+        specs = await w.store_calls(evolve_specs, w, who, to)
+    run = None
+    if due and not dry_run:
+        params = {"due": True, "any_hour": any_hour, "fingerprint": fingerprint, "override_canary": override_canary}
+        run = start_run(w, "evolve", params, resume)
+    report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+    if plan is not None:
+        if not dry_run:
+            await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)
+        report.tick = plan.summary(None if dry_run else report.outcomes)
+    return report
