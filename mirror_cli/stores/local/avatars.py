@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...errors import StoreError
 from ...models import AvatarRecord, validate_user_id
+from ..base import missing_image
 from .db import LocalDb
 from .forget import refuse_erased
 from .schema import iso, timing_values
@@ -47,7 +48,10 @@ class Avatars(LocalDb):
 
     def read_image(self, ref: str) -> bytes:
         self._count("reads")
-        return self._path(ref).read_bytes()
+        try:
+            return self._path(ref).read_bytes()
+        except FileNotFoundError as exc:  # one missing file is its user's, not an outage
+            raise missing_image(ref) from exc
 
     def image_url(self, ref: str) -> str:
         return self._path(ref).as_uri()
