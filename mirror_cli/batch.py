@@ -20,6 +20,8 @@ from .stores.base import JobState, RunInfo
 
 if TYPE_CHECKING:
     from .models import Persona
+    from .planner import Job
+    from .stores.base import Reservation
 
 
 class BatchRunner:
@@ -88,23 +90,7 @@ class BatchRunner:
                     prepared.reason,
                 )
                 continue
-            # claimed until collected: no other run, shard or process buys it meanwhile
-            claimed = await self.p.io(
-                self.p.store.claim,
-                self.p.life.claims.new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
-                self.p.wall(),
-                None,
-            )
-            if not claimed.acquired:
-                if prepared is not None:
-                    await self.p.io(self.p.store.release, prepared)
-                holder = claimed.current.owner if claimed.current else "?"
-                reason = f"in flight elsewhere ({holder}); not bought twice"
-                report.outcomes.append(
-                    Outcome(job.user_id, job.target, "failed", reason=reason, request_key=job.request_key)
-                )
-                run.params.setdefault("failed", []).append(job.job_id)
-                await self._state(run, job.job_id, job.user_id, job.target, "failed", job.request_key, reason)
+            if not await self._claim(run, job, prepared, report):
                 continue
             custom_id = f"{job.job_id}#{attempt}"
             endpoint, line = await self.provider.line(custom_id, job.request)
@@ -136,6 +122,26 @@ class BatchRunner:
         run.state = "submitted" if lines else run.state
         await self.p.io(self.p.store.update_run, run)
         return report
+
+    async def _claim(self, run: RunInfo, job: Job, prepared: Reservation | None, report: RunReport) -> bool:
+        """Claimed until collected: no other run, shard or process buys it meanwhile. Held
+        elsewhere: the job fails for this run (its reservation released)."""
+        claimed = await self.p.io(
+            self.p.store.claim,
+            self.p.life.claims.new_claim(job, self.p.configs.limits.claims.batch_lease_s, owner=self.owner(run)),
+            self.p.wall(),
+            None,
+        )
+        if claimed.acquired:
+            return True
+        if prepared is not None:
+            await self.p.io(self.p.store.release, prepared)
+        holder = claimed.current.owner if claimed.current else "?"
+        reason = f"in flight elsewhere ({holder}); not bought twice"
+        report.outcomes.append(Outcome(job.user_id, job.target, "failed", reason=reason, request_key=job.request_key))
+        run.params.setdefault("failed", []).append(job.job_id)
+        await self._state(run, job.job_id, job.user_id, job.target, "failed", job.request_key, reason)
+        return False
 
     @staticmethod
     def owner(run: RunInfo) -> str:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
-from .models import Persona, Strict, Voice
+from .errors import ConfigError, UsageError
+from .models import Persona, Voice
+from .models import StrictConfig as Strict
 from .stages import STAGE_ORDER, TRILOGY_KINDS, StageDef, StageTable, canonical_name
 from .telemetry.config import AlertsConfig, TargetsConfig
 from .yamlfile import load_yaml_model
@@ -243,12 +244,17 @@ class StagesConfig(Strict):
 
 
 class Prices(Strict):
-    """USD per 1M tokens."""
+    """USD per 1M tokens: all zero for a free renderer, else every one positive. ``text_out``
+    is left out by models that bill no text output."""
 
     text_in: float = Field(ge=0)
     image_in: float = Field(ge=0)
     image_out: float = Field(ge=0)
-    text_out: float = Field(0.0, ge=0)
+    text_out: float | None = Field(None, ge=0)
+
+    @property
+    def free(self) -> bool:
+        return self.text_in == self.image_in == self.image_out == (self.text_out or 0) == 0
 
 
 class Capabilities(Strict):
@@ -264,9 +270,9 @@ class ModelEntry(Strict):
     provider: str
     snapshot: str
     prices: Prices
-    batch_discount: float = Field(0.5, ge=0, le=1)
+    batch_discount: float = Field(0.5, gt=0, le=1)
     # Output price per image (USD) by quality then size: used to estimate before spending.
-    per_image: dict[str, dict[str, float]] = Field(default_factory=dict)
+    per_image: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = Field(default_factory=dict)
     prompt_tokens_estimate: int = Field(400, ge=0)
     reference_image_tokens: int = Field(0, ge=0)
     sizes: list[str] | Literal["flexible"] = Field(default_factory=lambda: ["1024x1024"])
@@ -276,7 +282,7 @@ class ModelEntry(Strict):
     replacements: list[str] = Field(default_factory=list)
     notes: str | None = None
     # Request timeout (s) by quality for a 1024x1024 image; larger sizes scale with their pixels.
-    timeout_s: dict[str, float] = Field(
+    timeout_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {
             "low": 90.0,
             "medium": 150.0,
@@ -286,6 +292,19 @@ class ModelEntry(Strict):
             "max": 600.0,
         }
     )
+
+    @model_validator(mode="after")
+    def _prices_cannot_overspend(self) -> ModelEntry:
+        """A paid model's every price is positive (finite: NaN and infinity are refused above):
+        a zero or negative price would let an image past every budget at an estimate of 0."""
+        if self.prices.free and self.provider == "local":
+            return self
+        zero = [k for k, v in self.prices.model_dump().items() if v is not None and v <= 0]
+        if zero:
+            raise ValueError(f"prices.{zero[0]} must be greater than 0 for a paid model (only 'local' is free)")
+        if not self.per_image:
+            raise ValueError("per_image must list the price of an image for a paid model")
+        return self
 
     def lifecycle(self, on: date, warn_days: int = 60) -> Literal["active", "retiring", "shut_down"]:
         """Where the model stands on day ``on`` (the core's clock): shut down on or after its
@@ -517,13 +536,19 @@ class ConfigSet:
             canonical_name(stage, self.stages.names)
 
 
-def load_personas(paths: Sequence[Path]) -> dict[str, Persona]:
-    """Persona YAML files, keyed by id; ids must be unique."""
+def load_personas(paths: Sequence[Path], *, user_files: bool = True) -> dict[str, Persona]:
+    """Persona YAML files, keyed by id; ids must be unique. In a user's own files an unsafe id or
+    a bad number is their input (UsageError, exit 2); a file that cannot be read stays a ConfigError."""
     out: dict[str, Persona] = {}
     for path in paths:
-        persona = load_yaml_model(path, Persona)
+        try:
+            persona = load_yaml_model(path, Persona)
+        except ConfigError as exc:
+            if user_files and isinstance(exc.__cause__, ValidationError):
+                raise UsageError(exc.message, exc.hint) from exc
+            raise
         if persona.id in out:
-            raise ConfigError(
+            raise (UsageError if user_files else ConfigError)(
                 f"{path}: persona id {persona.id!r} is also used by another file.",
                 "Give every persona a unique id.",
             )
@@ -535,4 +560,4 @@ def example_personas() -> dict[str, Persona]:
     """The example personas shipped with the package (demo data: imported only on request)."""
     from .resources import examples_dir
 
-    return load_personas(sorted(examples_dir().glob("*.yaml")))
+    return load_personas(sorted(examples_dir().glob("*.yaml")), user_files=False)

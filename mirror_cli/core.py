@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from .erasure import erase_user
 from .usecases import doctor as checks
 from .usecases import due, fallback_sets, generation, reports
 from .usecases import runs as run_cases
@@ -45,6 +46,7 @@ class Mirror(Wiring):
     import_examples = user_cases.import_examples
     set_timezone = user_cases.set_timezone
     record_consent = user_cases.record_consent
+    erase_user = erase_user
 
     # paid operations: async, and their synchronous twins
     agenerate = generation.generate

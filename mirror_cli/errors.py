@@ -69,6 +69,11 @@ class UnknownStageError(NotFoundError):
     pass
 
 
+class UserErasedError(NotFoundError):
+    """A write for a user who was erased (mirror_cli/erasure.py): refused, so a late job, batch
+    result or request never re-creates them."""
+
+
 class InvalidUserIdError(UsageError):
     pass
 

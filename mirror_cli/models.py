@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -71,6 +71,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StrictConfig(BaseModel):
+    """A config file's model: unknown fields refused, numbers are numbers (never a string that
+    looks like one), and never NaN or infinite."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
 class Appearance(Strict):
     skin: SkinTone = "medium"
     hair_style: HairStyle = "shortFlat"
@@ -91,8 +98,9 @@ class Progress(Strict):
     active_days: int = Field(0, ge=0, le=100_000)
     goals_completed: int = Field(0, ge=0, le=100_000)
     major_achievement: str | None = Field(None, max_length=500)
-    achievement_areas: list[str] = Field(default_factory=list, max_length=20)
-    discovered_traits: list[str] = Field(default_factory=list, max_length=20)
+    # at most 20 of them, each at most 100 characters (firestore.rules checks the same, element by element)
+    achievement_areas: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
+    discovered_traits: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
     updated_at: datetime | None = None
 
 
@@ -263,6 +271,7 @@ LedgerKind = Literal[
     "degraded",
     "may_have_billed",
     "alert",  # a threshold crossed (budget, failure rate): its event id makes it fire once
+    "skipped",  # a user left out of a run for a reason of their own (a profile that does not validate)
 ]
 
 

@@ -12,7 +12,7 @@ from .config import ConfigSet, ModelEntry
 from .errors import ConfigError, RunStoppedError, UsageError
 from .imaging import Photo
 from .models import AvatarRecord, ImageRequest, Persona, Progress, Reference
-from .pricing import estimate, output_tokens_estimate
+from .pricing import estimate, output_tokens_estimate, per_image_output
 from .providers.base import ImageProvider
 from .stores.base import Store
 
@@ -193,6 +193,7 @@ class Planner:
             self._check_flexible_size(self.size)
         elif self.size not in e.sizes:
             raise UsageError(f"Size {self.size!r} is not offered by {name}.", f"Use one of: {', '.join(e.sizes)}.")
+        per_image_output(e, self.quality, self.size)  # a paid model without a price is refused now
 
     @staticmethod
     def _check_flexible_size(size: str) -> None:

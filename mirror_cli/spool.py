@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .errors import StoreError
 from .models import ImageResult, TokenUsage
 
 SUFFIX = ".spool"
+DAMAGED = ".damaged-"  # <key>.spool.damaged-<nonce>: an unreadable entry, set aside for a person
+log = logging.getLogger("mirror.spool")
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -63,9 +66,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass
+class SetAside:
+    """A damaged entry moved out of the way: where it went, why, and what its header said (if
+    anything could be read), so that its spend can be booked before the image is bought again."""
+
+    path: Path
+    reason: str
+    meta: dict[str, Any]
+
+
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._set_aside: dict[tuple[str, str], SetAside] = {}
 
     def _path(self, uid: str, key: str) -> Path:
         return self.root / uid / f"{key}{SUFFIX}"
@@ -107,23 +121,50 @@ class Spool:
         head, _, data = raw.partition(b"\n")
         try:
             meta = json.loads(head)
+            if not isinstance(meta, dict):
+                raise ValueError("the header is not an object")
         except ValueError:
-            return None  # not written by this tool (a rename is atomic): leave it for a person
+            return self._damaged(uid, key, path, "its header is not readable", {})
         if meta.get("state") == "gate_retry":
             return Spooled(None, meta)
         if len(data) != meta.get("image_bytes", -1):
-            return None
-        result = ImageResult(
-            data=data,
-            mime=meta["mime"],
-            usage=TokenUsage(**meta["usage"]),
-            cost_usd=meta["cost_usd"],
-            request_id=meta.get("request_id"),
-            provider=meta["provider"],
-            model=meta["model"],
-            latency_s=meta.get("latency_s", 0.0),
-        )
+            return self._damaged(
+                uid, key, path, f"{len(data)} image bytes where {meta.get('image_bytes')} were written", meta
+            )
+        try:
+            result = ImageResult(
+                data=data,
+                mime=meta["mime"],
+                usage=TokenUsage(**meta["usage"]),
+                cost_usd=meta["cost_usd"],
+                request_id=meta.get("request_id"),
+                provider=meta["provider"],
+                model=meta["model"],
+                latency_s=meta.get("latency_s", 0.0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._damaged(uid, key, path, f"its header is incomplete ({type(exc).__name__}: {exc})", meta)
         return Spooled(result, meta)
+
+    def _damaged(self, uid: str, key: str, path: Path, reason: str, meta: dict[str, Any]) -> Spooled | None:
+        """Never overwrite a paid image we cannot read: move it aside (a person may recover it),
+        say so, and remember it so the job books its spend before buying the image again."""
+        dest = path.with_name(f"{path.name}{DAMAGED}{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(path, dest)
+        except FileNotFoundError:
+            return None  # another process set it aside first
+        log.warning("damaged spool entry %s (%s): moved aside to %s", path, reason, dest)
+        self._set_aside[(uid, key)] = SetAside(dest, reason, meta)
+        return None
+
+    def take_set_aside(self, uid: str, key: str) -> SetAside | None:
+        """The entry of this job this process set aside (once: the caller books it)."""
+        return self._set_aside.pop((uid, key), None)
+
+    def damaged(self) -> list[Path]:
+        """Every damaged entry set aside, for `doctor` (and a person) to see."""
+        return sorted(self.root.glob(f"*/*{SUFFIX}{DAMAGED}*")) if self.root.exists() else []
 
     def remove(self, uid: str, key: str) -> None:
         self._path(uid, key).unlink(missing_ok=True)

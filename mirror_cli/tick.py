@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .nightly import Window, epoch, zone
-from .stores.base import SHARD_BUCKETS, DueQuery, ProfileStore
+from .stores.base import SHARD_BUCKETS, DueQuery, ProfileStore, UnreadableProfile
 
 if TYPE_CHECKING:
     from .models import Persona
@@ -45,6 +45,7 @@ class TickPlan:
     due: int = 0  # due users whose window had opened (what the tick read)
     rescheduled: int = 0  # due, their window passed unserved: moved to the next night's
     zones: dict[str, ZoneInfo] = field(default_factory=dict)  # the users planned (in window)
+    skipped: dict[str, str] = field(default_factory=dict)  # due users left out, with the reason
 
     @property
     def in_window(self) -> int:
@@ -70,6 +71,8 @@ class TickPlan:
             "served": served,
             "left": self.in_window - served if outcomes is not None else self.in_window,
             "rescheduled": self.rescheduled,
+            # users left out for a reason of their own (a profile that does not validate), if any
+            **({"skipped": len(self.skipped)} if self.skipped else {}),
         }
 
 
@@ -106,6 +109,9 @@ class NightlyTick:
         queries = [replace(q, opens_by=opens_by) for q in self.queries]
         for persona, rank in self.store.due_users(queries, buckets):
             plan.due += 1
+            if isinstance(persona, UnreadableProfile):  # theirs alone: named, and the night goes on
+                plan.skipped[persona.uid] = persona.reason
+                continue
             tz = self.zone_of(persona)
             if any_hour or self.window.contains(now, tz):
                 plan.zones[persona.id] = tz
@@ -121,10 +127,18 @@ class NightlyTick:
         for uid in plan.served(outcomes):
             self.store.set_next_window(uid, epoch(self.window.after_served(plan.now, plan.zones[uid])))
 
+    def hand_off(self, plan: TickPlan) -> None:
+        """The planned users' jobs went to a job queue (``evolve --due --enqueue``): they are done
+        for the night here (the queue redelivers what fails); a later tick of the same night would
+        only publish them again."""
+        for uid, tz in plan.zones.items():
+            self.store.set_next_window(uid, epoch(self.window.after_served(plan.now, tz)))
+
     def overdue(self, now: datetime, buckets: tuple[int, int] = (0, SHARD_BUCKETS)) -> Iterator[Persona]:
         """Due users whose window ended with no tick serving them nor moving them on (ticks are
         missed or not scheduled): their window opened longer ago than a window lasts (plus the
         hour a fall-back night adds, and the hour until the next tick)."""
         cutoff = epoch(now - self.window.length() - timedelta(hours=2))
         for persona, _ in self.store.due_users([replace(q, opens_by=cutoff) for q in self.queries], buckets):
-            yield persona
+            if not isinstance(persona, UnreadableProfile):
+                yield persona

@@ -57,6 +57,7 @@ async def enqueue_due(core: Mirror, queue: JobQueue, shard: Shard | None = None,
             {"request_key": job.request_key, "job": spec.job_id},
         )
         n += 1
+    await core.store_calls(core.nightly_tick().hand_off, plan)  # published: done for the night
     return n
 
 

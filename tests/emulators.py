@@ -89,7 +89,7 @@ class FirestoreEmulator:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self.wait_ready(timeout=90)
+        self.wait_ready(timeout=240)  # a JVM per test worker on a loaded 2-core machine
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

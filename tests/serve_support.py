@@ -109,6 +109,9 @@ def serve_settings(
             "base_url": openai_env.url,
             "config_dir": make_config_dir(tmp_path, {**SERVE_LIMITS, **(limits or {})}),
             "data_dir": tmp_path / "data",
+            # a test that expects an answer (not 202) waits for it even on a loaded machine;
+            # the 202 path sets a short wait itself
+            "serve_wait_s": 50,  # below the clients' 60 s timeout
             **overrides,
         }
         return load_settings(flags)

@@ -200,3 +200,21 @@ def test_configured_key_of_any_shape_never_appears_in_output_report_or_ledger(tm
     for path in data.rglob("*"):
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("id: ../evil\nname: Evil\n", ["id", "letters"]),
+        ("id: neg\nname: Neg\nprogress:\n  active_days: -3\n", ["active_days", "greater than or equal"]),
+        ("id: huge\nname: Huge\nprogress:\n  active_days: .inf\n", ["active_days"]),
+    ],
+    ids=["unsafe-id", "negative-days", "infinite-days"],
+)
+def test_users_import_bad_values_in_a_users_file_exit_2(tmp_path, body, words):
+    """Unsafe ids and bad numbers in a user's own file are usage errors (exit 2, as documented)."""
+    data = tmp_path / "data"
+    path = tmp_path / "user.yaml"
+    path.write_text(body)
+    result = run(["users", "import", str(path), "--data-dir", str(data)])
+    _assert_refused(result, 2, "user.yaml", *words)

@@ -9,7 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,6 +40,8 @@ def id_token(uid: str, project: str) -> str:
 
 
 def _value(v: Any) -> dict[str, Any]:
+    if isinstance(v, datetime):
+        return {"timestampValue": v.astimezone(UTC).isoformat().replace("+00:00", "Z")}
     if v is None:
         return {"nullValue": None}
     if isinstance(v, bool):
@@ -120,18 +122,19 @@ def seeded(firebase_env, emulators, tmp_path):
             )
         )
     store.flush_ops()  # writes store_ops/{day}
-    store.close()
     host, project = emulators.firestore.host, firebase_env["project"]
-    return {
+    yield {
         "alice": AppClient(host, project, "alice"),
         "bob": AppClient(host, project, "bob"),
         "anonymous": AppClient(host, project, None),
+        "admin": store,
     }
+    store.close()
 
 
 def _progress(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "active_days": 9,
+        "active_days": 4,  # the seeded users are at 3: one more day
         "goals_completed": 2,
         "major_achievement": None,
         "achievement_areas": [],
@@ -219,3 +222,68 @@ def test_nothing_else_is_writable_or_readable_by_clients(seeded):
     ):
         assert alice.create(collection, "alice", {"n": 1}) == DENIED, collection
         assert alice.list("", collection) == DENIED, collection
+
+
+def test_list_elements_and_instants_are_checked_one_by_one(seeded):
+    """The attacks that stopped a nightly run: one bad element, a date that is not one, giant traits."""
+    alice = seeded["alice"]
+    now = "2026-11-27T06:00:00.123Z"
+    good = [
+        _progress(achievement_areas=["health", "career"], discovered_traits=["t" * 100] * 20),
+        _progress(updated_at="2026-11-27T06:00:00.123456+01:00"),
+        _progress(updated_at=datetime.now(UTC)),
+        _progress(updated_at=None),
+    ]
+    for progress in good:
+        assert alice.update("users/alice", {"progress": progress, "updated_at": now}) == OK, progress
+    assert alice.update("users/alice", {"progress": _progress(), "updated_at": datetime.now(UTC)}) == OK
+    bad = [
+        _progress(achievement_areas=[1]),
+        _progress(achievement_areas=["ok", None]),
+        _progress(achievement_areas=["ok"] * 19 + [5]),
+        _progress(discovered_traits=["t" * 101]),
+        _progress(discovered_traits=["x" * 50_000] * 19),
+        _progress(discovered_traits=[{"a": 1}]),
+        _progress(updated_at="not-a-date"),
+        _progress(updated_at="2026-13-01T00:00:00Z"),
+        _progress(updated_at="2026-11-27"),
+        _progress(updated_at=5),
+    ]
+    for progress in bad:
+        assert alice.update("users/alice", {"progress": progress, "updated_at": now}) == DENIED, progress
+    for stamp in ("not-a-date", "2026-11-27T25:00:00Z", "", True):
+        assert alice.update("users/alice", {"progress": _progress(), "updated_at": stamp}) == DENIED, stamp
+
+
+def test_active_days_only_grow_and_no_faster_than_time(seeded):
+    alice, admin = seeded["alice"], seeded["admin"]
+    now = "2026-11-27T06:00:00Z"
+
+    def write(days: int) -> int:
+        return alice.update("users/alice", {"progress": _progress(active_days=days), "updated_at": now})
+
+    assert write(100_000) == DENIED  # the jump that planned the halfYear avatar at once
+    assert write(2) == DENIED  # never down
+    assert write(4) == OK and write(5) == OK and write(5) == OK  # a day (or none) per write
+    assert write(30) == DENIED
+    # the tool's anchor says the user had 5 active days ten days ago: up to 5 + 10 + 1 today
+    anchor = {"active_days": 5, "at": datetime.now(UTC) - timedelta(days=10, minutes=1)}
+    admin.db.collection("users").document("alice").update({"progress_anchor": anchor})
+    assert write(17) == DENIED
+    assert write(16) == OK
+    assert write(15) == DENIED  # and still never down
+    # the anchor is the tool's: the app cannot move it
+    assert alice.update("users/alice", {"progress_anchor": {"active_days": 99_999, "at": now}}) == DENIED
+
+
+def test_a_profile_stays_small_whatever_the_app_writes():
+    """Every field the app may write is bounded: the largest progress the rules accept is a few KB."""
+    largest = _progress(
+        active_days=100_000,
+        goals_completed=100_000,
+        major_achievement="m" * 500,
+        achievement_areas=["a" * 100] * 20,
+        discovered_traits=["t" * 100] * 20,
+    )
+    Progress.model_validate(largest)  # the model takes what the rules let through
+    assert len(json.dumps(largest)) < 6_000

@@ -30,7 +30,11 @@ def shard_args(i: int) -> list[str]:
 def test_eight_shards_write_no_document_more_than_once_a_second(
     firebase_env, emulators, make_core, openai_env, tmp_path
 ):
-    cfg = make_config_dir(tmp_path, {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000})
+    # a request timeout far above any answer's time: a timed-out request is retried and may be
+    # billed twice, which this test (one image per user) is not about
+    retry = {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 120}
+    limits = {"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000, "retry": retry}
+    cfg = make_config_dir(tmp_path, limits)
     core = make_core(examples=False, store="firebase", config_dir=cfg)  # only this test's users
     core.import_users([Persona(id=f"h{i:03d}", name="H") for i in range(USERS)])
     core.close()

@@ -15,7 +15,7 @@ from conftest import make_config_dir
 import mirror_cli.jobs as jobs_pkg
 from mirror_cli.jobs.claims import Acquired, claim_key
 from mirror_cli.jobs.money import Refused
-from mirror_cli.jobs.types import Outcome
+from mirror_cli.jobs.types import Outcome, reservation_info
 from mirror_cli.stores.base import Caps, Claim, Reservation
 
 STEPS = {"claims", "money", "buy", "finish", "cache", "degrade", "states"}
@@ -58,20 +58,40 @@ def test_money_holds_the_run_budget_and_every_cap(paid):
     assert isinstance(fourth, Refused) and fourth.limit == "monthly_budget"
 
 
-def test_a_dead_owners_request_is_booked_once(paid):
+def test_a_dead_owners_request_is_booked_once_per_request_sent(paid):
+    """Recovery and a take-over both see the dead claim: its one request sent is booked once, under
+    the request's id; an owner that died before sending anything booked nothing, and its
+    reservation is released, not settled."""
     core, job = paid
     money = core.pipeline().money
     now = core.now()
-    dead = Claim(claim_key(job.user_id, job.request_key), "gone:1:x", now, now, {"estimate_usd": 0.04, "run_id": "r1"})
+    key = claim_key(job.user_id, job.request_key)
+    sent = {"id": "req1", "estimate_usd": 0.04}
+    dead = Claim(key, "gone:1:x", now, now, {"estimate_usd": 0.04, "run_id": "r1", "sent": sent})
 
-    async def go() -> tuple[float, float]:
-        return await money.book_crashed(dead, job.user_id, job.target, job.request_key), await money.book_crashed(
-            dead, job.user_id, job.target, job.request_key
-        )
+    async def book(claim: Claim, take_over: bool) -> float:
+        return await money.book_crashed(claim, job.user_id, job.target, job.request_key, take_over=take_over)
 
-    assert asyncio.run(go()) == (0.04, 0.0)
+    async def go() -> list[float]:
+        return [await book(dead, False), await book(dead, True)]
+
+    assert asyncio.run(go()) == [0.04, 0.0]
     maybe = [e for e in core.store.events() if e.kind == "may_have_billed"]
     assert [(e.request_key, e.cost_usd, e.run_id) for e in maybe] == [(job.request_key, 0.04, "r1")]
+
+    # the next owner took the claim over and died before its request left: nothing to book
+    money.caps = Caps(None, None, job.estimate_usd * 1.5)
+
+    async def unsent() -> tuple[float, object]:
+        r = await money.reserve(job)
+        assert isinstance(r, Reservation)
+        info = {"estimate_usd": 0.04, "run_id": "r2", "reservation": reservation_info(r)}
+        booked = await book(Claim(key, "gone:2:y", now, now, info), True)
+        return booked, await money.reserve(job)  # the released estimate is free again
+
+    booked, again = asyncio.run(unsent())
+    assert booked == 0.0 and isinstance(again, Reservation)
+    assert len([e for e in core.store.events() if e.kind == "may_have_billed"]) == 1
 
 
 def test_claims_take_over_an_expired_lease_and_wait_for_a_live_one(paid):

@@ -292,7 +292,8 @@ def _other_host(core, key: str, lease_s: float) -> None:
     from mirror_cli.stores.base import Claim
 
     now = datetime.now(UTC)
-    info = {"estimate_usd": 0.0553, "run_id": "elsewhere"}
+    # the other process recorded its request as sent before it left (what recovery books)
+    info = {"estimate_usd": 0.0553, "run_id": "elsewhere", "sent": {"id": "req-elsewhere", "estimate_usd": 0.0553}}
     assert core.store.claim(Claim(key, "otherhost:4242:n0", now + timedelta(seconds=lease_s), now, info), now).acquired
 
 

@@ -386,3 +386,15 @@ def test_a_window_across_midnight_and_the_next_opening():
     assert w.next_open(datetime(2026, 6, 2, 5, tzinfo=UTC), tz) == start  # inside: the current one
     assert w.next_open(datetime(2026, 6, 2, 8, tzinfo=UTC), tz) == datetime(2026, 6, 3, 3, tzinfo=UTC)
     assert w.after_served(datetime(2026, 6, 2, 5, tzinfo=UTC), tz) == datetime(2026, 6, 3, 3, tzinfo=UTC)
+
+
+def test_users_published_to_the_job_queue_are_not_published_again_the_same_night(make_core, small_configs):
+    clock = PinnedClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    core = make_core(examples=False, config_dir=small_configs, size="256x256", now=clock)
+    core.import_users([Persona(id="yui", name="Yui", timezone="Asia/Tokyo")])  # 17:00-21:00 UTC
+    assert core.enqueue_due() == 0  # noon UTC: not Tokyo's night
+    clock.set(datetime(2026, 6, 1, 17, tzinfo=UTC))
+    assert core.enqueue_due() == 1
+    clock.set(datetime(2026, 6, 1, 18, tzinfo=UTC))
+    assert core.enqueue_due() == 0  # handed off: the queue redelivers, the tick does not republish
+    assert core.enqueue_due(any_hour=True) == 1  # a manual catch-up still can

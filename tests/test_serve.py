@@ -49,7 +49,7 @@ def test_tokens_and_ownership(serve_settings, live, auth_env, capsys):
         _problem(c.get(f"/avatar/user/{uid}", headers={"Authorization": "Basic abc"}), 401)
         _problem(c.get(f"/avatar/user/{uid}", headers=bearer("not-a-jwt")), 401)
         # a user reads their own avatars, not another user's (403), nor the usage figures
-        assert c.get(f"/avatar/user/{uid}", headers=bearer(token)).json() == {"items": [], "next_cursor": None}
+        assert c.get(f"/avatar/user/{uid}", headers=bearer(token)).json() == []
         assert "may not act on user" in _problem(c.get(f"/avatar/user/{other}", headers=bearer(token)), 403)["detail"]
         _problem(c.post("/avatar/generate", json=_generate(other), headers=bearer(token)), 403)
         _problem(c.get("/usage", headers=bearer(token)), 403)
@@ -89,8 +89,9 @@ def test_generate_signed_url_then_cached(serve_settings, live, auth_env, openai_
         again = c.post("/avatar/generate", json=_generate(uid)).json()
         assert again["cached"] is True and again["cost"] == 0 and again["avatar_id"] == made["avatar_id"]
         page = c.get(f"/avatar/user/{uid}").json()
-        assert [a["avatar_id"] for a in page["items"]] == [made["avatar_id"]]
-        assert "X-Goog-Signature=" in page["items"][0]["image_url"] and page["items"][0]["evolution_stage"] == "month"
+        assert [a["avatar_id"] for a in page] == [made["avatar_id"]]
+        assert "X-Goog-Signature=" in page[0]["image_url"] and page[0]["evolution_stage"] == "month"
+        assert page[0]["generation_time"] > 0
     assert len(openai_env.ledger) == 1
 
 
@@ -170,7 +171,7 @@ def test_slow_generation_answers_202_then_the_job(serve_settings, live, auth_env
         openai_env.wait_for_requests(1)
         assert c.get(job["poll_url"]).status_code == 202  # still held: still running
         openai_env.release()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # storing and signing, on a loaded machine
         while (polled := c.get(job["poll_url"])).status_code == 202 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert polled.status_code == 200 and "X-Goog-Signature=" in polled.json()["image_url"]

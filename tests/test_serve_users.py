@@ -99,3 +99,24 @@ def test_profile_bodies_are_strict_about_types_and_lenient_about_fields(serve_se
         _problem(httpx.put(f"{server.url}{API}/users/{uid}", json=PROFILE, timeout=30), 401)
         assert server.service.core.store.get_user(other) is None
         assert c.get(f"/users/{uid}").json()["name"] == "Ada Lovelace"
+
+
+def test_delete_erases_the_user_for_the_owner_only_and_is_repeatable(serve_settings, live, auth_env):
+    """Erasure through the API (mirror_cli/erasure.py; the stores are covered by test_erasure.py)."""
+    server = live(serve_settings(store="local"))
+    uid, token = auth_env.sign_up()
+    other, other_token = auth_env.sign_up()
+    profile = PROFILE
+    with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(token), timeout=60) as c:
+        assert c.put(f"/users/{uid}", json=profile).status_code == 201
+        with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(other_token), timeout=60) as o:
+            assert o.delete(f"/users/{uid}").status_code == 403  # not theirs
+        assert c.get(f"/users/{uid}").status_code == 200
+        gone = c.delete(f"/users/{uid}")
+        assert gone.status_code == 200, gone.text
+        assert gone.json()["removed"]["profile"] == 1 and gone.json()["already_erased"] is False
+        assert c.get(f"/users/{uid}").status_code == 404
+        again = c.delete(f"/users/{uid}").json()
+        assert again["already_erased"] is True and again["removed"]["profile"] == 0
+        assert c.put(f"/users/{uid}", json=profile).status_code == 404  # never re-created
+    assert other

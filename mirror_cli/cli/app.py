@@ -39,13 +39,14 @@ app.command("generate", cls=MirrorCommand)(generate.generate)
 app.command("evolve", cls=MirrorCommand)(evolve.evolve)
 app.command("trilogy", cls=MirrorCommand)(trilogy.trilogy)
 
-from . import doctor, gallery, purge, review, runs, seed, serve, usage, users, worker  # noqa: E402
+from . import canary, doctor, gallery, purge, review, runs, seed, serve, usage, users, worker  # noqa: E402
 
 app.command("usage", cls=MirrorCommand)(usage.usage)
 app.command("purge-cache", cls=MirrorCommand)(purge.purge_cache)
 app.command("seed-fallbacks", cls=MirrorCommand)(seed.seed_fallbacks)
 app.command("gallery", cls=MirrorCommand)(gallery.gallery)
 app.command("doctor", cls=MirrorCommand)(doctor.doctor)
+app.command("canary", cls=MirrorCommand)(canary.canary)
 app.command("serve", cls=MirrorCommand)(serve.serve)
 app.command("worker", cls=MirrorCommand)(worker.worker)
 app.add_typer(runs.app, name="runs")

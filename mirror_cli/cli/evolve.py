@@ -61,6 +61,14 @@ def evolve(
         str | None,
         option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
     ] = None,
+    override_canary: Annotated[
+        bool,
+        option(
+            "--override-canary",
+            help="With --due: go ahead although the model, style or renderer changed without a passing "
+            "'mirror canary' (users' faces may change overnight).",
+        ),
+    ] = False,
     via: ViaOpt = "sync",
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -81,6 +89,7 @@ def evolve(
             shard=Shard.parse(shard) if due else None,
             resume=resume,
             any_hour=any_hour,
+            override_canary=override_canary,
         )
 
     if enqueue:

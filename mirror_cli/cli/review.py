@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 ByOpt = Annotated[
-    str | None, option("--by", metavar="NAME", help="Who decides [env MIRROR_REVIEWER, else your login name].")
+    str | None, option("--by", metavar="NAME", help="Who decides (env MIRROR_REVIEWER, else your login name).")
 ]
 FlaggedOpt = Annotated[bool, option("--flagged", help="Flagged avatars (keys <user>/<avatar id>), not the set.")]
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="<style>/<stage>/<variant>, or <user>/<avatar id>.")]

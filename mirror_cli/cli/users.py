@@ -234,3 +234,40 @@ def consent(
         items=[],
         human=lambda: typer.echo(f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"),
     )
+
+
+@app.command("delete", cls=MirrorCommand)
+@with_store_settings
+def delete(
+    flags: dict[str, Any],
+    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    yes: Annotated[bool, option("--yes", help="Confirm: erase the user for good (it cannot be undone).")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Erase a user for good: profile, avatars and their images, cache entries, claims, jobs,
+    spool files and local files. Their spend stays in the ledger under a pseudonym, so usage
+    totals do not change; the user id can never be stored again. Safe to run again."""
+    from ..errors import ExitCode
+    from ..models import validate_user_id
+
+    edge = Edge(flags, as_json, debug)
+    edge.guard(lambda: validate_user_id(user))
+    if not yes:
+        edge.fail(
+            "UsageError",
+            f"Erasing user {user!r} cannot be undone: nothing was changed.",
+            f"Run again with --yes to confirm: mirror users delete --user {user} --yes",
+            ExitCode.USAGE,
+        )
+    out = edge.run(lambda core: core.erase_user(user))
+    total = sum(v for k, v in out["removed"].items() if k != "ledger_events_pseudonymised")
+    edge.emit(
+        out,
+        items=[],
+        human=lambda: typer.echo(
+            f"{user}: erased ({total} records and files removed; "
+            f"{out['removed']['ledger_events_pseudonymised']} ledger events kept as {out['pseudonym']})"
+            + (" — it had already been erased" if out["already_erased"] else "")
+        ),
+    )

@@ -4,6 +4,7 @@ the spool — a paid image is written there before anything else touches it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,13 +74,19 @@ class Buyer:
         job.request = (await ctx.io(ctx.planner.plan, job.persona, job.progress, job.target, safe=True)).request
 
     async def generate(
-        self, job: Job, on_unanswered: OnUnanswered | None = None, attempt: str = "first"
+        self,
+        job: Job,
+        on_unanswered: OnUnanswered | None = None,
+        attempt: str = "first",
+        on_send: Callable[[str], Awaitable[None]] | None = None,
     ) -> ImageResult:
         """Call the provider (paced, retried) and spool the paid image before anything else.
         ``on_unanswered`` books each request that was sent and never answered."""
         ctx = self.ctx
 
         async def call() -> ImageResult:
+            if on_send is not None:  # recorded before the request leaves (each retry is a request)
+                await on_send(uuid.uuid4().hex[:12])
             res = await ctx.provider.generate(job.request)
             if ctx.limiter and res.rate_headers:
                 ctx.limiter.observe_headers(res.rate_headers)

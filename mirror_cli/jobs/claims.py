@@ -53,6 +53,10 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class ClaimLostError(MirrorError):
+    """This process no longer holds the job's claim (its lease ran out and another took it)."""
+
+
 @dataclass
 class Acquired:
     claim: Claim
@@ -125,6 +129,18 @@ class Claims:
                 claim.owner,
                 self.lease_until(),
                 {"reservation": claim.info["reservation"]},
+            )
+
+    async def note_sent(self, claim: Claim, sent_id: str, estimate_usd: float) -> None:
+        """Record on the claim that a request is about to leave (its id and estimate). Not
+        recorded, not sent: a store that cannot take it stops the run, and a claim taken over
+        meanwhile by another process fails this job (that process owns it now)."""
+        ctx = self.ctx
+        sent = {"id": sent_id, "estimate_usd": estimate_usd}
+        if not await ctx.io(ctx.store.renew_claim, claim.key, claim.owner, self.lease_until(), {"sent": sent}):
+            raise ClaimLostError(
+                f"The claim on {claim.key} passed to another process; the request was not sent.",
+                "Nothing to do: the other process finishes the job.",
             )
 
     async def heartbeat(self, claim: Claim) -> None:

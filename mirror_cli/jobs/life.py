@@ -49,6 +49,7 @@ class JobLife:
         self.buyer = Buyer(ctx)
         self.finisher = Finisher(ctx, money)
         self.degrade = Degrade(ctx)
+        self._held: dict[tuple[str, str], Claim] = {}  # the claim each job in flight holds
 
     async def run(self, spec: JobSpec) -> Outcome:
         """Plan the spec, live the job, and leave its state in the run: a failure that concerns
@@ -97,9 +98,10 @@ class JobLife:
             if isinstance(got, Outcome):
                 return got
             if got.taken_over is not None:  # its owner died: what it sent may have been billed
-                await self.money.book_crashed(got.taken_over, job.user_id, job.target, job.request_key)
+                await self.money.book_crashed(got.taken_over, job.user_id, job.target, job.request_key, take_over=True)
         beat = asyncio.create_task(self.claims.heartbeat(got.claim))
         cancelled = False
+        self._held[(job.user_id, job.request_key)] = got.claim
         try:
             return await self._bought(job, got.claim)
         except asyncio.CancelledError:
@@ -107,6 +109,7 @@ class JobLife:
             raise
         finally:
             beat.cancel()
+            self._held.pop((job.user_id, job.request_key), None)
             if not cancelled:
                 await self.claims.release(got.claim.key, got.claim.owner)
 
@@ -138,6 +141,9 @@ class JobLife:
         """An image paid for earlier and never stored is ingested, not bought again; an exact
         repeat is a cache hit at cost 0 (per user: keys include the user)."""
         spooled = self.ctx.spool.get(job.user_id, job.request_key)
+        aside = self.ctx.spool.take_set_aside(job.user_id, job.request_key)
+        if aside is not None:  # its spend is booked before the image is bought again
+            await self.money.book_damaged(job, aside)
         if (
             spooled is not None
             and spooled.result is not None
@@ -179,9 +185,18 @@ class JobLife:
         have been billed (a request sent whose answer never arrived) is settled too, never released."""
         await self.states.in_flight(job)
         maybe = Unanswered()
+        claim = self._held.get((job.user_id, job.request_key))
+
+        async def sending(sent_id: str) -> None:
+            """Each request is recorded on the job's claim before it leaves: a process that dies
+            with it in flight leaves exactly one may-have-billed request for recovery to book."""
+            maybe.sent_id = sent_id
+            if claim is not None:
+                await self.claims.note_sent(claim, sent_id, job.estimate_usd)
+
         try:
             attempt = "first" if may_retry else "retry"
-            result = await self.buyer.generate(job, self.money.booker(job, maybe), attempt=attempt)
+            result = await self.buyer.generate(job, self.money.booker(job, maybe), attempt=attempt, on_send=sending)
         except ProviderFailure as failure:
             await self.money.settle(reservation, 0.0, maybe.usd)
             if await self.buyer.failed(job, failure) == "blocked":

@@ -22,6 +22,7 @@ from .types import Unanswered, reservation_from
 if TYPE_CHECKING:
     from ..pacing import ProviderFailure
     from ..planner import Job
+    from ..spool import SetAside
     from .context import JobContext
 
 
@@ -117,7 +118,8 @@ class Money:
         await self.ctx.book(
             job,
             "may_have_billed",
-            event_id=f"maybe:{job.user_id}:{job.request_key}:{uuid.uuid4().hex[:12]}",
+            # the request's own id: recovery books the same request under the same id, once
+            event_id=f"maybe:{job.user_id}:{job.request_key}:{maybe.sent_id or uuid.uuid4().hex[:12]}",
             provider=self.ctx.planner.provider_name,
             model=job.model_name,
             cost_usd=job.estimate_usd,
@@ -132,16 +134,30 @@ class Money:
 
         return book
 
-    async def book_crashed(self, previous: Claim, uid: str, target: str, request_key: str) -> float:
-        """A claim whose owner died with its request in flight: unless its answer reached the
-        spool, book the request at its estimate as may-have-billed (once per claim), and settle
-        the owner's reservation at that estimate so budgets count it. Returns the USD booked."""
+    async def book_crashed(
+        self, previous: Claim, uid: str, target: str, request_key: str, *, take_over: bool = False
+    ) -> float:
+        """A claim whose owner died: book the one request it recorded as sent and never saw
+        answered (its answer is not in the spool) as may-have-billed at its estimate — once per
+        request, under the request's id, whoever books it first (recovery or a take-over) — and
+        settle the owner's reservation at that estimate. An owner that sent nothing billed
+        nothing: on ``take_over`` its reservation is released (settled at the spooled image's
+        cost when its answer did arrive). Returns the USD booked."""
         ctx = self.ctx
         spooled = ctx.spool.get(uid, request_key)
-        if spooled is not None and spooled.result is not None:
-            return 0.0  # its answer arrived: it is ingested, at its real cost
-        # (a gate-retry marker means the first image was paid and stored: the retry was in flight)
-        estimate = float(previous.info.get("estimate_usd") or 0.0)
+        r = previous.info.get("reservation")
+        reservation = reservation_from(r) if r else None
+        sent = previous.info.get("sent")
+        if spooled is not None and spooled.result is not None:  # answered: ingested at its real cost
+            if take_over and reservation is not None:
+                await self._settle_quietly(reservation, spooled.result.cost_usd)
+            return 0.0
+        if not sent:
+            if take_over and reservation is not None:
+                await self._settle_quietly(reservation, 0.0)
+            return 0.0
+        # (a gate-retry marker in the spool: the first image was paid and kept, the retry was in flight)
+        estimate = float(sent.get("estimate_usd") or previous.info.get("estimate_usd") or 0.0)
         booked = await ctx.io(
             ctx.store.record_event,
             LedgerEvent(
@@ -152,17 +168,35 @@ class Money:
                 request_key=request_key,
                 cost_usd=estimate,
                 run_id=previous.info.get("run_id"),
-                detail="in flight when its process died: the provider may have billed it",
+                detail="sent when its process died, never answered: the provider may have billed it",
             ),
-            event_id=f"maybe:{previous.key}:{previous.owner}:{previous.created_at.isoformat()}",
+            event_id=f"maybe:{uid}:{request_key}:{sent['id']}",
         )
         if not booked:
             return 0.0
-        r = previous.info.get("reservation")
-        if r:
-            with contextlib.suppress(MirrorError):
-                await ctx.io(ctx.store.settle, reservation_from(r), estimate)
+        if reservation is not None:
+            await self._settle_quietly(reservation, estimate)
         return estimate
+
+    async def _settle_quietly(self, reservation: Reservation, usd: float) -> None:
+        with contextlib.suppress(MirrorError):
+            if usd > 0:
+                await self.ctx.io(self.ctx.store.settle, reservation, usd)
+            else:
+                await self.ctx.io(self.ctx.store.release, reservation)
+
+    async def book_damaged(self, job: Job, aside: SetAside) -> None:
+        """A paid image whose spool entry could not be read (set aside): its cost as the header
+        said, else the job's estimate, booked as may-have-billed once per entry."""
+        cost = aside.meta.get("cost_usd")
+        usd = float(cost) if isinstance(cost, int | float) and cost > 0 else job.estimate_usd
+        await self.ctx.book(
+            job,
+            "may_have_billed",
+            event_id=f"maybe:{job.user_id}:{job.request_key}:{aside.path.name}",
+            cost_usd=usd,
+            detail=f"a damaged spool entry ({aside.reason}), set aside at {aside.path}: paid, not readable",
+        )
 
     def paid_line(self, job: Job, result: ImageResult, kind: str, **extra: Any) -> LedgerEvent:
         """The ledger line of this job's paid image, now, in this run."""

@@ -105,7 +105,8 @@ class Pipeline:
     def request_stop(self, reason: str) -> None:
         self.ctx.request_stop(reason)
 
-    async def plan_only(self, specs: list[JobSpec]) -> RunReport:
+    async def plan_only(self, specs: list[JobSpec], skipped: dict[str, str] | None = None) -> RunReport:
+        started = time.perf_counter()
         report = RunReport()
         for spec in specs:
             job = await plan(self.ctx, spec)
@@ -123,14 +124,19 @@ class Pipeline:
                 )
             )
         await self._attach_urls(report)
+        await self.life.states.skip_users(report, skipped or {}, None)
+        report.elapsed_s = time.perf_counter() - started
         return report
 
-    async def run_specs(self, specs: list[JobSpec], run: RunInfo | None = None) -> RunReport:
+    async def run_specs(
+        self, specs: list[JobSpec], run: RunInfo | None = None, skipped: dict[str, str] | None = None
+    ) -> RunReport:
         """Run every spec; jobs of one user run in order (later stages reference earlier ones),
         users run concurrently up to ``concurrency``."""
         started = time.perf_counter()
         self.run = run
         report = RunReport(run_id=run.id if run else None, retries=self.stats)
+        await self.life.states.skip_users(report, skipped or {}, run)
         done_before, self._earlier_attempts = await self.life.states.done_before(run)
         if run:
             fresh = [s for s in specs if s.job_id not in done_before]

@@ -4,9 +4,14 @@ an interrupted run can be resumed and `runs show` tells what happened to each jo
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
+from ..models import LedgerEvent
 from ..stores.base import JobState
+from .types import SKIPPED_TARGET, Outcome, RunReport
+
+log = logging.getLogger("mirror.run")
 
 if TYPE_CHECKING:
     from ..planner import Job
@@ -68,6 +73,26 @@ class JobStates:
     async def _write(self, row: JobState) -> None:
         row.updated_at = self.ctx.now()
         await self.ctx.io(self.ctx.store.put_job_state, row)
+
+    async def skip_users(self, report: RunReport, skipped: dict[str, str], run: RunInfo | None) -> None:
+        """Users left out for a reason of their own: named in the report, and (in a run) in its
+        job states (`runs show`) and the ledger, once per run; a dry run only reports them."""
+        ctx = self.ctx
+        for uid, reason in skipped.items():
+            report.outcomes.append(Outcome(uid, SKIPPED_TARGET, "skipped", reason=reason))
+            report.skipped_users[uid] = reason
+            log.warning("user %s skipped: %s", uid, reason)
+            if run is None:
+                continue
+            line = LedgerEvent(
+                ts=ctx.now(), user_id=uid, kind="skipped", target=SKIPPED_TARGET, run_id=run.id, detail=reason
+            )
+            with contextlib.suppress(Exception):  # the report names them whatever the store says
+                await ctx.io(ctx.store.record_event, line, event_id=f"skipped:{run.id}:{uid}")
+                row = JobState(
+                    run.id, f"{uid}.{SKIPPED_TARGET}", uid, SKIPPED_TARGET, "skipped", "", None, reason, None
+                )
+                await self._write(row)
 
     async def done_before(self, run: RunInfo | None) -> tuple[set[str], bool]:
         """The jobs an earlier attempt of the run finished, and whether it had any job state."""

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from ..stores.base import Reservation, Store
     from .context import JobContext
 
+SKIPPED_TARGET = "profile"  # the target named for a user skipped before any job was planned
+
 Status = Literal["generated", "cached", "ingested", "degraded", "fallback", "failed", "blocked", "planned", "skipped"]
 
 
@@ -84,6 +86,7 @@ class RunReport:
     alerts: list[Any] = field(default_factory=list)  # telemetry.alerts.Alert raised by this run (new ones)
     # a nightly tick's figures (mirror_cli.tick.TickPlan.summary): in window, due, served, left
     tick: dict[str, Any] | None = None
+    skipped_users: dict[str, str] = field(default_factory=dict)  # user -> why they were left out
 
     def count(self, *statuses: str) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
@@ -127,6 +130,7 @@ class RunReport:
             "rate_limited": self.retries.rate_limited,
             "unanswered": self.retries.unanswered,
             "alerts": [a.to_dict() for a in self.alerts],
+            "skipped_users": [{"user": u, "reason": r} for u, r in self.skipped_users.items()],
             **({"tick": self.tick} if self.tick is not None else {}),
         }
 
@@ -137,6 +141,7 @@ class Unanswered:
 
     usd: float = 0.0
     count: int = 0
+    sent_id: str = ""  # the id of the request last sent (recorded on the claim before it left)
 
 
 async def plan(ctx: JobContext, spec: JobSpec) -> Job:
@@ -160,8 +165,7 @@ def failed(job: Job, reason: str) -> Outcome:
 
 def is_free(job: Job) -> bool:
     """Limits and budgets are cost control: a model with no price (the offline renderer) has none."""
-    p = job.model_entry.prices
-    return p.text_in == p.image_in == p.image_out == p.text_out == 0
+    return job.model_entry.prices.free
 
 
 def reservation_info(r: Reservation) -> dict[str, Any]:

@@ -46,7 +46,12 @@ def as_problem(exc: Exception) -> ProblemError:
 async def on_error(_: Request, exc: Exception) -> Response:
     p = as_problem(exc)
     body = p.problem.model_dump(exclude_none=True)
-    return JSONResponse(body, p.problem.status, headers=p.headers(), media_type=MEDIA_TYPE)
+    headers = p.headers()
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        allow = exc.headers.get("Allow") or exc.headers.get("allow")
+        if allow:  # a 405 says which methods the resource has
+            headers["Allow"] = allow
+    return JSONResponse(body, p.problem.status, headers=headers, media_type=MEDIA_TYPE)
 
 
 def install(app: FastAPI) -> None:

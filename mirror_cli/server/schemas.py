@@ -100,6 +100,7 @@ class StoredAvatar(BaseModel):
     created_at: str
     cached: bool = Field(False, description="Always false for stored avatars; kept for the app's shape.")
     ithere_message: str
+    generation_time: float = Field(0.0, description="Seconds its job took (0 for avatars made before jobs were timed).")
 
 
 class AvatarPage(BaseModel):

@@ -5,12 +5,13 @@ No ``from __future__ import annotations`` here: FastAPI reads the handler's anno
 auth dependency is local to ``routes``."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..selection import select_avatar
+from ..selection import Selected, select_avatar
 from .auth import Caller, forbid
 from .problems import openapi_responses
 
@@ -21,13 +22,8 @@ class SelectAvatar(BaseModel):
     avatar_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
-class SelectedAvatar(BaseModel):
-    user_id: str
-    avatar_id: str
-    evolution_stage: str
-    target: str
-    selected_at: str
-    ithere_message: str
+# The answer is the core's record of the choice, field for field (every field a string).
+SelectedAvatar = create_model("SelectedAvatar", **{f.name: (str, ...) for f in fields(Selected)})  # type: ignore[call-overload]
 
 
 def routes(caller: Callable[..., Awaitable[Caller]]) -> APIRouter:

@@ -264,6 +264,7 @@ class Service:
                     "created_at": r.created_at.astimezone(UTC).isoformat(),
                     "cached": False,
                     "ithere_message": r.message,
+                    "generation_time": round(r.timings.total_s or 0.0, 3) if r.timings else 0.0,
                 }
                 for r in page
             ],

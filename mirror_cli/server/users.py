@@ -127,6 +127,12 @@ class ConsentAnswer(BaseModel):
     recorded_by: str
 
 
+class ErasureAnswer(BaseModel):
+    user_id: str
+    already_erased: bool = Field(description="true: an earlier call had erased the user already.")
+    removed: dict[str, int] = Field(description="What each step removed (ledger events are kept, re-keyed).")
+
+
 def users_router(auth: Any) -> APIRouter:
     """``auth``: the dependency that verifies the caller (shared with the other routers)."""
     router = APIRouter()
@@ -186,5 +192,17 @@ def users_router(auth: Any) -> APIRouter:
             recorded_by=by,
         )
         return ConsentAnswer(user_id=user_id, scope=body.scope, **persona.consent[body.scope].model_dump())
+
+    @router.delete(
+        "/users/{user_id}",
+        response_model=ErasureAnswer,
+        responses=openapi_responses(401, 403, 422, 429, 503),
+        summary="Erase the user for good (the owner or an admin); safe to repeat",
+    )
+    async def delete_user(user_id: UserId, who: Auth, request: Request) -> Any:
+        forbid(who, user_id)
+        core = request.app.state.service.core
+        out = await core.store_calls(core.erase_user, user_id)
+        return ErasureAnswer(user_id=user_id, already_erased=out["already_erased"], removed=out["removed"])
 
     return router

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from pydantic import ValidationError
+
+from ..errors import NotFoundError, UsageError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress
 from ..registry import Registry
 
@@ -78,7 +81,48 @@ class LimitReached(Exception):
         self.detail = detail
 
 
-JobStateName = Literal["pending", "in_flight", "done", "failed", "degraded"]
+JobStateName = Literal["pending", "in_flight", "done", "failed", "degraded", "skipped"]
+
+
+@dataclass(frozen=True)
+class UnreadableProfile:
+    """A stored profile that does not validate (bad data written by a client, or an old shape):
+    its user is skipped, named with the reason, and every other user is served."""
+
+    uid: str
+    reason: str
+
+
+def read_profile(uid: str, load: Callable[[], Persona]) -> Persona | UnreadableProfile:
+    """``load()``, or what is wrong with the stored profile (the first invalid field, named)."""
+    try:
+        return load()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "profile"
+        return UnreadableProfile(uid, f"profile does not validate: {where}: {err['msg']}")
+    except ValueError as exc:  # not JSON at all
+        return UnreadableProfile(uid, f"profile does not validate: {str(exc)[:200]}")
+
+
+def missing_image(ref: str) -> NotFoundError:
+    """An image the store has no object for (deleted by hand, or lost): the job that needed it
+    fails, named; the store itself is fine and the run goes on."""
+    return NotFoundError(
+        f"The image {ref} is missing from the store.",
+        "Regenerate the avatar it belongs to (mirror generate --user U --stage S --regenerate), or remove its record.",
+    )
+
+
+def profile_or_error(uid: str, load: Callable[[], Persona]) -> Persona:
+    """One user's profile, or a user-worded error naming them (a command about that user)."""
+    got = read_profile(uid, load)
+    if isinstance(got, UnreadableProfile):
+        raise UsageError(
+            f"User {uid}: the stored {got.reason}.",
+            "Fix the profile (mirror users import, or the app's next write); other users are unaffected.",
+        )
+    return got
 
 
 @dataclass
@@ -278,9 +322,10 @@ class ProfileStore(Protocol):
     # The due index: what makes a user due, in a queryable form (see DueQuery).
     def due_users(
         self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
-    ) -> Iterator[tuple[Persona, int]]:
+    ) -> Iterator[tuple[Persona | UnreadableProfile, int]]:
         """Every user matching one of ``queries`` whose bucket is in [lo, hi), with their latest
-        stage rank."""
+        stage rank; a profile that does not validate comes as an UnreadableProfile (never raised:
+        one user's bad data never stops the others)."""
         ...
 
     def raise_latest_rank(self, uid: str, rank: int) -> None:
@@ -460,6 +505,33 @@ class SelectionStore(Protocol):
     def selection_counts(self, since: datetime, until: datetime, uid: str | None = None) -> dict[str, int]:
         """Selections made in [since, until), per stage."""
         ...
+
+
+@runtime_checkable
+class ErasureStore(Protocol):
+    """Forgetting one user (mirror_cli/erasure.py): a tombstone keyed by a pseudonym, then one
+    deletion per concern, each idempotent and returning how many rows/documents it removed.
+    Spend stays: the ledger's events are re-keyed to the pseudonym, never deleted. Once the
+    tombstone exists, the store refuses every write that would store the user again
+    (errors.UserErasedError)."""
+
+    def pseudonym(self, uid: str) -> str:
+        """``erased-`` + a keyed hash (HMAC-SHA256) of the uid; the key is kept in the store."""
+        ...
+
+    def put_tombstone(self, uid: str, at: datetime) -> None: ...
+    def is_erased(self, uid: str) -> bool: ...
+    def forget_app_jobs(self, uid: str) -> int: ...
+    def forget_queued(self, uid: str) -> int: ...
+    def forget_claims(self, uid: str) -> int: ...
+    def forget_run_jobs(self, uid: str) -> int: ...
+    def forget_cache(self, uid: str) -> int: ...
+    def forget_selections(self, uid: str) -> int: ...
+    def forget_reviews(self, uid: str) -> int: ...
+    def forget_reservations(self, uid: str) -> int: ...
+    def forget_avatars(self, uid: str) -> int: ...
+    def pseudonymise_ledger(self, uid: str, alias: str) -> int: ...
+    def forget_profile(self, uid: str) -> int: ...
 
 
 @runtime_checkable

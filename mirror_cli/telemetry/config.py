@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ..models import Strict
+from ..models import StrictConfig as Strict
 
 
 class TargetsConfig(Strict):

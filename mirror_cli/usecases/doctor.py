@@ -119,10 +119,16 @@ def check_nightly(w: Wiring) -> list[Row]:
 
 def check_spool(w: Wiring) -> list[Row]:
     pending = w.spool.pending()
-    if not pending:
-        return [row("spool", "ok", "empty")]
-    fix = "Run the same command again: spooled images are ingested without paying."
-    return [row("spool", "warn", f"{len(pending)} paid image(s) waiting to be stored", fix)]
+    damaged = w.spool.damaged()
+    rows = [row("spool", "ok", "empty")]
+    if pending:
+        fix = "Run the same command again: spooled images are ingested without paying."
+        rows = [row("spool", "warn", f"{len(pending)} paid image(s) waiting to be stored", fix)]
+    if damaged:
+        detail = f"{len(damaged)} damaged spool entr{'y' if len(damaged) == 1 else 'ies'} set aside (e.g. {damaged[0]})"
+        fix = "Recover the image by hand if you can, then delete the file; its spend is in the ledger."
+        rows.append(row("spool_damaged", "warn", detail, fix))
+    return rows
 
 
 def check_fallbacks(w: Wiring) -> list[Row]:

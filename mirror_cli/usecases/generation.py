@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from ..consent import require_consent
 from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
-from ..models import validate_user_id
+from ..models import Persona, validate_user_id
 from ..pipeline import JobSpec, RunReport
 from ..wiring import Wiring
 from .due import evolve_specs, nightly_tick, plan_tick
@@ -36,7 +37,7 @@ async def generate(
     target = w.configs.stages.parse_target(target)
     batch = users is None
     uids = list(user_ids(w, shard)) if batch else [validate_user_id(u) for u in users or []]
-    personas = [await w.store_calls(persona, w, u) for u in uids]
+    personas, skipped = await _profiles(w, uids, batch)
     if regenerate and batch:
         raise UsageError("Regenerate is for named users, not --all.", "Pass --user U (repeatable) with --regenerate.")
     if regenerate and not dry_run:  # refused before anything runs (the limit, nothing to redo)
@@ -47,7 +48,22 @@ async def generate(
     run = None
     if batch and not dry_run:
         run = start_run(w, "generate", {"target": target, "all": True}, resume)
-    return await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+    return await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
+
+
+async def _profiles(w: Wiring, uids: list[str], batch: bool) -> tuple[list[Persona], dict[str, str]]:
+    """The users' profiles; in a batch, one whose stored profile does not validate is skipped
+    with the reason (a named user's is an error)."""
+    found: list[Persona] = []
+    skipped: dict[str, str] = {}
+    for uid in uids:
+        try:
+            found.append(await w.store_calls(persona, w, uid))
+        except UsageError as exc:
+            if not batch:
+                raise
+            skipped[uid] = exc.message
+    return found, skipped
 
 
 async def trilogy(
@@ -79,9 +95,11 @@ async def evolve(
     shard: Shard | None = None,
     resume: str | None = None,
     any_hour: bool = False,
+    override_canary: bool = False,
 ) -> RunReport:
     """``due``: one nightly tick, serving the due users inside their local window (every due
-    user with ``any_hour``)."""
+    user with ``any_hour``). A tick whose model, style or renderer changed since the last one
+    needs a passing canary (mirror_cli/canary.py) or ``override_canary``."""
     w.estimating = w.estimating or dry_run
     if not due and uid is None:
         raise UsageError("Nothing to evolve.", "Pass --user U, or --due for every user who crossed a milestone.")
@@ -90,6 +108,11 @@ async def evolve(
     if any_hour and not due:
         raise UsageError("--any-hour goes with --due.", "Add --due, or drop --any-hour.")
     plan = None
+    fingerprint: dict[str, Any] | None = None
+    if due and not dry_run:
+        from ..canary import nightly_guard
+
+        fingerprint = await w.store_calls(nightly_guard, w, override_canary)
     if due:
         plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
         specs = plan.specs
@@ -98,8 +121,10 @@ async def evolve(
         specs = await w.store_calls(evolve_specs, w, who, to)
     run = None
     if due and not dry_run:
-        run = start_run(w, "evolve", {"due": True, "any_hour": any_hour}, resume)
-    report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost)
+        params = {"due": True, "any_hour": any_hour, "fingerprint": fingerprint, "override_canary": override_canary}
+        run = start_run(w, "evolve", params, resume)
+    skipped = plan.skipped if plan is not None else None
+    report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
     if plan is not None:
         if not dry_run:
             await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)

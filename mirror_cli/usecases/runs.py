@@ -62,7 +62,9 @@ def _stop_on_signals(w: Wiring, pipeline: Pipeline) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def _run_with_spool(w: Wiring, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None) -> RunReport:
+async def _run_with_spool(
+    w: Wiring, pipeline: Pipeline, specs: list[JobSpec], run: RunInfo | None, skipped: dict[str, str] | None
+) -> RunReport:
     swept: dict[tuple[str, str], Outcome] = {}
     # before the spool is swept: only jobs whose answer never arrived may have billed
     booked = await pipeline.note_interrupted(run)
@@ -70,7 +72,7 @@ async def _run_with_spool(w: Wiring, pipeline: Pipeline, specs: list[JobSpec], r
         pipeline.spool.sweep_tmp()
         leftovers = await pipeline.ingest_leftovers(lambda uid: persona(w, uid))
         swept = {(o.user_id, o.request_key): o for o in leftovers}
-    report = await pipeline.run_specs(specs, run)
+    report = await pipeline.run_specs(specs, run, skipped)
     report.extra_may_have_billed_usd += booked
     # A planned job whose image was just ingested from the spool shows as a cache hit:
     # report what really happened to it.
@@ -83,17 +85,24 @@ async def _run_with_spool(w: Wiring, pipeline: Pipeline, specs: list[JobSpec], r
 
 
 async def execute(
-    w: Wiring, specs: list[JobSpec], *, dry_run: bool, run: RunInfo | None = None, max_cost: float | None = None
+    w: Wiring,
+    specs: list[JobSpec],
+    *,
+    dry_run: bool,
+    run: RunInfo | None = None,
+    max_cost: float | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> RunReport:
+    """``skipped``: users left out for a reason of their own (named in the report)."""
     pipeline = w.pipeline(max_cost=max_cost)
     if w.on_planned is not None:
         w.on_planned(len(specs))
     if dry_run:
-        return await pipeline.plan_only(specs)
+        return await pipeline.plan_only(specs, skipped)
     if w.settings.provider == "openai-batch":
         return await _submit_batch(w, pipeline, specs, run)
     with _stop_on_signals(w, pipeline):
-        report = await _run_with_spool(w, pipeline, specs, run)
+        report = await _run_with_spool(w, pipeline, specs, run, skipped)
     if pipeline.store_failure is not None:
         report.store_error = pipeline.store_failure.message
     if run is not None:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from ...errors import StoreError
 from ...models import AvatarRecord, validate_user_id
+from ..base import missing_image
 from .client import IMAGE_CACHE_CONTROL, FirebaseClient, _iso, _wrap
 
 SIGNING_FIX = (
@@ -62,6 +63,8 @@ class Avatars(FirebaseClient):
         except StoreError:
             raise
         except Exception as exc:
+            if type(exc).__name__ == "NotFound":  # one missing object is its user's, not an outage
+                raise missing_image(ref) from exc
             raise _wrap(exc, f"downloading {ref}") from exc
         self._count("storage_reads")
         return data

@@ -43,7 +43,7 @@ def _anonymous() -> Any:
 def _persona(data: dict[str, Any] | None) -> Persona:
     """A profile document without the fields the store adds to it."""
     d = dict(data or {})
-    for extra in ("uid", "updated_at", "latest_rank", "shard", "next_window", "selected_avatar"):
+    for extra in ("uid", "updated_at", "latest_rank", "shard", "next_window", "selected_avatar", "progress_anchor"):
         d.pop(extra, None)
     if d.get("timezone") is not None:
         from ...nightly import zone_problem

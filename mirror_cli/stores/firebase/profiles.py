@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from ...models import Persona, Progress, validate_user_id
 from ..base import (
     DUE_INDEX_VERSION,
     SHARD_BUCKETS,
     DueQuery,
+    UnreadableProfile,
+    profile_or_error,
+    read_profile,
     shard_bucket,
 )
 from .client import PAGE, FirebaseClient, _iso, _persona, _wrap
+
+
+def _anchor(progress: Progress) -> dict[str, Any]:
+    """What the tool last wrote of the user's active days, and when (a timestamp): the rules let
+    the app's active_days grow from here by no more than the days that pass (firestore.rules)."""
+    return {"active_days": progress.active_days, "at": datetime.now(UTC)}
 
 
 class Profiles(FirebaseClient):
@@ -28,7 +39,7 @@ class Profiles(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, f"reading user {uid}") from exc
         self._count("reads")
-        return _persona(snap.to_dict()) if snap.exists else None
+        return profile_or_error(uid, lambda: _persona(snap.to_dict())) if snap.exists else None
 
     def put_user(self, persona: Persona) -> None:
         """Create the profile with its due fields (no stage yet, its shard bucket), or replace the
@@ -41,6 +52,7 @@ class Profiles(FirebaseClient):
             "uid": persona.id,
             "updated_at": _iso(datetime.now(UTC)),
             "shard": shard_bucket(persona.id),
+            "progress_anchor": _anchor(persona.progress),
         }
         doc = self._users().document(persona.id)
         try:
@@ -57,7 +69,12 @@ class Profiles(FirebaseClient):
         validate_user_id(uid)
         try:
             self._users().document(uid).update(
-                {"progress": progress.model_dump(mode="json"), "updated_at": _iso(datetime.now(UTC))}, **self._rt
+                {
+                    "progress": progress.model_dump(mode="json"),
+                    "updated_at": _iso(datetime.now(UTC)),
+                    "progress_anchor": _anchor(progress),
+                },
+                **self._rt,
             )
         except Exception as exc:
             raise _wrap(exc, f"updating the progress of {uid}") from exc
@@ -65,7 +82,7 @@ class Profiles(FirebaseClient):
 
     def due_users(
         self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = PAGE
-    ) -> Iterator[tuple[Persona, int]]:
+    ) -> Iterator[tuple[Persona | UnreadableProfile, int]]:
         """One indexed query per stage (firestore.indexes.json: latest_rank, progress.active_days,
         then next_window when the tick keeps to the nightly windows, then shard): reads are the
         due users' documents, plus one per empty query."""
@@ -98,7 +115,7 @@ class Profiles(FirebaseClient):
                     raise _wrap(exc, "finding the users who are due") from exc
                 self._count("reads", max(1, len(docs)))
                 for doc in docs:
-                    yield _persona(doc.to_dict()), q.latest_rank
+                    yield read_profile(doc.id, partial(_persona, doc.to_dict())), q.latest_rank
                 if len(docs) < page_size:
                     break
                 last = docs[-1]

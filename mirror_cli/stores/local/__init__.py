@@ -8,6 +8,7 @@ from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
 from .claims import Claims
+from .erasure import Erasure
 from .ledger import Ledger
 from .limits import STALE_RESERVATION, Limits
 from .profiles import Profiles
@@ -17,7 +18,7 @@ from .schema import MIGRATIONS, TIMING_COLUMNS
 from .selections import Selections
 
 
-class LocalStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
+class LocalStore(Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
     """Every concern, on one SQLite file."""
 
 

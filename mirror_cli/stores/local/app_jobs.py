@@ -6,6 +6,7 @@ import json
 
 from ..base import AppJob
 from .db import LocalDb
+from .forget import with_names_user
 
 
 class AppJobs(LocalDb):
@@ -19,3 +20,8 @@ class AppJobs(LocalDb):
     def get_app_job(self, job_id: str) -> AppJob | None:
         rows = self._q("SELECT body FROM app_jobs WHERE id = ?", (job_id,))
         return AppJob.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def forget_app_jobs(self, uid: str) -> int:
+        """Erasure: the app's slow requests for the user."""
+        db = with_names_user(self._open())
+        return db.execute("DELETE FROM app_jobs WHERE names_user(id, ?) OR names_user(body, ?)", (uid, uid)).rowcount

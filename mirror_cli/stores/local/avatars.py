@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
 from ...errors import StoreError
 from ...models import AvatarRecord, validate_user_id
+from ..base import missing_image
 from .db import LocalDb
+from .forget import refuse_erased
 from .schema import iso, timing_values
 
 _INSERT_AVATAR = """INSERT OR IGNORE INTO avatars(id, uid, target, created_at, record,
@@ -25,7 +28,7 @@ class Avatars(LocalDb):
         return path
 
     def put_image(self, uid: str, name: str, data: bytes, thumb: bytes | None) -> tuple[str, str | None]:
-        validate_user_id(uid)
+        refuse_erased(self, validate_user_id(uid))
         self._open()
         folder = self.root / "avatars" / uid
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -45,7 +48,10 @@ class Avatars(LocalDb):
 
     def read_image(self, ref: str) -> bytes:
         self._count("reads")
-        return self._path(ref).read_bytes()
+        try:
+            return self._path(ref).read_bytes()
+        except FileNotFoundError as exc:  # one missing file is its user's, not an outage
+            raise missing_image(ref) from exc
 
     def image_url(self, ref: str) -> str:
         return self._path(ref).as_uri()
@@ -61,6 +67,7 @@ class Avatars(LocalDb):
     # ------------------------------------------------------------------------------ records
     def put_avatar(self, record: AvatarRecord) -> bool:
         """Idempotent by id: returns False when the record already existed (it is left as is)."""
+        refuse_erased(self, record.user_id)
         cur = self._open().execute(
             _INSERT_AVATAR,
             (
@@ -85,3 +92,11 @@ class Avatars(LocalDb):
 
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
         self._q("DELETE FROM avatars WHERE uid = ? AND id = ?", (uid, avatar_id), op="deletes")
+
+    def forget_avatars(self, uid: str) -> int:
+        """Erasure: the user's image folder (images, thumbnails, rejected images), then the records."""
+        folder = self.root / "avatars" / validate_user_id(uid)
+        if folder.exists():
+            shutil.rmtree(folder)
+        self._count("deletes")
+        return self._open().execute("DELETE FROM avatars WHERE uid = ?", (uid,)).rowcount

@@ -34,3 +34,7 @@ class Cache(LocalDb):
 
     def cache_delete(self, uid: str, request_key: str) -> None:
         self._q("DELETE FROM cache WHERE uid = ? AND request_key = ?", (uid, request_key), op="deletes")
+
+    def forget_cache(self, uid: str) -> int:
+        """Erasure: every cache entry of the user."""
+        return self._open().execute("DELETE FROM cache WHERE uid = ?", (uid,)).rowcount

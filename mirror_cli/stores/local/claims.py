@@ -9,6 +9,7 @@ from typing import Any
 
 from ..base import Claim, ClaimResult
 from .db import LocalDb
+from .forget import with_names_user
 from .schema import iso
 
 
@@ -58,3 +59,11 @@ class Claims(LocalDb):
             self._q("DELETE FROM claims WHERE key = ?", (key,), op="writes")
         else:
             self._q("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner), op="writes")
+
+    def forget_claims(self, uid: str) -> int:
+        """Erasure: claims on the user's request keys ('<uid>/<key>') or naming them."""
+        db = with_names_user(self._open())
+        return db.execute(
+            "DELETE FROM claims WHERE names_user(key, ?) OR names_user(owner, ?) OR names_user(body, ?)",
+            (uid, uid, uid),
+        ).rowcount

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...models import LedgerEvent
 from .db import LocalDb
+from .forget import id_pattern, with_names_user
 from .schema import iso, timing_values
 
 _INSERT_EVENT = """INSERT OR IGNORE INTO ledger(event_id, ts, uid, kind, event,
@@ -69,3 +70,26 @@ class Ledger(LocalDb):
             args = (*args, uid)
         rows = self._q(sql, args)
         return float(rows[0][0]) if rows else 0.0
+
+    def pseudonymise_ledger(self, uid: str, alias: str) -> int:
+        """Erasure: the user's events keep their cost, time and kind, with every mention of the
+        user (uid, event id, detail) replaced by ``alias``; totals do not change."""
+        pattern = id_pattern(uid)
+        n = 0
+        with self.transaction() as db:
+            rows = (
+                with_names_user(db)
+                .execute(
+                    "SELECT event_id, event FROM ledger "
+                    "WHERE uid = ? OR names_user(event_id, ?) OR names_user(event, ?)",
+                    (uid, uid, uid),
+                )
+                .fetchall()
+            )
+            for event_id, event in rows:
+                db.execute(
+                    "UPDATE OR REPLACE ledger SET event_id = ?, uid = ?, event = ? WHERE event_id = ?",
+                    (pattern.sub(alias, event_id), alias, pattern.sub(alias, event), event_id),
+                )
+                n += 1
+        return n

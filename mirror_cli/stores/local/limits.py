@@ -66,3 +66,7 @@ class Limits(LocalDb):
 
     def release(self, reservation: Reservation) -> None:
         self._q("UPDATE reservations SET state = 'released' WHERE id = ?", (reservation.id,), op="writes")
+
+    def forget_reservations(self, uid: str) -> int:
+        """Erasure: the user's reservations (spend is kept by the ledger, under a pseudonym)."""
+        return self._open().execute("DELETE FROM reservations WHERE uid = ?", (uid,)).rowcount

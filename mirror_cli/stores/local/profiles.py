@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
 from ...errors import StoreError
 from ...models import Persona, Progress, validate_user_id
-from ..base import SHARD_BUCKETS, DueQuery, shard_bucket
+from ..base import SHARD_BUCKETS, DueQuery, UnreadableProfile, profile_or_error, read_profile, shard_bucket
 from .db import LocalDb
+from .forget import refuse_erased
 from .schema import iso
 
 _UPSERT_USER = (
@@ -45,10 +47,11 @@ class Profiles(LocalDb):
 
     def get_user(self, uid: str) -> Persona | None:
         rows = self._q("SELECT persona FROM users WHERE uid = ?", (validate_user_id(uid),))
-        return Persona.model_validate_json(rows[0][0]) if rows else None
+        return profile_or_error(uid, lambda: Persona.model_validate_json(rows[0][0])) if rows else None
 
     def put_user(self, persona: Persona) -> None:
         """Insert or replace the profile; a new user enters the due index with no stage yet."""
+        refuse_erased(self, persona.id)
         self._q(_UPSERT_USER, _user_row(persona), op="writes")
 
     def set_progress(self, uid: str, progress: Progress) -> None:
@@ -65,7 +68,7 @@ class Profiles(LocalDb):
 
     def due_users(
         self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = 500
-    ) -> Iterator[tuple[Persona, int]]:
+    ) -> Iterator[tuple[Persona | UnreadableProfile, int]]:
         for q in queries:
             last = ""
             while True:
@@ -75,8 +78,8 @@ class Profiles(LocalDb):
                     "AND shard >= ? AND shard < ? AND uid > ? ORDER BY uid LIMIT ?",
                     (q.latest_rank, q.min_active_days, opens_by, buckets[0], buckets[1], last, page_size),
                 )
-                for _, persona in rows:
-                    yield Persona.model_validate_json(persona), q.latest_rank
+                for uid, persona in rows:
+                    yield read_profile(uid, partial(Persona.model_validate_json, persona)), q.latest_rank
                 if len(rows) < page_size:
                     break
                 last = rows[-1][0]
@@ -97,3 +100,7 @@ class Profiles(LocalDb):
 
     def set_due_index_version(self, version: int) -> None:
         self._q("INSERT OR REPLACE INTO meta(key, value) VALUES ('due_index', ?)", (str(version),), op="writes")
+
+    def forget_profile(self, uid: str) -> int:
+        """Erasure: the profile row (persona, progress, consent, due index)."""
+        return self._open().execute("DELETE FROM users WHERE uid = ?", (uid,)).rowcount

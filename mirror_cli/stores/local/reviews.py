@@ -6,6 +6,7 @@ import json
 
 from ..base import Review, ReviewKind
 from .db import LocalDb
+from .forget import with_names_user
 
 
 class Reviews(LocalDb):
@@ -31,3 +32,8 @@ class Reviews(LocalDb):
 
     def delete_review(self, kind: ReviewKind, key: str) -> None:
         self._q("DELETE FROM reviews WHERE kind = ? AND key = ?", (kind, key), op="deletes")
+
+    def forget_reviews(self, uid: str) -> int:
+        """Erasure: reviews of the user's avatars."""
+        db = with_names_user(self._open())
+        return db.execute("DELETE FROM reviews WHERE names_user(key, ?) OR names_user(body, ?)", (uid, uid)).rowcount

@@ -6,6 +6,7 @@ import json
 
 from ..base import JobState, RunInfo
 from .db import LocalDb
+from .forget import with_names_user
 from .schema import iso
 
 
@@ -38,3 +39,10 @@ class Runs(LocalDb):
     def job_states(self, run_id: str) -> list[JobState]:
         rows = self._q("SELECT info FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
         return [JobState.from_dict(run_id, json.loads(r[0])) for r in rows]
+
+    def forget_run_jobs(self, uid: str) -> int:
+        """Erasure: the run-job rows of the user's jobs (a run's own summary names no user)."""
+        db = with_names_user(self._open())
+        return db.execute(
+            "DELETE FROM run_jobs WHERE names_user(job_id, ?) OR names_user(info, ?)", (uid, uid)
+        ).rowcount

@@ -36,3 +36,7 @@ class Selections(LocalDb):
         if uid:
             sql, args = sql + " AND uid = ?", (*args, uid)
         return {stage: n for stage, n in self._q(sql + " GROUP BY stage ORDER BY stage", args)}
+
+    def forget_selections(self, uid: str) -> int:
+        """Erasure: every avatar choice of the user."""
+        return self._open().execute("DELETE FROM selections WHERE uid = ?", (uid,)).rowcount

@@ -1,0 +1,170 @@
+"""Spend under a crash loop: `evolve --due` against the loopback OpenAI server, killed with SIGKILL
+at random moments, resumed until done; then what the server billed against what the tool booked.
+
+    python bench/kill_loop.py [--users 16] [--kills 5] [--seeds 1 2 3] [--latency 0.25]
+
+For each seed, without and with blank answers (a fifth of the images blank: the quality gate's
+reinforced retry, a second paid request), prints: kills, requests in flight at a kill, server
+billed (the server's own ledger, priced from the usage it returned), the tool's confirmed spend and
+its may-have-billed spend, and their ratio. The goal: ratio >= 1.00 (never under the server) and
+<= 1.10 (may-have-billed booked once per request sent and never answered, not per crash).
+Then the reads per due user of one real nightly run (the local renderer, the local store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from _common import ROOT, synthetic_users
+from openai_server import FakeOpenAI
+
+from mirror_cli.core import Mirror
+from mirror_cli.resources import default_config_dir
+from mirror_cli.settings import load_settings
+
+PRICES = {"text_in": 5.0, "image_in": 8.0, "image_out": 30.0}  # gpt-image-2, USD per 1M tokens
+RECEIVE_MARGIN_S = 0.3  # from the server's last byte until the tool has the answer on disk
+
+
+def _configs(work: Path) -> Path:
+    import shutil
+
+    cfg = work / "configs"
+    shutil.copytree(default_config_dir(), cfg)
+    limits = yaml.safe_load((cfg / "limits.yaml").read_text())
+    limits.update({"system_daily": 10_000, "per_user_daily": 100, "monthly_budget_usd": 1000, "rate_limits": {}})
+    limits["retry"] = {"max_attempts": 6, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 5}
+    limits["claims"] = {"lease_s": 30, "poll_s": 0.2, "wait_s": 300}
+    (cfg / "limits.yaml").write_text(yaml.safe_dump(limits))
+    return cfg
+
+
+def _cost(entry: dict[str, Any]) -> float:
+    u = entry["usage"]
+    return (
+        u["input_tokens_details"]["text_tokens"] * PRICES["text_in"]
+        + u["input_tokens_details"]["image_tokens"] * PRICES["image_in"]
+        + u["output_tokens"] * PRICES["image_out"]
+    ) / 1e6
+
+
+def _mirror(data: Path, cfg: Path, url: str, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-bench-abcdefghijklmnop",
+        "MIRROR_DATA_DIR": str(data),
+        "MIRROR_CONFIG_DIR": str(cfg),
+        "MIRROR_PROVIDER": "openai",
+        "MIRROR_BASE_URL": url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    exe = [sys.executable, "-m", "mirror_cli", *args]
+    return subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: float) -> dict[str, Any]:
+    server = FakeOpenAI(latency=latency).start()
+    if blanks:
+        server.bad_random = (random.Random(seed), 0.2, "blank")
+    rng = random.Random(seed)
+    kill_times: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        cfg, data = _configs(work), work / "data"
+        core = Mirror(load_settings({"data_dir": data, "config_dir": cfg}))
+        core.import_users(synthetic_users(users, seed=seed))
+        core.close()
+        run_id = None
+        for _ in range(kills_wanted + 10):
+            args = ["evolve", "--due", "--any-hour", "--json", "--concurrency", "2"]
+            proc = _mirror(data, cfg, server.url, *args, *(["--resume", run_id] if run_id else []))
+            if len(kill_times) < kills_wanted:
+                start, deadline = len(server.requests), time.monotonic() + 60
+                while len(server.requests) == start and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.1 + rng.random() * 1.2)
+                if proc.poll() is None:
+                    kill_times.append(time.monotonic())
+                    proc.kill()
+                    proc.wait()
+                    if run_id is None:
+                        check = Mirror(load_settings({"data_dir": data, "config_dir": cfg}))
+                        run_id = check.runs()[0].id
+                        check.close()
+                    continue
+            proc.communicate(timeout=900)
+            break
+        check = Mirror(load_settings({"data_dir": data, "config_dir": cfg}))
+        events = check.store.events()
+        check.close()
+    server.stop()
+    ledger = server.ledger
+    in_flight = [
+        e for e in ledger if any(e["t_start"] <= t <= e.get("t_end", t) + RECEIVE_MARGIN_S for t in kill_times)
+    ]
+    confirmed = sum(e.cost_usd for e in events if e.kind in ("generated", "spool_ingest"))
+    maybe = sum(e.cost_usd for e in events if e.kind == "may_have_billed")
+    billed = sum(_cost(e) for e in ledger)
+    return {
+        "kills": len(kill_times),
+        "in_flight": len(in_flight),
+        "billed": billed,
+        "confirmed": confirmed,
+        "maybe": maybe,
+        "ratio": (confirmed + maybe) / billed if billed else float("nan"),
+    }
+
+
+def reads_per_due_user(users: int) -> tuple[int, int, float]:
+    """One real nightly run on the local store (the local renderer: free, no claims): the store's
+    own read count, per due user."""
+    with tempfile.TemporaryDirectory() as tmp:
+        core = Mirror(load_settings({"data_dir": Path(tmp) / "d"}))
+        core.import_users(synthetic_users(users, seed=3))
+        core.evolve(None, due=True, any_hour=True)  # everyone's first avatar
+        for p in synthetic_users(users, seed=3):
+            core.store.set_progress(p.id, p.progress.model_copy(update={"active_days": 8}))
+        day = core.now().strftime("%Y-%m-%d")
+        before = core.store.op_counts(day).get("reads", 0)
+        report = core.evolve(None, due=True, any_hour=True)
+        reads = core.store.op_counts(day).get("reads", 0) - before
+        due = len({o.user_id for o in report.outcomes})
+        core.close()
+    return reads, due, reads / due if due else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--latency", type=float, default=0.25)
+    ap.add_argument("--read-users", type=int, default=200)
+    args = ap.parse_args()
+    print(f"kill loop: {args.users} users, {args.kills} SIGKILLs per run, server latency {args.latency}s")
+    print("  seed  blanks  kills  in_flight  server_billed  tool_confirmed  may_have_billed  ratio")
+    for seed in args.seeds:
+        for blanks in (False, True):
+            r = kill_loop(args.users, args.kills, seed, blanks, args.latency)
+            print(
+                f"  {seed:4}  {'yes' if blanks else 'no':>6}  {r['kills']:5}  {r['in_flight']:9}  "
+                f"${r['billed']:12.4f}  ${r['confirmed']:13.4f}  ${r['maybe']:14.4f}  {r['ratio']:5.3f}",
+                flush=True,
+            )
+    reads, due, per = reads_per_due_user(args.read_users)
+    print(
+        f"reads of one real nightly run: {reads} for {due} due users = {per:.2f} per due user (goal <= 3 + a constant)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Erasure (`mirror users delete`, core.erase_user): after it no SQLite row, file or folder of
+the store names the user, other users are untouched, spend stays (re-keyed to a pseudonym), a
+repeat is a no-op success, a crash half-way is finished by the next call, and a late write for
+the erased user is refused. Runs on the embedded store (real SQLite, real files)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mirror_cli.cli.app import app
+from mirror_cli.errors import UserErasedError
+from mirror_cli.models import ImageResult, LedgerEvent, TokenUsage
+from mirror_cli.stores.base import AppJob, Caps, Claim, Review, Selection
+from mirror_cli.stores.local.forget import id_pattern
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+VICTIM, OTHER = "maya", "kenji"
+
+
+def _seed(core, uid: str, cost: float) -> None:
+    """One of every kind of record a user leaves behind, through the store's own calls."""
+    store = core.store
+    store.record_event(
+        LedgerEvent(ts=NOW, user_id=uid, kind="generated", cost_usd=cost, usage=TokenUsage(output_image_tokens=10)),
+        event_id=f"maybe:{uid}:k1:abc",
+    )
+    store.record_event(LedgerEvent(ts=NOW, user_id=uid, kind="failed", detail=f"job of {uid} failed"))
+    ref, thumb = store.put_image(uid, "newReflection-a1", b"image", b"thumb")
+    store.claim(Claim(f"{uid}/key1", "host:1:n", NOW + timedelta(minutes=5), NOW, {"user": uid}), NOW)
+    store.reserve(uid, "key1", 0.04, NOW, Caps(None, None, None))
+    store.put_selection(Selection(uid, f"av-{uid}", "newReflection", "newReflection", NOW))
+    store.put_review(Review("avatar", f"{uid}/av-{uid}", "draft", "0" * 64, note=uid))
+    store.put_app_job(AppJob(f"job-{uid}", uid, "generate", f"k-{uid}", {"user_id": uid}, "i1", NOW, NOW))
+    core.spool.put(
+        uid,
+        "key1",
+        ImageResult(data=b"img", mime="image/png", provider="local", model="local", usage=TokenUsage()),
+        {"user": uid},
+    )
+    assert ref and thumb
+
+
+def _naming(data_dir: Path, uid: str) -> list[str]:
+    """Every SQLite cell and every file path or text file under the data folder that names uid."""
+    found: list[str] = []
+    pattern = id_pattern(uid)
+    db = sqlite3.connect(data_dir / "mirror.db")
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # names from sqlite_master
+                found += [f"{table}: {row}" for cell in row if isinstance(cell, str) and pattern.search(cell)]
+    finally:
+        db.close()
+    for path in data_dir.rglob("*"):
+        rel = str(path.relative_to(data_dir))
+        if pattern.search(rel):
+            found.append(rel)
+        elif path.is_file() and path.suffix not in {".db", ".db-wal", ".db-shm"} and path.stat().st_size < 1 << 20:
+            text = path.read_bytes().decode("utf-8", "replace")
+            if pattern.search(text):
+                found.append(f"content of {rel}")
+    return found
+
+
+@pytest.fixture
+def core(make_core):
+    c = make_core(now=lambda: NOW)
+    c.generate([VICTIM, OTHER], "newReflection")  # the local provider: real avatars, cache, run jobs
+    _seed(c, VICTIM, 0.25)
+    _seed(c, OTHER, 0.5)
+    return c
+
+
+def _cost(core) -> float:
+    return float(core.usage().cost_usd)
+
+
+def test_erasure_leaves_nothing_naming_the_user_and_keeps_spend(core, data_dir):
+    before, other_avatars = _cost(core), core.store.list_avatars(OTHER)
+    assert _naming(data_dir, VICTIM) and other_avatars  # there is something to erase
+    out = core.erase_user(VICTIM)
+    assert out["already_erased"] is False and out["removed"]["avatars"] >= 1 and out["removed"]["profile"] == 1
+    core.store.flush_ops()
+    assert _naming(data_dir, VICTIM) == []
+    assert _cost(core) == pytest.approx(before)  # spend stays, under the pseudonym
+    alias = out["pseudonym"]
+    assert alias.startswith("erased-") and VICTIM not in alias
+    assert sum(e.cost_usd for e in core.store.events(uid=alias)) == pytest.approx(0.25)
+    # the other user is untouched
+    assert core.store.get_user(OTHER) is not None and core.store.list_avatars(OTHER) == other_avatars
+    assert core.store.get_selection(OTHER) is not None and core.spool.get(OTHER, "key1") is not None
+    assert _naming(data_dir, OTHER)
+    # a repeat is a no-op success
+    again = core.erase_user(VICTIM)
+    assert again["already_erased"] is True and again["pseudonym"] == alias
+    assert set(again["removed"].values()) == {0}
+    assert _cost(core) == pytest.approx(before)
+
+
+def test_a_late_write_for_an_erased_user_is_refused(core, data_dir):
+    record = core.store.list_avatars(VICTIM)[0]
+    persona = core.store.get_user(VICTIM)
+    core.erase_user(VICTIM)
+    with pytest.raises(UserErasedError):
+        core.store.put_avatar(record)  # a late job's record
+    with pytest.raises(UserErasedError):
+        core.store.put_image(VICTIM, "late", b"x", None)
+    with pytest.raises(UserErasedError):
+        core.store.put_user(persona)  # a late request re-creating the profile
+    assert _naming(data_dir, VICTIM) == []
+    core.store.put_avatar(core.store.list_avatars(OTHER)[0])  # others write as before
+
+
+def test_a_crash_half_way_is_finished_by_the_next_call(core, data_dir, monkeypatch):
+    before = _cost(core)
+    real = core.store.forget_avatars
+    calls = {"n": 0}
+
+    def crash_once(uid: str) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk went away")
+        return real(uid)
+
+    monkeypatch.setattr(core.store, "forget_avatars", crash_once)
+    with pytest.raises(OSError):
+        core.erase_user(VICTIM)
+    assert core.store.is_erased(VICTIM)  # the tombstone was written first ...
+    with pytest.raises(UserErasedError):
+        core.store.put_image(VICTIM, "late", b"x", None)  # ... so nothing new lands meanwhile
+    assert _naming(data_dir, VICTIM)  # half done
+    out = core.erase_user(VICTIM)
+    assert out["already_erased"] is True and out["removed"]["avatars"] >= 1
+    assert _naming(data_dir, VICTIM) == [] and _cost(core) == pytest.approx(before)
+
+
+def test_cli_delete_needs_yes_and_then_erases(data_dir, make_core):
+    make_core().close()  # the example personas in the store
+    flags = ["--data-dir", str(data_dir)]
+    refused = CliRunner().invoke(app, ["users", "delete", "--user", VICTIM, *flags])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    listed = CliRunner().invoke(app, ["users", "list", "--json", *flags])
+    assert VICTIM in listed.output  # nothing changed
+    done = CliRunner().invoke(app, ["users", "delete", "--user", VICTIM, "--yes", "--json", *flags])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["summary"]["removed"]["profile"] == 1
+    listed = CliRunner().invoke(app, ["users", "list", "--json", *flags])
+    assert VICTIM not in listed.output and OTHER in listed.output
+    again = CliRunner().invoke(app, ["users", "delete", "--user", VICTIM, "--yes", *flags])
+    assert again.exit_code == 0 and "already been erased" in again.output
+    bad = CliRunner().invoke(app, ["users", "delete", "--user", "../x", "--yes", *flags])
+    assert bad.exit_code == 2
