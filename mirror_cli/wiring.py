@@ -19,8 +19,9 @@ from .planner import Planner
 from .providers.base import ImageProvider, ProviderContext, get_provider
 from .settings import Settings
 from .spool import Spool
-from .stores.base import JobQueue, Store, get_queue, get_store
+from .stores.base import Store, get_store
 from .stores.calls import StoreCalls
+from .stores.queue import JobQueue, get_queue
 from .telemetry import tracing
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import MirrorError
-from .stores.base import JobQueue, QueueMessage
+from .stores.queue import JobQueue, QueueMessage
 
 if TYPE_CHECKING:
     from .core import Mirror, Shard

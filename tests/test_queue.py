@@ -5,6 +5,7 @@ request log is the truth)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -137,7 +138,7 @@ def pubsub_queue(pubsub_emulator, monkeypatch):
     import uuid
 
     from mirror_cli.settings import load_settings
-    from mirror_cli.stores.base import get_queue
+    from mirror_cli.stores.queue import get_queue
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
     monkeypatch.setenv("MIRROR_FIREBASE_PROJECT", "demo-mirror-queue")
@@ -183,3 +184,17 @@ def test_worker_on_pubsub_never_pays_a_redelivery_twice(pubsub_queue, make_core,
     stats = core.work(until_empty=True)
     assert stats.acked == 2 and sorted(stats.outcomes) == ["cached", "generated"]
     assert _images(openai_env) == 1
+
+
+def test_enqueue_refuses_a_dry_run_and_a_missing_due_naming_why(tmp_path):
+    from typer.testing import CliRunner
+
+    from mirror_cli.cli.app import app
+
+    data = tmp_path / "data"
+    runner = CliRunner()
+    dry = runner.invoke(app, ["evolve", "--due", "--enqueue", "--dry-run", "--json", "--data-dir", str(data)])
+    assert dry.exit_code == 2 and "dry run publishes nothing" in json.loads(dry.stdout)["message"]
+    alone = runner.invoke(app, ["evolve", "--enqueue", "--json", "--data-dir", str(data)])
+    assert alone.exit_code == 2 and "--enqueue goes with --due" in json.loads(alone.stdout)["message"]
+    assert not data.exists()  # refused before the store was opened

@@ -18,57 +18,69 @@ from .common import (
 )
 from .outputs import check_output_file
 
+DueOpt = Annotated[
+    bool,
+    option(
+        "--due",
+        help="The hourly nightly tick: every user who crossed a milestone and whose local time is "
+        "inside their nightly window (--now plans as of another instant).",
+    ),
+]
+
+EnqueueOpt = Annotated[
+    bool,
+    option(
+        "--enqueue",
+        help="With --due: publish the due jobs to the job queue (settings 'queue') for `mirror worker` "
+        "instead of running them here.",
+    ),
+]
+
+AnyHourOpt = Annotated[
+    bool,
+    option(
+        "--any-hour",
+        help="With --due: every due user now, whatever their local time (a manual catch-up); "
+        "by default a tick serves the users inside their nightly window (limits.yaml nightly).",
+    ),
+]
+
+MetricsFileOpt = Annotated[
+    Path | None,
+    option("--metrics-file", metavar="FILE", help="Also write the run's metrics here (OpenMetrics text)."),
+]
+
+PushgatewayOpt = Annotated[
+    str | None,
+    option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
+]
+
+OverrideCanaryOpt = Annotated[
+    bool,
+    option(
+        "--override-canary",
+        help="With --due: go ahead although the model, style or renderer changed without a passing "
+        "'mirror canary' (users' faces may change overnight).",
+    ),
+]
+
 
 @with_settings
 def evolve(
     flags: dict[str, Any],
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
-    due: Annotated[
-        bool,
-        option(
-            "--due",
-            help="The hourly nightly tick: every user who crossed a milestone and whose local time is "
-            "inside their nightly window (--now plans as of another instant).",
-        ),
-    ] = False,
+    due: DueOpt = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
-    enqueue: Annotated[
-        bool,
-        option(
-            "--enqueue",
-            help="With --due: publish the due jobs to the job queue (settings 'queue') for `mirror worker` "
-            "instead of running them here.",
-        ),
-    ] = False,
-    any_hour: Annotated[
-        bool,
-        option(
-            "--any-hour",
-            help="With --due: every due user now, whatever their local time (a manual catch-up); "
-            "by default a tick serves the users inside their nightly window (limits.yaml nightly).",
-        ),
-    ] = False,
+    enqueue: EnqueueOpt = False,
+    any_hour: AnyHourOpt = False,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
-    metrics_file: Annotated[
-        Path | None,
-        option("--metrics-file", metavar="FILE", help="Also write the run's metrics here (OpenMetrics text)."),
-    ] = None,
-    pushgateway: Annotated[
-        str | None,
-        option("--pushgateway", metavar="URL", help="Also push the run's metrics to this Prometheus Pushgateway."),
-    ] = None,
-    override_canary: Annotated[
-        bool,
-        option(
-            "--override-canary",
-            help="With --due: go ahead although the model, style or renderer changed without a passing "
-            "'mirror canary' (users' faces may change overnight).",
-        ),
-    ] = False,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
+    override_canary: OverrideCanaryOpt = False,
     via: ViaOpt = "sync",
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -93,7 +105,7 @@ def evolve(
         )
 
     if enqueue:
-        _enqueue(edge, due and not dry_run, shard, any_hour)
+        _enqueue(edge, due, dry_run, shard, any_hour)
         return
     edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
@@ -108,13 +120,20 @@ def evolve(
     render_report(result, edge, title="evolve", batch=due, report_file=report)
 
 
-def _enqueue(edge: Edge, with_due: bool, shard: str | None, any_hour: bool) -> None:
+def _enqueue(edge: Edge, with_due: bool, dry_run: bool, shard: str | None, any_hour: bool) -> None:
     """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
     from ..core import Shard
     from ..errors import ExitCode
 
     if not with_due:
         edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+    if dry_run:
+        edge.fail(
+            "UsageError",
+            "--enqueue publishes jobs, and a dry run publishes nothing.",
+            "See what the tick would plan with: mirror evolve --due --dry-run (without --enqueue).",
+            ExitCode.USAGE,
+        )
     published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
 
     def told() -> None:

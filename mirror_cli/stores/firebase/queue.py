@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, StoreError
-from ..base import QueueMessage
+from ..queue import QueueMessage
 
 if TYPE_CHECKING:
     from ...settings import Settings

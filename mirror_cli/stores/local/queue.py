@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..base import QueueMessage
+from ..queue import QueueMessage
 from .db import LocalDb
 
 if TYPE_CHECKING:
