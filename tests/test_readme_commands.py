@@ -1,9 +1,9 @@
 """Every command in the README runs as written. The README's shell blocks are read, each `mirror`
 line (also inside `docker run ... mirror ...` and the crontab) is run in README order against a
 temporary project: as written when it spends nothing, with --dry-run when it would make images,
-with --help when it needs what a test machine lacks (a server to keep running, a run id, Google
-credentials, a shell substitution). The install lines name the wheel `make dist` builds and
-`python3`, never a package that is not published."""
+with --help when it needs what a test machine lacks or would not end (a server or a worker that
+runs until stopped, a run id, Google credentials, a shell substitution). The install lines name
+the wheel `make dist` builds and `python3`, never a package that is not published."""
 
 from __future__ import annotations
 
@@ -51,15 +51,17 @@ def how(args: list[str]) -> str:
     """'run', 'dry' or 'help' for one command."""
     command = args[0] if args else ""
     store = args[args.index("--store") + 1] if "--store" in args[:-1] else None
+    forever = command == "serve" or (command == "worker" and "--until-empty" not in args)
     if (
-        command == "serve"
+        forever
         or args[:2] in (["runs", "poll"], ["runs", "show"])
         or "..." in args
         or store == "firebase"
         or any("$(" in a for a in args)
     ):
         return "help"
-    return "dry" if command in DRY and "--dry-run" not in args else "run"
+    # --enqueue only publishes jobs (the worker pays for them): as written
+    return "dry" if command in DRY and "--dry-run" not in args and "--enqueue" not in args else "run"
 
 
 COMMANDS = mirror_commands()
