@@ -45,7 +45,7 @@ def erase_user(w: Wiring, uid: str) -> dict[str, Any]:
     if not isinstance(store, ErasureStore):
         raise StoreError(
             f"The {store.name} store cannot erase users yet.",
-            "Erase on a store that supports it (the local store), or ask the maintainers.",
+            "Erase on a store that supports it (local or firebase), or ask the maintainers.",
         )
     already = store.is_erased(uid)
     store.put_tombstone(uid, w.now())

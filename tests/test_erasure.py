@@ -157,3 +157,52 @@ def test_cli_delete_needs_yes_and_then_erases(data_dir, make_core):
     assert again.exit_code == 0 and "already been erased" in again.output
     bad = CliRunner().invoke(app, ["users", "delete", "--user", "../x", "--yes", *flags])
     assert bad.exit_code == 2
+
+
+def _firestore_naming(store, uid: str) -> list[str]:
+    """Every document (id or field, every collection and subcollection) and every Storage
+    object (name or metadata) that names uid."""
+    pattern, found = id_pattern(uid), []
+    pending = list(store.db.collections())
+    while pending:
+        collection = pending.pop()
+        for doc in collection.stream():
+            if pattern.search(doc.id) or pattern.search(json.dumps(doc.to_dict(), default=str)):
+                found.append(doc.reference.path)
+            pending += list(doc.reference.collections())
+    for blob in store.bucket.list_blobs():
+        if pattern.search(blob.name) or pattern.search(json.dumps(blob.metadata or {})):
+            found.append(f"gs://{blob.name}")
+    return found
+
+
+def test_erasure_on_firestore_and_storage(firebase_env, make_core, data_dir, monkeypatch):
+    core = make_core(store="firebase", now=lambda: NOW)
+    core.generate([VICTIM, OTHER], "newReflection")
+    _seed(core, VICTIM, 0.25)
+    _seed(core, OTHER, 0.5)
+    before, other_avatars = _cost(core), core.store.list_avatars(OTHER)
+    assert _firestore_naming(core.store, VICTIM) and other_avatars
+    real, calls = core.store.forget_avatars, {"n": 0}
+
+    def crash_once(uid: str) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("connection reset")
+        return real(uid)
+
+    monkeypatch.setattr(core.store, "forget_avatars", crash_once)
+    with pytest.raises(OSError):
+        core.erase_user(VICTIM)
+    with pytest.raises(UserErasedError):
+        core.store.put_image(VICTIM, "late", b"x", None)  # the tombstone came first
+    out = core.erase_user(VICTIM)  # finishes the job
+    assert out["already_erased"] is True and out["removed"]["avatars"] >= 1
+    assert _firestore_naming(core.store, VICTIM) == [] and _naming(data_dir, VICTIM) == []
+    assert _cost(core) == pytest.approx(before)
+    assert sum(e.cost_usd for e in core.store.events(uid=out["pseudonym"])) == pytest.approx(0.25)
+    assert core.store.list_avatars(OTHER) == other_avatars and core.store.get_user(OTHER) is not None
+    again = core.erase_user(VICTIM)
+    assert set(again["removed"].values()) == {0}
+    with pytest.raises(UserErasedError):
+        core.store.put_avatar(other_avatars[0].model_copy(update={"user_id": VICTIM}))

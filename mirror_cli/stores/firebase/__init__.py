@@ -7,6 +7,7 @@ from __future__ import annotations
 from .app_jobs import AppJobs
 from .avatars import Avatars
 from .cache import Cache
+from .erasure import Erasure
 from .ledger import Ledger
 from .limits import Limits
 from .profiles import Profiles
@@ -15,7 +16,7 @@ from .runs import Runs
 from .selections import Selections
 
 
-class FirebaseStore(AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
+class FirebaseStore(Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
     """Every concern, on one Firebase app."""
 
 

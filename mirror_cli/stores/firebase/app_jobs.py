@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..base import AppJob
 from .client import FirebaseClient, _wrap
+from .forget import delete_all, field_is
 
 
 class AppJobs(FirebaseClient):
@@ -21,3 +22,7 @@ class AppJobs(FirebaseClient):
             raise _wrap(exc, "reading a job") from exc
         self._count("reads")
         return AppJob.from_dict(snap.to_dict() or {}) if snap.exists else None
+
+    def forget_app_jobs(self, uid: str) -> int:
+        """Erasure: the app's slow requests for the user."""
+        return delete_all(self, field_is(self.db.collection("app_jobs"), "owner", uid), "app jobs")

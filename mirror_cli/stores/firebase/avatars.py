@@ -13,7 +13,9 @@ from ...errors import StoreError
 from ...models import AvatarRecord, validate_user_id
 from ..base import missing_image
 from .client import IMAGE_CACHE_CONTROL, FirebaseClient, _iso, _wrap
+from .forget import delete_all, refuse_erased
 
+BATCH_BLOBS = 500
 SIGNING_FIX = (
     "Use a service-account key (GOOGLE_APPLICATION_CREDENTIALS / --firebase-credentials), or run where a "
     "service account is attached (Cloud Run, GCE) and give it roles/iam.serviceAccountTokenCreator on itself."
@@ -29,7 +31,7 @@ class Avatars(FirebaseClient):
     # ------------------------------------------------------------------------------- images
     def put_image(self, uid: str, name: str, data: bytes, thumb: bytes | None) -> tuple[str, str | None]:
         """Upload the image and its thumbnail (side by side: two requests, one round trip)."""
-        validate_user_id(uid)
+        refuse_erased(self, validate_user_id(uid))
         path, thumb_path = f"avatars/{uid}/{name}.webp", f"avatars/{uid}/{name}.thumb.webp"
         if thumb is None:
             self._upload(uid, path, data)
@@ -155,6 +157,8 @@ class Avatars(FirebaseClient):
     def put_avatar(self, record: AvatarRecord) -> bool:
         from google.api_core.exceptions import AlreadyExists, Conflict
 
+        refuse_erased(self, record.user_id)
+
         body = {**json.loads(record.model_dump_json()), "created_at": _iso(record.created_at)}
         try:
             self._avatars(record.user_id).document(record.id).create(body, **self._rt)
@@ -189,3 +193,15 @@ class Avatars(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, f"deleting avatar {avatar_id}") from exc
         self._count("deletes")
+
+    def forget_avatars(self, uid: str) -> int:
+        """Erasure: every Storage object under ``avatars/<uid>/`` (images, thumbnails, rejected
+        images), listed a page at a time, then the avatar records."""
+        prefix = f"avatars/{validate_user_id(uid)}/"
+        try:
+            for blob in self.bucket.list_blobs(prefix=prefix, page_size=BATCH_BLOBS, **self._gcs):
+                blob.delete(**self._gcs)
+                self._count("storage_deletes")
+        except Exception as exc:
+            raise _wrap(exc, f"erasing {prefix}") from exc
+        return delete_all(self, self._avatars(uid), "avatar records")

@@ -10,6 +10,7 @@ from ..base import (
     CacheEntry,
 )
 from .client import FirebaseClient, _iso, _wrap
+from .forget import delete_all, id_prefix
 
 
 class Cache(FirebaseClient):
@@ -69,3 +70,7 @@ class Cache(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, "deleting a cache entry") from exc
         self._count("deletes")
+
+    def forget_cache(self, uid: str) -> int:
+        """Erasure: the user's cache entries (ids ``<uid>.<request key>``)."""
+        return delete_all(self, id_prefix(self._cache(), f"{validate_user_id(uid)}."), "cache entries")

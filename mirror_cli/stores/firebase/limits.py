@@ -22,6 +22,7 @@ from typing import Any
 
 from ..base import Caps, LimitReached, Reservation
 from .client import MICRO, FirebaseClient, _iso, _wrap
+from .forget import delete_all, field_is, id_prefix
 
 SHARDS = 128
 MIN_COUNT_SLICE = 4
@@ -159,6 +160,11 @@ class Limits(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, "releasing a reservation") from exc
         self._count("writes")
+
+    def forget_reservations(self, uid: str) -> int:
+        """Erasure: the user's reservations and daily counters (spend stays in the ledger)."""
+        n = delete_all(self, field_is(self.db.collection("reservations"), "uid", uid), "reservations")
+        return n + delete_all(self, id_prefix(self.db.collection("limits_users"), f"{uid}."), "daily limits")
 
 
 def _slots_of(reservation_id: str) -> tuple[str, int, int]:

@@ -18,6 +18,7 @@ from ..base import (
     shard_bucket,
 )
 from .client import PAGE, FirebaseClient, _iso, _persona, _wrap
+from .forget import refuse_erased
 
 
 def _anchor(progress: Progress) -> dict[str, Any]:
@@ -45,6 +46,8 @@ class Profiles(FirebaseClient):
         """Create the profile with its due fields (no stage yet, its shard bucket), or replace the
         profile fields of an existing one, keeping the due fields the tool maintains."""
         from google.api_core.exceptions import AlreadyExists, Conflict
+
+        refuse_erased(self, persona.id)
 
         validate_user_id(persona.id)
         body = {
@@ -179,3 +182,13 @@ class Profiles(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, "writing the due index version") from exc
         self._count("writes")
+
+    def forget_profile(self, uid: str) -> int:
+        """Erasure: the profile document (persona, progress, consent, selection, due fields)."""
+        doc = self._users().document(validate_user_id(uid))
+        try:
+            existed = doc.get(["shard"], **self._rt).exists
+            doc.delete(**self._rt)
+        except Exception as exc:
+            raise _wrap(exc, "erasing a profile") from exc
+        return int(existed)

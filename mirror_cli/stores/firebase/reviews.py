@@ -8,6 +8,7 @@ from typing import Any
 
 from ..base import Review, ReviewKind
 from .client import FirebaseClient, _wrap
+from .forget import delete_all, id_prefix
 
 
 def _doc_id(key: str) -> str:
@@ -49,3 +50,7 @@ class Reviews(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, "deleting a review") from exc
         self._count("deletes")
+
+    def forget_reviews(self, uid: str) -> int:
+        """Erasure: reviews of the user's avatars (keys ``<uid>/<avatar id>``)."""
+        return delete_all(self, id_prefix(self._reviews("avatar"), _doc_id(f"{uid}/")), "reviews")

@@ -12,6 +12,7 @@ from ..base import (
     RunInfo,
 )
 from .client import FirebaseClient, _iso, _wrap
+from .forget import delete_all, field_is, id_prefix
 
 
 class Runs(FirebaseClient):
@@ -167,3 +168,11 @@ class Runs(FirebaseClient):
         except Exception as exc:
             raise _wrap(exc, "releasing a job claim") from exc
         self._count("deletes")
+
+    def forget_claims(self, uid: str) -> int:
+        """Erasure: claims on the user's request keys (ids ``<uid>__<request key>``)."""
+        return delete_all(self, id_prefix(self.db.collection("claims"), f"{uid}__"), "claims")
+
+    def forget_run_jobs(self, uid: str) -> int:
+        """Erasure: the run-job documents of the user's jobs, across runs."""
+        return delete_all(self, field_is(self.db.collection_group("jobs"), "user_id", uid), "run jobs")

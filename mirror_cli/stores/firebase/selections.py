@@ -13,6 +13,7 @@ from ...errors import UsageError
 from ...models import validate_user_id
 from ..base import Selection
 from .client import FirebaseClient, _iso, _wrap
+from .forget import delete_all, field_is
 
 SELECTION_SHARDS = 10
 MAX_DAYS = 400  # a usage period longer than this reads the events of one user only
@@ -85,3 +86,7 @@ class Selections(FirebaseClient):
             raise _wrap(exc, what) from exc
         self._count("reads", max(1, len(docs)))
         return docs
+
+    def forget_selections(self, uid: str) -> int:
+        """Erasure: every avatar choice of the user (the current one goes with the profile)."""
+        return delete_all(self, field_is(self.db.collection("selections"), "uid", uid), "selections")
