@@ -34,7 +34,7 @@ def retiring_configs(tmp_path: Path) -> Path:
     shutil.copytree(CONFIGS, out)
     path = out / "models.yaml"
     data = yaml.safe_load(path.read_text())
-    data["models"]["gpt-image-2"]["shutdown_date"] = SHUTDOWN.isoformat()
+    data["models"]["gpt-image-2"]["shutdown_date"] = SHUTDOWN
     data["models"]["gpt-image-2"]["replacements"] = ["gpt-image-2.6-sunburst"]
     path.write_text(yaml.safe_dump(data))
     return out

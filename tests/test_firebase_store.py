@@ -193,7 +193,9 @@ def test_security_rules_are_shipped_and_named():
     st_rules = (ROOT / cfg["storage"]["rules"]).read_text()
     assert "match /avatars/{avatarId}" in fs_rules and "allow write: if false;" in fs_rules
     assert "request.auth.uid == uid" in fs_rules
-    assert ".hasOnly(['progress', 'updated_at', 'timezone', 'next_window'])" in fs_rules
+    # what the app may change on its profile (consent goes through the API, never the rules)
+    allowed = ".hasOnly(['progress', 'updated_at', 'timezone', 'next_window', 'selected_avatar'])"
+    assert allowed in fs_rules and "consent" not in allowed
     assert "match /avatars/{uid}/{file}" in st_rules and "allow write: if false;" in st_rules
     indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}

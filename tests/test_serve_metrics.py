@@ -31,7 +31,8 @@ def value(families, sample_name, **labels) -> float:
 
 
 def test_metrics_after_real_requests(serve_settings, live, auth_env):
-    server = live(serve_settings(limits={"monthly_budget_usd": BUDGET}))
+    # a month of its own: the serve tests share one Firestore project, and the month's spend is the store's
+    server = live(serve_settings(limits={"monthly_budget_usd": BUDGET}, now="2027-01-10T12:00:00Z"))
     store = server.service.core.store
     uid, token = new_user(auth_env, store)
     body = {"user_id": uid, "evolution_stage": "month"}
@@ -96,15 +97,16 @@ def test_budget_thresholds_crossed_by_the_app_warn_once(serve_settings, live):
 
     from mirror_cli.models import LedgerEvent
 
-    settings = serve_settings(limits={"monthly_budget_usd": 1.0}, now="2026-11-20T12:00:00Z")
+    # a month of its own: the serve tests share one Firestore project, and the month's spend is the store's
+    settings = serve_settings(limits={"monthly_budget_usd": 1.0}, now="2027-02-20T12:00:00Z")
     first = live(settings)
     store = first.service.core.store
     store.record_event(
-        LedgerEvent(ts=datetime(2026, 11, 20, 9, tzinfo=UTC), user_id="u1", kind="generated", cost_usd=0.85)
+        LedgerEvent(ts=datetime(2027, 2, 20, 9, tzinfo=UTC), user_id="u1", kind="generated", cost_usd=0.85)
     )
     m = scrape(first)
-    spent = value(m, "mirror_month_spend_usd")  # the serve tests share one Firestore project
-    assert 0.85 <= spent < 1.0 and value(m, "mirror_budget_headroom_usd") == pytest.approx(1.0 - spent)
+    spent = value(m, "mirror_month_spend_usd")
+    assert spent == pytest.approx(0.85) and value(m, "mirror_budget_headroom_usd") == pytest.approx(1.0 - spent)
     assert value(m, "mirror_alerts_total", kind="budget") == 2  # 50 % and 80 %
     alerts = [e for e in store.iter_events(None, None, "_system") if e.kind == "alert"]
     assert len(alerts) == 2 and "of the $1.00 budget" in (alerts[0].detail or "")

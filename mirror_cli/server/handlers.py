@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..errors import MirrorError
 from .problems import MEDIA_TYPE, ProblemError, from_error, internal
@@ -43,14 +44,26 @@ def as_problem(exc: Exception) -> ProblemError:
     return internal()
 
 
-async def on_error(_: Request, exc: Exception) -> Response:
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path has: each method is tried against the routes (Starlette
+    names only the first route it meets, and included routers hide their routes' methods)."""
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+    ]
+    return ", ".join(allowed)
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
     p = as_problem(exc)
     body = p.problem.model_dump(exclude_none=True)
     headers = p.headers()
-    if isinstance(exc, StarletteHTTPException) and exc.headers:
-        allow = exc.headers.get("Allow") or exc.headers.get("allow")
-        if allow:  # a 405 says which methods the resource has
-            headers["Allow"] = allow
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)  # a 405 says which methods the resource has
     return JSONResponse(body, p.problem.status, headers=headers, media_type=MEDIA_TYPE)
 
 
