@@ -123,10 +123,9 @@ def test_two_overlapping_evolve_due_runs_pay_nothing_twice(tmp_path, make_core, 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="KNOWN MONEY BUG, issue #23: a kill between booking a gate-rejected answer (':rejected' ledger id) "
-    "and writing its retry marker lets the next run ingest the same answer again under the plain id (booked "
-    "twice), and one received answer was re-bought once in a fresh-clone CI run. Fix: one ledger id per "
-    "attempt (first / retry), the retry marker written before the rejected line is booked.",
+    reason="Under investigation, issue #23: in one fresh-clone CI run (4 workers) one received answer was "
+    "bought again (rebought_received=1); not reproduced since. The double booking this test also found (a kill "
+    "between the ':rejected' line and the retry marker) is fixed in jobs/recovery.py. Not strict: it passes.",
     strict=False,
 )
 def test_sigkill_twenty_times_with_gate_retries_never_rebuys_and_counts_all_spend(make_core, openai_env, tmp_path):

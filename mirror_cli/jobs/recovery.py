@@ -59,7 +59,10 @@ async def ingest_leftovers(life: JobLife, persona_of: Callable[[str], Persona]) 
         except MirrorError:
             continue  # an unknown user or target: leave the paid image where it is, for a person
         job.request_key = key  # the key it was paid under, even if the plan would differ today
-        outcomes.append(await life.finish(job, spooled.result, ingested=True, may_retry=False))
+        # the same rule as a planned job's ingest: a first answer the gate rejects again is kept
+        # under the line its killed run may have booked already (':rejected'), and its retry is due
+        may_retry = spooled.meta.get("attempt") != "retry"
+        outcomes.append(await life.finish(job, spooled.result, ingested=True, may_retry=may_retry))
         # its dead owner's claim goes once the image is stored (the cache answers from now on)
         await life.claims.release(claim_key(uid, key))
     return outcomes
