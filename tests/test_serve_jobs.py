@@ -82,7 +82,11 @@ def test_a_job_whose_instance_stopped_is_finished_by_the_poller(serve_settings, 
         done = _poll(c, f"{b.url}{API}/jobs/{dead.id}")
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "generated"
-        # the finished answer stays in the store: polled again (from any instance) it is the same
+        # the finished answer reaches the store (written just after the job ends, in the background),
+        # and polled again (from any instance) it is the same
+        deadline = time.monotonic() + 20
+        while core.store.get_app_job(dead.id).state != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert core.store.get_app_job(dead.id).state == "done"
         assert c.get(f"{b.url}{API}/jobs/{dead.id}").json()["avatar_id"] == done.json()["avatar_id"]
     assert _images(openai_env) == 1
