@@ -99,6 +99,7 @@ GENERATION_SETTINGS: dict[str, Any] = {
 }
 SETTINGS_PARAMS: dict[str, Any] = {**STORE_SETTINGS, **GENERATION_SETTINGS}
 
+UserOpt = Annotated[str, option("--user", "-u", metavar="USER", help="User id.")]
 JsonOpt = Annotated[bool, option("--json", help="One JSON object on stdout (for scripts and cron).")]
 DebugOpt = Annotated[bool, option("--debug", help="Show the traceback of an error.")]
 VerboseOpt = Annotated[bool, option("--verbose", "-v", help="One line per job instead of the summary table.")]

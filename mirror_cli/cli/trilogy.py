@@ -7,6 +7,7 @@ from .common import (
     Edge,
     JsonOpt,
     MaxCostOpt,
+    UserOpt,
     VerboseOpt,
     option,
     render_report,
@@ -17,7 +18,7 @@ from .common import (
 @with_settings
 def trilogy(
     flags: dict[str, Any],
-    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    user: UserOpt,
     photo: Annotated[
         Path | None,
         option(

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, option, with_store_settings
+from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, UserOpt, option, with_store_settings
 
 app = typer.Typer(
     cls=MirrorSubGroup, help="The users of the store: list, import, record progress.", no_args_is_help=True
@@ -93,7 +93,7 @@ def import_users(
 @with_store_settings
 def set_progress(
     flags: dict[str, Any],
-    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    user: UserOpt,
     active_days: Annotated[int | None, option("--active-days", metavar="N", min=0, help="Active days.")] = None,
     goals: Annotated[int | None, option("--goals", metavar="N", min=0, help="Goals completed.")] = None,
     achievement: Annotated[
@@ -136,7 +136,7 @@ def set_progress(
 @with_store_settings
 def set_timezone(
     flags: dict[str, Any],
-    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    user: UserOpt,
     tz: Annotated[
         str | None, option("--tz", metavar="ZONE", help="An IANA time zone, e.g. Asia/Tokyo or America/St_Johns.")
     ] = None,
@@ -195,7 +195,7 @@ def set_timezone(
 @with_store_settings
 def consent(
     flags: dict[str, Any],
-    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    user: UserOpt,
     photo: Annotated[bool, option("--photo", help="Consent to the use of their photo (the trilogy).")] = False,
     generation: Annotated[bool, option("--generation", help="Consent to avatar generation itself.")] = False,
     withdraw: Annotated[bool, option("--withdraw", help="Record that the user withdrew this consent.")] = False,
@@ -240,7 +240,7 @@ def consent(
 @with_store_settings
 def delete(
     flags: dict[str, Any],
-    user: Annotated[str, option("--user", "-u", metavar="USER", help="User id.")],
+    user: UserOpt,
     yes: Annotated[bool, option("--yes", help="Confirm: erase the user for good (it cannot be undone).")] = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
