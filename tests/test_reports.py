@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mirror_cli.errors import ReportLimitError, UnknownReportError, UsageError
+from mirror_cli.errors import NotFoundError, ReportLimitError, UnknownReportError, UsageError
 from mirror_cli.models import AvatarRecord, Persona
 from mirror_cli.planner import shown
 from mirror_cli.reporting import file_report, file_system_report, new_report, resolve_report, show_report
+from mirror_cli.selection import select_avatar
 from mirror_cli.stores.base import Selection, Store
 from mirror_cli.stores.local import LocalStore
 from mirror_cli.stores.reports import ReportLimitReached, ReportStore, report_id
@@ -158,3 +159,28 @@ def test_erasure_forgets_the_users_reports_and_counts(store):
     assert store.forget_reports("u1") == 1
     assert [r.id for r in store.list_reports()] == [kept.id]
     assert store.forget_reports("u1") == 0
+
+
+# ------------------------------------------------------------------------ what hidden means, served
+def test_a_hidden_avatar_is_served_nowhere_and_never_bought_again_unasked(make_core, openai_env, fast_configs):
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs, now=lambda: NOW)
+    core.generate(["maya"], "newReflection")
+    core.generate(["maya"], "firstWeek")
+    first, week = sorted(core.store.list_avatars("maya"), key=lambda r: r.target != "newReflection")
+    bought = len(openai_env.requests)
+    assert bought == 2 and [r.target for r in core.timeline("maya")] == ["newReflection", "firstWeek"]
+
+    report = file_report(core.store, week, "offensive", now=NOW).report
+    assert [r.id for r in core.timeline("maya")] == [first.id]  # the timeline (and the gallery built on it)
+    again = core.generate(["maya"], "firstWeek").outcomes[0]  # a cache hit on the hidden one
+    assert again.status == "degraded" and again.record.id == first.id and report.id in again.reason
+    assert len(openai_env.requests) == bought  # nothing bought
+    dry = core.generate(["maya"], "firstWeek", dry_run=True).outcomes[0]
+    assert dry.status == "degraded" and dry.estimate_usd == 0
+    with pytest.raises(NotFoundError, match="no avatar"):
+        select_avatar(core, "maya", week.id)
+
+    resolve_report(core.store, report.id, "restore", by="operator:t", note="ok", now=NOW)
+    back = core.generate(["maya"], "firstWeek").outcomes[0]
+    assert back.status == "cached" and back.record.id == week.id
+    assert len(openai_env.requests) == bought
