@@ -85,19 +85,25 @@ class BodyLimit:
                     await send_problem(send, too_large())
                     return
         seen = 0
-        started = False
+        started = over = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    over = True
                     raise _TooLarge
             return message
 
         async def tracking(message: Message) -> None:
             nonlocal started
+            if over:  # the app's own answer to the cut-off body (a parse error, 400) becomes the 413
+                if not started:
+                    started = True
+                    await send_problem(send, too_large())
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -105,8 +111,9 @@ class BodyLimit:
         try:
             await self.app(scope, counted, tracking)
         except _TooLarge:
-            if not started:
-                await send_problem(send, too_large())
+            pass
+        if over and not started:
+            await send_problem(send, too_large())
 
 
 class _TooLarge(Exception):

@@ -24,7 +24,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..clock import wall_clock
-from ..jobs import owner_dead
+from ..jobs import Outcome, owner_dead
 from ..stores.queue import QueueMessage
 from .jobs import Job
 
@@ -55,6 +55,18 @@ class QueuedJobs:
             )
         except Exception as exc:
             log.warning("job %s: not published to the queue: %s", job.id, type(exc).__name__)
+
+    async def retry_later(self, outcome: Outcome, regenerate: bool) -> None:
+        """A job the provider failed (an outage): made by a worker later, with its backoff."""
+        from ..worker import job_message
+
+        core = self.svc.core
+        body = job_message(outcome.user_id, outcome.target, regenerate)
+        attributes = {"request_key": outcome.request_key or "-", "job": f"{outcome.user_id}.{outcome.target}"}
+        try:
+            await core.store_calls(core.queue.publish, body, outcome.user_id, attributes)
+        except Exception as exc:
+            log.warning("%s/%s: the retry was not published: %s", outcome.user_id, outcome.target, type(exc).__name__)
 
     async def handle(self, message: QueueMessage) -> float | None:
         """Run one app job from the queue: None once its answer is stored (ack), else the seconds

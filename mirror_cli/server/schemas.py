@@ -73,6 +73,12 @@ class AvatarResponse(BaseModel):
     evolution_stage: str | None = None
     target: str
     reason: str | None = None
+    is_fallback: bool = Field(
+        False,
+        description="True when this is not the avatar asked for but a stand-in: the user's latest avatar or the "
+        "stage's shared fallback, served during a provider outage (the real one follows: ask again later) or "
+        "for a blocked request. Show it, and do not keep it as the stage's avatar.",
+    )
 
 
 class EvolveResponse(BaseModel):

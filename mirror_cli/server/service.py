@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mirror.serve")
 
 POLL_AFTER_S = 2
+FALLBACK_STATUSES = ("degraded", "fallback", "blocked")  # served in place of the avatar asked for
 
 
 class Service:
@@ -140,8 +141,29 @@ class Service:
         await self._update_progress(uid, progress)
         with _profile_needed(uid):
             report = await self.core.agenerate([uid], target, regenerate=regenerate)
-        outcomes = self._check(report)
-        return Result(200, self.avatar(outcomes[0], started))
+        outcome = self._check(report, degrade=True)[0]
+        if outcome.status == "failed":  # a provider outage: a fallback now, the real one through the queue
+            return Result(200, await self.outage(outcome, started, regenerate))
+        return Result(200, self.avatar(outcome, started))
+
+    async def outage(self, o: Outcome, started: float, regenerate: bool) -> dict[str, Any]:
+        """The design's degrade: the user's latest avatar (or, before their first, the stage's
+        shared fallback, which has no URL of its own) marked ``is_fallback``, and the job
+        published to be made later, when the provider answers again."""
+        await self.queued.retry_later(o, regenerate)
+        records = await self.core.store_calls(self.core.store.list_avatars, o.user_id)
+        latest = max((r for r in records if shown(r)), key=lambda r: r.created_at, default=None)
+        served = Outcome(
+            o.user_id,
+            o.target,
+            "degraded" if latest else "fallback",
+            record=latest,
+            served_path=latest.image_path if latest else None,
+            reason="The image provider is unavailable; this avatar stands in, and the new one is made as "
+            "soon as it answers again (ask again later).",
+            message=latest.message if latest else "",
+        )
+        return self.avatar(served, started)
 
     async def evolve(self, uid: str, progress: Progress | None) -> Result:
         started = time.perf_counter()
@@ -172,8 +194,9 @@ class Service:
         if persona.progress.model_dump(exclude={"updated_at"}) != progress.model_dump(exclude={"updated_at"}):
             await self.core.store_calls(self.core.set_progress, uid, progress)
 
-    def _check(self, report: RunReport) -> list[Outcome]:
-        """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502."""
+    def _check(self, report: RunReport, degrade: bool = False) -> list[Outcome]:
+        """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502 (``degrade``:
+        a failed job is returned, for a fallback answer)."""
         for o in report.outcomes:
             if o.limit:
                 wait = retry_after(o.limit, self.core.now())
@@ -207,6 +230,8 @@ class Service:
                 )
             if o.status == "failed":
                 log.warning("generation failed for %s/%s: %s", o.user_id, o.target, o.reason)
+                if degrade:
+                    continue
                 raise ProblemError(
                     502,
                     "generation-failed",
@@ -231,6 +256,7 @@ class Service:
             "evolution_stage": record.stage if record else None,
             "target": o.target,
             "reason": o.reason,
+            "is_fallback": o.status in FALLBACK_STATUSES,
         }
 
     # ------------------------------------------------------------------------------- reads
