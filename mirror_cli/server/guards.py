@@ -5,6 +5,7 @@ The two middlewares are plain ASGI (no per-request task or body copy), so they c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -108,10 +109,8 @@ class BodyLimit:
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counted, tracking)
-        except _TooLarge:
-            pass
         if over and not started:
             await send_problem(send, too_large())
 

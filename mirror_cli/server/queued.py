@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import wall_clock
 from ..jobs import Outcome, owner_dead
+from ..planner import shown
 from ..stores.queue import QueueMessage
 from .jobs import Job
 
@@ -55,6 +56,25 @@ class QueuedJobs:
             )
         except Exception as exc:
             log.warning("job %s: not published to the queue: %s", job.id, type(exc).__name__)
+
+    async def outage(self, o: Outcome, started: float, regenerate: bool) -> dict[str, Any]:
+        """The design's degrade: the user's latest avatar (or, before their first, the stage's
+        shared fallback, which has no URL of its own) marked ``is_fallback``, and the job
+        published to be made later, when the provider answers again."""
+        await self.retry_later(o, regenerate)
+        records = await self.svc.core.store_calls(self.svc.core.store.list_avatars, o.user_id)
+        latest = max((r for r in records if shown(r)), key=lambda r: r.created_at, default=None)
+        served = Outcome(
+            o.user_id,
+            o.target,
+            "degraded" if latest else "fallback",
+            record=latest,
+            served_path=latest.image_path if latest else None,
+            reason="The image provider is unavailable; this avatar stands in, and the new one is made as "
+            "soon as it answers again (ask again later).",
+            message=latest.message if latest else "",
+        )
+        return self.svc.avatar(served, started)
 
     async def retry_later(self, outcome: Outcome, regenerate: bool) -> None:
         """A job the provider failed (an outage): made by a worker later, with its backoff."""

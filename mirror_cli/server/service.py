@@ -143,27 +143,8 @@ class Service:
             report = await self.core.agenerate([uid], target, regenerate=regenerate)
         outcome = self._check(report, degrade=True)[0]
         if outcome.status == "failed":  # a provider outage: a fallback now, the real one through the queue
-            return Result(200, await self.outage(outcome, started, regenerate))
+            return Result(200, await self.queued.outage(outcome, started, regenerate))
         return Result(200, self.avatar(outcome, started))
-
-    async def outage(self, o: Outcome, started: float, regenerate: bool) -> dict[str, Any]:
-        """The design's degrade: the user's latest avatar (or, before their first, the stage's
-        shared fallback, which has no URL of its own) marked ``is_fallback``, and the job
-        published to be made later, when the provider answers again."""
-        await self.queued.retry_later(o, regenerate)
-        records = await self.core.store_calls(self.core.store.list_avatars, o.user_id)
-        latest = max((r for r in records if shown(r)), key=lambda r: r.created_at, default=None)
-        served = Outcome(
-            o.user_id,
-            o.target,
-            "degraded" if latest else "fallback",
-            record=latest,
-            served_path=latest.image_path if latest else None,
-            reason="The image provider is unavailable; this avatar stands in, and the new one is made as "
-            "soon as it answers again (ask again later).",
-            message=latest.message if latest else "",
-        )
-        return self.avatar(served, started)
 
     async def evolve(self, uid: str, progress: Progress | None) -> Result:
         started = time.perf_counter()
