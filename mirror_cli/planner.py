@@ -228,8 +228,11 @@ class Planner:
     ) -> tuple[AvatarRecord | None, AvatarRecord | None, list[AvatarRecord]]:
         """(anchor, previous, the good avatars already made of ``target``) from one listing."""
         table = self.configs.stages
-        records = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
-        same = [r for r in records if r.target == target]
+        listed = self.store.list_avatars(uid)
+        records = [r for r in listed if r.status in OK_STATUSES]
+        # a hidden image of the target (moderation flagged it) was paid: the job serves the
+        # fallback instead of buying it again; only an explicit regenerate makes a new one
+        same = [r for r in listed if r.target == target and r.status in (*OK_STATUSES, "hidden")]
         if same:
             records = [r for r in records if r.created_at < same[0].created_at]
         anchor = records[0] if records else None
@@ -310,7 +313,12 @@ class Planner:
         look = look_key(persona, target, stage, self.provider_name, self.entry, renderer, style, request, photo_sha)
         # a record made before looks were kept is this stage's avatar until an explicit regenerate
         looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
-        existing = None if regenerate or not looks_same else max(looks_same, key=lambda r: r.created_at)
+        # a visible one first: a hidden image (moderation flagged it) answers only when it is all there is
+        existing = (
+            None
+            if regenerate or not looks_same
+            else max(looks_same, key=lambda r: (r.status != "hidden", r.created_at))
+        )
         free_text = [*progress.discovered_traits, progress.major_achievement or "", persona.appearance.description]
         blocked = safety.screen([*free_text, *progress.achievement_areas])
         tokens = (

@@ -35,6 +35,8 @@ class Cache:
         hit = job.existing or await self.lookup(job)
         if hit is None:
             return None
+        if hit.status == "hidden":  # paid and hidden: no hit to book (the job serves the fallback)
+            return Outcome(job.user_id, job.target, "blocked", record=hit, request_key=job.request_key)
         await self.ctx.book(
             job, "cache_hit", avatar_id=hit.id, provider=hit.provider, model=hit.model, timings=timing_now()
         )
