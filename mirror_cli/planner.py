@@ -19,6 +19,13 @@ from .stores.base import Store
 KEY_SCHEMA = 1
 LOOK_SCHEMA = 1
 OK_STATUSES = ("ok", "flagged")
+
+
+def shown(record: AvatarRecord) -> bool:
+    """An avatar the user may see: a good one that no report hides (mirror_cli/reporting.py)."""
+    return record.status in OK_STATUSES and record.hidden_by is None
+
+
 _PREVIOUS_STAGE = " Image 2 is the previous stage: keep the art style, framing and lighting continuous with it."
 
 
@@ -228,11 +235,9 @@ class Planner:
     ) -> tuple[AvatarRecord | None, AvatarRecord | None, list[AvatarRecord]]:
         """(anchor, previous, the good avatars already made of ``target``) from one listing."""
         table = self.configs.stages
-        listed = self.store.list_avatars(uid)
-        records = [r for r in listed if r.status in OK_STATUSES]
-        # a hidden image of the target (moderation flagged it) was paid: the job serves the
-        # fallback instead of buying it again; only an explicit regenerate makes a new one
-        same = [r for r in listed if r.target == target and r.status in (*OK_STATUSES, "hidden")]
+        made = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
+        same = [r for r in made if r.target == target]  # hidden ones too: made once, never re-bought unasked
+        records = [r for r in made if shown(r)]  # a reported image is never drawn from
         if same:
             records = [r for r in records if r.created_at < same[0].created_at]
         anchor = records[0] if records else None
@@ -313,11 +318,10 @@ class Planner:
         look = look_key(persona, target, stage, self.provider_name, self.entry, renderer, style, request, photo_sha)
         # a record made before looks were kept is this stage's avatar until an explicit regenerate
         looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
-        # a visible one first: a hidden image (moderation flagged it) answers only when it is all there is
+        # a shown one first: a hidden image (reported, or flagged by moderation) answers only when
+        # it is all there is
         existing = (
-            None
-            if regenerate or not looks_same
-            else max(looks_same, key=lambda r: (r.status != "hidden", r.created_at))
+            None if regenerate or not looks_same else max(looks_same, key=lambda r: (r.hidden_by is None, r.created_at))
         )
         free_text = [*progress.discovered_traits, progress.major_achievement or "", persona.appearance.description]
         blocked = safety.screen([*free_text, *progress.achievement_areas])

@@ -15,6 +15,7 @@ from openai_server import Fault
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.errors import ConfigError
+from mirror_cli.stores.reports import report_id
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 FLAGGED_FOR = ["violence", "violence/graphic"]  # what the loopback endpoint flags a marked picture for
@@ -45,14 +46,19 @@ def test_a_flagged_image_is_kept_hidden_and_the_user_gets_the_fallback(make_core
     hidden = out.hidden
     assert hidden is not None and out.served_path != hidden.image_path
 
-    # stored, with its verdict, hidden: not listed, not in the timeline, not the current stage
+    # stored, with its verdict, hidden by the moderation's report: not listed, not in the timeline
     stored = core.store.get_avatar("demo", hidden.id)
-    assert stored is not None and stored.status == "hidden"
+    assert stored is not None and stored.hidden_by == report_id("demo", hidden.id)
     verdict = stored.moderation
     assert verdict is not None and verdict.verdict == "flagged" and verdict.categories == FLAGGED_FOR
     assert verdict.model == "omni-moderation-latest" and verdict.checked_at == NOW
     assert core.timeline("demo") == []
     assert core.store.read_image(stored.image_path)  # the paid image is kept (for reports), not lost
+
+    # listed in the reports, open, with the verdict, for an operator to restore or remove
+    (report,) = core.store.list_reports(status="open", uid="demo")
+    assert (report.avatar_id, report.reason, report.filed_by) == (hidden.id, "moderation", "moderation")
+    assert report.moderation == verdict.model_dump(mode="json") and report.prompt == stored.prompt
 
     # the ledger: one paid line carrying the verdict, and the fallback served
     (paid,) = _paid(core, "demo")
@@ -65,15 +71,17 @@ def test_a_flagged_image_is_kept_hidden_and_the_user_gets_the_fallback(make_core
     assert check["flagged"] and check["model"] == "omni-moderation-latest"
     assert check["sha256"] == openai_env.ledger[0]["sha256"]
 
-    # asked again (same request, or the nightly evolve): the fallback again, nothing bought
+    # asked again (same request, or the nightly evolve): no shown avatar yet, so the fallback
+    # again; nothing bought
     again = core.generate(["demo"], "month").outcomes[0]
-    assert again.status == "blocked" and again.record is None and again.hidden.id == hidden.id
+    assert again.status == "fallback" and again.record is None
     assert len(openai_env.ledger) == 1 and len(openai_env.image_moderations) == 1
-    assert core.generate(["demo"], "month", dry_run=True).outcomes[0].status == "blocked"
-    # evolve makes the missing anchor (a first, visible avatar); the month is not bought again
+    assert core.generate(["demo"], "month", dry_run=True).outcomes[0].status != "planned"
+    # evolve makes the missing anchor (a first avatar, shown); the month is not bought again
     evolved = {o.target: o for o in core.evolve("demo").outcomes}
-    assert evolved["month"].status == "blocked" and evolved["month"].hidden.id == hidden.id
+    assert "month" not in evolved or evolved["month"].status in ("fallback", "degraded")
     assert [e.target for e in _paid(core, "demo")].count("month") == 1
+    assert hidden.id not in [r.id for r in core.timeline("demo")]
 
     figures = core.usage()
     assert figures.moderation_flagged == 1 and figures.generations == len(openai_env.ledger)
@@ -140,7 +148,7 @@ def test_a_failed_check_then_a_flag_hides_the_image_next_run(make_core, openai_e
     assert core.generate(["demo"], "month").outcomes[0].moderation.verdict == "pending"
     out = core.generate(["demo"], "month").outcomes[0]
     assert out.status == "blocked" and out.record is None and out.hidden is not None
-    assert core.store.get_avatar("demo", out.hidden.id).status == "hidden" and core.timeline("demo") == []
+    assert core.store.get_avatar("demo", out.hidden.id).hidden_by is not None and core.timeline("demo") == []
     assert len(openai_env.ledger) == 1
     assert core.usage().moderation_flagged == 1
 

@@ -13,7 +13,9 @@ from .. import identity, imaging, messages
 from ..errors import MirrorError
 from ..identity import IdentityScore
 from ..models import AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
+from ..reporting import file_system_report
 from ..stores.base import CacheEntry
+from ..stores.reports import report_id
 from ..telemetry.timing import current as timing_now
 from ..telemetry.timing import step
 from ..validate import Verdict, check_image, parse_size, undecodable
@@ -134,10 +136,13 @@ class Finisher:
         if same_face is not None and same_face.drift:  # flagged for a person; never bought again
             status = "flagged"
             reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
-        if moderation.verdict == "flagged":  # kept, never shown: the cache entry stops a re-buy
-            status = "hidden"
+        hidden_by = None
+        if moderation.verdict == "flagged":  # hidden from its first write; the cache entry stops a re-buy
+            hidden_by = report_id(job.user_id, job.avatar_id)
             reasons.insert(0, f"image moderation flagged: {', '.join(moderation.categories)}")
-        stored = await self._write(job, result, checked, status, reasons, same_face, moderation, ingested=ingested)
+        stored = await self._write(job, result, checked, status, reasons, same_face, moderation, hidden_by, ingested)
+        if hidden_by is not None:  # listed in `mirror reports` for an operator to restore or remove
+            await self.report_flagged(stored, moderation, "; ".join(reasons))
         self.ctx.spool.remove(job.user_id, job.request_key)
         outcome = Outcome(
             job.user_id,
@@ -159,6 +164,13 @@ class Finisher:
             outcome.reason = "quality gate failed: " + "; ".join(verdict.failures)
         return outcome
 
+    async def report_flagged(self, stored: AvatarRecord, moderation: ModerationVerdict, note: str) -> None:
+        """File the moderation's report on a flagged image (it hides the avatar; a repeat after a
+        crash finds the report already open)."""
+        ctx = self.ctx
+        verdict = moderation.model_dump(mode="json")
+        await ctx.io(file_system_report, ctx.store, stored, "moderation", verdict, note=note, now=ctx.now())
+
     async def _write(
         self,
         job: Job,
@@ -168,7 +180,7 @@ class Finisher:
         reasons: list[str],
         same_face: IdentityScore | None,
         moderation: ModerationVerdict,
-        *,
+        hidden_by: str | None,
         ingested: bool,
     ) -> AvatarRecord:
         """Image, then the record, due rank, ledger line and cache entry; returns the record
@@ -181,7 +193,7 @@ class Finisher:
             )
         timings = timing_now()
         record = self._record(job, result, checked, image_ref, thumb_ref, status, reasons, same_face, timings)
-        record.moderation = moderation
+        record.moderation, record.hidden_by = moderation, hidden_by
         # The record, the due index and the ledger line are independent writes: they go out
         # together (each is idempotent, and the spool keeps the image until all are done).
         rank = ctx.configs.stages.index(job.stage) if job.target in ctx.configs.stages.names else None

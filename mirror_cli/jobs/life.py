@@ -154,10 +154,7 @@ class JobLife:
         ):
             may_retry = spooled.meta.get("attempt") != "retry"
             return await self.finish(job, spooled.result, ingested=True, may_retry=may_retry)
-        hit = await self.cache.serve(job)
-        if hit is not None and hit.record is not None and hit.record.status == "hidden":
-            return await self.hide(job, hit.record)  # paid and hidden: never shown, never bought again
-        return hit
+        return await self.cache.serve(job)
 
     def retry_due(self, job: Job) -> bool:
         spooled = self.ctx.spool.get(job.user_id, job.request_key)
@@ -238,7 +235,7 @@ class JobLife:
             outcome = await self.degrade(job, "degraded", hidden_reason(moderation))
         else:
             outcome = await self.finisher.store(job, result, checked, ingested=ingested, moderation=moderation)
-            if outcome.record is not None and outcome.record.status == "hidden":
+            if outcome.record is not None and (moderation.verdict == "flagged" or outcome.record.hidden_by):
                 outcome = await self.hide(job, outcome.record)
         outcome.cost_usd = 0.0 if ingested else result.cost_usd
         outcome.moderation = moderation
@@ -247,7 +244,7 @@ class JobLife:
     async def hide(self, job: Job, hidden: AvatarRecord) -> Outcome:
         """A stored image that is hidden (moderation flagged it): the user gets the stage's
         fallback, never it, and it is not bought again."""
-        reason = hidden_reason(hidden.moderation) if hidden.moderation else (hidden.reason or "hidden")
+        reason = hidden_reason(hidden.moderation) if hidden.moderation else f"hidden by report {hidden.hidden_by}"
         outcome = await self.degrade(job, "blocked", reason, fallback_only=True)
         outcome.hidden = hidden
         return outcome
