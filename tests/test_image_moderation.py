@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the serve fixtures are imported by name, as in tests/test_serve*.py)
 """Every paid image is moderated before it is shown: the loopback OpenAI server's moderation
 endpoint (the real SDK, image input as a data URL) flags the pictures it marked, answers 500 on
 demand and counts every check. A flagged image is kept hidden (never listed, never current,
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import yaml
 from conftest import make_config_dir
 from openai_server import Fault
+from serve_support import auth_env, bearer, live, new_user, serve_settings  # noqa: F401 (fixtures, by name)
 
 from mirror_cli.config import ConfigSet
 from mirror_cli.errors import ConfigError
@@ -202,3 +205,30 @@ def test_the_shipped_setting_is_on_with_the_omni_model(tmp_path):
     cfg = make_config_dir(tmp_path)
     shipped = yaml.safe_load((cfg / "limits.yaml").read_text())["image_moderation"]
     assert shipped == {"enabled": True, "model": "omni-moderation-latest"}
+
+
+def test_the_api_answers_a_flagged_image_with_the_fallback(serve_settings, live, auth_env, openai_env):
+    server = live(serve_settings())
+    store = server.service.core.store
+    uid, token = new_user(auth_env, store)
+    other, other_token = new_user(auth_env, store, "Bo")
+    body = {"evolution_stage": "month", "progress_metrics": {"active_days": 31, "goals_completed": 4}}
+    openai_env.unsafe_next = 1
+    with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(token), timeout=60) as c:
+        first = c.post("/avatar/generate", json={"user_id": uid, **body})
+        assert first.status_code == 200, first.text
+        made = first.json()
+        assert made["is_fallback"] is True and made["status"] == "blocked" and made["cost"] > 0
+        assert made["avatar_id"] is None and made["image_url"] is None
+        assert "image moderation flagged: violence" in made["reason"]
+        assert c.get(f"/avatar/user/{uid}").json() == []  # never listed
+        again = c.post("/avatar/generate", json={"user_id": uid, **body}).json()
+        assert again["is_fallback"] is True and again["avatar_id"] is None and again["cost"] == 0
+    (record,) = store.list_avatars(uid)
+    assert record.hidden_by is not None and record.moderation is not None
+    assert record.moderation.verdict == "flagged" and record.moderation.categories == FLAGGED_FOR
+    assert len(openai_env.ledger) == 1
+    with httpx.Client(base_url=server.url + "/api/v1", headers=bearer(other_token), timeout=60) as c:
+        clean = c.post("/avatar/generate", json={"user_id": other, **body}).json()
+        assert clean["is_fallback"] is False and clean["status"] == "generated" and clean["image_url"]
+    assert store.get_avatar(other, clean["avatar_id"]).moderation.verdict == "clean"
