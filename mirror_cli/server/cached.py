@@ -18,8 +18,10 @@ from typing import Any
 
 from ..clock import Clock, today
 from ..core import Mirror
-from ..models import Progress
+from ..jobs import Outcome
+from ..models import JobTimings, Progress
 from ..planner import Planner
+from ..telemetry import hooks
 from .hits import HitCounter
 
 
@@ -70,12 +72,17 @@ class CachedGenerate:
         if record is None:
             return None
         self.hits.add(record, target)
+        elapsed = time.perf_counter() - started
+        timings = JobTimings(queue_wait_s=0.0, total_s=round(elapsed, 6))
+        hooks.job_finished(  # the metrics count it as the full path's cache hit
+            Outcome(uid, target, "cached", record=record, served_path=record.image_path, timings=timings)
+        )
         return {
             "avatar_id": record.id,
             "image_url": self.urls(record.image_path),
             "ithere_message": record.message,
             "cached": True,
-            "generation_time": round(time.perf_counter() - started, 3),
+            "generation_time": round(elapsed, 3),
             "cost": 0.0,
             "status": "cached",
             "evolution_stage": record.stage,
