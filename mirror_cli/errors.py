@@ -87,6 +87,18 @@ class ConsentError(UsageError):
     is uploaded or paid."""
 
 
+class UnknownReportError(UsageError):
+    """A report id the store does not have (``mirror reports show/resolve``)."""
+
+
+class ReportLimitError(UsageError):
+    """The user filed their reports for the day: answered 429 with Retry-After by the API."""
+
+    def __init__(self, message: str, hint: str | None, retry_after_s: int) -> None:
+        super().__init__(message, hint)
+        self.retry_after_s = retry_after_s
+
+
 class ProviderError(MirrorError):
     exit_code = ExitCode.PROVIDER
 

@@ -21,6 +21,13 @@ KEY_SCHEMA = 1
 LOOK_SCHEMA = 1
 OK_STATUSES = ("ok", "flagged")
 OUTPUT_FORMAT = "png"  # what providers are asked for (stored as WebP after post-processing)
+
+
+def shown(record: AvatarRecord) -> bool:
+    """An avatar the user may see: a good one that no report hides (mirror_cli/reporting.py)."""
+    return record.status in OK_STATUSES and record.hidden_by is None
+
+
 _PREVIOUS_STAGE = " Image 2 is the previous stage: keep the art style, framing and lighting continuous with it."
 
 
@@ -248,8 +255,9 @@ class Planner:
     ) -> tuple[AvatarRecord | None, AvatarRecord | None, list[AvatarRecord]]:
         """(anchor, previous, the good avatars already made of ``target``) from one listing."""
         table = self.configs.stages
-        records = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
-        same = [r for r in records if r.target == target]
+        made = [r for r in self.store.list_avatars(uid) if r.status in OK_STATUSES]
+        same = [r for r in made if r.target == target]  # hidden ones too: made once, never re-bought unasked
+        records = [r for r in made if shown(r)]  # a reported image is never drawn from
         if same:
             records = [r for r in records if r.created_at < same[0].created_at]
         anchor = records[0] if records else None

@@ -146,6 +146,10 @@ def test_flagged_hidden_and_changed_looks_go_the_full_path(serve_settings, auth_
         later = record.created_at + timedelta(seconds=1)
         counting.put_avatar(record.model_copy(update={"id": "flagged", "status": "flagged", "created_at": later}))
         assert fast() is None
+        # ... or hidden by a report (the full path answers with the previous shown one)
+        later += timedelta(seconds=1)
+        counting.put_avatar(record.model_copy(update={"id": "hidden", "hidden_by": "r1", "created_at": later}))
+        assert fast() is None
         # a record of another look (the user changed their appearance since): the full path decides
         counting.put_avatar(record.model_copy(update={"id": "newer-ok", "created_at": later + timedelta(seconds=1)}))
         assert fast()["avatar_id"] == "newer-ok"

@@ -21,7 +21,7 @@ from ..core import Mirror
 from ..errors import MirrorError, PhotoError, UnknownUserError
 from ..jobs import Outcome, RunReport
 from ..models import Progress
-from ..planner import OK_STATUSES
+from ..planner import shown
 from .auth import Caller, TokenVerifier
 from .cached import CachedGenerate, SignedUrls
 from .durable import DurableJobs
@@ -234,7 +234,7 @@ class Service:
         return page
 
     def _avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
-        records = [r for r in self.core.store.list_avatars(uid) if r.status in OK_STATUSES]
+        records = [r for r in self.core.store.list_avatars(uid) if shown(r)]
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         start = 0
         if cursor:

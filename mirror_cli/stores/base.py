@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ..errors import NotFoundError, UsageError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress
 from ..registry import Registry
+from .reports import ReportStore
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -535,6 +536,7 @@ class ErasureStore(Protocol):
     def forget_selections(self, uid: str) -> int: ...
     def forget_reviews(self, uid: str) -> int: ...
     def forget_reservations(self, uid: str) -> int: ...
+    def forget_reports(self, uid: str) -> int: ...
     def forget_avatars(self, uid: str) -> int: ...
     def pseudonymise_ledger(self, uid: str, alias: str) -> int: ...
     def forget_profile(self, uid: str) -> int: ...
@@ -551,6 +553,7 @@ class Store(
     ReviewStore,
     SelectionStore,
     AppJobStore,
+    ReportStore,
     Protocol,
 ):
     """A whole back-end. Its methods block: async code calls them through ``StoreCalls``."""

@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
 from ..models import AvatarRecord, Persona, Progress, validate_user_id
 from ..pipeline import JobSpec, RunReport
-from ..planner import OK_STATUSES, Planner
+from ..planner import OK_STATUSES, Planner, shown
 from ..wiring import Wiring
 from .due import evolve_specs, nightly_tick, plan_tick
 from .runs import execute, start_run
@@ -56,7 +56,7 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
     """The avatar a generate of ``target`` (no regenerate) would answer from the cache, found
     with two reads by key — the profile, and the user's newest good avatar of the target — and no
     write but fresh metrics (stored as a generate stores them). It is that avatar only when it is
-    visible (status ok: never a flagged or hidden one) and has the look the user has now; the
+    visible (status ok and no report hides it: never a flagged or hidden one) and has the look the user has now; the
     newest good avatar of a target with this look is what ``Planner.plan`` serves as
     ``Job.existing``. None: the full path decides (no or bad profile, no avatar, another look, an
     avatar that is not ok or made before looks were kept)."""
@@ -70,7 +70,7 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
         who = set_progress(w, uid, progress, current=who)
     stage, look = planner.look_of(who, who.progress, target)
     record = w.store.latest_avatar(uid, target, OK_STATUSES)
-    if record is None or record.status != "ok" or record.look_key != look or record.stage != stage:
+    if record is None or record.status != "ok" or not shown(record) or record.look_key != look or record.stage != stage:
         return None
     return record
 
