@@ -1,4 +1,4 @@
-"""One contract, every store. A new store joins by adding a fixture param."""
+"""One contract, every store (the `store` fixture in conftest.py runs each test on each back-end)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,8 @@ import pytest
 
 from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
 from mirror_cli.stores.base import CacheEntry, Caps, DueQuery, JobState, LimitReached, RunInfo, Store
-from mirror_cli.stores.local import LocalStore
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store(request, tmp_path) -> Store:
-    if request.param == "local":
-        s: Store = LocalStore(root=tmp_path / "store")
-    else:
-        from mirror_cli.settings import load_settings
-        from mirror_cli.stores.firebase import FirebaseStore
-
-        request.getfixturevalue("firebase_env")
-        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
-    yield s
-    s.close()
 
 
 def _record(uid="u1", aid="a1", target="month", when=NOW) -> AvatarRecord:
