@@ -109,7 +109,7 @@ def aggregate(
             paid_users.add(e.user_id)
             ok += _count_paid(f, e)
         elif e.kind == "cache_hit":
-            f.cache_hits += 1
+            f.cache_hits += e.count
         elif e.kind in DEGRADED:
             f.fallbacks_served += 1
             if e.kind == "blocked" and (e.detail or "").startswith(("400 moderation", "moderation")):
