@@ -7,6 +7,7 @@ is the factory uvicorn imports in each worker (settings come from MIRROR_* varia
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         embedded = EmbeddedWorker(svc) if wants_embedded_worker(settings) else None
         if embedded is not None:
             embedded.start()
+        flusher = asyncio.create_task(svc.hits.run(settings.serve_hits_flush_s))
         try:
             yield
         finally:
@@ -57,6 +59,8 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
                     "in the spool and are stored at the next start",
                     left,
                 )
+            flusher.cancel()
+            await _book_hits(svc)
             await core.aclose()
             if svc.verifier is not None:
                 svc.verifier.close()
@@ -99,6 +103,19 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
 
     observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token, enabled=settings.serve_metrics)
     return app
+
+
+async def _book_hits(svc: Service) -> None:
+    """The last cache hits counted in memory reach the ledger before the store closes."""
+    try:
+        booked = await svc.hits.flush()
+    except Exception:
+        log.exception("cache hits could not be booked at shutdown (%d lost)", svc.hits.pending)
+        return
+    if svc.hits.pending:
+        log.warning("%d cache hit(s) could not be booked at shutdown", svc.hits.pending)
+    elif booked:
+        log.info("booked %d cache hit(s) counted since the last flush", booked)
 
 
 def app_from_env() -> FastAPI:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import wall_clock
 from ..jobs import Outcome, owner_dead
-from ..planner import shown
 from ..stores.queue import QueueMessage
 from .jobs import Job
 
@@ -58,21 +57,15 @@ class QueuedJobs:
             log.warning("job %s: not published to the queue: %s", job.id, type(exc).__name__)
 
     async def outage(self, o: Outcome, started: float, regenerate: bool) -> dict[str, Any]:
-        """The design's degrade: the user's latest avatar (or, before their first, the stage's
-        shared fallback, which has no URL of its own) marked ``is_fallback``, and the job
+        """The design's degrade: the stage's fallback picture now (``is_fallback``), and the job
         published to be made later, when the provider answers again."""
         await self.retry_later(o, regenerate)
-        records = await self.svc.core.store_calls(self.svc.core.store.list_avatars, o.user_id)
-        latest = max((r for r in records if shown(r)), key=lambda r: r.created_at, default=None)
         served = Outcome(
             o.user_id,
             o.target,
-            "degraded" if latest else "fallback",
-            record=latest,
-            served_path=latest.image_path if latest else None,
-            reason="The image provider is unavailable; this avatar stands in, and the new one is made as "
-            "soon as it answers again (ask again later).",
-            message=latest.message if latest else "",
+            "fallback",
+            reason="The image provider is unavailable: the stage's fallback picture stands in, and the avatar is "
+            "made as soon as the provider answers again (ask again later).",
         )
         return self.svc.avatar(served, started)
 

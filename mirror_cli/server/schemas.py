@@ -75,9 +75,9 @@ class AvatarResponse(BaseModel):
     reason: str | None = None
     is_fallback: bool = Field(
         False,
-        description="True when this is not the avatar asked for but a stand-in: the user's latest avatar or the "
-        "stage's shared fallback, served during a provider outage (the real one follows: ask again later) or "
-        "for a blocked request. Show it, and do not keep it as the stage's avatar.",
+        description="True when the user's own image is not shown: the stage's fallback picture answers "
+        "(a limit; an outage, and then the avatar is made as soon as the provider answers again, so ask "
+        "again later; or image moderation kept the paid image hidden; see reason).",
     )
 
 
