@@ -39,7 +39,7 @@ app.command("generate", cls=MirrorCommand)(generate.generate)
 app.command("evolve", cls=MirrorCommand)(evolve.evolve)
 app.command("trilogy", cls=MirrorCommand)(trilogy.trilogy)
 
-from . import canary, doctor, gallery, purge, review, runs, seed, serve, usage, users, worker  # noqa: E402
+from . import canary, doctor, gallery, purge, reports, review, runs, seed, serve, usage, users, worker  # noqa: E402
 
 app.command("usage", cls=MirrorCommand)(usage.usage)
 app.command("purge-cache", cls=MirrorCommand)(purge.purge_cache)
@@ -52,6 +52,7 @@ app.command("worker", cls=MirrorCommand)(worker.worker)
 app.add_typer(runs.app, name="runs")
 app.add_typer(users.app, name="users")
 app.add_typer(review.app, name="review")
+app.add_typer(reports.app, name="reports")
 
 
 def main() -> None:
