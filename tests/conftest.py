@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -94,6 +95,18 @@ def import_examples(data_dir: Path, **flags: Any) -> list[str]:
         return core.import_examples()
     finally:
         core.close()
+
+
+def spooled_request_ids(spool_root: Path) -> set[str]:
+    """The request ids of the paid answers in a spool, read from the entries' header lines as
+    they are on disk: after a SIGKILL, what the killed process had received and kept."""
+    ids: set[str] = set()
+    for entry in spool_root.glob("*/*.spool"):
+        with entry.open("rb") as fh:
+            head = json.loads(fh.readline() or b"{}")
+        if head.get("request_id"):
+            ids.add(head["request_id"])
+    return ids
 
 
 def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Path:

@@ -2,17 +2,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from .common import (
-    DebugOpt,
     DryRunOpt,
     Edge,
-    JsonOpt,
     MaxCostOpt,
     ReportOpt,
     ResumeOpt,
     ShardOpt,
-    VerboseOpt,
-    ViaOpt,
     option,
+    outputs,
     render_report,
     with_settings,
 )
@@ -66,8 +63,9 @@ OverrideCanaryOpt = Annotated[
 
 
 @with_settings
+@outputs("via", "verbose", "as_json", "debug")
 def evolve(
-    flags: dict[str, Any],
+    edge: Edge,
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
     due: DueOpt = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
@@ -81,15 +79,9 @@ def evolve(
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
     override_canary: OverrideCanaryOpt = False,
-    via: ViaOpt = "sync",
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Produce the next stage when a user's progress crossed a milestone since their latest avatar."""
     from ..core import Mirror, Shard
-
-    edge = Edge(flags, as_json, debug, verbose, via)
 
     def call(core: Mirror) -> Any:
         return core.evolve(

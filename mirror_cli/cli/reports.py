@@ -2,7 +2,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, option, with_store_settings
+from .common import Edge, MirrorCommand, MirrorSubGroup, option, with_store_settings
 
 app = typer.Typer(
     cls=MirrorSubGroup,
@@ -35,17 +35,14 @@ def _when(iso: str) -> str:
 @app.command("list", cls=MirrorCommand)
 @with_store_settings
 def list_reports(
-    flags: dict[str, Any],
+    edge: Edge,
     status: Annotated[
         str | None, option("--status", metavar="STATUS", help="open, restored or removed (default: all).")
     ] = None,
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="One user's reports only.")] = None,
     limit: Annotated[int, option("--limit", metavar="N", help="At most N reports, newest first.")] = 100,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Reports, newest first; an open report's avatar is hidden until it is resolved."""
-    edge = Edge(flags, as_json, debug)
     rows = [_row(r) for r in edge.run(lambda core: core.list_reports(status, user, limit))]
 
     def human() -> None:
@@ -67,14 +64,11 @@ def list_reports(
 @app.command("show", cls=MirrorCommand)
 @with_store_settings
 def show(
-    flags: dict[str, Any],
+    edge: Edge,
     report_id: Annotated[str, typer.Argument(metavar="ID", help=ID_HELP)],
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One report: what was reported and why, what the image was made from (prompt, model,
     moderation verdict), and how it was resolved."""
-    edge = Edge(flags, as_json, debug)
     data = edge.run(lambda core: core.show_report(report_id)).model_dump(mode="json")
 
     def human() -> None:
@@ -90,7 +84,7 @@ def show(
 @app.command("resolve", cls=MirrorCommand)
 @with_store_settings
 def resolve(
-    flags: dict[str, Any],
+    edge: Edge,
     report_id: Annotated[str, typer.Argument(metavar="ID", help=ID_HELP)],
     restore: Annotated[bool, option("--restore", help="Show the avatar again (it was fine).")] = False,
     remove: Annotated[
@@ -100,8 +94,6 @@ def resolve(
     by: Annotated[
         str | None, option("--by", metavar="NAME", help="Who decides (default: the operator's login name).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Resolve a report: --restore shows the avatar again (the one shown when it is the newest),
     --remove keeps it hidden and deletes its image and thumbnail from storage."""
@@ -109,7 +101,6 @@ def resolve(
 
     from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if restore == remove:
         edge.fail(
             "UsageError",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Annotated, Any
+from typing import Annotated
 
-from .common import DebugOpt, Edge, JsonOpt, option, with_settings
+from .common import Edge, option, with_settings
 
 SERVE_PANEL = "Server"
 
@@ -47,14 +47,10 @@ def serve(
             help="Processes, each with its own core.",
         ),
     ] = 1,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
     *,
-    flags: dict[str, Any],
+    edge: Edge,
 ) -> None:
     """Serve /api/v1 (generate, evolve, trilogy, avatars, usage, jobs) to the app, with Firebase Auth."""
-
-    edge = Edge(flags, as_json, debug)  # --json: a failure to start is one JSON object
 
     def check() -> None:
         # Fail here, with the CLI's wording and exit code, rather than inside each worker.
@@ -75,7 +71,7 @@ def serve(
             core.close()
 
     edge.guard(check)
-    for name, value in flags.items():  # every worker reads the same settings from the environment
+    for name, value in edge.flags.items():  # every worker reads the same settings from the environment
         if value is not None:
             os.environ["MIRROR_SETTINGS" if name == "settings_file" else f"MIRROR_{name.upper()}"] = str(value)
     import uvicorn

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, UserOpt, option, with_store_settings
+from .common import Edge, MirrorCommand, MirrorSubGroup, UserOpt, option, with_store_settings
 
 app = typer.Typer(
     cls=MirrorSubGroup, help="The users of the store: list, import, record progress.", no_args_is_help=True
@@ -12,9 +12,8 @@ app = typer.Typer(
 
 @app.command("list", cls=MirrorCommand)
 @with_store_settings
-def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def list_users(edge: Edge) -> None:
     """Every user id in the store with their active days and latest stage."""
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> list[dict[str, Any]]:
         out = []
@@ -52,21 +51,18 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
 @app.command("import", cls=MirrorCommand)
 @with_store_settings
 def import_users(
-    flags: dict[str, Any],
+    edge: Edge,
     files: Annotated[
         list[Path] | None, typer.Argument(help="Persona YAML files (people/*.yaml).", metavar="FILE...")
     ] = None,
     examples: Annotated[
         bool, option("--examples", help="The example personas shipped with mirror (demo data).")
     ] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Add or update users in the store from persona YAML files (or the examples)."""
     from ..config import example_personas, load_personas
     from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if not files and not examples:
         edge.fail(
             "UsageError",
@@ -92,7 +88,7 @@ def import_users(
 @app.command("progress", cls=MirrorCommand)
 @with_store_settings
 def set_progress(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     active_days: Annotated[int | None, option("--active-days", metavar="N", min=0, help="Active days.")] = None,
     goals: Annotated[int | None, option("--goals", metavar="N", min=0, help="Goals completed.")] = None,
@@ -103,13 +99,9 @@ def set_progress(
     trait: Annotated[
         list[str] | None, option("--trait", metavar="TRAIT", help="Discovered trait (repeatable).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Record a user's progress (what the app writes to users/{uid}.progress)."""
     from ..models import Progress
-
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> Any:
         current = core.persona(user).progress
@@ -135,7 +127,7 @@ def set_progress(
 @app.command("set-timezone", cls=MirrorCommand)
 @with_store_settings
 def set_timezone(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     tz: Annotated[
         str | None, option("--tz", metavar="ZONE", help="An IANA time zone, e.g. Asia/Tokyo or America/St_Johns.")
@@ -143,14 +135,11 @@ def set_timezone(
     default: Annotated[
         bool, option("--default", help="Clear the user's zone: the configured default (limits.yaml nightly) applies.")
     ] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Set the time zone whose night the user's avatars are made in (what the app writes to
     users/{uid}.timezone); the user's next nightly window follows it at once."""
     from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if (tz is None) == (not default):
         edge.fail(
             "UsageError",
@@ -194,7 +183,7 @@ def set_timezone(
 @app.command("consent", cls=MirrorCommand)
 @with_store_settings
 def consent(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     photo: Annotated[bool, option("--photo", help="Consent to the use of their photo (the trilogy).")] = False,
     generation: Annotated[bool, option("--generation", help="Consent to avatar generation itself.")] = False,
@@ -203,8 +192,6 @@ def consent(
     by: Annotated[
         str | None, option("--by", metavar="NAME", help="Who records it (default: the operator's login name).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Record that a user agreed to (or, with --withdraw, no longer agrees to) the use of their
     photo or avatar generation, with the terms' version; a photo is refused without it."""
@@ -212,7 +199,6 @@ def consent(
 
     from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if photo == generation:
         edge.fail(
             "UsageError",
@@ -239,11 +225,9 @@ def consent(
 @app.command("delete", cls=MirrorCommand)
 @with_store_settings
 def delete(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     yes: Annotated[bool, option("--yes", help="Confirm: erase the user for good (it cannot be undone).")] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Erase a user for good: profile, avatars and their images, cache entries, claims, jobs,
     spool files and local files. Their spend stays in the ledger under a pseudonym, so usage
@@ -251,7 +235,6 @@ def delete(
     from ..errors import ExitCode
     from ..models import validate_user_id
 
-    edge = Edge(flags, as_json, debug)
     edge.guard(lambda: validate_user_id(user))
     if not yes:
         edge.fail(
