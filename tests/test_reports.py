@@ -19,24 +19,9 @@ from mirror_cli.planner import shown
 from mirror_cli.reporting import file_report, file_system_report, new_report, resolve_report, show_report
 from mirror_cli.selection import select_avatar
 from mirror_cli.stores.base import Selection, Store
-from mirror_cli.stores.local import LocalStore
 from mirror_cli.stores.reports import ReportLimitReached, ReportStore, report_id
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store(request, tmp_path) -> Store:
-    if request.param == "local":
-        s: Store = LocalStore(root=tmp_path / "store")
-    else:
-        from mirror_cli.settings import load_settings
-        from mirror_cli.stores.firebase import FirebaseStore
-
-        request.getfixturevalue("firebase_env")
-        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
-    yield s
-    s.close()
 
 
 def _avatar(store: Store, uid: str = "u1", aid: str = "a1", minutes: int = 0, target: str = "month") -> AvatarRecord:

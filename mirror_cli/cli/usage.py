@@ -5,7 +5,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from ..errors import ExitCode
 from ..units import money
 from .common import Edge, option, with_settings
 
@@ -34,7 +33,7 @@ def usage(
     JSON: the figures in "summary" (with "kpis" and, per day, "days"), one item per store
     operation (today vs the free tier), or one item per day with --by day."""
     if by not in (None, "day"):
-        edge.fail("UsageError", f"Unknown --by {by!r}.", "Use --by day (one row per day).", int(ExitCode.USAGE))
+        edge.usage_error(f"Unknown --by {by!r}.", "Use --by day (one row per day).")
     if chart is not None:
         from ..charts import check_chart_path
 
