@@ -273,6 +273,7 @@ def test_operators_list_show_and_resolve_reports(tmp_path):
     from typer.testing import CliRunner
 
     from mirror_cli.cli.app import app
+    from mirror_cli.stores.local import LocalStore
 
     data = tmp_path / "data"
     import_examples(data)
