@@ -224,15 +224,20 @@ def consent(
     who = f"operator:{(by or getpass.getuser())[:60]}"
 
     def call(core: Any) -> dict[str, Any]:
-        persona = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
-        return {"user": user, "scope": scope, **persona.consent[scope].model_dump(mode="json")}
+        change = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
+        record = change.persona.consent[scope].model_dump(mode="json")
+        return {"user": user, "scope": scope, **record, "deleted": change.deleted}
 
     out = edge.run(call)
     state = "withdrawn" if withdraw else "granted"
+    gone = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in out["deleted"].items())
     edge.emit(
         out,
         items=[],
-        human=lambda: typer.echo(f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"),
+        human=lambda: typer.echo(
+            f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"
+            + (f"; deleted what was kept of the photo: {gone}" if gone else "")
+        ),
     )
 
 
