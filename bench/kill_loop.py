@@ -14,6 +14,7 @@ Then the reads per due user of one real nightly run (the local renderer, the loc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -32,7 +33,6 @@ from mirror_cli.resources import default_config_dir
 from mirror_cli.settings import load_settings
 
 PRICES = {"text_in": 5.0, "image_in": 8.0, "image_out": 30.0}  # gpt-image-2, USD per 1M tokens
-RECEIVE_MARGIN_S = 0.3  # from the server's last byte until the tool has the answer on disk
 
 
 def _configs(work: Path) -> Path:
@@ -71,12 +71,24 @@ def _mirror(data: Path, cfg: Path, url: str, *args: str) -> subprocess.Popen[str
     return subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def _kept(spool_root: Path) -> set[str]:
+    """The request ids of the paid answers a killed process left in its spool (header lines, read
+    as they are on disk)."""
+    heads = []
+    for entry in spool_root.glob("*/*.spool"):
+        with entry.open("rb") as fh:
+            heads.append(json.loads(fh.readline() or b"{}"))
+    return {h["request_id"] for h in heads if h.get("request_id")}
+
+
 def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: float) -> dict[str, Any]:
     server = FakeOpenAI(latency=latency).start()
     if blanks:
         server.bad_random = (random.Random(seed), 0.2, "blank")
     rng = random.Random(seed)
     kill_times: list[float] = []
+    killed: set[str] = set()  # the server's tags of the processes killed
+    kept_at_kills: set[str] = set()  # request ids in the spool right after a kill
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cfg, data = _configs(work), work / "data"
@@ -84,9 +96,11 @@ def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: f
         core.import_users(synthetic_users(users, seed=seed))
         core.close()
         run_id = None
-        for _ in range(kills_wanted + 10):
+        for attempt in range(kills_wanted + 10):
             args = ["evolve", "--due", "--any-hour", "--json", "--concurrency", "2"]
-            proc = _mirror(data, cfg, server.url, *args, *(["--resume", run_id] if run_id else []))
+            proc = _mirror(
+                data, cfg, server.client_url(f"p{attempt}"), *args, *(["--resume", run_id] if run_id else [])
+            )
             if len(kill_times) < kills_wanted:
                 start, deadline = len(server.requests), time.monotonic() + 60
                 while len(server.requests) == start and proc.poll() is None and time.monotonic() < deadline:
@@ -96,6 +110,8 @@ def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: f
                     kill_times.append(time.monotonic())
                     proc.kill()
                     proc.wait()
+                    killed.add(f"p{attempt}")
+                    kept_at_kills |= _kept(data / "spool")
                     if run_id is None:
                         check = Mirror(load_settings({"data_dir": data, "config_dir": cfg}))
                         run_id = check.runs()[0].id
@@ -108,9 +124,9 @@ def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: f
         check.close()
     server.stop()
     ledger = server.ledger
-    in_flight = [
-        e for e in ledger if any(e["t_start"] <= t <= e.get("t_end", t) + RECEIVE_MARGIN_S for t in kill_times)
-    ]
+    received = kept_at_kills | {e.request_id for e in events if e.request_id}
+    # sent by a killed process that never kept the answer (the server's tag says who sent it)
+    in_flight = [e for e in ledger if e["client"] in killed and e["request_id"] not in received]
     confirmed = sum(e.cost_usd for e in events if e.kind in ("generated", "spool_ingest"))
     maybe = sum(e.cost_usd for e in events if e.kind == "may_have_billed")
     billed = sum(_cost(e) for e in ledger)

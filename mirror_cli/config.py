@@ -425,6 +425,8 @@ class LimitsConfig(Strict):
     cache_ttl_days: int = Field(30, ge=0)
     # extra paid images of one stage (or trilogy part) a user may ask for with an explicit regenerate
     regenerations_per_target: int = Field(2, ge=0, le=100)
+    # reports a user may file a day (POST /api/v1/avatar/{id}/report), counted in the store
+    reports_per_user_daily: int = Field(5, ge=0, le=1000)
     concurrency: int = Field(4, ge=1, le=256)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

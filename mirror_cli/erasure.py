@@ -39,6 +39,7 @@ STEPS = (
     "forget_selections",
     "forget_reviews",
     "forget_reservations",
+    "forget_reports",
     "forget_avatars",
     "forget_profile",
 )

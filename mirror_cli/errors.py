@@ -87,6 +87,18 @@ class ConsentError(UsageError):
     is uploaded or paid."""
 
 
+class UnknownReportError(UsageError):
+    """A report id the store does not have (``mirror reports show/resolve``)."""
+
+
+class ReportLimitError(UsageError):
+    """The user filed their reports for the day: answered 429 with Retry-After by the API."""
+
+    def __init__(self, message: str, hint: str | None, retry_after_s: int) -> None:
+        super().__init__(message, hint)
+        self.retry_after_s = retry_after_s
+
+
 class ProviderError(MirrorError):
     exit_code = ExitCode.PROVIDER
 
@@ -187,6 +199,17 @@ def read_bounded(
         raise error(f"Cannot read the {what} {path}: {exc.strerror}.", hint) from None
     finally:
         os.close(fd)
+
+
+def read_text(path: Path, limit: int, *, what: str, hint: str, text_hint: str, error: type[MirrorError]) -> str:
+    """``read_bounded``, then UTF-8 text: a binary file is refused naming the first bad byte's offset
+    (never its value: the file may hold secrets), with ``text_hint`` as the fix."""
+    raw = read_bounded(path, limit, what=what, hint=hint, error=error)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"The {what} {path} is not UTF-8 text (byte {exc.start}); is it a binary file?"
+        raise error(message, text_hint) from None
 
 
 def as_store_error(exc: BaseException) -> StoreError | None:

@@ -262,6 +262,9 @@ class AvatarRecord(Strict):
     look_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     timings: JobTimings | None = None  # absent on records stored before jobs were measured
+    # The open (or removing) report that hides this avatar from the user (mirror_cli/reporting.py);
+    # None: shown. Hidden avatars are served nowhere: not listed, not a cache hit, not in galleries.
+    hidden_by: str | None = None
 
 
 LedgerKind = Literal[
@@ -296,9 +299,48 @@ class LedgerEvent(Strict):
     identity_distance: float | None = None
     identity_drift: bool | None = None
     timings: JobTimings | None = None
+    # How many occurrences the line stands for: a server counts its cache hits in memory and
+    # books them a batch per line (mirror_cli/server/hits.py); every other line is one.
+    count: int = Field(1, ge=1)
 
     @field_validator("detail")
     @classmethod
     def _no_secrets(cls, v: str | None) -> str | None:
         """Ledger lines outlive every run: a key echoed in an error never lands in one."""
         return redact(v) if v else v
+
+
+# What a user may say about an avatar they report (the app's choices); "moderation" is the
+# system's own reason (an image the moderation check flagged), never the app's.
+ReportReason = Literal["offensive", "scary", "not_me", "wrong_look", "other", "moderation"]
+APP_REPORT_REASONS: tuple[ReportReason, ...] = ("offensive", "scary", "not_me", "wrong_look", "other")
+ReportStatus = Literal["open", "restored", "removed"]
+REPORT_STATUSES: tuple[ReportStatus, ...] = ("open", "restored", "removed")
+REPORT_NOTE_MAX = 500
+
+
+class Report(Strict):
+    """One avatar reported (by its user through the app, or by the moderation check): the avatar
+    is hidden while the report is open, and an operator resolves it (restored: shown again;
+    removed: hidden for good, its image deleted, the report kept). It carries copies of what the
+    image was made from, so the report can be judged after the image is gone."""
+
+    id: str
+    user_id: str
+    avatar_id: str
+    reason: ReportReason
+    note: str = Field("", max_length=REPORT_NOTE_MAX)
+    filed_by: str = Field("app", max_length=80)  # "app", "moderation" or "operator:NAME"
+    created_at: datetime
+    status: ReportStatus = "open"
+    target: str = ""
+    stage: str = ""
+    prompt: str = ""
+    model: str = ""
+    provider: str = ""
+    moderation: dict[str, Any] | None = None  # the verdict the avatar carried (or was flagged with)
+    resolved_by: str | None = None
+    resolution_note: str = Field("", max_length=REPORT_NOTE_MAX)
+    resolved_at: datetime | None = None
+    # earlier resolutions of a report the user filed again after a restore (at most 10 kept)
+    history: list[dict[str, Any]] = Field(default_factory=list, max_length=10)

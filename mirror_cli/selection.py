@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from . import messages
 from .errors import NotFoundError
 from .models import validate_user_id
-from .planner import OK_STATUSES
+from .planner import shown
 from .stores.base import Selection
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def select_avatar(core: Mirror, uid: str, avatar_id: str) -> Selected:
     record = None
     if 0 < len(avatar_id) <= AVATAR_ID_MAX and avatar_id.isprintable():
         record = core.store.get_avatar(persona.id, avatar_id)
-    if record is None or record.user_id != persona.id or record.status not in OK_STATUSES:
+    if record is None or record.user_id != persona.id or not shown(record):
         raise NotFoundError(
             f"User {persona.id} has no avatar {avatar_id[:AVATAR_ID_MAX]!r} to show.",
             "Pick an avatar_id from the user's avatars (GET /api/v1/avatar/user/{id}).",

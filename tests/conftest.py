@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -96,6 +97,18 @@ def import_examples(data_dir: Path, **flags: Any) -> list[str]:
         core.close()
 
 
+def spooled_request_ids(spool_root: Path) -> set[str]:
+    """The request ids of the paid answers in a spool, read from the entries' header lines as
+    they are on disk: after a SIGKILL, what the killed process had received and kept."""
+    ids: set[str] = set()
+    for entry in spool_root.glob("*/*.spool"):
+        with entry.open("rb") as fh:
+            head = json.loads(fh.readline() or b"{}")
+        if head.get("request_id"):
+            ids.add(head["request_id"])
+    return ids
+
+
 def make_config_dir(tmp_path: Path, limits: dict[str, Any] | None = None) -> Path:
     """A copy of the shipped configs with some limits changed (fast retries for tests)."""
     import shutil
@@ -158,6 +171,26 @@ def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.setenv("MIRROR_FIREBASE_BUCKET", bucket)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     return {"project": project, "bucket": bucket}
+
+
+@pytest.fixture(params=["local", "firebase"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store back-end in turn, the Firestore one on the emulators: a store test runs on both
+    (a new back-end joins by adding a param)."""
+    from mirror_cli.stores.base import Store
+
+    s: Store
+    if request.param == "local":
+        from mirror_cli.stores.local import LocalStore
+
+        s = LocalStore(root=tmp_path / "store")
+    else:
+        from mirror_cli.stores.firebase import FirebaseStore
+
+        request.getfixturevalue("firebase_env")
+        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
+    yield s
+    s.close()
 
 
 def openai_flags(url: str, config_dir: Path, data_dir: Path) -> list[str]:

@@ -80,6 +80,7 @@ def image_answer(
     ref_shas: list[str],
     batch: bool,
     t_start: float | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     """Bill one image into the ledger; return its request id and the ImagesResponse body. A sync
     answer gets its t_end once it has been written to the socket."""
@@ -120,6 +121,7 @@ def image_answer(
                 "sha256": hashlib.sha256(png).hexdigest(),
                 "references": ref_shas,
                 "batch": batch,
+                "client": client,  # which process sent it (FakeOpenAI.client_url)
             }
         )
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -134,6 +135,12 @@ class FakeOpenAI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    def client_url(self, client: str) -> str:
+        """The base URL for one client (a process the test starts): every request it sends, and
+        every image billed for it, is tagged with ``client`` (``requests[i]["client"]``,
+        ``ledger[i]["client"]``), so a test knows which process sent what."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/c/{client}/v1"
+
     def rng_shuffle(self, rows: list[Any]) -> None:
         """Batch output lines are not in input order."""
         rows.reverse()
@@ -231,8 +238,17 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            client: str | None = None  # the tag of a client_url(): which process sent this
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
+
+            def parse_request(self) -> bool:
+                ok = super().parse_request()
+                tagged = re.fullmatch(r"/c/([\w.-]+)(/.*)", self.path) if ok else None
+                if tagged:
+                    self.client, self.path = tagged.group(1), tagged.group(2)
+                return ok
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 raw = json.dumps(body).encode()
@@ -449,6 +465,7 @@ class FakeOpenAI:
                     "params": params,
                     "references": refs,
                     "t": time.monotonic(),
+                    "client": self.client,
                     "auth": hashlib.sha256(self.headers.get("Authorization", "").encode()).hexdigest()[:8],
                 }
                 with fake._lock:
@@ -472,7 +489,13 @@ class FakeOpenAI:
                 if fake.latency:
                     time.sleep(fake.latency)
                 answer = image_answer(
-                    fake, self.path, params, [r["sha256"] for r in refs], batch=False, t_start=record["t"]
+                    fake,
+                    self.path,
+                    params,
+                    [r["sha256"] for r in refs],
+                    batch=False,
+                    t_start=record["t"],
+                    client=self.client,
                 )
                 with fake._lock:
                     slow = fake.slow_next.popleft() if fake.slow_next else 0.0

@@ -17,6 +17,7 @@ from mirror_cli.cli.app import app
 from mirror_cli.erasure import finish_pending_erasures
 from mirror_cli.errors import UserErasedError
 from mirror_cli.models import ImageResult, LedgerEvent, TokenUsage
+from mirror_cli.reporting import file_report
 from mirror_cli.stores.base import AppJob, Caps, Claim, Review, Selection, register_store
 from mirror_cli.stores.local import LocalStore
 from mirror_cli.stores.local.forget import id_pattern
@@ -48,6 +49,8 @@ def _seed(core, uid: str, cost: float) -> None:
         {"user": uid},
     )
     assert ref and thumb
+    # a report on their avatar, with its prompt copied in and a count against their daily limit
+    file_report(store, store.list_avatars(uid)[0], "offensive", note=f"{uid} reported it", now=NOW, daily_limit=5)
 
 
 def _naming(data_dir: Path, uid: str) -> list[str]:
@@ -96,6 +99,7 @@ def test_erasure_leaves_nothing_naming_the_user_and_keeps_spend(core, data_dir):
     assert out["already_erased"] is False and out["removed"]["avatars"] >= 1 and out["removed"]["profile"] == 1
     assert out["removed"]["queued"] == 1 and queue.pending() == 1  # the other user's job still waits
     assert core.store.pending_erasures(10) == []  # finished: nothing left for the nightly run
+    assert out["removed"]["reports"] == 1 and [r.user_id for r in core.store.list_reports()] == [OTHER]
     core.store.flush_ops()
     queue.close()
     assert _naming(data_dir, VICTIM) == []

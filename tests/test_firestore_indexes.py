@@ -95,7 +95,7 @@ def declared(indexes: dict[str, Any], collection: str, scope: str, need: tuple[F
 def _workload(core: Any, clock: PinnedClock) -> None:
     """Reach every kind of query the store runs: the nightly tick (windowed and at any hour,
     whole and sharded), the due index check, ledger and usage reads, the cache, reviews, runs,
-    reservations and avatars."""
+    reservations, avatars and reports."""
     zones = ["Asia/Tokyo", "Europe/Berlin", "America/St_Johns", None]
     core.import_users(
         [Persona(id=f"ix{i}", name="X", timezone=z, progress=Progress(active_days=8)) for i, z in enumerate(zones)]
@@ -109,6 +109,7 @@ def _workload(core: Any, clock: PinnedClock) -> None:
     core.overdue_users()
     store = core.store
     store.list_avatars("ix0")
+    store.latest_avatar("ix0", "month", ("ok", "flagged"))  # the server's cached answer
     list(store.iter_events())
     list(store.iter_events(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC), uid="ix0"))
     store.month_paid_usd("2026-06")
@@ -120,6 +121,12 @@ def _workload(core: Any, clock: PinnedClock) -> None:
     store.list_runs(5)
     store.reserve("ix0", "k" * 64, 0.05, clock(), Caps(per_user_daily=3, system_daily=10, monthly_budget_usd=5.0))
     list(store.iter_user_ids())
+    store.list_reports()
+    store.list_reports(status="open")
+    store.list_reports(uid="ix0")
+    store.list_reports(status="open", uid="ix0")
+    store.report_counts()
+    store.report_counts(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
     core.erase_user("ix1")  # every concern's deletion, the run-job rows by a collection-group query
 
 
@@ -142,7 +149,8 @@ def test_every_query_of_the_firestore_store_has_its_composite_index(firebase_env
         FirebaseClient.query_log = None
     needs = {req for q in log if (req := required_index(q)) is not None}
     by_collection = {c for c, _, _ in needs}
-    assert {"users", "ledger", "avatar_cache"} <= by_collection, needs  # the workload reached them
+    # the workload reached them
+    assert {"users", "ledger", "avatar_cache", "reports", "avatars"} <= by_collection, needs
     # the nightly tick's query, windowed and sharded, is among them
     assert (
         "users",

@@ -4,7 +4,6 @@ needs them, so ``mirror --help`` stays fast."""
 import typer
 
 from .. import __version__
-from . import evolve, generate, init, trilogy
 from .common import MirrorCommand, MirrorGroup
 
 app = typer.Typer(
@@ -34,24 +33,43 @@ def _root(
     """Settings come from flags, then MIRROR_* environment variables, then mirror.yaml, then defaults."""
 
 
-app.command("init", cls=MirrorCommand)(init.init)
-app.command("generate", cls=MirrorCommand)(generate.generate)
-app.command("evolve", cls=MirrorCommand)(evolve.evolve)
-app.command("trilogy", cls=MirrorCommand)(trilogy.trilogy)
+from . import (  # noqa: E402
+    canary,
+    doctor,
+    evolve,
+    gallery,
+    generate,
+    init,
+    purge,
+    review,
+    runs,
+    seed,
+    serve,
+    trilogy,
+    usage,
+    users,
+    worker,
+)
 
-from . import canary, doctor, gallery, purge, review, runs, seed, serve, usage, users, worker  # noqa: E402
-
-app.command("usage", cls=MirrorCommand)(usage.usage)
-app.command("purge-cache", cls=MirrorCommand)(purge.purge_cache)
-app.command("seed-fallbacks", cls=MirrorCommand)(seed.seed_fallbacks)
-app.command("gallery", cls=MirrorCommand)(gallery.gallery)
-app.command("doctor", cls=MirrorCommand)(doctor.doctor)
-app.command("canary", cls=MirrorCommand)(canary.canary)
-app.command("serve", cls=MirrorCommand)(serve.serve)
-app.command("worker", cls=MirrorCommand)(worker.worker)
-app.add_typer(runs.app, name="runs")
-app.add_typer(users.app, name="users")
-app.add_typer(review.app, name="review")
+# Each subcommand, in the order --help lists them: its name and the function that runs it.
+COMMANDS = {
+    "init": init.init,
+    "generate": generate.generate,
+    "evolve": evolve.evolve,
+    "trilogy": trilogy.trilogy,
+    "usage": usage.usage,
+    "purge-cache": purge.purge_cache,
+    "seed-fallbacks": seed.seed_fallbacks,
+    "gallery": gallery.gallery,
+    "doctor": doctor.doctor,
+    "canary": canary.canary,
+    "serve": serve.serve,
+    "worker": worker.worker,
+}
+for name, command in COMMANDS.items():
+    app.command(name, cls=MirrorCommand)(command)
+for name, group in {"runs": runs.app, "users": users.app, "review": review.app}.items():
+    app.add_typer(group, name=name)
 
 
 def main() -> None:

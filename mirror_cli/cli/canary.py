@@ -3,12 +3,12 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from .common import DebugOpt, Edge, JsonOpt, option, with_settings
+from .common import Edge, option, with_settings
 
 
 @with_settings
 def canary(
-    flags: dict[str, Any],
+    edge: Edge,
     renderer_version: Annotated[
         str | None,
         option(
@@ -23,13 +23,10 @@ def canary(
     sheet: Annotated[
         Path | None, option("--sheet", metavar="FILE.png", help="Where to write the side-by-side review sheet.")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Re-render a fixed sample of users' latest stages with the candidate (--model, --style,
     --provider...), score each against the avatar they have now (same face, quality gate), write a
     review sheet and record the result: the nightly run refuses the change unless it passed."""
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> dict[str, Any]:
         from ..canary import run_canary

@@ -222,6 +222,10 @@ class Edge:
                 int(ExitCode.ERROR),
             )
 
+    def usage_error(self, message: str, hint: str) -> NoReturn:
+        """Refuse options that do not go together (exit 2), before anything is opened or spent."""
+        self.fail("UsageError", message, hint, int(ExitCode.USAGE))
+
     def fail(self, error: str, message: str, hint: str | None, code: int) -> NoReturn:
         if self.as_json:
             emit_json(error_payload(error, message, hint, code))
@@ -249,6 +253,10 @@ class Edge:
             emit_json(payload)
         elif human is not None:
             human()
+
+    def emit_line(self, summary: dict[str, Any], line: str, *, items: Sequence[Any] = ()) -> None:
+        """A result whose human form is one line on stdout."""
+        self.emit(summary, items=items, human=lambda: typer.echo(line))
 
 
 def _user_error(exc: Exception) -> MirrorError | None:
@@ -339,8 +347,33 @@ def render_report(
     raise typer.Exit(code)
 
 
+# The output options a command with an ``edge`` parameter shows, in --help order, with their defaults.
+OUTPUT_PARAMS: dict[str, tuple[Any, Any]] = {
+    "via": (ViaOpt, "sync"),
+    "verbose": (VerboseOpt, False),
+    "as_json": (JsonOpt, False),
+    "debug": (DebugOpt, False),
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def outputs(*names: str) -> Callable[[F], F]:
+    """Which of OUTPUT_PARAMS a command shows, when not just --json and --debug."""
+
+    unknown = set(names) - set(OUTPUT_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown output options {sorted(unknown)}")
+
+    def mark(fn: F) -> F:
+        fn.__dict__["edge_outputs"] = names
+        return fn
+
+    return mark
+
+
 def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every shared settings option (it receives them as ``flags``)."""
+    """Give a command every shared settings option (it receives them as ``flags``, or inside its
+    ``edge`` with its output options)."""
     return _with(fn, SETTINGS_PARAMS)
 
 
@@ -349,23 +382,36 @@ def with_store_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _with(fn, STORE_SETTINGS)
 
 
+def without_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the output options (a command that opens no store, e.g. init)."""
+    return _with(fn, {})
+
+
 def _with(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
+    """Add ``params`` (settings) to ``fn``'s options. A command that takes ``edge`` instead of
+    ``flags`` also gets its output options (``outputs``; default --json and --debug) and receives one
+    ``Edge`` built from both."""
     # eval_str: a module with `from __future__ import annotations` has string annotations, and
     # Typer takes a __signature__ as given: unevaluated, its options would lose their metadata.
     sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "flags"]
+    takes_edge = "edge" in sig.parameters
+    shown = fn.__dict__.get("edge_outputs", ("as_json", "debug")) if takes_edge else ()
+    outs = {name: OUTPUT_PARAMS[name] for name in OUTPUT_PARAMS if name in shown}
+    own = [p for p in sig.parameters.values() if p.name not in ("flags", "edge")]
     extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
-        for name, ann in params.items()
+        *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, (a, d) in outs.items()),
+        *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in params.items()),
     ]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
         flags = {k: kwargs.pop(k) for k in params}
-        return fn(flags=flags, **kwargs)
+        if not takes_edge:
+            return fn(flags=flags, **kwargs)
+        return fn(edge=Edge(flags, **{k: kwargs.pop(k) for k in outs}), **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **params}
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *extra]}
     return wrapper
 
 

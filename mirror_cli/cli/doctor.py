@@ -3,15 +3,14 @@ from typing import Any
 import typer
 
 from ..errors import ExitCode, MirrorError
-from .common import DebugOpt, Edge, JsonOpt, with_settings
+from .common import Edge, with_settings
 
 
 @with_settings
-def doctor(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def doctor(edge: Edge) -> None:
     """Check the settings, configs, store, key, model and fallbacks; report each and say what to fix.
 
     Exits non-zero (3) at the end when any check failed."""
-    edge = Edge(flags, as_json, debug)
 
     def call() -> list[dict[str, Any]]:
         try:

@@ -2,17 +2,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from .common import (
-    DebugOpt,
     DryRunOpt,
     Edge,
-    JsonOpt,
     MaxCostOpt,
     ReportOpt,
     ResumeOpt,
     ShardOpt,
-    VerboseOpt,
-    ViaOpt,
     option,
+    outputs,
     render_report,
     with_settings,
 )
@@ -66,8 +63,9 @@ OverrideCanaryOpt = Annotated[
 
 
 @with_settings
+@outputs("via", "verbose", "as_json", "debug")
 def evolve(
-    flags: dict[str, Any],
+    edge: Edge,
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
     due: DueOpt = False,
     to: Annotated[str | None, option("--to", metavar="STAGE", help="Force this stage for --user.")] = None,
@@ -81,15 +79,9 @@ def evolve(
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
     override_canary: OverrideCanaryOpt = False,
-    via: ViaOpt = "sync",
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Produce the next stage when a user's progress crossed a milestone since their latest avatar."""
     from ..core import Mirror, Shard
-
-    edge = Edge(flags, as_json, debug, verbose, via)
 
     def call(core: Mirror) -> Any:
         return core.evolve(
@@ -123,16 +115,13 @@ def evolve(
 def _enqueue(edge: Edge, with_due: bool, dry_run: bool, shard: str | None, any_hour: bool) -> None:
     """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
     from ..core import Shard
-    from ..errors import ExitCode
 
     if not with_due:
-        edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+        edge.usage_error("--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.")
     if dry_run:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             "--enqueue publishes jobs, and a dry run publishes nothing.",
             "See what the tick would plan with: mirror evolve --due --dry-run (without --enqueue).",
-            ExitCode.USAGE,
         )
     published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
 

@@ -1,21 +1,18 @@
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from .common import DebugOpt, Edge, JsonOpt, option, with_store_settings
+from .common import Edge, option, with_store_settings
 from .outputs import check_output_dir
 
 
 @with_store_settings
 def gallery(
-    flags: dict[str, Any],
+    edge: Edge,
     user: Annotated[list[str] | None, option("--user", "-u", metavar="USER", help="User id (repeatable).")] = None,
     everyone: Annotated[bool, option("--all", help="Every user with avatars.")] = False,
     out: Annotated[Path, option("--out", metavar="DIR", help="Output folder.")] = Path("gallery"),
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Contact-sheet PNGs (paged) and an HTML page of thumbnails linking to full images, for review."""
-    edge = Edge(flags, as_json, debug)
     edge.guard(lambda: check_output_dir(out))
     paths = edge.run(lambda core: core.gallery(user, out, everyone=everyone))
     sheets = paths.get("contact_sheets") or [paths["contact_sheet"]]

@@ -1,17 +1,14 @@
 from typing import Annotated, Any
 
 from .common import (
-    DebugOpt,
     DryRunOpt,
     Edge,
-    JsonOpt,
     MaxCostOpt,
     ReportOpt,
     ResumeOpt,
     ShardOpt,
-    VerboseOpt,
-    ViaOpt,
     option,
+    outputs,
     render_report,
     with_settings,
 )
@@ -19,8 +16,9 @@ from .outputs import check_output_file
 
 
 @with_settings
+@outputs("via", "verbose", "as_json", "debug")
 def generate(
-    flags: dict[str, Any],
+    edge: Edge,
     user: Annotated[list[str] | None, option("--user", "-u", metavar="USER", help="User id (repeatable).")] = None,
     stage: Annotated[
         str,
@@ -40,18 +38,12 @@ def generate(
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
     report: ReportOpt = None,
-    via: ViaOpt = "sync",
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Generate one stage (or trilogy kind) for a user, several users, or --all."""
     from ..core import Mirror, Shard
-    from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug, verbose, via)
     if bool(user) == all_users:
-        edge.fail("UsageError", "Say who to generate for.", "Pass --user U (repeatable) or --all.", ExitCode.USAGE)
+        edge.usage_error("Say who to generate for.", "Pass --user U (repeatable) or --all.")
 
     def call(core: Mirror) -> Any:
         return core.generate(

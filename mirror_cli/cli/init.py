@@ -3,19 +3,18 @@ from typing import Annotated
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, option
+from .common import Edge, option, without_settings
 
 
+@without_settings
 def init(
+    edge: Edge,
     folder: Annotated[Path, typer.Argument(help="Project folder (created if missing).", metavar="DIR")] = Path(),
     force: Annotated[bool, option("--force", help="Overwrite files that exist already.")] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Start a project: an editable mirror.yaml, copies of the configs and the Firebase rules."""
     from ..project import init_project
 
-    edge = Edge({}, as_json, debug)
     result = edge.guard(lambda: init_project(folder, force=force))
     items = [{"file": f, "action": "written"} for f in result.written] + [
         {"file": f, "action": "kept"} for f in result.kept

@@ -1,22 +1,19 @@
-from typing import Annotated, Any
+from typing import Annotated
 
-from .common import DebugOpt, DryRunOpt, Edge, JsonOpt, option, with_store_settings
+from .common import DryRunOpt, Edge, option, with_store_settings
 
 
 @with_store_settings
 def purge_cache(
-    flags: dict[str, Any],
+    edge: Edge,
     older_than: Annotated[
         str | None, option("--older-than", metavar="AGE", help="Age such as 30d, 12h (default: the cache TTL).")
     ] = None,
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="Only this user's entries.")] = None,
     everything: Annotated[bool, option("--all", help="Every entry, whatever its age.")] = False,
     dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete expired cache entries and their images; timeline avatars and fallbacks are never deleted."""
-    edge = Edge(flags, as_json, debug)
     report = edge.run(
         lambda core: core.purge_cache(older_than=older_than, user=user, everything=everything, dry_run=dry_run)
     )

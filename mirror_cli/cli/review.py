@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, option, with_settings
+from .common import Edge, MirrorCommand, MirrorSubGroup, option, outputs, with_settings
 
 app = typer.Typer(
     cls=MirrorSubGroup,
@@ -39,19 +39,18 @@ def _reviewer(by: str | None) -> str:
 
 @app.callback(invoke_without_command=True)
 @with_settings
+@outputs("debug")
 def review(
-    flags: dict[str, Any],
+    edge: Edge,
     ctx: typer.Context,
     host: Annotated[str, option("--host", metavar="ADDR", help="A loopback address.")] = "127.0.0.1",
     port: Annotated[int, option("--port", min=0, max=65535, help="Port of the page.")] = 8765,
     by: ByOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Serve the review page: the set or the flagged queue, side by side with the previous approved
     version, keyboard shortcuts (A approve, R reject, N note, E re-render)."""
     if ctx.invoked_subcommand:
         return
-    edge = Edge(flags, debug=debug)
 
     def check_host() -> None:
         from ..errors import UsageError
@@ -83,16 +82,13 @@ def review(
 @app.command("list", cls=MirrorCommand)
 @with_settings
 def list_items(
-    flags: dict[str, Any],
+    edge: Edge,
     flagged: FlaggedOpt = False,
     stage: Annotated[str | None, option("--stage", metavar="STAGE", help="Only this stage.")] = None,
     variant: Annotated[str | None, option("--variant", metavar="NAME", help="Only this variant (or user).")] = None,
     state: Annotated[str | None, option("--state", metavar="STATE", help="draft, approved or rejected.")] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """What there is to review, with each asset's state, who decided, when, and the note."""
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> list[dict[str, Any]]:
         from ..errors import UsageError
@@ -119,10 +115,7 @@ def list_items(
     edge.emit({"items": len(rows)}, items=rows, human=human)
 
 
-def _decide(flags: dict[str, Any], key: str, state: str | None, flagged: bool, by: str | None, note: str | None,
-            as_json: bool, debug: bool) -> None:  # fmt: skip
-    edge = Edge(flags, as_json, debug)
-
+def _decide(edge: Edge, key: str, state: str | None, flagged: bool, by: str | None, note: str | None) -> None:
     def call(core: Any) -> dict[str, Any]:
         from ..review import ReviewDesk
 
@@ -143,24 +136,26 @@ def _decide(flags: dict[str, Any], key: str, state: str | None, flagged: bool, b
 
 @app.command("approve", cls=MirrorCommand)
 @with_settings
-def approve(flags: dict[str, Any], key: KeyArg, flagged: FlaggedOpt = False, by: ByOpt = None,
-            note: NoteOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:  # fmt: skip
+def approve(edge: Edge, key: KeyArg, flagged: FlaggedOpt = False, by: ByOpt = None, note: NoteOpt = None) -> None:
     """Approve one asset (a fallback is served once every variant of its stage is approved)."""
-    _decide(flags, key, "approved", flagged, by, note, as_json, debug)
+    _decide(edge, key, "approved", flagged, by, note)
 
 
 @app.command("reject", cls=MirrorCommand)
 @with_settings
-def reject(flags: dict[str, Any], key: KeyArg, flagged: FlaggedOpt = False, by: ByOpt = None,
-           note: NoteOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:  # fmt: skip
+def reject(edge: Edge, key: KeyArg, flagged: FlaggedOpt = False, by: ByOpt = None, note: NoteOpt = None) -> None:
     """Reject one asset (its stage keeps being served from the shipped set)."""
-    _decide(flags, key, "rejected", flagged, by, note, as_json, debug)
+    _decide(edge, key, "rejected", flagged, by, note)
 
 
 @app.command("note", cls=MirrorCommand)
 @with_settings
-def note_(flags: dict[str, Any], key: KeyArg, text: Annotated[str, typer.Argument(metavar="TEXT")],
-          flagged: FlaggedOpt = False, by: ByOpt = None, as_json: JsonOpt = False,
-          debug: DebugOpt = False) -> None:  # fmt: skip
+def note_(
+    edge: Edge,
+    key: KeyArg,
+    text: Annotated[str, typer.Argument(metavar="TEXT")],
+    flagged: FlaggedOpt = False,
+    by: ByOpt = None,
+) -> None:
     """Write a note on one asset, keeping its state."""
-    _decide(flags, key, None, flagged, by, text, as_json, debug)
+    _decide(edge, key, None, flagged, by, text)

@@ -1,15 +1,14 @@
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from .common import (
-    DebugOpt,
     Edge,
-    JsonOpt,
     MirrorCommand,
     MirrorSubGroup,
-    VerboseOpt,
     option,
+    outputs,
     render_report,
     with_settings,
     with_store_settings,
@@ -26,16 +25,13 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 @with_store_settings
 def runs(
-    flags: dict[str, Any],
+    edge: Edge,
     ctx: typer.Context,
     limit: Annotated[int, option("--limit", metavar="N", min=1, help="How many recent runs.")] = 20,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Recent runs with their state and counts."""
     if ctx.invoked_subcommand:
         return
-    edge = Edge(flags, as_json, debug)
     found = edge.run(lambda core: core.runs(limit))
     rows: list[dict[str, Any]] = [
         {
@@ -72,13 +68,10 @@ def runs(
 @app.command("show", cls=MirrorCommand)
 @with_store_settings
 def show(
-    flags: dict[str, Any],
+    edge: Edge,
     run_id: Annotated[str, typer.Argument(help="Run id from 'mirror runs'.", metavar="RUN_ID")],
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One run's jobs and their states."""
-    edge = Edge(flags, as_json, debug)
     run, jobs = edge.run(lambda core: core.run_detail(run_id))
     rows = [{"job": j.job_id, "state": j.state, "avatar_id": j.avatar_id, "detail": j.detail} for j in jobs]
 
@@ -96,19 +89,17 @@ def show(
 
 @app.command("poll", cls=MirrorCommand)
 @with_settings
+@outputs("verbose", "as_json", "debug")
 def poll(
-    flags: dict[str, Any],
+    edge: Edge,
     run_id: Annotated[str, typer.Argument(help="A run submitted with --via batch-api.", metavar="RUN_ID")],
     wait: Annotated[bool, option("--wait", help="Keep polling until every batch has finished.")] = False,
     resubmit: Annotated[bool, option("--resubmit", help="Submit failed and waiting jobs again.")] = False,
     poll_s: Annotated[
         float, option("--every", metavar="SECONDS", min=0.01, help="Seconds between polls with --wait.")
     ] = 30.0,
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Collect a Batch API run's results into the store (batch price) and report them."""
-    edge = Edge(flags, as_json, debug, verbose, via="batch-api")
+    edge = dataclasses.replace(edge, via="batch-api")
     result = edge.run(lambda core: core.poll(run_id, wait=wait, resubmit=resubmit, poll_s=poll_s), progress="poll")
     render_report(result, edge, title=f"run {run_id}: batch results", batch=True)

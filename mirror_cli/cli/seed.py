@@ -1,13 +1,13 @@
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from .common import DebugOpt, DryRunOpt, Edge, JsonOpt, option, with_settings
+from .common import DryRunOpt, Edge, option, with_settings
 from .outputs import check_output_dir
 
 
 @with_settings
 def seed_fallbacks(
-    flags: dict[str, Any],
+    edge: Edge,
     only: Annotated[
         list[str] | None, option("--only", metavar="STAGE", help="Only this stage or trilogy kind (repeatable).")
     ] = None,
@@ -19,11 +19,8 @@ def seed_fallbacks(
         Path | None, option("--out", metavar="DIR", help="Write the set here (default: --fallback-dir).")
     ] = None,
     dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Pre-render a style's shared fallback set into your project's fallback_assets/<style>/ with a manifest."""
-    edge = Edge(flags, as_json, debug)
     if not dry_run:
         edge.guard(lambda: check_output_dir(out))  # before anything is rendered or bought
     result = edge.run(

@@ -2,22 +2,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from .common import (
-    DebugOpt,
     DryRunOpt,
     Edge,
-    JsonOpt,
     MaxCostOpt,
     UserOpt,
-    VerboseOpt,
     option,
+    outputs,
     render_report,
     with_settings,
 )
 
 
 @with_settings
+@outputs("verbose", "as_json", "debug")
 def trilogy(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     photo: Annotated[
         Path | None,
@@ -27,14 +26,9 @@ def trilogy(
     ] = None,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Original, Current and Future 2048 from a photo (or the persona's description) and personality."""
     from ..core import Mirror
-
-    edge = Edge(flags, as_json, debug, verbose)
 
     notes: list[str] = []
 

@@ -5,14 +5,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from ..errors import ExitCode
 from ..units import money
-from .common import DebugOpt, Edge, JsonOpt, option, with_settings
+from .common import Edge, option, with_settings
 
 
 @with_settings
 def usage(
-    flags: dict[str, Any],
+    edge: Edge,
     today: Annotated[bool, option("--today", help="Today only (default: this month).")] = False,
     since: Annotated[
         datetime | None, option("--since", metavar="YYYY-MM-DD", formats=["%Y-%m-%d"], help="From this day.")
@@ -28,16 +27,13 @@ def usage(
     chart: Annotated[
         Path | None, option("--chart", metavar="FILE", help="Also draw the daily KPIs into FILE (.png or .svg).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Spend, KPIs against their targets, cache hit rate, fallbacks, tokens, projected cost, advice.
 
     JSON: the figures in "summary" (with "kpis" and, per day, "days"), one item per store
     operation (today vs the free tier), or one item per day with --by day."""
-    edge = Edge(flags, as_json, debug)
     if by not in (None, "day"):
-        edge.fail("UsageError", f"Unknown --by {by!r}.", "Use --by day (one row per day).", int(ExitCode.USAGE))
+        edge.usage_error(f"Unknown --by {by!r}.", "Use --by day (one row per day).")
     if chart is not None:
         from ..charts import check_chart_path
 
@@ -61,7 +57,7 @@ def usage(
         from ..charts import write_chart
 
         edge.guard(lambda: write_chart(figures.days, targets, chart, title))
-    if as_csv and not as_json:
+    if as_csv and not edge.as_json:
         _write_csv(figures.days if by == "day" else [flat])
         return
 

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import DebugOpt, Edge, JsonOpt, MirrorCommand, MirrorSubGroup, UserOpt, option, with_store_settings
+from .common import Edge, MirrorCommand, MirrorSubGroup, UserOpt, option, with_store_settings
 
 app = typer.Typer(
     cls=MirrorSubGroup, help="The users of the store: list, import, record progress.", no_args_is_help=True
@@ -12,9 +12,8 @@ app = typer.Typer(
 
 @app.command("list", cls=MirrorCommand)
 @with_store_settings
-def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def list_users(edge: Edge) -> None:
     """Every user id in the store with their active days and latest stage."""
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> list[dict[str, Any]]:
         out = []
@@ -52,27 +51,21 @@ def list_users(flags: dict[str, Any], as_json: JsonOpt = False, debug: DebugOpt 
 @app.command("import", cls=MirrorCommand)
 @with_store_settings
 def import_users(
-    flags: dict[str, Any],
+    edge: Edge,
     files: Annotated[
         list[Path] | None, typer.Argument(help="Persona YAML files (people/*.yaml).", metavar="FILE...")
     ] = None,
     examples: Annotated[
         bool, option("--examples", help="The example personas shipped with mirror (demo data).")
     ] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Add or update users in the store from persona YAML files (or the examples)."""
     from ..config import example_personas, load_personas
-    from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if not files and not examples:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             "Nothing to import.",
             "Name persona YAML files (or folders), or pass --examples for the shipped example personas.",
-            ExitCode.USAGE,
         )
 
     def call(core: Any) -> list[str]:
@@ -82,17 +75,15 @@ def import_users(
     # Read the files before the store is opened: a bad file changes nothing.
     edge.guard(lambda: load_personas(files) if files else None)
     ids = edge.run(call)
-    edge.emit(
-        {"imported": len(ids), "examples": examples},
-        items=ids,
-        human=lambda: typer.echo(f"imported {len(ids)} user(s): {', '.join(ids)}"),
+    edge.emit_line(
+        {"imported": len(ids), "examples": examples}, f"imported {len(ids)} user(s): {', '.join(ids)}", items=ids
     )
 
 
 @app.command("progress", cls=MirrorCommand)
 @with_store_settings
 def set_progress(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     active_days: Annotated[int | None, option("--active-days", metavar="N", min=0, help="Active days.")] = None,
     goals: Annotated[int | None, option("--goals", metavar="N", min=0, help="Goals completed.")] = None,
@@ -103,13 +94,9 @@ def set_progress(
     trait: Annotated[
         list[str] | None, option("--trait", metavar="TRAIT", help="Discovered trait (repeatable).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Record a user's progress (what the app writes to users/{uid}.progress)."""
     from ..models import Progress
-
-    edge = Edge(flags, as_json, debug)
 
     def call(core: Any) -> Any:
         current = core.persona(user).progress
@@ -129,13 +116,13 @@ def set_progress(
 
     progress = edge.run(call)
     data = progress.model_dump(mode="json")
-    edge.emit({"user": user, **data}, items=[], human=lambda: typer.echo(f"{user}: {data}"))
+    edge.emit_line({"user": user, **data}, f"{user}: {data}")
 
 
 @app.command("set-timezone", cls=MirrorCommand)
 @with_store_settings
 def set_timezone(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     tz: Annotated[
         str | None, option("--tz", metavar="ZONE", help="An IANA time zone, e.g. Asia/Tokyo or America/St_Johns.")
@@ -143,20 +130,13 @@ def set_timezone(
     default: Annotated[
         bool, option("--default", help="Clear the user's zone: the configured default (limits.yaml nightly) applies.")
     ] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Set the time zone whose night the user's avatars are made in (what the app writes to
     users/{uid}.timezone); the user's next nightly window follows it at once."""
-    from ..errors import ExitCode
 
-    edge = Edge(flags, as_json, debug)
     if (tz is None) == (not default):
-        edge.fail(
-            "UsageError",
-            "Pass exactly one of --tz ZONE or --default.",
-            "e.g. mirror users set-timezone --user u1 --tz Asia/Tokyo",
-            ExitCode.USAGE,
+        edge.usage_error(
+            "Pass exactly one of --tz ZONE or --default.", "e.g. mirror users set-timezone --user u1 --tz Asia/Tokyo"
         )
     if tz is not None:
         from ..nightly import check_zone
@@ -180,21 +160,18 @@ def set_timezone(
         }
 
     out = edge.run(call)
-    edge.emit(
+    edge.emit_line(
         out,
-        items=[],
-        human=lambda: typer.echo(
-            f"{user}: time zone {out['zone_used']}{'' if out['timezone'] else ' (default)'}; "
-            f"next nightly window {out['window']} opens {out['next_window_opens_local']} "
-            f"({out['next_window_opens']})"
-        ),
+        f"{user}: time zone {out['zone_used']}{'' if out['timezone'] else ' (default)'}; "
+        f"next nightly window {out['window']} opens {out['next_window_opens_local']} "
+        f"({out['next_window_opens']})",
     )
 
 
 @app.command("consent", cls=MirrorCommand)
 @with_store_settings
 def consent(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     photo: Annotated[bool, option("--photo", help="Consent to the use of their photo (the trilogy).")] = False,
     generation: Annotated[bool, option("--generation", help="Consent to avatar generation itself.")] = False,
@@ -203,22 +180,14 @@ def consent(
     by: Annotated[
         str | None, option("--by", metavar="NAME", help="Who records it (default: the operator's login name).")
     ] = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Record that a user agreed to (or, with --withdraw, no longer agrees to) the use of their
     photo or avatar generation, with the terms' version; a photo is refused without it."""
     import getpass
 
-    from ..errors import ExitCode
-
-    edge = Edge(flags, as_json, debug)
     if photo == generation:
-        edge.fail(
-            "UsageError",
-            "Pass exactly one of --photo or --generation.",
-            "e.g. mirror users consent --user u1 --photo --terms v1",
-            ExitCode.USAGE,
+        edge.usage_error(
+            "Pass exactly one of --photo or --generation.", "e.g. mirror users consent --user u1 --photo --terms v1"
         )
     scope = "photo" if photo else "generation"
     who = f"operator:{(by or getpass.getuser())[:60]}"
@@ -231,48 +200,36 @@ def consent(
     out = edge.run(call)
     state = "withdrawn" if withdraw else "granted"
     gone = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in out["deleted"].items())
-    edge.emit(
+    edge.emit_line(
         out,
-        items=[],
-        human=lambda: typer.echo(
-            f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"
-            + (f"; deleted what was kept of the photo: {gone}" if gone else "")
-        ),
+        f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"
+        + (f"; deleted what was kept of the photo: {gone}" if gone else ""),
     )
 
 
 @app.command("delete", cls=MirrorCommand)
 @with_store_settings
 def delete(
-    flags: dict[str, Any],
+    edge: Edge,
     user: UserOpt,
     yes: Annotated[bool, option("--yes", help="Confirm: erase the user for good (it cannot be undone).")] = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Erase a user for good: profile, avatars and their images, cache entries, claims, jobs,
     spool files and local files. Their spend stays in the ledger under a pseudonym, so usage
     totals do not change; the user id can never be stored again. Safe to run again."""
-    from ..errors import ExitCode
     from ..models import validate_user_id
 
-    edge = Edge(flags, as_json, debug)
     edge.guard(lambda: validate_user_id(user))
     if not yes:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             f"Erasing user {user!r} cannot be undone: nothing was changed.",
             f"Run again with --yes to confirm: mirror users delete --user {user} --yes",
-            ExitCode.USAGE,
         )
     out = edge.run(lambda core: core.erase_user(user))
     total = sum(v for k, v in out["removed"].items() if k != "ledger_events_pseudonymised")
-    edge.emit(
+    edge.emit_line(
         out,
-        items=[],
-        human=lambda: typer.echo(
-            f"{user}: erased ({total} records and files removed; "
-            f"{out['removed']['ledger_events_pseudonymised']} ledger events kept as {out['pseudonym']})"
-            + (" — it had already been erased" if out["already_erased"] else "")
-        ),
+        f"{user}: erased ({total} records and files removed; "
+        f"{out['removed']['ledger_events_pseudonymised']} ledger events kept as {out['pseudonym']})"
+        + (" — it had already been erased" if out["already_erased"] else ""),
     )

@@ -1,22 +1,19 @@
-from typing import Annotated, Any
+from typing import Annotated
 
-from .common import DebugOpt, Edge, JsonOpt, VerboseOpt, option, with_settings
+from .common import Edge, option, outputs, with_settings
 
 
 @with_settings
+@outputs("verbose", "as_json", "debug")
 def worker(
-    flags: dict[str, Any],
+    edge: Edge,
     until_empty: Annotated[
         bool, option("--until-empty", help="Stop once the queue has nothing to deliver (a one-off drain).")
     ] = False,
     batch: Annotated[int, option("--batch", metavar="N", min=1, max=64, help="Messages pulled at a time.")] = 4,
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Run queued avatar jobs (from the app or `evolve --due --enqueue`): ack after the avatar is
     stored, redeliver what may pass, dead-letter after the queue's max attempts. Ctrl-C stops."""
-    edge = Edge(flags, as_json, debug, verbose)
     stats = edge.run(lambda core: core.work(until_empty=until_empty, batch=batch))
     summary = stats.to_dict()
 

@@ -1,5 +1,6 @@
 """The cache step: an exact repeat of a request (same user, same key) is served from the store at
-cost 0, within the cache's time to live."""
+cost 0, within the cache's time to live. A hit on an avatar a report hides (mirror_cli/reporting.py)
+is answered like a degraded job: the user's latest shown avatar, else the stage's fallback."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class Cache:
         hit = job.existing or await self.lookup(job)
         if hit is None:
             return None
+        if hit.hidden_by is not None:  # reported: never served; the stage is not bought again unasked
+            from .degrade import Degrade
+
+            reason = f"avatar {hit.id} is hidden by report {hit.hidden_by}"
+            return await Degrade(self.ctx)(job, "degraded", reason)
         await self.ctx.book(
             job, "cache_hit", avatar_id=hit.id, provider=hit.provider, model=hit.model, timings=timing_now()
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..planner import shown
 from .types import Outcome
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ class Degrade:
         ctx = self.ctx
         latest = None
         if not fallback_only:
-            good = [r for r in await ctx.io(ctx.store.list_avatars, job.user_id) if r.status in ("ok", "flagged")]
+            good = [r for r in await ctx.io(ctx.store.list_avatars, job.user_id) if shown(r)]
             latest = good[-1] if good else None
         served: str | None
         if latest is not None:

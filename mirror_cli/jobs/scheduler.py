@@ -111,14 +111,16 @@ class Pipeline:
         for spec in specs:
             job = await plan(self.ctx, spec)
             hit = job.existing or await self.life.cache.lookup(job)
+            hidden = hit is not None and hit.hidden_by is not None
+            hit = None if hidden else hit
             report.outcomes.append(
                 Outcome(
                     job.user_id,
                     job.target,
-                    "cached" if hit else "planned",
+                    "degraded" if hidden else "cached" if hit else "planned",
                     record=hit,
                     served_path=hit.image_path if hit else None,
-                    estimate_usd=0.0 if hit else job.estimate_usd,
+                    estimate_usd=0.0 if hit or hidden else job.estimate_usd,
                     request_key=job.request_key,
                     reason="; ".join(job.blocked) or None,
                 )

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, read_bounded, redact, register_secret
+from ..errors import ConfigError, read_text, redact, register_secret
 from ..models import ImageRequest, ImageResult, TokenUsage
 from ..pacing import ProviderFailure, parse_retry_after, parse_try_again
 from .base import Capabilities, ProviderContext
@@ -40,19 +40,14 @@ def read_api_key(secrets_file: Path | None) -> str | None:
         return register_secret(key.strip())
     if secrets_file is None:
         return None
-    raw = read_bounded(
+    text = read_text(
         secrets_file,
         SECRETS_MAX_BYTES,
         what="secrets file",
         hint="Pass a small text file of KEY=value lines with --secrets-file / MIRROR_SECRETS_FILE.",
+        text_hint="Write it as KEY=value lines.",
         error=ConfigError,
     )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"The secrets file {secrets_file} is not UTF-8 text.", "Write it as KEY=value lines."
-        ) from None
     for line in text.splitlines():
         name, sep, value = line.partition("=")
         if sep and name.strip() in ("OPENAI_API_KEY", "openai_api_key"):

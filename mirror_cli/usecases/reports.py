@@ -9,7 +9,7 @@ from typing import Any
 from ..clock import wall_clock
 from ..errors import UsageError
 from ..models import AvatarRecord, validate_user_id
-from ..planner import OK_STATUSES
+from ..planner import shown
 from ..wiring import Wiring
 from .due import overdue_users
 from .users import persona, user_ids
@@ -20,7 +20,7 @@ def timeline(w: Wiring, uid: str) -> list[AvatarRecord]:
     who = persona(w, uid)
     latest: dict[str, AvatarRecord] = {}
     for r in w.store.list_avatars(who.id):
-        if r.status in OK_STATUSES:
+        if shown(r):
             latest[r.target] = r
     order = [*w.configs.stages.names, *w.configs.stages.trilogy]
     return [latest[t] for t in order if t in latest]

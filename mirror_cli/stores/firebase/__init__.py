@@ -11,12 +11,13 @@ from .erasure import Erasure
 from .ledger import Ledger
 from .limits import Limits
 from .profiles import Profiles
+from .reports import Reports
 from .reviews import Reviews
 from .runs import Runs
 from .selections import Selections
 
 
-class FirebaseStore(Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections):
+class FirebaseStore(Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Reviews, Selections, Reports):
     """Every concern, on one Firebase app."""
 
 

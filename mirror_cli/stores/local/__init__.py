@@ -12,13 +12,16 @@ from .erasure import Erasure
 from .ledger import Ledger
 from .limits import STALE_RESERVATION, Limits
 from .profiles import Profiles
+from .reports import Reports
 from .reviews import Reviews
 from .runs import Runs
 from .schema import MIGRATIONS, TIMING_COLUMNS
 from .selections import Selections
 
 
-class LocalStore(Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections):
+class LocalStore(
+    Erasure, AppJobs, Profiles, Avatars, Cache, Ledger, Limits, Runs, Claims, Reviews, Selections, Reports
+):
     """Every concern, on one SQLite file."""
 
 

@@ -93,6 +93,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX queue_ready ON queue(state, visible_at);
     CREATE INDEX queue_order ON queue(ordering_key, state, seq);
     """,
+    # 10: reports on avatars (stores/local/reports.py) and each user's reports per day (the rate limit)
+    """
+    CREATE TABLE reports (id TEXT PRIMARY KEY, uid TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+        body TEXT NOT NULL);
+    CREATE INDEX reports_status ON reports(status, created_at);
+    CREATE INDEX reports_uid ON reports(uid, created_at);
+    CREATE INDEX reports_created ON reports(created_at);
+    CREATE TABLE report_quota (uid TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (uid, day));
+    """,
 ]
 
 TIMING_COLUMNS = ("queue_wait_s", "provider_s", "post_process_s", "store_s", "total_s")
