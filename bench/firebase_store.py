@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -32,27 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import ROOT, start_server
+from _common import ROOT, bulk_seed, first_avatar, small_configs, start_server
 
 from mirror_cli.core import Mirror
 from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
 from mirror_cli.settings import load_settings
-from mirror_cli.stores.base import DUE_INDEX_VERSION, shard_bucket
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 def configs(work: Path, size: int = 256, **limits: Any) -> Path:
-    cfg = work / "configs"
-    from mirror_cli.resources import default_config_dir
-
-    shutil.copytree(default_config_dir(), cfg)
-    models = yaml.safe_load((cfg / "models.yaml").read_text())
-    models["models"]["local"]["sizes"].append(f"{size}x{size}")
-    (cfg / "models.yaml").write_text(yaml.safe_dump(models))
-    style = yaml.safe_load((cfg / "styles" / "daymi.yaml").read_text())
-    style["gate"]["size"] = size
-    (cfg / "styles" / "daymi.yaml").write_text(yaml.safe_dump(style))
+    cfg = small_configs(work, size)
     lim = yaml.safe_load((cfg / "limits.yaml").read_text())
     lim.update({"system_daily": 100_000, "per_user_daily": 100, "monthly_budget_usd": 100_000, "rate_limits": {}})
     lim.update(limits)
@@ -62,64 +51,14 @@ def configs(work: Path, size: int = 256, **limits: Any) -> Path:
 
 def seeded_user(i: int, due: bool) -> tuple[Persona, AvatarRecord]:
     uid = f"b{i:06d}"
-    persona = Persona(id=uid, name="U", progress=Progress(active_days=8 if due else 3))
-    record = AvatarRecord(
-        id=f"a{i}",
-        user_id=uid,
-        target="newReflection",
-        stage="newReflection",
-        request_key="k" * 64,
-        image_path=f"avatars/{uid}/newReflection-a{i}.webp",
-        width=256,
-        height=256,
-        provider="local",
-        model="local",
-        quality="medium",
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    return persona, record
+    return Persona(id=uid, name="U", progress=Progress(active_days=8 if due else 3)), first_avatar(uid, i)
 
 
 def seed(core: Mirror, n: int, due_every: int | None) -> int:
-    """n users with a first avatar; every due_every-th one reached the next stage. Bulk writes
-    (one SQLite transaction / Firestore batches of 500): seeding is not what is measured."""
-    store: Any = core.store
-    now = datetime.now(UTC).isoformat()
-    due = 0
-    if core.settings.store == "local":
-        db = store._open()
-        db.execute("BEGIN")
-        for i in range(n):
-            is_due = due_every is not None and i % due_every == 0
-            due += is_due
-            p, r = seeded_user(i, is_due)
-            db.execute(
-                "INSERT INTO users(uid, persona, updated_at, latest_rank, shard, active_days) VALUES (?,?,?,0,?,?)",
-                (p.id, p.model_dump_json(), now, shard_bucket(p.id), p.progress.active_days),
-            )
-            db.execute(
-                "INSERT INTO avatars(id, uid, target, created_at, record) VALUES (?,?,?,?,?)",
-                (r.id, p.id, r.target, r.created_at.isoformat(), r.model_dump_json()),
-            )
-        db.execute("COMMIT")
-        return due
-    batch, pending = store.db.batch(), 0
-    for i in range(n):
-        is_due = due_every is not None and i % due_every == 0
-        due += is_due
-        p, r = seeded_user(i, is_due)
-        user = store.db.collection("users").document(p.id)
-        body = {**p.model_dump(mode="json"), "uid": p.id, "updated_at": now, "shard": shard_bucket(p.id)}
-        batch.set(user, {**body, "latest_rank": 0})
-        batch.set(user.collection("avatars").document(r.id), {**json.loads(r.model_dump_json()), "created_at": now})
-        pending += 2
-        if pending >= 500:
-            batch.commit(timeout=120)
-            batch, pending = store.db.batch(), 0
-    if pending:
-        batch.commit(timeout=120)
-    store.set_due_index_version(DUE_INDEX_VERSION)
-    return due
+    """n users with a first avatar; every due_every-th one reached the next stage."""
+    due = [due_every is not None and i % due_every == 0 for i in range(n)]
+    bulk_seed(core, [seeded_user(i, due[i]) for i in range(n)], datetime.now(UTC).isoformat())
+    return sum(due)
 
 
 def counts(core: Mirror) -> tuple[int, int]:

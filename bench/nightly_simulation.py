@@ -18,13 +18,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
-from _common import synthetic_users
+from _common import small_configs, synthetic_users
 
 from mirror_cli.core import Mirror
 from mirror_cli.models import Progress
 from mirror_cli.pricing import estimate
-from mirror_cli.resources import default_config_dir
 from mirror_cli.settings import load_settings
 
 KINDS = {"active": 0.55, "slowing": 0.30, "dropped": 0.15}
@@ -39,14 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="mirror-sim-"))
-    cfg = work / "configs"
-    shutil.copytree(default_config_dir(), cfg)
-    models = yaml.safe_load((cfg / "models.yaml").read_text())
-    models["models"]["local"]["sizes"].append(f"{args.size}x{args.size}")
-    (cfg / "models.yaml").write_text(yaml.safe_dump(models))
-    style = yaml.safe_load((cfg / "styles" / "daymi.yaml").read_text())
-    style["gate"]["size"] = args.size
-    (cfg / "styles" / "daymi.yaml").write_text(yaml.safe_dump(style))
+    cfg = small_configs(work, args.size)
 
     clock = {"t": datetime(2026, 1, 1, 2, 0, tzinfo=UTC)}
     core = Mirror(

@@ -20,7 +20,6 @@ Targets: in window and due <= 3 reads per due user + a constant; nobody in windo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -31,15 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-from _common import ROOT  # noqa: F401  (puts the repository on sys.path)
+from _common import bulk_seed, first_avatar, small_configs
 
 from mirror_cli.clock import PinnedClock, parse_instant
 from mirror_cli.core import Mirror
 from mirror_cli.models import AvatarRecord, Persona, Progress
 from mirror_cli.nightly import epoch, zone
 from mirror_cli.settings import load_settings
-from mirror_cli.stores.base import DUE_INDEX_VERSION, shard_bucket
 
 # Real zones with rough weights (where a journaling app's users might live).
 ZONES: dict[str, float] = {
@@ -87,20 +84,6 @@ ZONES: dict[str, float] = {
 }
 
 
-def configs(work: Path) -> Path:
-    from mirror_cli.resources import default_config_dir
-
-    cfg = work / "configs"
-    shutil.copytree(default_config_dir(), cfg)
-    models = yaml.safe_load((cfg / "models.yaml").read_text())
-    models["models"]["local"]["sizes"].append("256x256")
-    (cfg / "models.yaml").write_text(yaml.safe_dump(models))
-    style = yaml.safe_load((cfg / "styles" / "daymi.yaml").read_text())
-    style["gate"]["size"] = 256
-    (cfg / "styles" / "daymi.yaml").write_text(yaml.safe_dump(style))
-    return cfg
-
-
 def population(n: int, due_share: float, seed: int = 2026) -> list[tuple[Persona, AvatarRecord]]:
     rng = random.Random(seed)
     names, weights = list(ZONES), list(ZONES.values())
@@ -111,59 +94,15 @@ def population(n: int, due_share: float, seed: int = 2026) -> list[tuple[Persona
         p = Persona(
             id=uid, name="U", timezone=rng.choices(names, weights)[0], progress=Progress(active_days=8 if due else 3)
         )
-        r = AvatarRecord(
-            id=f"a{i}",
-            user_id=uid,
-            target="newReflection",
-            stage="newReflection",
-            request_key="k" * 64,
-            image_path=f"avatars/{uid}/newReflection-a{i}.webp",
-            width=256,
-            height=256,
-            provider="local",
-            model="local",
-            quality="medium",
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-        out.append((p, r))
+        out.append((p, first_avatar(uid, i)))
     return out
 
 
 def seed(core: Mirror, users: list[tuple[Persona, AvatarRecord]], now: datetime) -> None:
-    """Bulk writes (one SQLite transaction / Firestore batches of 500) of what `users import` and
-    a first avatar leave in the store: seeding is not what is measured."""
+    """Each user with a first avatar and the next window `users import` stores for their zone."""
     window = core.configs.limits.nightly.window
     opens = {z: epoch(window.next_open(now, zone(z))) for z in ZONES}
-    store: Any = core.store
-    stamp = now.isoformat()
-    if core.settings.store == "local":
-        db = store._open()
-        db.execute("BEGIN")
-        for p, r in users:
-            db.execute(
-                "INSERT INTO users(uid, persona, updated_at, latest_rank, shard, active_days, next_window) "
-                "VALUES (?,?,?,0,?,?,?)",
-                (p.id, p.model_dump_json(), stamp, shard_bucket(p.id), p.progress.active_days, opens[p.timezone or ""]),
-            )
-            db.execute(
-                "INSERT INTO avatars(id, uid, target, created_at, record) VALUES (?,?,?,?,?)",
-                (r.id, p.id, r.target, r.created_at.isoformat(), r.model_dump_json()),
-            )
-        db.execute("COMMIT")
-        return
-    batch, pending = store.db.batch(), 0
-    for p, r in users:
-        doc = store.db.collection("users").document(p.id)
-        body = {**p.model_dump(mode="json"), "uid": p.id, "updated_at": stamp, "shard": shard_bucket(p.id)}
-        batch.set(doc, {**body, "latest_rank": 0, "next_window": opens[p.timezone or ""]})
-        batch.set(doc.collection("avatars").document(r.id), {**json.loads(r.model_dump_json()), "created_at": stamp})
-        pending += 2
-        if pending >= 500:
-            batch.commit(timeout=300)
-            batch, pending = store.db.batch(), 0
-    if pending:
-        batch.commit(timeout=300)
-    store.set_due_index_version(DUE_INDEX_VERSION)
+    bulk_seed(core, users, now.isoformat(), lambda p: opens[p.timezone or ""])
 
 
 def reads(core: Mirror) -> int:
@@ -234,7 +173,7 @@ def main() -> None:
     args = ap.parse_args()
     start = parse_instant(args.start)
     work = Path(tempfile.mkdtemp(prefix="mirror-ticks-"))
-    cfg = configs(work)
+    cfg = small_configs(work)
     try:
         run("sqlite", args.sqlite_users, args.due, start, work, cfg)
         if not args.no_emulator:

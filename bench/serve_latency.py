@@ -171,6 +171,17 @@ def wait_up(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
         time.sleep(0.1)
 
 
+def start_serve(port: int, data_dir: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[Any], str]:
+    """`mirror serve` on ``port`` in a child process (its stderr in ``log``); its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirror_cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def stop(proc: subprocess.Popen[Any]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -218,16 +229,11 @@ def main() -> None:
         env = {k: v for k, v in env.items() if v != ""}
         port, floor_port = free_port(), free_port()
         log = work / "serve.log"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mirror_cli", "serve", "--port", str(port), "--data-dir", str(work / "data")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
+        server, url = start_serve(port, work / "data", env, log)
         procs.append(server)
         floor = subprocess.Popen([sys.executable, __file__, "--floor", str(floor_port)], stderr=subprocess.DEVNULL)
         procs.append(floor)
-        url, floor_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{floor_port}"
+        floor_url = f"http://127.0.0.1:{floor_port}"
         wait_up(url + "/api/v1/healthz", server, log)
         wait_up(floor_url + "/const", floor, log)
 

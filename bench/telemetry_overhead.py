@@ -20,7 +20,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import synthetic_users
-from serve_latency import PROGRESS, cpu_s, run_client, stop, wait_up
+from serve_latency import PROGRESS, cpu_s, run_client, start_serve, stop, wait_up
 
 TARGET = 0.05
 
@@ -122,14 +121,9 @@ def main() -> None:
         servers: dict[str, tuple[subprocess.Popen[Any], str, Path]] = {}
         for name, env in arms.items():
             port, log = free_port(), work / f"serve-{name}.log"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mirror_cli", "serve", "--port", str(port), "--data-dir", str(work / "data")],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log.open("w"),
-            )
+            proc, url = start_serve(port, work / "data", env, log)
             procs.append(proc)
-            servers[name] = (proc, f"http://127.0.0.1:{port}", log)
+            servers[name] = (proc, url, log)
         for proc, url, log in servers.values():
             wait_up(url + "/api/v1/healthz", proc, log)
         # first avatars once (offline renderer); every measured request is then a cache hit

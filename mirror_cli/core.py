@@ -58,6 +58,7 @@ class Mirror(Wiring):
     apoll = run_cases.poll
     poll = blocking(run_cases.poll)
     asweep_spool = run_cases.sweep_spool
+    cached_avatar = generation.cached_avatar
 
     # which jobs are due
     latest_stage = due.latest_stage
@@ -76,6 +77,12 @@ class Mirror(Wiring):
     usage = reports.usage
     purge_cache = reports.purge_cache
     gallery = reports.gallery
+
+    # reports on avatars (mirror_cli/reporting.py)
+    report_avatar = reports.report_avatar
+    list_reports = reports.list_reports
+    show_report = reports.show_report
+    resolve_report = reports.resolve_report
 
     # fallback sets and health
     seed_fallbacks = fallback_sets.seed_fallbacks

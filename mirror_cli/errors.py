@@ -201,6 +201,17 @@ def read_bounded(
         os.close(fd)
 
 
+def read_text(path: Path, limit: int, *, what: str, hint: str, text_hint: str, error: type[MirrorError]) -> str:
+    """``read_bounded``, then UTF-8 text: a binary file is refused naming the first bad byte's offset
+    (never its value: the file may hold secrets), with ``text_hint`` as the fix."""
+    raw = read_bounded(path, limit, what=what, hint=hint, error=error)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"The {what} {path} is not UTF-8 text (byte {exc.start}); is it a binary file?"
+        raise error(message, text_hint) from None
+
+
 def as_store_error(exc: BaseException) -> StoreError | None:
     """A full disk (or an I/O failure writing the store) as a user-worded StoreError (exit 8);
     None for anything else."""

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigError, UsageError, read_bounded
+from .errors import ConfigError, UsageError, read_text
 from .models import TIME_ZONE_ERROR
 
 __all__ = ["YAML_MAX_BYTES", "load_yaml_model"]
@@ -52,20 +52,14 @@ YAML_MAX_BYTES = 1 << 20  # a persona is a few hundred bytes; the largest shippe
 def load_yaml_model(path: Path, model: type[M], max_bytes: int = YAML_MAX_BYTES) -> M:
     """Read ``path`` (a regular file of at most ``max_bytes``) with ``yaml.safe_load`` and validate
     it; errors name file, line and field."""
-    raw = read_bounded(
+    text = read_text(
         path,
         max_bytes,
         what="YAML file",
         hint="Pass a YAML text file (configs: --config-dir / MIRROR_CONFIG_DIR).",
+        text_hint="Pass a YAML text file.",
         error=ConfigError,
     )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); is it a binary file?",
-            "Pass a YAML text file.",
-        ) from None
     if "\x00" in text:
         raise ConfigError(f"{path}: contains NUL bytes; is it a binary file?", "Pass a YAML text file.")
     try:

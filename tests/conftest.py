@@ -173,6 +173,26 @@ def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return {"project": project, "bucket": bucket}
 
 
+@pytest.fixture(params=["local", "firebase"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store back-end in turn, the Firestore one on the emulators: a store test runs on both
+    (a new back-end joins by adding a param)."""
+    from mirror_cli.stores.base import Store
+
+    s: Store
+    if request.param == "local":
+        from mirror_cli.stores.local import LocalStore
+
+        s = LocalStore(root=tmp_path / "store")
+    else:
+        from mirror_cli.stores.firebase import FirebaseStore
+
+        request.getfixturevalue("firebase_env")
+        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
+    yield s
+    s.close()
+
+
 def openai_flags(url: str, config_dir: Path, data_dir: Path) -> list[str]:
     """CLI flags that point a command at the loopback OpenAI server, a config dir and a data dir."""
     return ["--provider", "openai", "--base-url", url, "--config-dir", str(config_dir), "--data-dir", str(data_dir)]

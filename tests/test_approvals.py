@@ -16,25 +16,10 @@ from mirror_cli.errors import NotFoundError, UsageError
 from mirror_cli.models import AvatarRecord
 from mirror_cli.resources import shipped_fallback_dir
 from mirror_cli.review import ReviewDesk, decide
-from mirror_cli.stores.base import Review, Store
-from mirror_cli.stores.local import LocalStore
+from mirror_cli.stores.base import Review
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 MONTH = ["dark-fro", "pale-long"]
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store(request, tmp_path) -> Store:
-    if request.param == "local":
-        s: Store = LocalStore(root=tmp_path / "store")
-    else:
-        from mirror_cli.settings import load_settings
-        from mirror_cli.stores.firebase import FirebaseStore
-
-        request.getfixturevalue("firebase_env")
-        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
-    yield s
-    s.close()
 
 
 def test_reviews_roundtrip_list_by_prefix_and_delete(store):

@@ -17,25 +17,10 @@ from mirror_cli.cli.app import app
 from mirror_cli.errors import NotFoundError, UnknownUserError
 from mirror_cli.models import AvatarRecord
 from mirror_cli.selection import select_avatar
-from mirror_cli.stores.base import Selection, Store
-from mirror_cli.stores.local import LocalStore
+from mirror_cli.stores.base import Selection
 
 API = "/api/v1"
 DAY = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store(request, tmp_path) -> Store:
-    if request.param == "local":
-        s: Store = LocalStore(root=tmp_path / "store")
-    else:
-        from mirror_cli.settings import load_settings
-        from mirror_cli.stores.firebase import FirebaseStore
-
-        request.getfixturevalue("firebase_env")
-        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
-    yield s
-    s.close()
 
 
 def test_selections_current_and_counted_per_stage(store):

@@ -1,4 +1,4 @@
-"""One contract, every store. A new store joins by adding a fixture param."""
+"""One contract, every store (the `store` fixture in conftest.py runs each test on each back-end)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,8 @@ import pytest
 
 from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
 from mirror_cli.stores.base import CacheEntry, Caps, DueQuery, JobState, LimitReached, RunInfo, Store
-from mirror_cli.stores.local import LocalStore
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store(request, tmp_path) -> Store:
-    if request.param == "local":
-        s: Store = LocalStore(root=tmp_path / "store")
-    else:
-        from mirror_cli.settings import load_settings
-        from mirror_cli.stores.firebase import FirebaseStore
-
-        request.getfixturevalue("firebase_env")
-        s = FirebaseStore(load_settings({"data_dir": tmp_path / "data"}))
-    yield s
-    s.close()
 
 
 def _record(uid="u1", aid="a1", target="month", when=NOW) -> AvatarRecord:
@@ -96,6 +81,25 @@ def test_avatar_records_are_idempotent_by_id(store):
     assert store.get_avatar("u2", "a1") is None  # never across users
     store.delete_avatar("u1", "a1")
     assert [r.id for r in store.list_avatars("u1")] == ["a2"]
+
+
+def test_latest_avatar_of_a_target_with_a_good_status(store):
+    """The cached answer's one read: the newest record of the target among the given statuses,
+    of this user only."""
+    ok = ("ok", "flagged")
+    assert store.latest_avatar("u1", "month", ok) is None
+    store.put_avatar(_record(aid="a1"))
+    store.put_avatar(_record(aid="a2", when=NOW + timedelta(minutes=1)))
+    store.put_avatar(_record(aid="w1", target="week", when=NOW + timedelta(minutes=2)))
+    hidden = _record(aid="a3", when=NOW + timedelta(minutes=3)).model_copy(update={"status": "degraded"})
+    store.put_avatar(hidden)
+    store.put_avatar(_record(uid="u2", aid="b1", when=NOW + timedelta(minutes=4)))
+    assert store.latest_avatar("u1", "month", ok).id == "a2"  # not the newer degraded one
+    assert store.latest_avatar("u1", "month", ("degraded",)).id == "a3"
+    assert store.latest_avatar("u1", "week", ok).id == "w1"
+    assert store.latest_avatar("u2", "month", ok).id == "b1"
+    store.delete_avatar("u1", "a2")
+    assert store.latest_avatar("u1", "month", ok).id == "a1"
 
 
 def test_cache_is_per_user(store):

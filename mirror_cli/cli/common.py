@@ -222,6 +222,10 @@ class Edge:
                 int(ExitCode.ERROR),
             )
 
+    def usage_error(self, message: str, hint: str) -> NoReturn:
+        """Refuse options that do not go together (exit 2), before anything is opened or spent."""
+        self.fail("UsageError", message, hint, int(ExitCode.USAGE))
+
     def fail(self, error: str, message: str, hint: str | None, code: int) -> NoReturn:
         if self.as_json:
             emit_json(error_payload(error, message, hint, code))
@@ -249,6 +253,10 @@ class Edge:
             emit_json(payload)
         elif human is not None:
             human()
+
+    def emit_line(self, summary: dict[str, Any], line: str, *, items: Sequence[Any] = ()) -> None:
+        """A result whose human form is one line on stdout."""
+        self.emit(summary, items=items, human=lambda: typer.echo(line))
 
 
 def _user_error(exc: Exception) -> MirrorError | None:
@@ -303,7 +311,9 @@ def render_report(
     anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
     error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
-    if notes:  # what the user asked for that this run did not do (JSON: summary.notes)
+    # what the run did not do, and what image moderation said (JSON: summary.notes)
+    notes = [*notes, *getattr(report, "notes", list)()]
+    if notes:
         summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
     code = report_exit(report)

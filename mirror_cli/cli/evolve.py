@@ -115,16 +115,13 @@ def evolve(
 def _enqueue(edge: Edge, with_due: bool, dry_run: bool, shard: str | None, any_hour: bool) -> None:
     """--due --enqueue: publish this tick's due jobs for `mirror worker` instead of running them."""
     from ..core import Shard
-    from ..errors import ExitCode
 
     if not with_due:
-        edge.fail("UsageError", "--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.", ExitCode.USAGE)
+        edge.usage_error("--enqueue goes with --due.", "Run: mirror evolve --due --enqueue.")
     if dry_run:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             "--enqueue publishes jobs, and a dry run publishes nothing.",
             "See what the tick would plan with: mirror evolve --due --dry-run (without --enqueue).",
-            ExitCode.USAGE,
         )
     published = edge.run(lambda core: core.enqueue_due(Shard.parse(shard), any_hour=any_hour))
 

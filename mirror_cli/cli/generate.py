@@ -41,10 +41,9 @@ def generate(
 ) -> None:
     """Generate one stage (or trilogy kind) for a user, several users, or --all."""
     from ..core import Mirror, Shard
-    from ..errors import ExitCode
 
     if bool(user) == all_users:
-        edge.fail("UsageError", "Say who to generate for.", "Pass --user U (repeatable) or --all.", ExitCode.USAGE)
+        edge.usage_error("Say who to generate for.", "Pass --user U (repeatable) or --all.")
 
     def call(core: Mirror) -> Any:
         return core.generate(

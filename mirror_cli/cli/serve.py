@@ -11,41 +11,29 @@ from .common import Edge, option, with_settings
 SERVE_PANEL = "Server"
 
 
+def _server_option(name: str, env: str, metavar: str, help: str, **kw: object) -> object:
+    """An option of the server itself: its flag, its environment variable, in the server panel."""
+    return option(name, metavar=metavar, env=env, panel=SERVE_PANEL, help=help, **kw)
+
+
 @with_settings
 def serve(
     host: Annotated[
-        str,
-        option(
-            "--host",
-            metavar="ADDRESS",
-            env="MIRROR_HOST",
-            panel=SERVE_PANEL,
-            help="Address to listen on (0.0.0.0 in a container).",
-        ),
+        str, _server_option("--host", "MIRROR_HOST", "ADDRESS", "Address to listen on (0.0.0.0 in a container).")
     ] = "127.0.0.1",
     port: Annotated[
         int,
-        option(
+        _server_option(
             "--port",
-            metavar="N",
-            env="PORT",
-            panel=SERVE_PANEL,
+            "PORT",
+            "N",
+            "Port to listen on; 0 picks a free one (Cloud Run sets PORT; --port wins over it).",
             min=0,
             max=65535,
-            help="Port to listen on; 0 picks a free one (Cloud Run sets PORT; --port wins over it).",
         ),
     ] = 8080,
     workers: Annotated[
-        int,
-        option(
-            "--workers",
-            metavar="N",
-            env="MIRROR_WORKERS",
-            panel=SERVE_PANEL,
-            min=1,
-            max=64,
-            help="Processes, each with its own core.",
-        ),
+        int, _server_option("--workers", "MIRROR_WORKERS", "N", "Processes, each with its own core.", min=1, max=64)
     ] = 1,
     *,
     edge: Edge,

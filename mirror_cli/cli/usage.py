@@ -5,7 +5,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from ..errors import ExitCode
 from ..units import money
 from .common import Edge, option, with_settings
 
@@ -34,7 +33,7 @@ def usage(
     JSON: the figures in "summary" (with "kpis" and, per day, "days"), one item per store
     operation (today vs the free tier), or one item per day with --by day."""
     if by not in (None, "day"):
-        edge.fail("UsageError", f"Unknown --by {by!r}.", "Use --by day (one row per day).", int(ExitCode.USAGE))
+        edge.usage_error(f"Unknown --by {by!r}.", "Use --by day (one row per day).")
     if chart is not None:
         from ..charts import check_chart_path
 
@@ -81,13 +80,26 @@ def usage(
                 for o in ops
             ],
         )
-        if figures.selections:
-            picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
-            console.info(f"selections (avatars users chose to show): {picks}")
+        _show_app_figures(figures)
         for tip in figures.recommendations:
             console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
+
+
+def _show_app_figures(figures: Any) -> None:
+    """What users did in the app: the avatars they chose to show, the reports filed."""
+    from .. import console
+
+    if figures.selections:
+        picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+        console.info(f"selections (avatars users chose to show): {picks}")
+    r = figures.reports
+    if r.get("filed"):
+        console.info(
+            f"reports filed: {r['filed']} ({r['open']} open, {r['resolved']} resolved: "
+            f"{r['restored']} restored, {r['removed']} removed)"
+        )
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:

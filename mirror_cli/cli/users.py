@@ -61,14 +61,11 @@ def import_users(
 ) -> None:
     """Add or update users in the store from persona YAML files (or the examples)."""
     from ..config import example_personas, load_personas
-    from ..errors import ExitCode
 
     if not files and not examples:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             "Nothing to import.",
             "Name persona YAML files (or folders), or pass --examples for the shipped example personas.",
-            ExitCode.USAGE,
         )
 
     def call(core: Any) -> list[str]:
@@ -78,10 +75,8 @@ def import_users(
     # Read the files before the store is opened: a bad file changes nothing.
     edge.guard(lambda: load_personas(files) if files else None)
     ids = edge.run(call)
-    edge.emit(
-        {"imported": len(ids), "examples": examples},
-        items=ids,
-        human=lambda: typer.echo(f"imported {len(ids)} user(s): {', '.join(ids)}"),
+    edge.emit_line(
+        {"imported": len(ids), "examples": examples}, f"imported {len(ids)} user(s): {', '.join(ids)}", items=ids
     )
 
 
@@ -121,7 +116,7 @@ def set_progress(
 
     progress = edge.run(call)
     data = progress.model_dump(mode="json")
-    edge.emit({"user": user, **data}, items=[], human=lambda: typer.echo(f"{user}: {data}"))
+    edge.emit_line({"user": user, **data}, f"{user}: {data}")
 
 
 @app.command("set-timezone", cls=MirrorCommand)
@@ -138,14 +133,10 @@ def set_timezone(
 ) -> None:
     """Set the time zone whose night the user's avatars are made in (what the app writes to
     users/{uid}.timezone); the user's next nightly window follows it at once."""
-    from ..errors import ExitCode
 
     if (tz is None) == (not default):
-        edge.fail(
-            "UsageError",
-            "Pass exactly one of --tz ZONE or --default.",
-            "e.g. mirror users set-timezone --user u1 --tz Asia/Tokyo",
-            ExitCode.USAGE,
+        edge.usage_error(
+            "Pass exactly one of --tz ZONE or --default.", "e.g. mirror users set-timezone --user u1 --tz Asia/Tokyo"
         )
     if tz is not None:
         from ..nightly import check_zone
@@ -169,14 +160,11 @@ def set_timezone(
         }
 
     out = edge.run(call)
-    edge.emit(
+    edge.emit_line(
         out,
-        items=[],
-        human=lambda: typer.echo(
-            f"{user}: time zone {out['zone_used']}{'' if out['timezone'] else ' (default)'}; "
-            f"next nightly window {out['window']} opens {out['next_window_opens_local']} "
-            f"({out['next_window_opens']})"
-        ),
+        f"{user}: time zone {out['zone_used']}{'' if out['timezone'] else ' (default)'}; "
+        f"next nightly window {out['window']} opens {out['next_window_opens_local']} "
+        f"({out['next_window_opens']})",
     )
 
 
@@ -197,14 +185,9 @@ def consent(
     photo or avatar generation, with the terms' version; a photo is refused without it."""
     import getpass
 
-    from ..errors import ExitCode
-
     if photo == generation:
-        edge.fail(
-            "UsageError",
-            "Pass exactly one of --photo or --generation.",
-            "e.g. mirror users consent --user u1 --photo --terms v1",
-            ExitCode.USAGE,
+        edge.usage_error(
+            "Pass exactly one of --photo or --generation.", "e.g. mirror users consent --user u1 --photo --terms v1"
         )
     scope = "photo" if photo else "generation"
     who = f"operator:{(by or getpass.getuser())[:60]}"
@@ -215,11 +198,7 @@ def consent(
 
     out = edge.run(call)
     state = "withdrawn" if withdraw else "granted"
-    edge.emit(
-        out,
-        items=[],
-        human=lambda: typer.echo(f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"),
-    )
+    edge.emit_line(out, f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})")
 
 
 @app.command("delete", cls=MirrorCommand)
@@ -232,25 +211,19 @@ def delete(
     """Erase a user for good: profile, avatars and their images, cache entries, claims, jobs,
     spool files and local files. Their spend stays in the ledger under a pseudonym, so usage
     totals do not change; the user id can never be stored again. Safe to run again."""
-    from ..errors import ExitCode
     from ..models import validate_user_id
 
     edge.guard(lambda: validate_user_id(user))
     if not yes:
-        edge.fail(
-            "UsageError",
+        edge.usage_error(
             f"Erasing user {user!r} cannot be undone: nothing was changed.",
             f"Run again with --yes to confirm: mirror users delete --user {user} --yes",
-            ExitCode.USAGE,
         )
     out = edge.run(lambda core: core.erase_user(user))
     total = sum(v for k, v in out["removed"].items() if k != "ledger_events_pseudonymised")
-    edge.emit(
+    edge.emit_line(
         out,
-        items=[],
-        human=lambda: typer.echo(
-            f"{user}: erased ({total} records and files removed; "
-            f"{out['removed']['ledger_events_pseudonymised']} ledger events kept as {out['pseudonym']})"
-            + (" — it had already been erased" if out["already_erased"] else "")
-        ),
+        f"{user}: erased ({total} records and files removed; "
+        f"{out['removed']['ledger_events_pseudonymised']} ledger events kept as {out['pseudonym']})"
+        + (" — it had already been erased" if out["already_erased"] else ""),
     )

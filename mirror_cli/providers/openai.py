@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, read_bounded, redact, register_secret
+from ..errors import ConfigError, read_text, redact, register_secret
 from ..models import ImageRequest, ImageResult, TokenUsage
 from ..pacing import ProviderFailure, parse_retry_after, parse_try_again
 from .base import Capabilities, ProviderContext
@@ -40,19 +40,14 @@ def read_api_key(secrets_file: Path | None) -> str | None:
         return register_secret(key.strip())
     if secrets_file is None:
         return None
-    raw = read_bounded(
+    text = read_text(
         secrets_file,
         SECRETS_MAX_BYTES,
         what="secrets file",
         hint="Pass a small text file of KEY=value lines with --secrets-file / MIRROR_SECRETS_FILE.",
+        text_hint="Write it as KEY=value lines.",
         error=ConfigError,
     )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"The secrets file {secrets_file} is not UTF-8 text.", "Write it as KEY=value lines."
-        ) from None
     for line in text.splitlines():
         name, sep, value = line.partition("=")
         if sep and name.strip() in ("OPENAI_API_KEY", "openai_api_key"):
@@ -147,6 +142,16 @@ def usage_of(resp: Any) -> TokenUsage:
         output_image_tokens=out_img if out_img is not None else (u.output_tokens or 0),
         output_text_tokens=out_txt or 0,
     )
+
+
+def _flagged_categories(results: Any) -> list[str]:
+    """The categories any moderation result flagged ("flagged" when it names none)."""
+    flagged: list[str] = []
+    for result in results:
+        if result.flagged:
+            cats = result.categories.model_dump(by_alias=True)
+            flagged.extend(sorted(k for k, v in cats.items() if v and k not in flagged))
+    return flagged or (["flagged"] if any(r.flagged for r in results) else [])
 
 
 def _no_key() -> ConfigError:
@@ -259,12 +264,24 @@ class OpenAIProvider:
             resp = await self.client.moderations.create(model=model, input=texts)
         except Exception as exc:
             raise classify(exc) from exc
-        flagged: list[str] = []
-        for result in resp.results:
-            if result.flagged:
-                cats = result.categories.model_dump(by_alias=True)
-                flagged.extend(sorted(k for k, v in cats.items() if v and k not in flagged))
-        return flagged or (["flagged"] if any(r.flagged for r in resp.results) else [])
+        return _flagged_categories(resp.results)
+
+    async def moderate_image(self, data: bytes, mime: str, model: str) -> list[str]:
+        """Categories the moderation model flagged one finished image for (empty: clean); the
+        image goes as a base64 data URL (the endpoint is free of charge)."""
+        from openai.types import ModerationImageURLInputParam
+
+        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        image: ModerationImageURLInputParam = {"type": "image_url", "image_url": {"url": url}}
+        try:
+            resp = await self.client.moderations.create(
+                model=model,
+                input=[image],
+                timeout=min(60.0, self.configs.limits.retry.request_timeout_s or 60.0),
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        return _flagged_categories(resp.results)
 
     async def check(self, model: str) -> list[dict[str, str | None]]:
         """`mirror doctor`: is the key accepted, is the model served, when does it shut down?"""
