@@ -116,7 +116,7 @@ def aggregate(
                 f.identity_drift += 1 if e.identity_drift else 0
                 f.identity_worst = max(f.identity_worst or 0.0, e.identity_distance)
         elif e.kind == "cache_hit":
-            f.cache_hits += 1
+            f.cache_hits += e.count
         elif e.kind in DEGRADED:
             f.fallbacks_served += 1
             if e.kind == "blocked" and (e.detail or "").startswith(("400 moderation", "moderation")):

@@ -58,6 +58,7 @@ class Mirror(Wiring):
     apoll = run_cases.poll
     poll = blocking(run_cases.poll)
     asweep_spool = run_cases.sweep_spool
+    cached_avatar = generation.cached_avatar
 
     # which jobs are due
     latest_stage = due.latest_stage

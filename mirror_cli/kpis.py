@@ -94,7 +94,7 @@ class Tally:
         elif e.kind == "may_have_billed":
             self.unanswered += 1
         elif e.kind == "cache_hit":
-            self.cache_hits += 1
+            self.cache_hits += e.count
         elif e.kind in SERVED_INSTEAD:
             self.fallbacks += 1
 

@@ -296,6 +296,9 @@ class LedgerEvent(Strict):
     identity_distance: float | None = None
     identity_drift: bool | None = None
     timings: JobTimings | None = None
+    # How many occurrences the line stands for: a server counts its cache hits in memory and
+    # books them a batch per line (mirror_cli/server/hits.py); every other line is one.
+    count: int = Field(1, ge=1)
 
     @field_validator("detail")
     @classmethod

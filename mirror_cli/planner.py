@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
 
 from . import prompts, safety
 from .config import ConfigSet, ModelEntry
@@ -19,6 +20,7 @@ from .stores.base import Store
 KEY_SCHEMA = 1
 LOOK_SCHEMA = 1
 OK_STATUSES = ("ok", "flagged")
+OUTPUT_FORMAT = "png"  # what providers are asked for (stored as WebP after post-processing)
 
 
 def shown(record: AvatarRecord) -> bool:
@@ -66,6 +68,24 @@ def request_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class OutputSettings(Protocol):
+    """The output settings of a request (an ``ImageRequest`` has them)."""
+
+    @property
+    def size(self) -> str: ...
+    @property
+    def quality(self) -> str: ...
+    @property
+    def output_format(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Output:
+    size: str
+    quality: str
+    output_format: str
+
+
 def look_key(
     persona: Persona,
     target: str,
@@ -74,7 +94,7 @@ def look_key(
     entry: ModelEntry,
     renderer: str,
     style: str,
-    req: ImageRequest,
+    req: OutputSettings,
     photo_sha: str | None,
 ) -> str:
     """What decides how a user's avatar of one stage looks, and nothing that merely moves with
@@ -311,11 +331,9 @@ class Planner:
         if len(references) == 1:  # no previous stage among the images
             parts.prompt = parts.prompt.replace(_PREVIOUS_STAGE, "")
         request = self._request(persona, parts, references, ref_bytes)
-        style = f"{self.configs.style.name}@{self.configs.style.version}"
-        renderer = self.provider.renderer_version
+        renderer, style = self._renderer, self._style
         key = request_key(persona.id, self.provider_name, self.entry, renderer, style, request, regeneration)
-        photo_sha = _sha(photo.data) if photo is not None else None
-        look = look_key(persona, target, stage, self.provider_name, self.entry, renderer, style, request, photo_sha)
+        look = self._look(persona, target, stage, _sha(photo.data) if photo is not None else None)
         # a record made before looks were kept is this stage's avatar until an explicit regenerate
         looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
         existing = None if regenerate or not looks_same else max(looks_same, key=lambda r: r.created_at)
@@ -350,6 +368,27 @@ class Planner:
             regeneration=regeneration,
         )
 
+    @property
+    def _style(self) -> str:
+        return f"{self.configs.style.name}@{self.configs.style.version}"
+
+    @property
+    def _renderer(self) -> str:
+        return self.provider.renderer_version
+
+    def _look(self, persona: Persona, target: str, stage: str, photo_sha: str | None) -> str:
+        output = _Output(self.size, self.quality, OUTPUT_FORMAT)
+        return look_key(
+            persona, target, stage, self.provider_name, self.entry, self._renderer, self._style, output, photo_sha
+        )
+
+    def look_of(self, persona: Persona, progress: Progress, target: str) -> tuple[str, str]:
+        """(stage, look key) of ``target`` for this user now, without building the request: what
+        ``plan`` would find in ``Job.stage`` and ``Job.look_key`` (no photo). The cached path of
+        the server compares it with the user's latest avatar of the target."""
+        stage = self.stage_of(progress, target)
+        return stage, self._look(persona, target, stage, None)
+
     def _references(
         self, photo: Photo | None, anchor: AvatarRecord | None, previous: AvatarRecord | None
     ) -> tuple[list[Reference], list[bytes]]:
@@ -381,7 +420,7 @@ class Planner:
             prompt=parts.prompt,
             size=self.size,
             quality=self.quality,
-            output_format="png",
+            output_format=OUTPUT_FORMAT,
             references=references,
             reference_bytes=ref_bytes,
             safety_identifier=safety_identifier(persona.id),

@@ -61,6 +61,7 @@ class Settings(Strict):
     serve_rate_per_minute: int = Field(60, ge=1, le=1_000_000)  # requests per signed-in user per minute
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)
     serve_shutdown_grace_s: float = Field(300.0, ge=0, le=3600)  # SIGTERM: how long in-flight jobs may finish
+    serve_hits_flush_s: float = Field(60.0, ge=0.05, le=3600)  # cache hits counted in memory, booked this often
     # Accept the Firebase Auth emulator's unsigned tokens when FIREBASE_AUTH_EMULATOR_HOST names a
     # loopback host: tests and local development only, refused with environment: production.
     auth_emulator: bool = False

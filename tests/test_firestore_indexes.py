@@ -93,6 +93,7 @@ def _workload(core: Any, clock: PinnedClock) -> None:
     core.overdue_users()
     store = core.store
     store.list_avatars("ix0")
+    store.latest_avatar("ix0", "month", ("ok", "flagged"))  # the server's cached answer
     list(store.iter_events())
     list(store.iter_events(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC), uid="ix0"))
     store.month_paid_usd("2026-06")
@@ -131,7 +132,9 @@ def test_every_query_of_the_firestore_store_has_its_composite_index(firebase_env
         FirebaseClient.query_log = None
     needs = {req for q in log if (req := required_index(q)) is not None}
     by_collection = {c for c, _ in needs}
-    assert {"users", "ledger", "avatar_cache", "reports"} <= by_collection, needs  # the workload reached them
+    assert {"users", "ledger", "avatar_cache", "reports", "avatars"} <= by_collection, (
+        needs
+    )  # the workload reached them
     # the nightly tick's query, windowed and sharded, is among them
     assert (
         "users",

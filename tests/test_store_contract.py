@@ -83,6 +83,25 @@ def test_avatar_records_are_idempotent_by_id(store):
     assert [r.id for r in store.list_avatars("u1")] == ["a2"]
 
 
+def test_latest_avatar_of_a_target_with_a_good_status(store):
+    """The cached answer's one read: the newest record of the target among the given statuses,
+    of this user only."""
+    ok = ("ok", "flagged")
+    assert store.latest_avatar("u1", "month", ok) is None
+    store.put_avatar(_record(aid="a1"))
+    store.put_avatar(_record(aid="a2", when=NOW + timedelta(minutes=1)))
+    store.put_avatar(_record(aid="w1", target="week", when=NOW + timedelta(minutes=2)))
+    hidden = _record(aid="a3", when=NOW + timedelta(minutes=3)).model_copy(update={"status": "degraded"})
+    store.put_avatar(hidden)
+    store.put_avatar(_record(uid="u2", aid="b1", when=NOW + timedelta(minutes=4)))
+    assert store.latest_avatar("u1", "month", ok).id == "a2"  # not the newer degraded one
+    assert store.latest_avatar("u1", "month", ("degraded",)).id == "a3"
+    assert store.latest_avatar("u1", "week", ok).id == "w1"
+    assert store.latest_avatar("u2", "month", ok).id == "b1"
+    store.delete_avatar("u1", "a2")
+    assert store.latest_avatar("u1", "month", ok).id == "a1"
+
+
 def test_cache_is_per_user(store):
     store.cache_put(CacheEntry("u1", "key", "a1", NOW))
     assert store.cache_get("u1", "key").avatar_id == "a1"

@@ -7,6 +7,7 @@ is the factory uvicorn imports in each worker (settings come from MIRROR_* varia
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         swept = await core.asweep_spool()
         if swept:
             log.info("stored %d paid image(s) left in the spool by an earlier process", len(swept))
+        flusher = asyncio.create_task(svc.hits.run(settings.serve_hits_flush_s))
         try:
             yield
         finally:
@@ -51,6 +53,8 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
                     "in the spool and are stored at the next start",
                     left,
                 )
+            flusher.cancel()
+            await _book_hits(svc)
             await core.aclose()
             svc.verifier.close()
             from ..telemetry.serve import uninstall
@@ -92,6 +96,19 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
 
     observe(app, core, lambda: svc.jobs.in_flight, settings.metrics_token, enabled=settings.serve_metrics)
     return app
+
+
+async def _book_hits(svc: Service) -> None:
+    """The last cache hits counted in memory reach the ledger before the store closes."""
+    try:
+        booked = await svc.hits.flush()
+    except Exception:
+        log.exception("cache hits could not be booked at shutdown (%d lost)", svc.hits.pending)
+        return
+    if svc.hits.pending:
+        log.warning("%d cache hit(s) could not be booked at shutdown", svc.hits.pending)
+    elif booked:
+        log.info("booked %d cache hit(s) counted since the last flush", booked)
 
 
 def app_from_env() -> FastAPI:

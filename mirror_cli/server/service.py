@@ -23,8 +23,10 @@ from ..jobs import Outcome, RunReport
 from ..models import Progress
 from ..planner import shown
 from .auth import Caller, TokenVerifier
+from .cached import CachedGenerate, SignedUrls
 from .durable import DurableJobs
 from .guards import RateLimiter
+from .hits import HitCounter
 from .jobs import Job, Jobs, Result
 from .problems import ProblemError, from_error, internal
 
@@ -41,7 +43,9 @@ class Service:
         self.jobs = Jobs()
         self.durable = DurableJobs(core, self.jobs, core.configs.limits.claims.lease_s)
         self.limiter = RateLimiter(self.settings.serve_rate_per_minute)
-        self._urls: dict[str, tuple[float, str]] = {}
+        self.urls = SignedUrls(lambda ref: core.store.image_url(ref), self.settings.signed_url_ttl_s, core.now)
+        self.hits = HitCounter(lambda: core.store, core.store_calls, core.now)
+        self.cached = CachedGenerate(core, self.urls, self.hits)
         self._ready: tuple[float, bool, dict[str, str]] | None = None
 
     # ------------------------------------------------------------------------------ callers
@@ -222,16 +226,8 @@ class Service:
 
     # ------------------------------------------------------------------------------- reads
     def signed_url(self, ref: str) -> str:
-        """Signed URLs are reused for half their lifetime: a listing costs no signing after the first."""
-        now = time.monotonic()
-        hit = self._urls.get(ref)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        url = self.core.store.image_url(ref)
-        if len(self._urls) > 100_000:
-            self._urls.clear()
-        self._urls[ref] = (now + self.settings.signed_url_ttl_s / 2, url)
-        return url
+        """Signed URLs are reused while more than half their lifetime is left (``SignedUrls``)."""
+        return self.urls(ref)
 
     async def avatars(self, uid: str, limit: int, cursor: str | None) -> dict[str, Any]:
         page: dict[str, Any] = await self.core.store_calls(self._avatars, uid, limit, cursor)

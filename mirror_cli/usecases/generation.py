@@ -10,13 +10,14 @@ from typing import Any
 from ..consent import require_consent
 from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
-from ..models import Persona, validate_user_id
+from ..models import AvatarRecord, Persona, Progress, validate_user_id
 from ..pipeline import JobSpec, RunReport
+from ..planner import OK_STATUSES, Planner, shown
 from ..wiring import Wiring
 from .due import evolve_specs, nightly_tick, plan_tick
 from .runs import execute, start_run
 from .shards import Shard
-from .users import persona, user_ids
+from .users import persona, progress_changed, set_progress, user_ids
 
 
 async def generate(
@@ -49,6 +50,29 @@ async def generate(
     if batch and not dry_run:
         run = start_run(w, "generate", {"target": target, "all": True}, resume)
     return await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
+
+
+def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: Progress | None) -> AvatarRecord | None:
+    """The avatar a generate of ``target`` (no regenerate) would answer from the cache, found
+    with two reads by key — the profile, and the user's newest good avatar of the target — and no
+    write but fresh metrics (stored as a generate stores them). It is that avatar only when it is
+    visible (status ok and no report hides it: never a flagged or hidden one) and has the look the user has now; the
+    newest good avatar of a target with this look is what ``Planner.plan`` serves as
+    ``Job.existing``. None: the full path decides (no or bad profile, no avatar, another look, an
+    avatar that is not ok or made before looks were kept)."""
+    try:
+        who = w.store.get_user(validate_user_id(uid))
+    except UsageError:  # a profile that does not validate: the full path names it
+        return None
+    if who is None:
+        return None
+    if progress is not None and progress_changed(who.progress, progress):
+        who = set_progress(w, uid, progress, current=who)
+    stage, look = planner.look_of(who, who.progress, target)
+    record = w.store.latest_avatar(uid, target, OK_STATUSES)
+    if record is None or record.status != "ok" or not shown(record) or record.look_key != look or record.stage != stage:
+        return None
+    return record
 
 
 async def _profiles(w: Wiring, uids: list[str], batch: bool) -> tuple[list[Persona], dict[str, str]]:

@@ -38,11 +38,17 @@ def persona(w: Wiring, uid: str) -> Persona:
     )
 
 
-def set_progress(w: Wiring, uid: str, progress: Progress) -> Persona:
-    current = persona(w, uid)  # a user of the store (example personas only once imported)
+def set_progress(w: Wiring, uid: str, progress: Progress, current: Persona | None = None) -> Persona:
+    """``current``: the profile just read (saves reading it again)."""
+    current = current or persona(w, uid)  # a user of the store (example personas only once imported)
     updated = current.model_copy(update={"progress": progress.model_copy(update={"updated_at": w.now()})})
     w.store.put_user(updated)
     return updated
+
+
+def progress_changed(stored: Progress, sent: Progress) -> bool:
+    """The app sends its metrics on every call: only a change is written."""
+    return stored.model_dump(exclude={"updated_at"}) != sent.model_dump(exclude={"updated_at"})
 
 
 def import_users(w: Wiring, personas: list[Persona]) -> list[str]:

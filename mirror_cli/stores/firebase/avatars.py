@@ -176,6 +176,24 @@ class Avatars(FirebaseClient):
         records = [AvatarRecord.model_validate(d.to_dict()) for d in docs]
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
+    def latest_avatar(self, uid: str, target: str, statuses: tuple[str, ...]) -> AvatarRecord | None:
+        """One query on the user's avatars (index: target, status, created_at descending)."""
+        from google.cloud.firestore import FieldFilter, Query
+
+        query = (
+            self._avatars(uid)
+            .where(filter=FieldFilter("target", "==", target))
+            .where(filter=FieldFilter("status", "in", list(statuses)))
+            .order_by("created_at", direction=Query.DESCENDING)
+            .limit(1)
+        )
+        try:
+            docs = list(self._record(query).stream(**self._rt))
+        except Exception as exc:
+            raise _wrap(exc, f"reading the latest {target} avatar of {uid}") from exc
+        self._count("reads")
+        return AvatarRecord.model_validate(docs[0].to_dict()) if docs else None
+
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
         with self._rpc(f"deleting avatar {avatar_id}", "deletes"):
             self._avatars(uid).document(avatar_id).delete(**self._rt)

@@ -31,7 +31,7 @@ class Ledger(FirebaseClient):
         ts = _iso(event.ts)
         body = {**json.loads(event.model_dump_json()), "ts": ts, "seq": f"{ts}|{eid}", "uid": event.user_id}
         micro = round(event.cost_usd * MICRO)
-        counted = {event.kind: Increment(1), "cost_micro_usd": Increment(micro)}
+        counted = {event.kind: Increment(event.count), "cost_micro_usd": Increment(micro)}
         if event.kind in SPEND_KINDS:
             counted["paid_micro_usd"] = Increment(micro)
         j = random.randrange(USAGE_SHARDS)

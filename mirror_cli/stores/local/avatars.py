@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -89,6 +90,14 @@ class Avatars(LocalDb):
     def list_avatars(self, uid: str) -> list[AvatarRecord]:
         rows = self._q("SELECT record FROM avatars WHERE uid = ? ORDER BY created_at, id", (uid,))
         return [AvatarRecord.model_validate_json(r[0]) for r in rows]
+
+    def latest_avatar(self, uid: str, target: str, statuses: tuple[str, ...]) -> AvatarRecord | None:
+        rows = self._q(
+            "SELECT record FROM avatars WHERE uid = ? AND target = ? AND json_extract(record, '$.status') "
+            "IN (SELECT value FROM json_each(?)) ORDER BY created_at DESC, id DESC LIMIT 1",
+            (uid, target, json.dumps(list(statuses))),
+        )
+        return AvatarRecord.model_validate_json(rows[0][0]) if rows else None
 
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
         self._q("DELETE FROM avatars WHERE uid = ? AND id = ?", (uid, avatar_id), op="deletes")
