@@ -187,11 +187,8 @@ class Avatars(FirebaseClient):
             .order_by("created_at", direction=Query.DESCENDING)
             .limit(1)
         )
-        try:
+        with self._rpc(f"reading the latest {target} avatar of {uid}", "reads"):
             docs = list(self._record(query).stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, f"reading the latest {target} avatar of {uid}") from exc
-        self._count("reads")
         return AvatarRecord.model_validate(docs[0].to_dict()) if docs else None
 
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
