@@ -169,6 +169,9 @@ def test_a_hidden_avatar_is_served_nowhere_and_never_bought_again_unasked(make_c
     with pytest.raises(NotFoundError, match="no avatar"):
         select_avatar(core, "maya", week.id)
 
+    core.purge_cache(everything=True, user="maya")  # a hidden avatar is kept for the operator's decision
+    assert core.store.get_avatar("maya", week.id) and core.store.read_image(week.image_path)
+
     resolve_report(core.store, report.id, "restore", by="operator:t", note="ok", now=NOW)
     back = core.generate(["maya"], "firstWeek").outcomes[0]
     assert back.status == "cached" and back.record.id == week.id

@@ -155,7 +155,7 @@ async def evolve(
     skipped = plan.skipped if plan is not None else None
     report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
     if plan is not None:
-        if not dry_run:
+        if not dry_run and report.store_error is None:  # a stalled store: the users stay due
             await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)
         report.tick = plan.summary(None if dry_run else report.outcomes)
         if erasures is not None and (erasures["finished"] or erasures["failed"]):

@@ -107,7 +107,7 @@ async def execute(
         report.store_error = pipeline.store_failure.message
     if run is not None:
         try:
-            finish_run(w, run, report)
+            await w.store_calls(finish_run, w, run, report)
         except Exception as exc:  # the report still reaches the operator
             err = as_store_error(exc) or (exc if isinstance(exc, MirrorError) else None)
             if err is None:
