@@ -33,6 +33,9 @@ class UsageFigures:
     fallbacks_served: int = 0
     failures: int = 0
     moderation_blocks: int = 0
+    # paid images image moderation flagged (kept hidden, the user got the fallback) or could not check
+    moderation_flagged: int = 0
+    moderation_skipped: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -49,6 +52,8 @@ class UsageFigures:
     identity_drift: int = 0  # of which past the style's threshold
     identity_worst: float | None = None  # the largest distance measured
     selections: dict[str, int] = field(default_factory=dict)  # avatars chosen in the app, per stage
+    # reports filed in the period (mirror_cli/reporting.py): open, resolved, and resolved as restored/removed
+    reports: dict[str, int] = field(default_factory=dict)
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
     store_ops: dict[str, Any] = field(default_factory=dict)
     recommendations: list[str] = field(default_factory=list)
@@ -97,24 +102,14 @@ def aggregate(
         user=user,
     )
     paid_users: set[str] = set()
+    flagged: set[tuple[str, str]] = set()  # a verdict may come on the paid line or on a later line of its own
     ok = 0
     for e in events:
+        if e.moderation is not None and e.moderation.verdict == "flagged":
+            flagged.add((e.user_id, e.request_key))
         if e.kind in PAID:
-            f.generations += 1
-            f.cost_usd += e.cost_usd
-            f.input_tokens += e.usage.input_text_tokens + e.usage.input_image_tokens
-            f.output_tokens += e.usage.output_image_tokens + e.usage.output_text_tokens
             paid_users.add(e.user_id)
-            m = f.by_model.setdefault(e.model or "?", {"generations": 0, "cost_usd": 0.0})
-            m["generations"] += 1
-            m["cost_usd"] = round(m["cost_usd"] + e.cost_usd, 6)
-            if e.validation_ok is not None:
-                f.validated += 1
-                ok += 1 if e.validation_ok else 0
-            if e.identity_distance is not None:
-                f.identity_scored += 1
-                f.identity_drift += 1 if e.identity_drift else 0
-                f.identity_worst = max(f.identity_worst or 0.0, e.identity_distance)
+            ok += _count_paid(f, e)
         elif e.kind == "cache_hit":
             f.cache_hits += e.count
         elif e.kind in DEGRADED:
@@ -126,6 +121,7 @@ def aggregate(
         elif e.kind == "may_have_billed":
             f.may_have_billed += 1
             f.may_have_billed_usd += e.cost_usd
+    f.moderation_flagged = len(flagged)
     looked_up = f.generations + f.cache_hits
     f.hit_rate = round(f.cache_hits / looked_up, 4) if looked_up else 0.0
     f.cost_usd = round(f.cost_usd, 6)
@@ -155,6 +151,27 @@ def aggregate(
     }
     f.recommendations = recommend(f, monthly_budget, quality, batch_available)
     return f
+
+
+def _count_paid(f: UsageFigures, e: LedgerEvent) -> int:
+    """One paid image's figures; 1 when it passed the quality gate."""
+    f.generations += 1
+    f.cost_usd += e.cost_usd
+    f.input_tokens += e.usage.input_text_tokens + e.usage.input_image_tokens
+    f.output_tokens += e.usage.output_image_tokens + e.usage.output_text_tokens
+    m = f.by_model.setdefault(e.model or "?", {"generations": 0, "cost_usd": 0.0})
+    m["generations"] += 1
+    m["cost_usd"] = round(m["cost_usd"] + e.cost_usd, 6)
+    if e.moderation is not None and e.moderation.verdict == "skipped":
+        f.moderation_skipped += 1
+    if e.identity_distance is not None:
+        f.identity_scored += 1
+        f.identity_drift += 1 if e.identity_drift else 0
+        f.identity_worst = max(f.identity_worst or 0.0, e.identity_distance)
+    if e.validation_ok is None:
+        return 0
+    f.validated += 1
+    return 1 if e.validation_ok else 0
 
 
 def recommend(f: UsageFigures, monthly_budget: float, quality: str, batch_available: bool) -> list[str]:

@@ -417,6 +417,14 @@ class ModerationConfig(Strict):
     model: str = "omni-moderation-latest"
 
 
+class ImageModerationConfig(Strict):
+    """Check every paid image with the provider's moderation endpoint before anyone sees it (on by
+    default; a provider without one, such as the offline renderer, skips it and says so)."""
+
+    enabled: bool = True
+    model: str = Field("omni-moderation-latest", min_length=1, max_length=80)
+
+
 class LimitsConfig(Strict):
     per_user_daily: int = Field(3, ge=0)
     system_daily: int = Field(20, ge=0)
@@ -432,6 +440,7 @@ class LimitsConfig(Strict):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     photo: PhotoLimits = Field(default_factory=PhotoLimits)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    image_moderation: ImageModerationConfig = Field(default_factory=ImageModerationConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
     targets: TargetsConfig = Field(default_factory=TargetsConfig)  # KPI targets shown by `mirror usage`
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # budget and failure-rate warnings

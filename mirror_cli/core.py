@@ -78,6 +78,12 @@ class Mirror(Wiring):
     purge_cache = reports.purge_cache
     gallery = reports.gallery
 
+    # reports on avatars (mirror_cli/reporting.py)
+    report_avatar = reports.report_avatar
+    list_reports = reports.list_reports
+    show_report = reports.show_report
+    resolve_report = reports.resolve_report
+
     # fallback sets and health
     seed_fallbacks = fallback_sets.seed_fallbacks
     doctor = checks.doctor

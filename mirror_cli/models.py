@@ -227,6 +227,25 @@ class JobTimings(Strict):
 
 
 AvatarStatus = Literal["ok", "flagged", "degraded", "fallback"]
+ModerationState = Literal["clean", "flagged", "skipped", "pending"]
+
+
+class ModerationVerdict(Strict):
+    """What image moderation said about a paid image before anyone saw it: ``clean`` or
+    ``flagged`` (with the flagged categories), ``skipped`` (a provider with no moderation, or
+    turned off; ``detail`` says which) or ``pending`` (the check failed: the image stays
+    hidden until a later run checks it)."""
+
+    verdict: ModerationState
+    model: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    checked_at: datetime  # the core's clock
+    detail: str | None = None
+
+    @property
+    def shown(self) -> bool:
+        """May the image be shown? Never when flagged or not checked yet."""
+        return self.verdict in ("clean", "skipped")
 
 
 class AvatarRecord(Strict):
@@ -259,6 +278,7 @@ class AvatarRecord(Strict):
     look_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     timings: JobTimings | None = None  # absent on records stored before jobs were measured
+    moderation: ModerationVerdict | None = None  # None on records stored before images were moderated
     # The open (or removing) report that hides this avatar from the user (mirror_cli/reporting.py);
     # None: shown. Hidden avatars are served nowhere: not listed, not a cache hit, not in galleries.
     hidden_by: str | None = None
@@ -275,6 +295,7 @@ LedgerKind = Literal[
     "may_have_billed",
     "alert",  # a threshold crossed (budget, failure rate): its event id makes it fire once
     "skipped",  # a user left out of a run for a reason of their own (a profile that does not validate)
+    "moderation",  # a paid image's moderation verdict reached after its paid line was booked (cost 0)
 ]
 
 
@@ -296,6 +317,7 @@ class LedgerEvent(Strict):
     identity_distance: float | None = None
     identity_drift: bool | None = None
     timings: JobTimings | None = None
+    moderation: ModerationVerdict | None = None  # a paid image's verdict (its paid or moderation line)
     # How many occurrences the line stands for: a server counts its cache hits in memory and
     # books them a batch per line (mirror_cli/server/hits.py); every other line is one.
     count: int = Field(1, ge=1)

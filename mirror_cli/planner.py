@@ -336,7 +336,11 @@ class Planner:
         look = self._look(persona, target, stage, _sha(photo.data) if photo is not None else None)
         # a record made before looks were kept is this stage's avatar until an explicit regenerate
         looks_same = [r for r in same if r.look_key in (look, None) and r.stage == stage]
-        existing = None if regenerate or not looks_same else max(looks_same, key=lambda r: r.created_at)
+        # a shown one first: a hidden image (reported, or flagged by moderation) answers only when
+        # it is all there is
+        existing = (
+            None if regenerate or not looks_same else max(looks_same, key=lambda r: (r.hidden_by is None, r.created_at))
+        )
         free_text = [*progress.discovered_traits, progress.major_achievement or "", persona.appearance.description]
         blocked = safety.screen([*free_text, *progress.achievement_areas])
         tokens = (

@@ -41,6 +41,36 @@ def picture(seed: int, size: int = 1024) -> bytes:
     return buf.getvalue()
 
 
+MARK = (255, 0, 255)  # the corner a picture the moderation endpoint flags carries: magenta...
+MARK_INNER = (0, 255, 0)  # ...with a green square inside
+
+
+def marked(png: bytes) -> bytes:
+    """The same picture with the marker in its top-left corner: the loopback moderation endpoint
+    flags exactly these (for image-moderation tests)."""
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, 47, 47), fill=MARK)
+    d.rectangle((16, 16, 31, 31), fill=MARK_INNER)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def is_marked(data: bytes) -> bool:
+    """Whether an image (any format Pillow reads) carries the marker; lossy encodings pass too."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if img.width < 48 or img.height < 48:
+        return False
+
+    def near(xy: tuple[int, int], rgb: tuple[int, int, int]) -> bool:
+        got = img.getpixel(xy)
+        assert isinstance(got, tuple)
+        return all(abs(int(a) - b) <= 40 for a, b in zip(got, rgb, strict=True))
+
+    return near((4, 4), MARK) and near((40, 40), MARK) and near((23, 23), MARK_INNER)
+
+
 def _cold_picture() -> bytes:
     img = Image.new("RGB", (1024, 1024), (40, 90, 200))
     ImageDraw.Draw(img).ellipse((300, 200, 700, 700), fill=(120, 170, 230))
@@ -106,6 +136,9 @@ def image_answer(
             png = _bad_picture(fake.bad_next.popleft())
         elif fake.bad_random and fake.bad_random[0].random() < fake.bad_random[1]:
             png = _bad_picture(fake.bad_random[2])
+        if fake.unsafe_next > 0:  # a picture the moderation endpoint flags
+            fake.unsafe_next -= 1
+            png = marked(png)
         now = time.monotonic()
         fake.ledger.append(
             {

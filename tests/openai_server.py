@@ -8,6 +8,7 @@ Used by the tests and by bench/.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from openai_answers import image_answer, parse_multipart, picture, run_batch
+from openai_answers import image_answer, is_marked, parse_multipart, picture, run_batch
 
 
 @dataclass
@@ -116,9 +117,12 @@ class FakeOpenAI:
         # (final status, lines answered): an 'expired' or 'cancelled' batch answers only the first
         # lines; the others come back in its error file (batch_expired / batch_cancelled), unbilled
         self.batch_end: tuple[str, int] | None = None
-        self.moderation_requests: list[
-            list[str]
-        ] = []  # serve this many cold, off-style pictures next (for quality-gate tests)
+        self.moderation_requests: list[list[str]] = []  # the texts of each moderation request
+        # image moderation: serve this many marked pictures next (the moderation endpoint flags
+        # them); each image checked: {"model", "flagged", "sha256"}
+        self.unsafe_next = 0
+        self.moderation_faults: deque[Fault] = deque()  # answered to image moderation requests, in turn
+        self.image_moderations: list[dict[str, Any]] = []
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified on every image request
@@ -278,39 +282,37 @@ class FakeOpenAI:
                 self._send(fault.status, body, {"x-should-retry": "false", **fault.headers})
 
             def _moderate(self, params: dict[str, Any]) -> None:
-                texts = params["input"] if isinstance(params["input"], list) else [params["input"]]
+                """Text inputs are flagged when they hold a moderation word, image inputs (data
+                URLs) when they carry the marker (openai_answers.marked); each request counted."""
+                raw = params["input"] if isinstance(params["input"], list) else [params["input"]]
+                texts = [i if isinstance(i, str) else i.get("text", "") for i in raw if not _is_image(i)]
+                images = [_image_bytes(i) for i in raw if _is_image(i)]
                 with fake._lock:
-                    fake.moderation_requests.append(texts)
-                fault = fake._next_fault()
+                    if texts:
+                        fake.moderation_requests.append(texts)
+                    # an image check fails only by moderation_faults (the image tests' own queue);
+                    # a text screen takes the next fault as before
+                    fault = fake.moderation_faults.popleft() if images and fake.moderation_faults else None
+                if fault is None and not images:
+                    fault = fake._next_fault()
                 if fault:
+                    with fake._lock:
+                        fake.image_moderations.extend({"model": params.get("model"), "answered": False} for _ in images)
                     return self._error(fault)
-                names = [
-                    "harassment",
-                    "harassment/threatening",
-                    "hate",
-                    "hate/threatening",
-                    "illicit",
-                    "illicit/violent",
-                    "self-harm",
-                    "self-harm/instructions",
-                    "self-harm/intent",
-                    "sexual",
-                    "sexual/minors",
-                    "violence",
-                    "violence/graphic",
-                ]
-                results = []
-                for text in texts:
-                    hit = any(word in text.lower() for word in fake.moderation_words)
-                    cats = {n: (hit and n == "violence") for n in names}
-                    results.append(
-                        {
-                            "flagged": hit,
-                            "categories": cats,
-                            "category_scores": {n: (0.97 if cats[n] else 0.001) for n in names},
-                            "category_applied_input_types": {n: ["text"] for n in names},
-                        }
-                    )
+                words = fake.moderation_words
+                results = [_moderation_result(any(w in t.lower() for w in words), "text") for t in texts]
+                for data in images:
+                    hit = data is not None and is_marked(data)
+                    with fake._lock:
+                        fake.image_moderations.append(
+                            {
+                                "model": params.get("model"),
+                                "answered": True,
+                                "flagged": hit,
+                                "sha256": hashlib.sha256(data or b"").hexdigest(),
+                            }
+                        )
+                    results.append(_moderation_result(hit, "image"))
                 self._send(
                     200, {"id": "modr-" + uuid.uuid4().hex[:12], "model": params.get("model"), "results": results}
                 )
@@ -524,6 +526,51 @@ class FakeOpenAI:
                                 break
 
         return Handler
+
+
+MODERATION_CATEGORIES = [
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+]
+# what a flagged input is flagged for: violence for text, violence and violence/graphic for images
+FLAGGED_FOR = {"text": {"violence"}, "image": {"violence", "violence/graphic"}}
+
+
+def _is_image(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "image_url"
+
+
+def _image_bytes(item: dict[str, Any]) -> bytes | None:
+    """The bytes of a data-URL image input (None for a URL or a malformed one)."""
+    url = str(item.get("image_url", {}).get("url", ""))
+    head, sep, data = url.partition(",")
+    if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+        return None
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+
+
+def _moderation_result(hit: bool, kind: str) -> dict[str, Any]:
+    cats = {n: hit and n in FLAGGED_FOR[kind] for n in MODERATION_CATEGORIES}
+    return {
+        "flagged": hit,
+        "categories": cats,
+        "category_scores": {n: (0.97 if cats[n] else 0.001) for n in MODERATION_CATEGORIES},
+        "category_applied_input_types": {n: [kind] for n in MODERATION_CATEGORIES},
+    }
 
 
 def serve_forever(port_queue: Any, latency: float, images_per_minute: float | None, window_s: float) -> None:

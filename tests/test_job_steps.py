@@ -18,7 +18,7 @@ from mirror_cli.jobs.money import Refused
 from mirror_cli.jobs.types import Outcome, reservation_info
 from mirror_cli.stores.base import Caps, Claim, Reservation
 
-STEPS = {"claims", "money", "buy", "finish", "cache", "degrade", "states"}
+STEPS = {"claims", "money", "buy", "finish", "moderation", "cache", "degrade", "states"}
 ABOVE = {"life", "recovery", "scheduler"}
 
 

@@ -311,7 +311,9 @@ def render_report(
     anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
     error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
-    if notes:  # what the user asked for that this run did not do (JSON: summary.notes)
+    # what the run did not do, and what image moderation said (JSON: summary.notes)
+    notes = [*notes, *getattr(report, "notes", list)()]
+    if notes:
         summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
     code = report_exit(report)

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import identity, imaging, messages
 from ..errors import MirrorError
 from ..identity import IdentityScore
-from ..models import AvatarRecord, ImageResult, LedgerEvent
+from ..models import AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
+from ..reporting import file_system_report
 from ..stores.base import CacheEntry
+from ..stores.reports import report_id
 from ..telemetry.timing import current as timing_now
 from ..telemetry.timing import step
 from ..validate import Verdict, check_image, parse_size, undecodable
@@ -39,7 +41,7 @@ class PaidLedger(Protocol):
     """Where a paid image's ledger line is written (the money step)."""
 
     def paid_line(self, job: Job, result: ImageResult, kind: str, **extra: Any) -> LedgerEvent: ...
-    async def book_paid(self, line: LedgerEvent, suffix: str = "") -> None: ...
+    async def book_paid(self, line: LedgerEvent, suffix: str = "") -> bool: ...
 
 
 class Finisher:
@@ -101,8 +103,31 @@ class Finisher:
             validation=verdict.to_dict(),
         )
 
-    async def store(self, job: Job, result: ImageResult, checked: Checked, *, ingested: bool) -> Outcome:
-        """Store a decodable image, ok or flagged, with its record, ledger line and cache entry."""
+    async def keep_unmoderated(
+        self, job: Job, result: ImageResult, moderation: ModerationVerdict, *, ingested: bool
+    ) -> None:
+        """The check failed: the paid image stays in the spool, hidden (a later run checks it
+        again and stores it); its spend is booked now, once, with the verdict 'pending'."""
+        line = self.money.paid_line(job, result, _kind(ingested), moderation=moderation, detail=moderation.detail)
+        await self.money.book_paid(line)
+
+    async def book_verdict(self, job: Job, moderation: ModerationVerdict, avatar_id: str | None) -> None:
+        """A verdict reached after the image's paid line was booked: a line of its own (cost 0)."""
+        await self.ctx.book(
+            job,
+            "moderation",
+            event_id=f"moderation:{job.user_id}:{job.request_key}",
+            avatar_id=avatar_id,
+            model=moderation.model or "",
+            moderation=moderation,
+            detail=moderation.detail,
+        )
+
+    async def store(
+        self, job: Job, result: ImageResult, checked: Checked, *, ingested: bool, moderation: ModerationVerdict
+    ) -> Outcome:
+        """Store a decodable image, ok or flagged (hidden when moderation flagged it), with its
+        record, ledger line and cache entry."""
         verdict = checked.verdict
         status: Any = "ok" if verdict.ok else "flagged"
         reasons = [] if verdict.ok else ["quality gate: " + "; ".join(verdict.failures)]
@@ -111,7 +136,13 @@ class Finisher:
         if same_face is not None and same_face.drift:  # flagged for a person; never bought again
             status = "flagged"
             reasons.append(f"identity drift: distance {same_face.distance} > {same_face.threshold} from the anchor")
-        stored = await self._write(job, result, checked, status, reasons, same_face, ingested=ingested)
+        hidden_by = None
+        if moderation.verdict == "flagged":  # hidden from its first write; the cache entry stops a re-buy
+            hidden_by = report_id(job.user_id, job.avatar_id)
+            reasons.insert(0, f"image moderation flagged: {', '.join(moderation.categories)}")
+        stored = await self._write(job, result, checked, status, reasons, same_face, moderation, hidden_by, ingested)
+        if hidden_by is not None:  # listed in `mirror reports` for an operator to restore or remove
+            await self.report_flagged(stored, moderation, "; ".join(reasons))
         self.ctx.spool.remove(job.user_id, job.request_key)
         outcome = Outcome(
             job.user_id,
@@ -133,6 +164,13 @@ class Finisher:
             outcome.reason = "quality gate failed: " + "; ".join(verdict.failures)
         return outcome
 
+    async def report_flagged(self, stored: AvatarRecord, moderation: ModerationVerdict, note: str) -> None:
+        """File the moderation's report on a flagged image (it hides the avatar; a repeat after a
+        crash finds the report already open)."""
+        ctx = self.ctx
+        verdict = moderation.model_dump(mode="json")
+        await ctx.io(file_system_report, ctx.store, stored, "moderation", verdict, note=note, now=ctx.now())
+
     async def _write(
         self,
         job: Job,
@@ -141,7 +179,8 @@ class Finisher:
         status: Any,
         reasons: list[str],
         same_face: IdentityScore | None,
-        *,
+        moderation: ModerationVerdict,
+        hidden_by: str | None,
         ingested: bool,
     ) -> AvatarRecord:
         """Image, then the record, due rank, ledger line and cache entry; returns the record
@@ -154,6 +193,7 @@ class Finisher:
             )
         timings = timing_now()
         record = self._record(job, result, checked, image_ref, thumb_ref, status, reasons, same_face, timings)
+        record.moderation, record.hidden_by = moderation, hidden_by
         # The record, the due index and the ledger line are independent writes: they go out
         # together (each is idempotent, and the spool keeps the image until all are done).
         rank = ctx.configs.stages.index(job.stage) if job.target in ctx.configs.stages.names else None
@@ -167,13 +207,16 @@ class Finisher:
             identity_distance=same_face.distance if same_face else None,
             identity_drift=same_face.drift if same_face else None,
             timings=timings,
+            moderation=moderation,
         )
         with step("store"):  # the outcome's store time counts these writes too; the record's cannot
-            created, _, _ = await asyncio.gather(
+            created, _, booked = await asyncio.gather(
                 ctx.io(ctx.store.put_avatar, record),
                 ctx.io(ctx.store.raise_latest_rank, job.user_id, rank) if rank is not None else asyncio.sleep(0),
                 self.money.book_paid(line),
             )
+            if not booked:  # booked before the verdict (a check that failed, or a crash): it goes on a line of its own
+                await self.book_verdict(job, moderation, avatar_id)
             # A record stored by an earlier attempt stays as it was: report that one.
             earlier = None if created else await ctx.io(ctx.store.get_avatar, job.user_id, avatar_id)
             stored = earlier or record

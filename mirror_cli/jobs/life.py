@@ -6,6 +6,7 @@ and acts on what they return:
     moderate  (buy)     the free text screened before it reaches a provider
     buy       (buy)     the provider call, paced and retried; the paid image spooled at once
     finish    (finish)  post-process, quality gate, same face, then stored ok or flagged
+    moderate  (moderation) the paid image checked before anyone sees it; flagged: kept hidden
     settle    (money)   the reservation settled to what was billed (and what may have been)
     release   (claims)  the claim goes once the result is in the cache
 
@@ -26,12 +27,13 @@ from .cache import Cache
 from .claims import Claims
 from .degrade import Degrade
 from .finish import Finisher
+from .moderation import Moderation, hidden_reason
 from .money import Money, Refused
 from .states import JobStates
 from .types import JobSpec, Outcome, Unanswered, failed, is_free, plan
 
 if TYPE_CHECKING:
-    from ..models import ImageResult
+    from ..models import AvatarRecord, ImageResult
     from ..planner import Job
     from ..stores.base import Claim, Reservation
     from .context import JobContext
@@ -49,6 +51,7 @@ class JobLife:
         self.buyer = Buyer(ctx)
         self.finisher = Finisher(ctx, money)
         self.degrade = Degrade(ctx)
+        self.moderation = Moderation(ctx)
         self._held: dict[tuple[str, str], Claim] = {}  # the claim each job in flight holds
 
     async def run(self, spec: JobSpec) -> Outcome:
@@ -151,7 +154,10 @@ class JobLife:
         ):
             may_retry = spooled.meta.get("attempt") != "retry"
             return await self.finish(job, spooled.result, ingested=True, may_retry=may_retry)
-        return await self.cache.serve(job)
+        hit = await self.cache.find(job)
+        if hit is not None and hit.hidden_by is not None:  # reported: never served, not bought again unasked
+            return await self.degrade(job, "degraded", f"avatar {hit.id} is hidden by report {hit.hidden_by}")
+        return await self.cache.serve(job, hit)
 
     def retry_due(self, job: Job) -> bool:
         spooled = self.ctx.spool.get(job.user_id, job.request_key)
@@ -226,7 +232,25 @@ class JobLife:
             # no retry: the first image is stored flagged (the retry marker goes with it)
         if checked.img is None:
             return await self.finisher.keep_unusable(job, result, checked.verdict, ingested=ingested)
-        return await self.finisher.store(job, result, checked, ingested=ingested)
+        moderation = await self.moderation.check(job, result)
+        if moderation.verdict == "pending":  # never shown unchecked: kept in the spool for a later run
+            await self.finisher.keep_unmoderated(job, result, moderation, ingested=ingested)
+            outcome = await self.degrade(job, "degraded", hidden_reason(moderation))
+        else:
+            outcome = await self.finisher.store(job, result, checked, ingested=ingested, moderation=moderation)
+            if outcome.record is not None and (moderation.verdict == "flagged" or outcome.record.hidden_by):
+                outcome = await self.hide(job, outcome.record)
+        outcome.cost_usd = 0.0 if ingested else result.cost_usd
+        outcome.moderation = moderation
+        return outcome
+
+    async def hide(self, job: Job, hidden: AvatarRecord) -> Outcome:
+        """A stored image that is hidden (moderation flagged it): the user gets the stage's
+        fallback, never it, and it is not bought again."""
+        reason = hidden_reason(hidden.moderation) if hidden.moderation else f"hidden by report {hidden.hidden_by}"
+        outcome = await self.degrade(job, "blocked", reason, fallback_only=True)
+        outcome.hidden = hidden
+        return outcome
 
     async def gate_retry(self, job: Job, first_cost: float) -> Outcome | str:
         """Buy the reinforced retry; a string says why it could not be bought."""

@@ -205,8 +205,8 @@ class Money:
             job.user_id, job.target, job.request_key, result, at=ctx.now(), kind=kind, run_id=ctx.run_id(), **extra
         )
 
-    async def book_paid(self, line: LedgerEvent, suffix: str = "") -> None:
-        """Write a paid image's ledger line (idempotent by its id)."""
-        await self.ctx.io(
+    async def book_paid(self, line: LedgerEvent, suffix: str = "") -> bool:
+        """Write a paid image's ledger line (idempotent by its id); False when it was there."""
+        return await self.ctx.io(
             self.ctx.store.record_event, line, event_id=paid_event_id(line.user_id, line.request_key, suffix)
         )

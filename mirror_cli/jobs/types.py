@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..models import AvatarRecord, JobTimings, Persona, Progress
+from ..models import AvatarRecord, JobTimings, ModerationVerdict, Persona, Progress
 from ..pacing import RetryStats
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class Outcome:
     may_have_billed_usd: float = 0.0  # requests sent whose answer never arrived, at their estimate
     limit: str | None = None  # the cap that refused the job (LimitReached.kind, or run_budget)
     timings: JobTimings | None = None  # where the job's time went (telemetry.timing)
+    moderation: ModerationVerdict | None = None  # the verdict on the image this job paid for or ingested
+    hidden: AvatarRecord | None = None  # the paid image kept hidden (moderation flagged it), never served
 
     def to_dict(self, store: Store | None = None) -> dict[str, Any]:
         r = self.record
@@ -72,6 +74,8 @@ class Outcome:
             "reason": self.reason,
             "message": self.message,
             "quality_gate": self.validation or None,
+            "moderation": self.moderation.model_dump(mode="json") if self.moderation else None,
+            "hidden_avatar_id": self.hidden.id if self.hidden else None,
         }
 
 
@@ -131,8 +135,37 @@ class RunReport:
             "unanswered": self.retries.unanswered,
             "alerts": [a.to_dict() for a in self.alerts],
             "skipped_users": [{"user": u, "reason": r} for u, r in self.skipped_users.items()],
+            "moderation": self.moderation_counts(),
             **({"tick": self.tick} if self.tick is not None else {}),
+            **({"notes": self.notes()} if self.notes() else {}),
         }
+
+    def moderation_counts(self) -> dict[str, int]:
+        """Image moderation verdicts of the images this run paid for or ingested."""
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            if o.moderation is not None:
+                counts[o.moderation.verdict] = counts.get(o.moderation.verdict, 0) + 1
+        return counts
+
+    def notes(self) -> list[str]:
+        """What the operator should know about this run's images (image moderation)."""
+        counts = self.moderation_counts()
+        out: list[str] = []
+        if counts.get("skipped"):
+            why = next(o.moderation.detail for o in self.outcomes if o.moderation and o.moderation.verdict == "skipped")
+            out.append(f"image moderation skipped for {counts['skipped']} image(s): {why}")
+        if counts.get("flagged"):
+            out.append(
+                f"image moderation flagged {counts['flagged']} paid image(s): kept hidden, the user got the "
+                "fallback, not bought again"
+            )
+        if counts.get("pending"):
+            out.append(
+                f"image moderation was unavailable for {counts['pending']} paid image(s): kept hidden in the "
+                "spool, checked again by the next run"
+            )
+        return out
 
 
 @dataclass

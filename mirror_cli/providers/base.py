@@ -51,6 +51,17 @@ class ImageProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class ImageModerator(Protocol):
+    """A provider that can check a finished image before anyone sees it (the offline renderer
+    cannot: its images are stored with the verdict 'skipped')."""
+
+    async def moderate_image(self, data: bytes, mime: str, model: str) -> list[str]:
+        """The categories the moderation model flagged the image for (empty: clean); raises
+        ProviderFailure when the check could not be made."""
+        ...
+
+
 ProviderFactory = Callable[[ProviderContext], ImageProvider]
 
 _PROVIDERS: Registry[ProviderFactory] = Registry(

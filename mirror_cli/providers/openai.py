@@ -144,6 +144,16 @@ def usage_of(resp: Any) -> TokenUsage:
     )
 
 
+def _flagged_categories(results: Any) -> list[str]:
+    """The categories any moderation result flagged ("flagged" when it names none)."""
+    flagged: list[str] = []
+    for result in results:
+        if result.flagged:
+            cats = result.categories.model_dump(by_alias=True)
+            flagged.extend(sorted(k for k, v in cats.items() if v and k not in flagged))
+    return flagged or (["flagged"] if any(r.flagged for r in results) else [])
+
+
 def _no_key() -> ConfigError:
     return ConfigError(
         "No OpenAI API key: OPENAI_API_KEY is not set and no secrets file holds one.",
@@ -254,12 +264,24 @@ class OpenAIProvider:
             resp = await self.client.moderations.create(model=model, input=texts)
         except Exception as exc:
             raise classify(exc) from exc
-        flagged: list[str] = []
-        for result in resp.results:
-            if result.flagged:
-                cats = result.categories.model_dump(by_alias=True)
-                flagged.extend(sorted(k for k, v in cats.items() if v and k not in flagged))
-        return flagged or (["flagged"] if any(r.flagged for r in resp.results) else [])
+        return _flagged_categories(resp.results)
+
+    async def moderate_image(self, data: bytes, mime: str, model: str) -> list[str]:
+        """Categories the moderation model flagged one finished image for (empty: clean); the
+        image goes as a base64 data URL (the endpoint is free of charge)."""
+        from openai.types import ModerationImageURLInputParam
+
+        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        image: ModerationImageURLInputParam = {"type": "image_url", "image_url": {"url": url}}
+        try:
+            resp = await self.client.moderations.create(
+                model=model,
+                input=[image],
+                timeout=min(60.0, self.configs.limits.retry.request_timeout_s or 60.0),
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        return _flagged_categories(resp.results)
 
     async def check(self, model: str) -> list[dict[str, str | None]]:
         """`mirror doctor`: is the key accepted, is the model served, when does it shut down?"""

@@ -88,4 +88,5 @@ class CachedGenerate:
             "evolution_stage": record.stage,
             "target": target,
             "reason": None,
+            "is_fallback": False,  # the user's own image (a hidden one goes the full path)
         }

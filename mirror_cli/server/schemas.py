@@ -73,6 +73,11 @@ class AvatarResponse(BaseModel):
     evolution_stage: str | None = None
     target: str
     reason: str | None = None
+    is_fallback: bool = Field(
+        False,
+        description="True when the user's own image is not shown: the stage's fallback picture answers "
+        "(a limit, an outage, or image moderation kept the paid image hidden; see reason).",
+    )
 
 
 class EvolveResponse(BaseModel):

@@ -222,6 +222,9 @@ class Service:
             "evolution_stage": record.stage if record else None,
             "target": o.target,
             "reason": o.reason,
+            # the user's own image is not shown: a fallback picture (a limit, an outage, or image
+            # moderation kept the paid image hidden)
+            "is_fallback": not own_image,
         }
 
     # ------------------------------------------------------------------------------- reads

@@ -74,11 +74,11 @@ async def _run_with_spool(
         swept = {(o.user_id, o.request_key): o for o in leftovers}
     report = await pipeline.run_specs(specs, run, skipped)
     report.extra_may_have_billed_usd += booked
-    # A planned job whose image was just ingested from the spool shows as a cache hit:
-    # report what really happened to it.
+    # A planned job whose image was just ingested from the spool shows as a cache hit (or, when
+    # image moderation hid it, as the fallback): report what really happened to it.
     for i, o in enumerate(report.outcomes):
         ingested = swept.pop((o.user_id, o.request_key), None)
-        if ingested is not None and o.status == "cached":
+        if ingested is not None and (o.status == "cached" or ingested.hidden is not None):
             report.outcomes[i] = ingested
     report.outcomes.extend(swept.values())
     return report
