@@ -11,8 +11,8 @@ them, so workers scale out beyond fixed shards."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,11 @@ class WorkerStats:
         return {"acked": self.acked, "retried": self.retried, "outcomes": dict(self.outcomes)}
 
 
+# A handler of one kind of message: None when the message is done (acked), else the seconds
+# after which it is to be delivered again (0: the worker's own backoff).
+Handler = Callable[[QueueMessage], Awaitable[float | None]]
+
+
 def job_message(uid: str, target: str, regenerate: bool = False) -> dict[str, Any]:
     return {"kind": "generate", "user_id": uid, "target": target, "regenerate": regenerate}
 
@@ -62,13 +67,23 @@ async def enqueue_due(core: Mirror, queue: JobQueue, shard: Shard | None = None,
 
 
 class Worker:
-    def __init__(self, core: Mirror, queue: JobQueue, *, batch: int = 4, ack_deadline_s: float | None = None) -> None:
+    def __init__(
+        self,
+        core: Mirror,
+        queue: JobQueue,
+        *,
+        batch: int = 4,
+        ack_deadline_s: float | None = None,
+        handlers: dict[str, Handler] | None = None,
+    ) -> None:
         self.core = core
         self.queue = queue
         self.batch = batch
         self.ack_deadline_s = ack_deadline_s or core.configs.limits.claims.lease_s
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
+        # the app's 202 jobs ("app-job") are run by the server's handler (server/queued.py)
+        self.handlers: dict[str, Handler] = {"generate": self._generate, **(handlers or {})}
 
     async def run_once(self) -> int:
         """Pull one batch and run it (users concurrently); the number of messages pulled."""
@@ -77,23 +92,63 @@ class Worker:
         return len(messages)
 
     async def run(self, *, idle_s: float = 1.0, until_empty: bool = False) -> WorkerStats:
-        while not self.stop.is_set():
-            if await self.run_once() == 0:
-                if until_empty:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), idle_s)
+        """Keep up to ``batch`` messages running: a slot that frees is filled at once (one slow job
+        never holds up the others); on stop, the running ones finish first."""
+        running: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(self.stop.wait())
+        try:
+            while not self.stop.is_set():
+                free = self.batch - len(running)
+                got: list[QueueMessage] = []
+                if free > 0:
+                    got = await self.core.store_calls(self.queue.pull, free, self.ack_deadline_s)
+                for m in got:
+                    task = asyncio.create_task(self._handle(m), name=f"mirror-message-{m.id}")
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if got and len(got) == free:
+                    continue  # more may be ready: fill the slots
+                if not running and not got:
+                    if until_empty:
+                        break
+                    await asyncio.wait([stopping], timeout=idle_s)
+                elif running:
+                    await asyncio.wait([*running, stopping], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+            if running:
+                await asyncio.wait(list(running))
+        finally:
+            stopping.cancel()
         return self.stats
 
     async def _handle(self, message: QueueMessage) -> None:
-        final = await self._run(message)
-        if final:
-            await self.core.store_calls(self.queue.ack, message)
-            self.stats.acked += 1
-        else:
-            backoff = min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2 ** (message.attempts - 1))
-            await self.core.store_calls(self.queue.nack, message, backoff)
+        try:
+            later = await self.handle(message)
+            if later is None:
+                await self.core.store_calls(self.queue.ack, message)
+                self.stats.acked += 1
+            else:
+                await self.core.store_calls(self.queue.nack, message, later or backoff_s(message.attempts))
+                self.stats.retried += 1
+        except Exception:  # not acked: delivered again after its ack deadline
+            log.exception("message %s: failed", message.id)
             self.stats.retried += 1
+
+    async def handle(self, message: QueueMessage) -> float | None:
+        """Run one message: None when it is done (to be acked), else when to deliver it again."""
+        handler = self.handlers.get(str(message.body.get("kind")))
+        if handler is None:  # a worker without the server's handler: a worker that has it takes it
+            log.warning("message %s: no handler for %r here; given back", message.id, message.body.get("kind"))
+            self._count("unhandled")
+            return 0.0
+        try:
+            return await handler(message)
+        except MirrorError as err:  # a store outage, say: it may pass
+            log.warning("message %s: %s", message.id, err.message)
+            self._count("failed")
+            return 0.0
+
+    async def _generate(self, message: QueueMessage) -> float | None:
+        return None if await self._run(message) else 0.0
 
     async def _run(self, message: QueueMessage) -> bool:
         body = message.body
@@ -120,3 +175,8 @@ class Worker:
 
     def _count(self, status: str) -> None:
         self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
+
+
+def backoff_s(attempts: int) -> float:
+    """The wait before a given-back message is delivered again: 10 s, 20 s, 40 s ... 10 min."""
+    return float(min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2.0 ** max(0, attempts - 1)))
