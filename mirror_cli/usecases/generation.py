@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..consent import require_consent
+from ..erasure import finish_pending_erasures
 from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
 from ..models import AvatarRecord, Persona, Progress, validate_user_id
@@ -138,6 +139,10 @@ async def evolve(
         from ..canary import nightly_guard
 
         fingerprint = await w.store_calls(nightly_guard, w, override_canary)
+    erasures: dict[str, Any] | None = None
+    if due and not dry_run and (shard is None or shard.index == 0):
+        # erasures a crash left half-done are finished before anything is planned (shard 0 only)
+        erasures = await w.store_calls(finish_pending_erasures, w)
     if due:
         plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
         specs = plan.specs
@@ -151,7 +156,9 @@ async def evolve(
     skipped = plan.skipped if plan is not None else None
     report = await execute(w, specs, dry_run=dry_run, run=run, max_cost=max_cost, skipped=skipped)
     if plan is not None:
-        if not dry_run:
+        if not dry_run and report.store_error is None:  # a stalled store: the users stay due
             await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)
         report.tick = plan.summary(None if dry_run else report.outcomes)
+        if erasures is not None and (erasures["finished"] or erasures["failed"]):
+            report.tick["erasures"] = erasures
     return report
