@@ -57,10 +57,10 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
     """The avatar a generate of ``target`` (no regenerate) would answer from the cache, found
     with two reads by key — the profile, and the user's newest good avatar of the target — and no
     write but fresh metrics (stored as a generate stores them). It is that avatar only when it is
-    visible (status ok and no report hides it: never a flagged or hidden one) and has the look the user has now; the
-    newest good avatar of a target with this look is what ``Planner.plan`` serves as
-    ``Job.existing``. None: the full path decides (no or bad profile, no avatar, another look, an
-    avatar that is not ok or made before looks were kept)."""
+    visible (status ok, no report hides it, moderation neither flagged it nor left it pending) and
+    has the look the user has now: the newest shown avatar of a target with this look is what
+    ``Planner.plan`` serves as ``Job.existing``. None: the full path decides (no or bad profile,
+    no avatar, another look, an avatar that is not shown or made before looks were kept)."""
     try:
         who = w.store.get_user(validate_user_id(uid))
     except UsageError:  # a profile that does not validate: the full path names it
@@ -71,9 +71,10 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
         who = set_progress(w, uid, progress, current=who)
     stage, look = planner.look_of(who, who.progress, target)
     record = w.store.latest_avatar(uid, target, OK_STATUSES)
-    if record is None or record.status != "ok" or not shown(record) or record.look_key != look or record.stage != stage:
+    if record is None or record.look_key != look or record.stage != stage:
         return None
-    return record
+    checked = record.moderation is None or record.moderation.shown  # never a pending or flagged image
+    return record if record.status == "ok" and shown(record) and checked else None
 
 
 async def _profiles(w: Wiring, uids: list[str], batch: bool) -> tuple[list[Persona], dict[str, str]]:
