@@ -165,6 +165,9 @@ def test_a_hidden_avatar_is_served_nowhere_and_never_bought_again_unasked(make_c
     with pytest.raises(NotFoundError, match="no avatar"):
         select_avatar(core, "maya", week.id)
 
+    core.purge_cache(everything=True, user="maya")  # a hidden avatar is kept for the operator's decision
+    assert core.store.get_avatar("maya", week.id) and core.store.read_image(week.image_path)
+
     resolve_report(core.store, report.id, "restore", by="operator:t", note="ok", now=NOW)
     back = core.generate(["maya"], "firstWeek").outcomes[0]
     assert back.status == "cached" and back.record.id == week.id
@@ -303,6 +306,8 @@ def test_operators_list_show_and_resolve_reports(tmp_path):
     assert code == 2 and "cannot be shown again" in out["message"]
     code, out = _cli("usage", *at)
     assert out["summary"]["reports"] == {"filed": 1, "open": 0, "resolved": 1, "restored": 0, "removed": 1}
+    assert _cli("usage", "--user", "maya", *at)[1]["summary"]["reports"]["removed"] == 1  # one user's
+    assert _cli("usage", "--user", "leo", *at)[1]["summary"]["reports"]["filed"] == 0
     human = CliRunner().invoke(app, ["usage", *at])
     assert "reports filed: 1 (0 open, 1 resolved: 0 restored, 1 removed)" in human.stdout
     # the removed stage is answered with the previous avatar, never bought again unasked

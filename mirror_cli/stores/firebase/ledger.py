@@ -105,7 +105,7 @@ class Ledger(FirebaseClient):
         query = field_is(self.db.collection("ledger"), "uid", uid).limit(BATCH // 2)
         with self._rpc("re-keying the ledger"):
             while True:
-                docs = list(query.stream(**self._rt))
+                docs = list(self._record(query).stream(**self._rt))
                 if not docs:
                     return n
                 batch = self.db.batch()
