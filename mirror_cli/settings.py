@@ -50,6 +50,9 @@ class Settings(Strict):
     firebase_bucket: str | None = None
     firebase_credentials: Path | None = None  # key file; otherwise Application Default Credentials
     store_timeout_s: float = Field(30.0, gt=0, le=600)
+    # A store call may take store_timeout_s plus this retry budget; a store stalled longer stops
+    # the run (exit 8, resumable) within that time.
+    store_retry_s: float = Field(5.0, ge=0, le=600)
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # `mirror serve`
     environment: Literal["development", "production"] = "development"  # production refuses emulators
