@@ -52,6 +52,8 @@ class UsageFigures:
     identity_drift: int = 0  # of which past the style's threshold
     identity_worst: float | None = None  # the largest distance measured
     selections: dict[str, int] = field(default_factory=dict)  # avatars chosen in the app, per stage
+    # reports filed in the period (mirror_cli/reporting.py): open, resolved, and resolved as restored/removed
+    reports: dict[str, int] = field(default_factory=dict)
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
     store_ops: dict[str, Any] = field(default_factory=dict)
     recommendations: list[str] = field(default_factory=list)

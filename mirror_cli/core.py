@@ -78,16 +78,26 @@ class Mirror(Wiring):
     purge_cache = reports.purge_cache
     gallery = reports.gallery
 
+    # reports on avatars (mirror_cli/reporting.py)
+    report_avatar = reports.report_avatar
+    list_reports = reports.list_reports
+    show_report = reports.show_report
+    resolve_report = reports.resolve_report
+
     # fallback sets and health
     seed_fallbacks = fallback_sets.seed_fallbacks
     doctor = checks.doctor
 
     # queued jobs (worker.py works on the whole facade: it plans ticks and runs generations)
-    def work(self, *, until_empty: bool = False, batch: int = 4, idle_s: float = 1.0) -> Any:
-        """Run queued jobs (``mirror worker``) until stopped, or until the queue is empty."""
+    def work(
+        self, *, until_empty: bool = False, batch: int = 4, idle_s: float = 1.0, handlers: dict[str, Any] | None = None
+    ) -> Any:
+        """Run queued jobs (``mirror worker``) until stopped, or until the queue is empty;
+        ``handlers``: more kinds of message (the app's 202 jobs: server/queued.py)."""
         from .worker import Worker
 
-        return self.run_async(Worker(self, self.queue, batch=batch).run(idle_s=idle_s, until_empty=until_empty))
+        worker = Worker(self, self.queue, batch=batch, handlers=handlers)
+        return self.run_async(worker.run(idle_s=idle_s, until_empty=until_empty))
 
     def enqueue_due(self, shard: Shard | None = None, *, any_hour: bool = False) -> int:
         """Publish this tick's due jobs to the queue instead of running them; how many."""

@@ -50,13 +50,24 @@ class Settings(Strict):
     firebase_bucket: str | None = None
     firebase_credentials: Path | None = None  # key file; otherwise Application Default Credentials
     store_timeout_s: float = Field(30.0, gt=0, le=600)
+    # A store call may take store_timeout_s plus this retry budget; a store stalled longer stops
+    # the run (exit 8, resumable) within that time.
+    store_retry_s: float = Field(5.0, ge=0, le=600)
     signed_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # `mirror serve`
     environment: Literal["development", "production"] = "development"  # production refuses emulators
     queue: str = "local"  # the job queue of `mirror worker` and `evolve --due --enqueue` (local: SQLite)
     queue_max_attempts: int = Field(5, ge=5, le=100)  # deliveries before a job is dead-lettered
     pubsub_topic: str = Field("mirror-jobs", pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$")  # queue: pubsub
-    serve_wait_s: float = Field(20.0, ge=0, le=600)  # slower generations answer 202 and a job URL
+    serve_wait_s: float = Field(20.0, ge=0, le=600)  # slower generations answer 202, published to the queue
+    # run queued jobs inside `mirror serve` too (auto: with the embedded local queue only; on Cloud
+    # Run, workers or the push endpoint run them)
+    serve_worker: Literal["auto", "on", "off"] = "auto"
+    # POST /api/v1/queue/push (Pub/Sub push): the OIDC audience its tokens carry, and the service
+    # account that signs them; the endpoint refuses every push while either is unset
+    push_audience: str | None = Field(None, max_length=2048)
+    push_account: str | None = Field(None, max_length=320)
+    serve_ip_rate_per_minute: int = Field(120, ge=1, le=1_000_000)  # unauthenticated requests per IP per minute
     serve_cors_origins: str = ""  # comma-separated origins allowed by CORS; none by default
     serve_rate_per_minute: int = Field(60, ge=1, le=1_000_000)  # requests per signed-in user per minute
     serve_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)  # JSON bodies (uploads: the photo limit)

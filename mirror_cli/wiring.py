@@ -128,10 +128,11 @@ class Wiring:
         """Store calls from coroutines run here, off the event loop; one pool per core, shared by
         every pipeline (a server makes one pipeline per request)."""
         concurrency = self.settings.concurrency or self.configs.limits.concurrency
-        # One store method may make a few RPCs, each bounded by store_timeout_s.
+        # One store method (a few RPCs) gets the store's timeout plus its retry budget, in all.
         return StoreCalls(
             workers=max(4, 2 * concurrency) if self.owns_process else 32,
-            deadline_s=2 * self.settings.store_timeout_s + 5,
+            deadline_s=self.settings.store_timeout_s + self.settings.store_retry_s,
+            stall_s=self.settings.store_timeout_s,
         )
 
     def _default_concurrency(self, rate: RateLimit | None) -> int:
@@ -144,13 +145,15 @@ class Wiring:
         return max(1, min(limit, int(rate.images_per_minute))) if rate else limit
 
     def close(self) -> None:
+        stalled = False
         if "store_calls" in self.__dict__:
+            stalled = self.store_calls.down is not None
             self.store_calls.close()
             del self.__dict__["store_calls"]
         if "queue" in self.__dict__:
             self.queue.close()
             del self.__dict__["queue"]
-        if "store" in self.__dict__:
+        if "store" in self.__dict__ and not stalled:  # a stalled store would hold the exit
             self.store.close()  # flushes the operation counts: one write per run
 
     async def aclose(self) -> None:

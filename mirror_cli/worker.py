@@ -1,9 +1,11 @@
 """Queue workers: each message is one avatar job (user + target), run through the same core as
-every other edge. A message is acked only once its job reached an end that a retry would not
-change (stored, cached, degraded to a fallback, refused by a limit or bad data); a job that
-failed for a reason that may pass (provider outage, store unreachable, held elsewhere) is given
-back and redelivered, and set aside by the queue after its max attempts. Redelivery never pays
-twice: the core's claims, spool and cache dedupe paid work.
+every other edge. A message for a user who was erased (or is being erased) is acked without
+work: Pub/Sub cannot delete it, so the worker drops it. A message is acked only once its job
+reached an end that a retry would not change (stored, cached, degraded to a fallback, refused
+by a limit or bad data); a job that failed for a reason that may pass (provider outage, store
+unreachable, held elsewhere) is given back and redelivered, and set aside by the queue after
+its max attempts. Redelivery never pays twice: the core's claims, spool and cache dedupe paid
+work.
 
 ``enqueue_due`` is the nightly tick's other half: it publishes the due jobs instead of running
 them, so workers scale out beyond fixed shards."""
@@ -11,12 +13,13 @@ them, so workers scale out beyond fixed shards."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import MirrorError
+from .errors import MirrorError, UsageError
+from .stores.base import ErasureStore
 from .stores.queue import JobQueue, QueueMessage
 
 if TYPE_CHECKING:
@@ -37,6 +40,11 @@ class WorkerStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {"acked": self.acked, "retried": self.retried, "outcomes": dict(self.outcomes)}
+
+
+# A handler of one kind of message: None when the message is done (acked), else the seconds
+# after which it is to be delivered again (0: the worker's own backoff).
+Handler = Callable[[QueueMessage], Awaitable[float | None]]
 
 
 def job_message(uid: str, target: str, regenerate: bool = False) -> dict[str, Any]:
@@ -61,14 +69,35 @@ async def enqueue_due(core: Mirror, queue: JobQueue, shard: Shard | None = None,
     return n
 
 
+def user_erased(store: object, uid: str) -> bool:
+    """Whether ``uid`` has a tombstone (an erasure done or under way) in ``store``; an id that is
+    not one is left to the job, which refuses it by name."""
+    if not isinstance(store, ErasureStore) or not uid:
+        return False
+    try:
+        return store.is_erased(uid)
+    except UsageError:
+        return False
+
+
 class Worker:
-    def __init__(self, core: Mirror, queue: JobQueue, *, batch: int = 4, ack_deadline_s: float | None = None) -> None:
+    def __init__(
+        self,
+        core: Mirror,
+        queue: JobQueue,
+        *,
+        batch: int = 4,
+        ack_deadline_s: float | None = None,
+        handlers: dict[str, Handler] | None = None,
+    ) -> None:
         self.core = core
         self.queue = queue
         self.batch = batch
         self.ack_deadline_s = ack_deadline_s or core.configs.limits.claims.lease_s
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
+        # the app's 202 jobs ("app-job") are run by the server's handler (server/queued.py)
+        self.handlers: dict[str, Handler] = {"generate": self._generate, **(handlers or {})}
 
     async def run_once(self) -> int:
         """Pull one batch and run it (users concurrently); the number of messages pulled."""
@@ -77,26 +106,70 @@ class Worker:
         return len(messages)
 
     async def run(self, *, idle_s: float = 1.0, until_empty: bool = False) -> WorkerStats:
-        while not self.stop.is_set():
-            if await self.run_once() == 0:
-                if until_empty:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), idle_s)
+        """Keep up to ``batch`` messages running: a slot that frees is filled at once (one slow job
+        never holds up the others); on stop, the running ones finish first."""
+        running: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(self.stop.wait())
+        try:
+            while not self.stop.is_set():
+                free = self.batch - len(running)
+                got: list[QueueMessage] = []
+                if free > 0:
+                    got = await self.core.store_calls(self.queue.pull, free, self.ack_deadline_s)
+                for m in got:
+                    task = asyncio.create_task(self._handle(m), name=f"mirror-message-{m.id}")
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if got and len(got) == free:
+                    continue  # more may be ready: fill the slots
+                if not running and not got:
+                    if until_empty:
+                        break
+                    await asyncio.wait([stopping], timeout=idle_s)
+                elif running:
+                    await asyncio.wait([*running, stopping], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+            if running:
+                await asyncio.wait(list(running))
+        finally:
+            stopping.cancel()
         return self.stats
 
     async def _handle(self, message: QueueMessage) -> None:
-        final = await self._run(message)
-        if final:
-            await self.core.store_calls(self.queue.ack, message)
-            self.stats.acked += 1
-        else:
-            backoff = min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2 ** (message.attempts - 1))
-            await self.core.store_calls(self.queue.nack, message, backoff)
+        try:
+            later = await self.handle(message)
+            if later is None:
+                await self.core.store_calls(self.queue.ack, message)
+                self.stats.acked += 1
+            else:
+                await self.core.store_calls(self.queue.nack, message, later or backoff_s(message.attempts))
+                self.stats.retried += 1
+        except Exception:  # not acked: delivered again after its ack deadline
+            log.exception("message %s: failed", message.id)
             self.stats.retried += 1
+
+    async def handle(self, message: QueueMessage) -> float | None:
+        """Run one message: None when it is done (to be acked), else when to deliver it again."""
+        handler = self.handlers.get(str(message.body.get("kind")))
+        if handler is None:  # a worker without the server's handler: a worker that has it takes it
+            log.warning("message %s: no handler for %r here; given back", message.id, message.body.get("kind"))
+            self._count("unhandled")
+            return 0.0
+        try:
+            return await handler(message)
+        except MirrorError as err:  # a store outage, say: it may pass
+            log.warning("message %s: %s", message.id, err.message)
+            self._count("failed")
+            return 0.0
+
+    async def _generate(self, message: QueueMessage) -> float | None:
+        return None if await self._run(message) else 0.0
 
     async def _run(self, message: QueueMessage) -> bool:
         body = message.body
+        if await self.core.store_calls(user_erased, self.core.store, str(body.get("user_id", ""))):
+            # a message published before the user was erased (Pub/Sub cannot delete it): dropped
+            self._count("erased")
+            return True
         try:
             report = await self.core.agenerate(
                 [str(body["user_id"])], str(body["target"]), regenerate=bool(body.get("regenerate"))
@@ -120,3 +193,8 @@ class Worker:
 
     def _count(self, status: str) -> None:
         self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
+
+
+def backoff_s(attempts: int) -> float:
+    """The wait before a given-back message is delivered again: 10 s, 20 s, 40 s ... 10 min."""
+    return float(min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2.0 ** max(0, attempts - 1)))

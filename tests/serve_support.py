@@ -4,6 +4,9 @@ and settings that point the app at the Firestore/Storage emulators and the loopb
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +55,38 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=60)
+
+
+class ServeProcess:
+    """`mirror serve` as a real process on a free port (settings: ``flags`` and ``env`` over this
+    process's environment), its stderr in ``log``; started when /healthz answers."""
+
+    def __init__(self, log: Path, flags: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "mirror_cli", "serve", "--port", str(self.port), *flags]
+        self.proc = subprocess.Popen(
+            cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log.open("w")
+        )
+        deadline = time.monotonic() + 120
+        import httpx
+
+        while True:
+            try:
+                if httpx.get(self.url + "/api/v1/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("mirror serve did not start: " + log.read_text()[-2000:])
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def service_account(tmp_path: Path, project: str) -> Path:

@@ -19,7 +19,7 @@ from serve_support import LiveServer, auth_env, bearer, new_user, serve_settings
 
 from mirror_cli.clock import PinnedClock
 from mirror_cli.core import Mirror
-from mirror_cli.models import AvatarRecord, LedgerEvent, Progress
+from mirror_cli.models import AvatarRecord, LedgerEvent, ModerationVerdict, Progress
 from mirror_cli.server.app import create_app
 from mirror_cli.server.cached import SignedUrls
 from mirror_cli.server.hits import HitCounter
@@ -150,8 +150,20 @@ def test_flagged_hidden_and_changed_looks_go_the_full_path(serve_settings, auth_
         later += timedelta(seconds=1)
         counting.put_avatar(record.model_copy(update={"id": "hidden", "hidden_by": "r1", "created_at": later}))
         assert fast() is None
-        # a record of another look (the user changed their appearance since): the full path decides
-        counting.put_avatar(record.model_copy(update={"id": "newer-ok", "created_at": later + timedelta(seconds=1)}))
+        # ... or whose image moderation has not said it may be shown (the check failed: pending)
+        later += timedelta(seconds=1)
+        pending = ModerationVerdict(verdict="pending", checked_at=later, detail="the check failed")
+        counting.put_avatar(record.model_copy(update={"id": "pending", "moderation": pending, "created_at": later}))
+        assert fast() is None
+        later += timedelta(seconds=1)
+        # a newer shown one is answered; one of another look (the user changed their appearance
+        # since) is the full path's to decide
+        clean = ModerationVerdict(verdict="clean", checked_at=later)
+        counting.put_avatar(
+            record.model_copy(
+                update={"id": "newer-ok", "moderation": clean, "created_at": later + timedelta(seconds=1)}
+            )
+        )
         assert fast()["avatar_id"] == "newer-ok"
         counting.put_avatar(
             record.model_copy(update={"id": "other", "look_key": "0" * 64, "created_at": later + timedelta(seconds=2)})

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from conftest import make_config_dir
 from firebase_auth import free_port
-from serve_support import SERVE_LIMITS, auth_env, bearer
+from serve_support import SERVE_LIMITS, ServeProcess, auth_env, bearer
 from typer.testing import CliRunner
 
 from mirror_cli.models import Persona
@@ -25,34 +25,6 @@ from mirror_cli.stores.local import LocalStore
 PROGRESS = {"active_days": 31, "goals_completed": 2}
 
 
-class ServeProcess:
-    def __init__(self, data_dir: Path, config_dir: Path, openai_url: str, project: str, wait_s: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / "serve.log"
-        cmd = [sys.executable, "-m", "mirror_cli", "serve", "--port", str(self.port)]
-        cmd += ["--store", "local", "--data-dir", str(data_dir), "--config-dir", str(config_dir)]
-        cmd += ["--provider", "openai", "--base-url", openai_url, "--firebase-project", project]
-        env = {**os.environ, "MIRROR_SERVE_WAIT_S": str(wait_s)}
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/api/v1/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError("mirror serve did not start: " + self.log.read_text()[-2000:])
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 def _serving(tmp_path: Path, openai_env: Any, auth_env: Any, wait_s: float) -> tuple[ServeProcess, str, str, Path]:
     data = tmp_path / "data"
     uid, token = auth_env.sign_up()
@@ -60,7 +32,9 @@ def _serving(tmp_path: Path, openai_env: Any, auth_env: Any, wait_s: float) -> t
     store.put_user(Persona(id=uid, name="Ada"))
     store.close()
     config = make_config_dir(tmp_path, SERVE_LIMITS)
-    server = ServeProcess(data, config, openai_env.url, auth_env.project, wait_s)
+    flags = ["--store", "local", "--data-dir", str(data), "--config-dir", str(config)]
+    flags += ["--provider", "openai", "--base-url", openai_env.url, "--firebase-project", auth_env.project]
+    server = ServeProcess(data.parent / "serve.log", flags, {"MIRROR_SERVE_WAIT_S": str(wait_s)})
     return server, uid, token, data
 
 

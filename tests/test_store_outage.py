@@ -134,3 +134,96 @@ def test_stalled_storage_server_stops_the_run_resumably_never_hangs(emulators, m
         with contextlib.suppress(ProcessLookupError):
             os.kill(storage.proc.pid, signal.SIGCONT)
         storage.stop()
+
+
+def test_stalled_firestore_ends_the_run_within_its_timeout_exit_8(outage, openai_env, tmp_path):
+    """Firestore stops answering (SIGSTOP) while the first image is being bought: the run ends
+    with exit 8 within one store timeout plus the retry budget of the settings, not a timeout per
+    store call left on the way out (64 s with a 3 s timeout before the fix)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mirror_cli.models import Persona
+
+    firestore, make, project = outage
+    timeout_s, retry_s = 3.0, 1.0
+    core = make()
+    core.import_users([Persona(id=f"s{i}", name="S") for i in range(6)])
+    settings = core.settings
+    core.close()
+    env = {
+        **os.environ,
+        "MIRROR_STORE": "firebase",
+        "MIRROR_FIREBASE_PROJECT": project,
+        "MIRROR_FIREBASE_BUCKET": str(settings.firebase_bucket),
+        "MIRROR_STORE_TIMEOUT_S": str(timeout_s),
+        "MIRROR_STORE_RETRY_S": str(retry_s),
+        "MIRROR_CONFIG_DIR": str(settings.config_dir),
+        "MIRROR_DATA_DIR": str(settings.data_dir),
+        "MIRROR_PROVIDER": "openai",
+        "MIRROR_BASE_URL": openai_env.url,
+        "OPENAI_API_KEY": "sk-test-abcdefghijklmnop",
+    }
+    openai_env.latency = 0.0
+    openai_env.hold()  # every answer waits: the stall starts while the first request is in flight
+    cmd = [str(Path(sys.executable).parent / "mirror"), "evolve", "--due", "--any-hour", "--json"]
+    proc = subprocess.Popen(
+        [*cmd, "--concurrency", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        openai_env.wait_for_requests(1)
+        os.kill(firestore.proc.pid, signal.SIGSTOP)
+        stalled_at = time.monotonic()
+        openai_env.release()
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - stalled_at
+    finally:
+        openai_env.release()
+        if proc.poll() is None:
+            proc.kill()
+        os.kill(firestore.proc.pid, signal.SIGCONT)
+    print(
+        f"\n[stall] store_timeout_s={timeout_s} store_retry_s={retry_s} exit={proc.returncode} ended_after={took:.2f}s"
+    )
+    assert proc.returncode == 8, err[-2000:]
+    assert took <= timeout_s + retry_s + 2.5, took
+    summary = json.loads(out)["summary"]
+    assert summary["store_error"] and summary["stopped"], summary
+
+
+def test_one_stalled_store_call_ends_every_waiting_and_new_call_at_once():
+    """The deadline of the first stalled call ends the calls waiting beside it (whose own
+    deadlines are later) and fails new calls at once, so a run's way out costs no more timeouts."""
+    import asyncio
+
+    from mirror_cli.errors import StoreError
+    from mirror_cli.stores.calls import StoreCalls
+
+    calls = StoreCalls(workers=4, deadline_s=2.0)
+    stalled = threading.Event()  # the "store": never answers until the test ends
+
+    async def run() -> tuple[list[BaseException | bool], float, float]:
+        t0 = time.monotonic()
+        first = asyncio.ensure_future(calls(stalled.wait, 60))
+        await asyncio.sleep(1.0)
+        second = asyncio.ensure_future(calls(stalled.wait, 60))  # its own deadline: t0 + 3 s
+        ended = await asyncio.gather(first, second, return_exceptions=True)
+        took = time.monotonic() - t0
+        t1 = time.monotonic()
+        try:
+            await calls(lambda: True)
+        except StoreError as exc:
+            ended.append(exc)
+        return ended, took, time.monotonic() - t1
+
+    try:
+        ended, took, new_call = asyncio.run(run())
+    finally:
+        stalled.set()
+        calls.close()
+    assert len(ended) == 3 and all(isinstance(e, StoreError) for e in ended), ended
+    assert took < 2.8, took  # with the first call's deadline, not the second's
+    assert new_call < 0.5, new_call
+    assert calls.down is not None

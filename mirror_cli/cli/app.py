@@ -41,6 +41,7 @@ from . import (  # noqa: E402
     generate,
     init,
     purge,
+    reports,
     review,
     runs,
     seed,
@@ -68,7 +69,7 @@ COMMANDS = {
 }
 for name, command in COMMANDS.items():
     app.command(name, cls=MirrorCommand)(command)
-for name, group in {"runs": runs.app, "users": users.app, "review": review.app}.items():
+for name, group in {"runs": runs.app, "users": users.app, "review": review.app, "reports": reports.app}.items():
     app.add_typer(group, name=name)
 
 

@@ -80,13 +80,26 @@ def usage(
                 for o in ops
             ],
         )
-        if figures.selections:
-            picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
-            console.info(f"selections (avatars users chose to show): {picks}")
+        _show_app_figures(figures)
         for tip in figures.recommendations:
             console.labelled("recommendation", tip, "yellow")
 
     edge.emit(data, items=figures.days if by == "day" else ops, human=human)
+
+
+def _show_app_figures(figures: Any) -> None:
+    """What users did in the app: the avatars they chose to show, the reports filed."""
+    from .. import console
+
+    if figures.selections:
+        picks = ", ".join(f"{stage} {n}" for stage, n in figures.selections.items())
+        console.info(f"selections (avatars users chose to show): {picks}")
+    r = figures.reports
+    if r.get("filed"):
+        console.info(
+            f"reports filed: {r['filed']} ({r['open']} open, {r['resolved']} resolved: "
+            f"{r['restored']} restored, {r['removed']} removed)"
+        )
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:

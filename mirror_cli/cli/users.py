@@ -193,12 +193,18 @@ def consent(
     who = f"operator:{(by or getpass.getuser())[:60]}"
 
     def call(core: Any) -> dict[str, Any]:
-        persona = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
-        return {"user": user, "scope": scope, **persona.consent[scope].model_dump(mode="json")}
+        change = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
+        record = change.persona.consent[scope].model_dump(mode="json")
+        return {"user": user, "scope": scope, **record, "deleted": change.deleted}
 
     out = edge.run(call)
     state = "withdrawn" if withdraw else "granted"
-    edge.emit_line(out, f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})")
+    gone = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in out["deleted"].items())
+    edge.emit_line(
+        out,
+        f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"
+        + (f"; deleted what was kept of the photo: {gone}" if gone else ""),
+    )
 
 
 @app.command("delete", cls=MirrorCommand)

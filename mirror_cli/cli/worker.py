@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from .common import Edge, option, outputs, with_settings
 
@@ -14,7 +14,7 @@ def worker(
 ) -> None:
     """Run queued avatar jobs (from the app or `evolve --due --enqueue`): ack after the avatar is
     stored, redeliver what may pass, dead-letter after the queue's max attempts. Ctrl-C stops."""
-    stats = edge.run(lambda core: core.work(until_empty=until_empty, batch=batch))
+    stats = edge.run(lambda core: core.work(until_empty=until_empty, batch=batch, handlers=_app_jobs(core)))
     summary = stats.to_dict()
 
     def human() -> None:
@@ -24,3 +24,12 @@ def worker(
         console.info(f"worker: {summary['acked']} acked, {summary['retried']} given back; outcomes: {shown}.")
 
     edge.emit(summary, items=[], human=human)
+
+
+def _app_jobs(core: Any) -> dict[str, Any] | None:
+    """The app's 202 jobs need the server's code (the serve extra); without it they are given back."""
+    try:
+        from ..server.service import worker_handlers
+    except ImportError:
+        return None
+    return worker_handlers(core)

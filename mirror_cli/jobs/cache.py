@@ -1,6 +1,6 @@
 """The cache step: an exact repeat of a request (same user, same key) is served from the store at
 cost 0, within the cache's time to live. A hit on an avatar a report hides (mirror_cli/reporting.py)
-is answered like a degraded job: the user's latest shown avatar, else the stage's fallback."""
+is not served here: the job's life degrades it (the user's latest shown avatar, else the fallback)."""
 
 from __future__ import annotations
 
@@ -30,17 +30,15 @@ class Cache:
             return None
         return await ctx.io(ctx.store.get_avatar, job.user_id, entry.avatar_id)
 
-    async def serve(self, job: Job) -> Outcome | None:
-        """A hit, booked as one (cost 0); None on a miss. A stage the user already has with the
-        same look is a hit too, whatever their metrics say now."""
-        hit = job.existing or await self.lookup(job)
+    async def find(self, job: Job) -> AvatarRecord | None:
+        """The job's hit: a stage the user already has with the same look (whatever their metrics
+        say now), else the cache's entry. A hidden one is the caller's to answer (life.py)."""
+        return job.existing or await self.lookup(job)
+
+    async def serve(self, job: Job, hit: AvatarRecord | None) -> Outcome | None:
+        """``hit`` (from ``find``) booked as a cache hit (cost 0); None on a miss."""
         if hit is None:
             return None
-        if hit.hidden_by is not None:  # reported: never served; the stage is not bought again unasked
-            from .degrade import Degrade
-
-            reason = f"avatar {hit.id} is hidden by report {hit.hidden_by}"
-            return await Degrade(self.ctx)(job, "degraded", reason)
         await self.ctx.book(
             job, "cache_hit", avatar_id=hit.id, provider=hit.provider, model=hit.model, timings=timing_now()
         )

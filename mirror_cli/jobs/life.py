@@ -154,7 +154,10 @@ class JobLife:
         ):
             may_retry = spooled.meta.get("attempt") != "retry"
             return await self.finish(job, spooled.result, ingested=True, may_retry=may_retry)
-        return await self.cache.serve(job)
+        hit = await self.cache.find(job)
+        if hit is not None and hit.hidden_by is not None:  # reported: never served, not bought again unasked
+            return await self.degrade(job, "degraded", f"avatar {hit.id} is hidden by report {hit.hidden_by}")
+        return await self.cache.serve(job, hit)
 
     def retry_due(self, job: Job) -> bool:
         spooled = self.ctx.spool.get(job.user_id, job.request_key)

@@ -22,6 +22,7 @@ from ..settings import Settings
 from . import handlers
 from .auth import TokenVerifier
 from .guards import AccessLog, BodyLimit
+from .queued import EmbeddedWorker, wants_embedded_worker
 from .routes import PREFIX, api_router
 from .service import Service
 
@@ -38,10 +39,15 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         swept = await core.asweep_spool()
         if swept:
             log.info("stored %d paid image(s) left in the spool by an earlier process", len(swept))
+        embedded = EmbeddedWorker(svc) if wants_embedded_worker(settings) else None
+        if embedded is not None:
+            embedded.start()
         flusher = asyncio.create_task(svc.hits.run(settings.serve_hits_flush_s))
         try:
             yield
         finally:
+            if embedded is not None:  # stops pulling; a job it waits for finishes with the others
+                await embedded.stop(settings.serve_shutdown_grace_s)
             running = svc.jobs.in_flight
             if running:
                 log.info("shutting down: waiting for %d generation(s) in flight", running)
@@ -56,7 +62,8 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
             flusher.cancel()
             await _book_hits(svc)
             await core.aclose()
-            svc.verifier.close()
+            if svc.verifier is not None:
+                svc.verifier.close()
             from ..telemetry.serve import uninstall
 
             uninstall(app)

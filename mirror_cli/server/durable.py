@@ -35,6 +35,7 @@ class DurableJobs:
         self.lease_s = lease_s
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: set[asyncio.Task[None]] = set()
+        self._follows: dict[str, asyncio.Task[None]] = {}
 
     def _record(self, job: Job) -> AppJob:
         now = wall_clock()
@@ -58,7 +59,21 @@ class DurableJobs:
         await self.core.store_calls(self.core.store.put_app_job, record)
         task = asyncio.create_task(self._follow(job, record), name=f"mirror-job-state-{job.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._follows[job.id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._follows.get(job.id) is t:
+                del self._follows[job.id]
+
+        task.add_done_callback(done)
+
+    async def settled(self, job: Job) -> None:
+        """Wait for the job and for its answer to be written to the store (a queue worker acks then)."""
+        await asyncio.shield(job.task)
+        follow = self._follows.get(job.id)
+        if follow is not None:
+            await asyncio.shield(follow)
 
     async def _follow(self, job: Job, record: AppJob) -> None:
         every = max(0.05, self.lease_s / 3)

@@ -5,6 +5,7 @@ The two middlewares are plain ASGI (no per-request task or body copy), so they c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -85,28 +86,33 @@ class BodyLimit:
                     await send_problem(send, too_large())
                     return
         seen = 0
-        started = False
+        started = over = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    over = True
                     raise _TooLarge
             return message
 
         async def tracking(message: Message) -> None:
             nonlocal started
+            if over:  # the app's own answer to the cut-off body (a parse error, 400) becomes the 413
+                if not started:
+                    started = True
+                    await send_problem(send, too_large())
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counted, tracking)
-        except _TooLarge:
-            if not started:
-                await send_problem(send, too_large())
+        if over and not started:
+            await send_problem(send, too_large())
 
 
 class _TooLarge(Exception):

@@ -20,6 +20,7 @@ from ..errors import (
     NotFoundError,
     PhotoError,
     ProviderError,
+    ReportLimitError,
     RunStoppedError,
     StoreError,
     UnknownStageError,
@@ -85,6 +86,7 @@ _STATUS: list[tuple[type[MirrorError], int, str]] = [
     (InvalidUserIdError, 422, "Invalid user id"),
     (PhotoError, 422, "Photo refused"),
     (ConsentError, 403, "Consent required"),
+    (ReportLimitError, 429, "Too many reports"),
     (UsageError, 400, "Bad request"),
     (RunStoppedError, 503, "Generation stopped"),
     (StoreError, 503, "Store unavailable"),
@@ -106,7 +108,7 @@ def from_error(err: MirrorError) -> ProblemError:
     for cls, status, title in _STATUS:
         if isinstance(err, cls):
             hint = _SERVER_HINTS.get(cls, err.hint)
-            retry = 30 if status == 503 else None
+            retry = err.retry_after_s if isinstance(err, ReportLimitError) else 30 if status == 503 else None
             return ProblemError(status, _slug(type(err).__name__), title, err.message, hint, retry)
     return ProblemError(500, "internal", "Internal error", err.message, err.hint)
 

@@ -76,7 +76,8 @@ class AvatarResponse(BaseModel):
     is_fallback: bool = Field(
         False,
         description="True when the user's own image is not shown: the stage's fallback picture answers "
-        "(a limit, an outage, or image moderation kept the paid image hidden; see reason).",
+        "(a limit; an outage, and then the avatar is made as soon as the provider answers again, so ask "
+        "again later; or image moderation kept the paid image hidden; see reason).",
     )
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import wall_clock
 from ..core import Mirror
@@ -30,18 +30,25 @@ from .hits import HitCounter
 from .jobs import Job, Jobs, Result
 from .problems import ProblemError, from_error, internal
 
+if TYPE_CHECKING:
+    from ..worker import Handler
+
 log = logging.getLogger("mirror.serve")
 
 POLL_AFTER_S = 2
 
 
 class Service:
-    def __init__(self, core: Mirror, verifier: TokenVerifier) -> None:
+    def __init__(self, core: Mirror, verifier: TokenVerifier | None) -> None:
+        """``verifier`` None: a queue worker's service, which runs jobs and answers no caller."""
+        from .queued import QueuedJobs
+
         self.core = core
         self.settings = core.settings
         self.verifier = verifier
         self.jobs = Jobs()
         self.durable = DurableJobs(core, self.jobs, core.configs.limits.claims.lease_s)
+        self.queued = QueuedJobs(self)
         self.limiter = RateLimiter(self.settings.serve_rate_per_minute)
         self.urls = SignedUrls(lambda ref: core.store.image_url(ref), self.settings.signed_url_ttl_s, core.now)
         self.hits = HitCounter(lambda: core.store, core.store_calls, core.now)
@@ -50,6 +57,7 @@ class Service:
 
     # ------------------------------------------------------------------------------ callers
     async def caller(self, authorization: str | None) -> Caller:
+        assert self.verifier is not None, "a worker's service answers no caller"
         caller = await self.verifier.caller(authorization)
         self.limiter.take(caller.uid)
         return caller
@@ -57,8 +65,8 @@ class Service:
     # --------------------------------------------------------------------------------- jobs
     async def run(self, key: str, caller: Caller, kind: str, params: dict[str, Any]) -> tuple[Job, bool]:
         """Start (or join) the job for ``key`` and wait up to serve_wait_s for it; a job that is
-        not done by then is written to the store before its 202 leaves (any instance answers its
-        poll)."""
+        not done by then is written to the store and published on the queue before its 202 leaves:
+        any instance answers its poll, and a worker finishes it if this instance cannot."""
         work = self.work_for(kind, params)
         assert work is not None, kind
         if not self.jobs.accepting:
@@ -71,9 +79,15 @@ class Service:
                 retry_after_s=5,
             )
         job, joined = self.jobs.submit(key, caller.uid, kind, lambda: self._guard(work), params)
-        if not await self.jobs.wait(job, self.settings.serve_wait_s):
+        if not await self.jobs.wait(job, self.settings.serve_wait_s) and not job.persisted:
             await self.durable.persist(job)
+            await self.queued.publish(job)
         return job, joined
+
+    def guarded_work(self, kind: str, params: dict[str, Any]) -> Callable[[], Awaitable[Result]] | None:
+        """A stored job's work, every failure turned into its problem answer (None: not re-runnable)."""
+        work = self.work_for(kind, params)
+        return (lambda: self._guard(work)) if work is not None else None
 
     def work_for(self, kind: str, params: dict[str, Any]) -> Callable[[], Awaitable[Result]] | None:
         """The work of a job from its parameters (None: it cannot be run again, a photo is not kept)."""
@@ -107,8 +121,7 @@ class Service:
         if stored.state == "done" and stored.status is not None:
             return None, Result(stored.status, stored.body or {}, stored.headers)
         if stored.lease_until < wall_clock():
-            work = self.work_for(stored.kind, stored.params)
-            taken = await self.durable.take_over(stored, (lambda: self._guard(work)) if work else None)
+            taken = await self.durable.take_over(stored, self.guarded_work(stored.kind, stored.params))
             if taken is not None:
                 await self.jobs.wait(taken, self.settings.serve_wait_s)
                 return taken, None
@@ -131,8 +144,10 @@ class Service:
         await self._update_progress(uid, progress)
         with _profile_needed(uid):
             report = await self.core.agenerate([uid], target, regenerate=regenerate)
-        outcomes = self._check(report)
-        return Result(200, self.avatar(outcomes[0], started))
+        outcome = self._check(report, degrade=True)[0]
+        if outcome.status == "failed":  # a provider outage: a fallback now, the real one through the queue
+            return Result(200, await self.queued.outage(outcome, started, regenerate))
+        return Result(200, self.avatar(outcome, started))
 
     async def evolve(self, uid: str, progress: Progress | None) -> Result:
         started = time.perf_counter()
@@ -163,8 +178,9 @@ class Service:
         if persona.progress.model_dump(exclude={"updated_at"}) != progress.model_dump(exclude={"updated_at"}):
             await self.core.store_calls(self.core.set_progress, uid, progress)
 
-    def _check(self, report: RunReport) -> list[Outcome]:
-        """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502."""
+    def _check(self, report: RunReport, degrade: bool = False) -> list[Outcome]:
+        """Limits answer 429 with Retry-After, a stopped run 503, a failed job 502 (``degrade``:
+        a failed job is returned, for a fallback answer)."""
         for o in report.outcomes:
             if o.limit:
                 wait = retry_after(o.limit, self.core.now())
@@ -198,6 +214,8 @@ class Service:
                 )
             if o.status == "failed":
                 log.warning("generation failed for %s/%s: %s", o.user_id, o.target, o.reason)
+                if degrade:
+                    continue
                 raise ProblemError(
                     502,
                     "generation-failed",
@@ -300,6 +318,14 @@ class Service:
         ok = all(v == "ok" for v in checks.values())
         self._ready = (now + 30, ok, checks)
         return ok, checks
+
+
+def worker_handlers(core: Mirror) -> dict[str, Handler]:
+    """What `mirror worker` runs besides the nightly jobs: the app's 202 jobs, through a Service
+    of its own (no caller is ever answered by it)."""
+    from .queued import APP_JOB
+
+    return {APP_JOB: Service(core, None).queued.handle}
 
 
 @contextlib.contextmanager

@@ -3,16 +3,22 @@ gallery, and purging the cache (never an avatar a timeline still shows)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import wall_clock
 from ..errors import UsageError
-from ..models import AvatarRecord, validate_user_id
+from ..models import REPORT_STATUSES, AvatarRecord, Report, ReportReason, validate_user_id
 from ..planner import shown
 from ..wiring import Wiring
 from .due import overdue_users
 from .users import persona, user_ids
+
+if TYPE_CHECKING:
+    from ..reporting import Action, Filed
+
+REPORTS_MAX = 1000  # reports one listing returns at most
 
 
 def timeline(w: Wiring, uid: str) -> list[AvatarRecord]:
@@ -65,7 +71,54 @@ def usage(w: Wiring, *, period: str = "month", since: Any = None, until: Any = N
                 "'mirror evolve --due' scheduled hourly? They are served in their next night."
             )
     figures.selections = w.store.selection_counts(start, end, user)  # what users choose to show
+    figures.reports = report_counts(w, start, end, user)
     return figures
+
+
+def report_counts(w: Wiring, since: datetime, until: datetime, user: str | None = None) -> dict[str, int]:
+    """Reports filed in [since, until): open, resolved, and how they were resolved."""
+    if user:
+        got: dict[str, int] = {}
+        for r in w.store.list_reports(uid=user, limit=REPORTS_MAX):
+            if since <= r.created_at < until:
+                got[r.status] = got.get(r.status, 0) + 1
+    else:
+        got = w.store.report_counts(since, until)
+    counts: dict[str, int] = {s: got.get(s, 0) for s in REPORT_STATUSES}
+    resolved = counts["restored"] + counts["removed"]
+    return {"filed": counts["open"] + resolved, "open": counts["open"], "resolved": resolved, **counts}
+
+
+def report_avatar(
+    w: Wiring, uid: str, avatar_id: str, reason: ReportReason, note: str = "", filed_by: str = "app"
+) -> Filed:
+    """A user reports one of their avatars: hidden at once, counted against their daily limit."""
+    from ..reporting import file_report, reportable
+
+    record = reportable(w.store, persona(w, uid).id, avatar_id)
+    limit = w.configs.limits.reports_per_user_daily
+    return file_report(w.store, record, reason, note=note, filed_by=filed_by, now=w.now(), daily_limit=limit)
+
+
+def list_reports(w: Wiring, status: str | None = None, user: str | None = None, limit: int = 100) -> list[Report]:
+    """Reports, newest first; ``status`` and ``user`` narrow them (an unknown user lists none)."""
+    if status is not None and status not in REPORT_STATUSES:
+        raise UsageError(f"Unknown report status {status[:40]!r}.", "Use one of: " + ", ".join(REPORT_STATUSES) + ".")
+    if not 1 <= limit <= REPORTS_MAX:
+        raise UsageError(f"--limit {limit} is out of range.", f"Pass 1 to {REPORTS_MAX}.")
+    return w.store.list_reports(status, validate_user_id(user) if user else None, limit)
+
+
+def show_report(w: Wiring, report_id: str) -> Report:
+    from ..reporting import show_report as show
+
+    return show(w.store, report_id)
+
+
+def resolve_report(w: Wiring, report_id: str, action: Action, *, by: str, note: str) -> Report:
+    from ..reporting import resolve_report as resolve
+
+    return resolve(w.store, report_id, action, by=by, note=note, now=w.now())
 
 
 def purge_cache(
@@ -83,7 +136,10 @@ def purge_cache(
     age = None if everything else parse_age(older_than or "30d")
     users = [persona(w, user).id] if user else None
     uids = users or sorted({e.user_id for e in w.store.cache_entries()})
-    protected = {u: {r.id for r in timeline(w, u)} for u in uids}
+    # what a timeline shows, and what a report hides (the evidence an operator decides on)
+    protected = {
+        u: {r.id for r in timeline(w, u)} | {r.id for r in w.store.list_avatars(u) if r.hidden_by} for u in uids
+    }
     return purge(w.store, protected=protected, users=users, older_than=age, now=w.now(), dry_run=dry_run)
 
 

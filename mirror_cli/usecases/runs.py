@@ -107,7 +107,7 @@ async def execute(
         report.store_error = pipeline.store_failure.message
     if run is not None:
         try:
-            finish_run(w, run, report)
+            await w.store_calls(finish_run, w, run, report)
         except Exception as exc:  # the report still reaches the operator
             err = as_store_error(exc) or (exc if isinstance(exc, MirrorError) else None)
             if err is None:
@@ -130,6 +130,7 @@ async def _submit_batch(w: Wiring, pipeline: Pipeline, specs: list[JobSpec], run
 
     if run is None:
         run = start_run(w, "batch", {"via": "batch-api"}, None)
+    run.params["via"] = "batch-api"  # how erasure finds the runs that hold uploaded files (an evolve's too)
     await pipeline.ingest_leftovers(lambda uid: persona(w, uid))
     runner = BatchRunner(pipeline, w.provider, lambda uid: persona(w, uid))  # type: ignore[arg-type]
     return await runner.submit(specs, run)

@@ -138,7 +138,7 @@ class Limits(FirebaseClient):
 
         _, _, budget = self._limit_docs(reservation)
         delta = round(actual * MICRO) - round(reservation.amount * MICRO)
-        try:
+        with self._rpc("settling a reservation"):
             batch = self.db.batch()
             if budget is not None and delta:
                 batch.set(budget, {"micro": Increment(delta)}, merge=True)
@@ -148,18 +148,13 @@ class Limits(FirebaseClient):
                 merge=True,
             )
             self._count("writes", len(batch.commit(**self._rt)))
-        except Exception as exc:
-            raise _wrap(exc, "settling a reservation") from exc
 
     def release(self, reservation: Reservation) -> None:
-        try:
+        with self._rpc("releasing a reservation", "writes"):
             self._apply(reservation, -1, round(reservation.amount * MICRO))
             self.db.collection("reservations").document(reservation.id).set(
                 {"state": "released"}, merge=True, **self._rt
             )
-        except Exception as exc:
-            raise _wrap(exc, "releasing a reservation") from exc
-        self._count("writes")
 
     def forget_reservations(self, uid: str) -> int:
         """Erasure: the user's reservations and daily counters (spend stays in the ledger)."""

@@ -116,6 +116,11 @@ class LocalDb:
             for number, script in enumerate(MIGRATIONS, start=1):
                 if number > current:
                     with self._transaction_on(db):
+                        # read again under the write lock: another process (or the queue's own
+                        # connection in this one) may have applied it since
+                        (current,) = db.execute("PRAGMA user_version").fetchone()
+                        if number <= current:
+                            continue
                         for statement in script.split(";"):
                             if statement.strip():
                                 db.execute(statement)
