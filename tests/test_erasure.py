@@ -323,3 +323,31 @@ def test_erasure_deletes_the_openai_files_still_held_for_the_user(make_core, ope
     assert OTHER in made and VICTIM not in made
     assert batch.store.get_user(VICTIM) is None and batch.store.list_avatars(VICTIM) == []
     assert _naming(data_dir, VICTIM) == []
+
+
+def test_erasure_on_firestore_crosses_the_batch_limit_a_page_at_a_time(firebase_env, make_core):
+    """1,200 avatar documents: more than two 500-write batches. Every one goes, each page read
+    holds at most 500 documents (bench/erasure_scale.py measures 10,000 and the memory)."""
+    from mirror_cli.stores.firebase.client import FirebaseClient
+    from mirror_cli.stores.firebase.forget import BATCH
+
+    core = make_core(store="firebase", now=lambda: NOW)
+    store = core.store
+    col = store._avatars(VICTIM)
+    n = 1200
+    for start in range(0, n, BATCH):
+        batch = store.db.batch()
+        for i in range(start, min(start + BATCH, n)):
+            batch.set(col.document(f"a{i:05d}"), {"user_id": VICTIM, "created_at": "2026-01-01T00:00:00"})
+        batch.commit()
+    store.db.collection("users").document(OTHER).collection("avatars").document("keep").set({"user_id": OTHER})
+    FirebaseClient.query_log = []
+    try:
+        out = core.erase_user(VICTIM)
+        pages = [q for q in FirebaseClient.query_log if q._parent.id == "avatars"]
+    finally:
+        FirebaseClient.query_log = None
+    assert out["removed"]["avatars"] == n
+    assert len(pages) == 4 and all(q._limit == BATCH for q in pages)  # 500 + 500 + 200, then an empty page
+    assert list(col.limit(1).stream()) == []
+    assert store.db.collection("users").document(OTHER).collection("avatars").document("keep").get().exists

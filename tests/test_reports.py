@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import avatar_record
 from serve_support import auth_env, bearer, live, new_user, serve_settings
 
 from mirror_cli.errors import NotFoundError, ReportLimitError, UnknownReportError, UsageError
@@ -26,19 +27,14 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 def _avatar(store: Store, uid: str = "u1", aid: str = "a1", minutes: int = 0, target: str = "month") -> AvatarRecord:
     ref, thumb = store.put_image(uid, f"{target}-{aid}", b"IMG" + aid.encode(), b"TH")
-    record = AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target=target,
-        stage=target,
-        request_key="k" * 64,
+    record = avatar_record(
+        uid,
+        aid,
+        target,
         image_path=ref,
         thumb_path=thumb,
-        width=1024,
-        height=1024,
         provider="openai",
         model="gpt-image-1",
-        quality="medium",
         prompt=f"a portrait {aid}",
         created_at=NOW + timedelta(minutes=minutes),
     )

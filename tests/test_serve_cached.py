@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import avatar_record
 from serve_support import LiveServer, auth_env, bearer, new_user, serve_settings
 
 from mirror_cli.clock import PinnedClock
@@ -227,19 +228,7 @@ class FlakyLedger(LocalStore):
 
 
 def _avatar(uid: str, aid: str) -> AvatarRecord:
-    return AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target="month",
-        stage="month",
-        request_key="k" * 64,
-        image_path=f"avatars/{uid}/month-{aid}.webp",
-        width=64,
-        height=64,
-        provider="local",
-        model="local",
-        quality="medium",
-    )
+    return avatar_record(uid, aid, "month", width=64, height=64)
 
 
 def test_a_failed_flush_is_retried_under_the_same_ids_and_booked_once(tmp_path):
