@@ -13,6 +13,7 @@ them, so workers scale out beyond fixed shards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Worker:
         """Keep up to ``batch`` messages running: a slot that frees is filled at once (one slow job
         never holds up the others); on stop, the running ones finish first."""
         running: set[asyncio.Task[None]] = set()
+        await self.core.store_calls(self._warm)
         stopping = asyncio.create_task(self.stop.wait())
         try:
             while not self.stop.is_set():
@@ -133,6 +135,13 @@ class Worker:
         finally:
             stopping.cancel()
         return self.stats
+
+    def _warm(self) -> None:
+        """Make the provider's client (the SDK's import and set-up take a second or more) before
+        the first start slot is taken: a first request that reaches the provider late would be
+        bunched with the next process's, over the shared images-per-minute limit."""
+        with contextlib.suppress(Exception):
+            getattr(self.core.provider, "client", None)
 
     async def _handle(self, message: QueueMessage) -> None:
         try:

@@ -323,3 +323,53 @@ def test_erasure_deletes_the_openai_files_still_held_for_the_user(make_core, ope
     assert OTHER in made and VICTIM not in made
     assert batch.store.get_user(VICTIM) is None and batch.store.list_avatars(VICTIM) == []
     assert _naming(data_dir, VICTIM) == []
+
+
+def test_erasure_on_firestore_crosses_the_batch_limit_a_page_at_a_time(firebase_env, make_core):
+    """1,200 avatar documents: more than two 500-write batches. Every one goes, each page read
+    holds at most 500 documents (bench/erasure_scale.py measures 10,000 and the memory)."""
+    from mirror_cli.stores.firebase.client import FirebaseClient
+    from mirror_cli.stores.firebase.forget import BATCH
+
+    core = make_core(store="firebase", now=lambda: NOW)
+    store = core.store
+    col = store._avatars(VICTIM)
+    n = 1200
+    for start in range(0, n, BATCH):
+        batch = store.db.batch()
+        for i in range(start, min(start + BATCH, n)):
+            batch.set(col.document(f"a{i:05d}"), {"user_id": VICTIM, "created_at": "2026-01-01T00:00:00"})
+        batch.commit()
+    store.db.collection("users").document(OTHER).collection("avatars").document("keep").set({"user_id": OTHER})
+    FirebaseClient.query_log = []
+    try:
+        out = core.erase_user(VICTIM)
+        pages = [q for q in FirebaseClient.query_log if q._parent.id == "avatars"]
+    finally:
+        FirebaseClient.query_log = None
+    assert out["removed"]["avatars"] == n
+    assert len(pages) == 4 and all(q._limit == BATCH for q in pages)  # 500 + 500 + 200, then an empty page
+    assert list(col.limit(1).stream()) == []
+    assert store.db.collection("users").document(OTHER).collection("avatars").document("keep").get().exists
+
+
+def test_the_nightly_command_names_the_erasures_it_finished(data_dir, make_core):
+    """A crash right after the tombstone: `mirror evolve --due` finishes it and says so, by pseudonym."""
+    from mirror_cli.models import Persona
+
+    core = make_core(examples=False, now=lambda: NOW)
+    core.import_users([Persona(id=VICTIM, name="M"), Persona(id=OTHER, name="K")])
+    aliases = {uid: core.store.pseudonym(uid) for uid in (VICTIM, OTHER)}
+    core.store.put_tombstone(VICTIM, NOW)
+    flags = ["--data-dir", str(data_dir), "--now", NOW.isoformat()]
+    human = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", *flags])
+    assert human.exit_code == 0, human.output
+    said = " ".join(human.output.split())  # the totals sentence wraps at the terminal's width
+    assert f"1 unfinished erasure(s) completed {aliases[VICTIM]}" in said and VICTIM not in said
+    core.store.put_tombstone(OTHER, NOW)
+    done = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", "--json", *flags])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["summary"]["tick"]["erasures"] == {"finished": [aliases[OTHER]], "failed": 0}
+    assert core.store.get_user(VICTIM) is None and core.store.get_user(OTHER) is None
+    quiet = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", *flags])
+    assert quiet.exit_code == 0 and "erasure" not in quiet.output  # nothing left to finish

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ..errors import NotFoundError, UsageError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress
 from ..registry import Registry
+from .rates import RateTaken
 from .reports import ReportStore
 
 if TYPE_CHECKING:
@@ -402,6 +403,9 @@ class LimitStore(Protocol):
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
     def settle(self, reservation: Reservation, actual: float) -> None: ...
     def release(self, reservation: Reservation) -> None: ...
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
+        """A rate shared by every process (``stores/rates.gcra`` on one record per bucket)."""
+        ...
 
 
 @runtime_checkable
