@@ -1,18 +1,26 @@
-"""Latency of `mirror serve` on loopback at 100 concurrent clients, against a floor.
+"""Latency and CPU of `mirror serve` on loopback at 50 and 100 concurrent clients, against floors
+measured in the same run, on the local store (SQLite) and on the Firestore + Storage emulators.
 
-Three processes: the server (`mirror serve`, a real uvicorn), the client (httpx, async, one
-connection per simulated client), and the Firebase Auth emulator that issued the users' ID tokens.
-Measured, each with every client sending requests back to back:
+Processes: the server (`mirror serve`, a real uvicorn), two floor servers, the client (httpx,
+async, one connection per simulated client), the Firebase Auth emulator that issued the users' ID
+tokens (and, for --store firebase, the Firestore and Storage emulators). Each row has every client
+sending requests back to back:
 
-- floor: a bare FastAPI app on the same uvicorn stack answering a constant (measured in this run:
-  what the machine, uvicorn and the client cost with no application at all);
+- floor, constant: a bare FastAPI app on the same uvicorn stack answering a constant (what the
+  machine, uvicorn and the client cost with no application at all);
+- floor, one store read: a minimal FastAPI app reading the client's user once from the same
+  store, through the same thread pool as the server (what one store read costs);
 - GET /api/v1/avatar/user/{uid}: a user's avatars with signed URLs (token verified, store read);
 - POST /api/v1/avatar/generate, cached: the app's request for an avatar that already exists.
 
-Each simulated client is a different signed-in user. The store is the local one (SQLite) and the
-renderer the offline one: this measures the server, not Firestore or OpenAI.
+Each simulated client is a different signed-in user; the renderer is the offline one (256 px).
+Printed per row: p50/p95, requests per second, and the server's CPU per request (its process
+CPU time over the row / the requests it answered). Targets (issue #20): cached generate p95 <= 3x
+the store-read floor's p95; server CPU per cached generate <= 2x the list's.
 
-    .venv/bin/python bench/serve_latency.py [--clients 100] [--requests 3000]
+    .venv/bin/python bench/serve_latency.py [--store local|firebase] [--clients 50,100] [--requests 800] [--paced]
+
+Each store is a run of its own (3-4 minutes on 2 busy shared cores; the emulators start in it).
 """
 
 from __future__ import annotations
@@ -30,21 +38,35 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, synthetic_users
+from _common import small_configs, synthetic_users
 
 PROGRESS = {"active_days": 31, "goals_completed": 3}
 
 
 # ------------------------------------------------------------------------------------ floor
 def floor_server(port: int) -> None:
+    """The two floors in one process: a constant, and one read of a user from the bench's store
+    (settings from the same MIRROR_* environment as the server, the same kind of thread pool)."""
     import uvicorn
     from fastapi import FastAPI
 
+    from mirror_cli.settings import load_settings
+    from mirror_cli.stores.base import get_store
+    from mirror_cli.stores.calls import StoreCalls
+
+    settings = load_settings()
+    store = get_store(settings.store, settings)
+    calls = StoreCalls()
     app = FastAPI()
 
     @app.get("/const")
     async def const() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/read/{uid}")
+    async def read(uid: str) -> dict[str, str | None]:
+        persona = await calls(store.get_user, uid)
+        return {"id": persona.id if persona else None}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -192,46 +214,126 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--requests", type=int, default=2000, help="measured requests per scenario")
-    ap.add_argument("--rate", type=float, default=1.0, help="requests per second per client in the paced rows")
-    args = ap.parse_args()
+def service_account(work: Path, project: str) -> Path:
+    """A throwaway service-account key: Storage URLs are real V4 signatures (local RSA)."""
+    from serve_support import service_account as make
 
-    from firebase_auth import AuthEmulator, free_port
+    return make(work, project)
 
-    from mirror_cli.stores.local import LocalStore
 
-    work = Path(tempfile.mkdtemp(prefix="mirror-serve-bench-"))
-    procs: list[subprocess.Popen[Any]] = []
-    emu = AuthEmulator()
+def environment(store: str, work: Path, emu: Any) -> tuple[dict[str, str], Any]:
+    """The server's environment for ``store`` (and the Firestore/Storage emulators it started)."""
+    env = {
+        **os.environ,
+        "FIREBASE_AUTH_EMULATOR_HOST": emu.host,
+        "MIRROR_AUTH_EMULATOR": "1",
+        "MIRROR_FIREBASE_PROJECT": emu.project,
+        "MIRROR_SERVE_RATE_PER_MINUTE": "1000000",
+        "MIRROR_CONFIG_DIR": str(small_configs(work)),
+        "MIRROR_SIZE": "256x256",
+        "MIRROR_DATA_DIR": str(work / "data"),
+        "MIRROR_STORE": store,
+    }
+    emulators = None
+    if store == "firebase":
+        import emulators as emu_module
+
+        emulators = emu_module.start()
+        _, bucket = emulators.new_namespace()
+        env.update(
+            {
+                "FIRESTORE_EMULATOR_HOST": emulators.firestore.host,
+                "STORAGE_EMULATOR_HOST": emulators.storage_url,
+                "MIRROR_FIREBASE_BUCKET": bucket,
+                "GOOGLE_APPLICATION_CREDENTIALS": str(service_account(work, emu.project)),
+            }
+        )
+    return env, emulators
+
+
+def seed_users(env: dict[str, str], emu: Any, n: int) -> list[dict[str, Any]]:
+    """``n`` users signed up in the Auth emulator, their profiles in the bench's store."""
+    from mirror_cli.settings import load_settings
+    from mirror_cli.stores.base import get_store
+
+    old = dict(os.environ)
+    os.environ.update(env)
     try:
-        # users: signed up in the Auth emulator, profiles in the store
-        personas = synthetic_users(args.clients)
-        store = LocalStore(root=work / "data")
+        settings = load_settings()
+        store = get_store(settings.store, settings)
         users = []
-        for p in personas:
+        for p in synthetic_users(n):
             uid, token = emu.sign_up()
             store.put_user(p.model_copy(update={"id": uid}))
             body = {"user_id": uid, "evolution_stage": "month", "progress_metrics": PROGRESS}
             users.append({"uid": uid, "token": token, "body": body})
         store.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return users
 
-        env = {
-            **os.environ,
-            "FIREBASE_AUTH_EMULATOR_HOST": emu.host,
-            "MIRROR_AUTH_EMULATOR": "1",
-            "MIRROR_FIREBASE_PROJECT": emu.project,
-            "MIRROR_SERVE_RATE_PER_MINUTE": "1000000",
-            "MIRROR_CONFIG_DIR": str(ROOT / "configs") if (ROOT / "configs").exists() else "",
-        }
-        env = {k: v for k, v in env.items() if v != ""}
+
+def measure(scenarios: list[tuple[str, dict[str, Any], Any]], common: dict[str, Any], log: Path) -> list[Any]:
+    rows = []
+    for name, spec, proc in scenarios:
+        try:
+            before = cpu_s(proc.pid)
+            result = run_client({**spec, **common})
+            # the server's own CPU per request (warm-up included): what contention hides
+            result["cpu_ms"] = (cpu_s(proc.pid) - before) * 1000 / max(1, result["n"] + common["clients"])
+            rows.append((name, result))
+        except SystemExit:
+            print(f"{name} failed; server log:\n{log.read_text()[-3000:]}", file=sys.stderr)
+            raise
+    return rows
+
+
+def report(mode: str, rows: list[Any]) -> None:
+    by = dict(rows)
+    floor = by["floor: one store read"]
+    print(f"\n{mode}")
+    print(
+        f" {'scenario':32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'p95/floor':>10} {'server CPU ms/req':>18} errors"
+    )
+    for name, r in rows:
+        print(
+            f" {name:32} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['rps']:8.0f} {r['p95_ms'] / floor['p95_ms']:10.2f}"
+            f" {r['cpu_ms']:18.2f} {r['errors'] or '-'}"
+        )
+    cached, listed = by["POST /avatar/generate (cached)"], by["GET /avatar/user/{id}"]
+    p95_ratio, cpu_ratio = cached["p95_ms"] / floor["p95_ms"], cached["cpu_ms"] / listed["cpu_ms"]
+    met = {True: "met", False: "MISSED"}
+    print(
+        f" targets: cached p95 / store-read floor p95 = {p95_ratio:.2f} (<= 3: {met[p95_ratio <= 3]});"
+        f" server CPU per request, cached / list = {cpu_ratio:.2f} (<= 2: {met[cpu_ratio <= 2]})"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", choices=["local", "firebase"], default="local")
+    ap.add_argument("--clients", default="50,100", help="comma-separated numbers of concurrent clients")
+    ap.add_argument("--requests", type=int, default=800, help="measured requests per row")
+    ap.add_argument("--paced", action="store_true", help="also rows paced at --rate requests/s per client")
+    ap.add_argument("--rate", type=float, default=1.0, help="requests per second per client in the paced rows")
+    args = ap.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+
+    from firebase_auth import AuthEmulator, free_port
+
+    work = Path(tempfile.mkdtemp(prefix="mirror-serve-bench-"))
+    procs: list[subprocess.Popen[Any]] = []
+    emu = AuthEmulator()
+    emulators = None
+    try:
+        env, emulators = environment(args.store, work, emu)
+        users = seed_users(env, emu, max(counts))
         port, floor_port = free_port(), free_port()
         log = work / "serve.log"
         server, url = start_serve(port, work / "data", env, log)
         procs.append(server)
-        floor = subprocess.Popen([sys.executable, __file__, "--floor", str(floor_port)], stderr=subprocess.DEVNULL)
+        floor = subprocess.Popen([sys.executable, __file__, "--floor", str(floor_port)], env=env, stderr=log.open("a"))
         procs.append(floor)
         floor_url = f"http://127.0.0.1:{floor_port}"
         wait_up(url + "/api/v1/healthz", server, log)
@@ -247,10 +349,9 @@ def main() -> None:
             f"({made['errors'] or 'no errors'})",
             file=sys.stderr,
         )
-
-        common = {"users": users, "clients": args.clients, "requests": args.requests}
         scenarios = [
             ("floor: bare FastAPI constant", {"url": floor_url, "method": "GET", "path": "/const"}, floor),
+            ("floor: one store read", {"url": floor_url, "method": "GET", "path": "/read/{uid}"}, floor),
             ("GET /avatar/user/{id}", {"url": url, "method": "GET", "path": "/api/v1/avatar/user/{uid}"}, server),
             (
                 "POST /avatar/generate (cached)",
@@ -258,43 +359,27 @@ def main() -> None:
                 server,
             ),
         ]
-        load = os.getloadavg()[0]
         print(
-            f"mirror serve on loopback: {args.clients} concurrent clients (one signed-in user each), "
-            f"{args.requests} measured requests per row; {os.cpu_count()} CPUs, load average {load:.1f} at start"
+            f"mirror serve on loopback, {args.store} store"
+            + (" (Firestore + Storage emulators, V4 signed URLs)" if args.store == "firebase" else " (SQLite)")
+            + f"; {args.requests} measured requests per row; {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} at start"
         )
-        for mode, interval in (
-            ("back to back (saturation)", 0.0),
-            (f"paced, {args.rate:g} req/s per client", 1 / args.rate),
-        ):
-            rows = []
-            for name, spec, proc in scenarios:
-                try:
-                    before = cpu_s(proc.pid)
-                    result = run_client({**spec, **common, "interval": interval})
-                    # the server's own CPU per request: what contention on a shared machine hides
-                    result["cpu_ms"] = (cpu_s(proc.pid) - before) * 1000 / max(1, result["n"] + args.clients)
-                    rows.append((name, result))
-                except SystemExit:
-                    print(f"{name} failed; server log:\n{log.read_text()[-3000:]}", file=sys.stderr)
-                    raise
-            floor_p50, floor_p95 = rows[0][1]["p50_ms"], rows[0][1]["p95_ms"]
-            print(f"\n{mode}")
-            print(
-                f" {'scenario':32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'p50-floor':>10} {'p95-floor':>10}"
-                f" {'server CPU ms/req':>18} errors"
-            )
-            for name, r in rows:
-                print(
-                    f" {name:32} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['rps']:8.0f} "
-                    f"{r['p50_ms'] - floor_p50:10.1f} {r['p95_ms'] - floor_p95:10.1f} {r['cpu_ms']:18.2f}"
-                    f" {r['errors'] or '-'}"
-                )
+        modes = [("back to back (saturation)", 0.0)]
+        if args.paced:
+            modes.append((f"paced, {args.rate:g} req/s per client", 1 / args.rate))
+        for clients in counts:
+            common = {"users": users[:clients], "clients": clients, "requests": args.requests}
+            for mode, interval in modes:
+                rows = measure(scenarios, {**common, "interval": interval}, log)
+                report(f"{clients} concurrent clients (one signed-in user each), {mode}", rows)
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         for p in procs:
             stop(p)
         emu.stop()
+        if emulators is not None:
+            emulators.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -93,7 +93,7 @@ class BatchRunner:
             if not await self._claim(run, job, prepared, report):
                 continue
             custom_id = f"{job.job_id}#{attempt}"
-            endpoint, line = await self.provider.line(custom_id, job.request)
+            endpoint, line = await self.provider.line(custom_id, job.request, job.user_id)
             lines.setdefault(endpoint, []).append(line)
             jobs_meta[custom_id] = {
                 "job_id": job.job_id,

@@ -184,6 +184,12 @@ def run_report(title: str, report: Any, *, per_job: bool) -> None:
             f"{tick['served']} served, {tick['left']} left for a later tick, "
             f"{tick['rescheduled']} moved to their next night"
         )
+        erasures = tick.get("erasures")
+        if erasures:
+            totals += f"; {len(erasures['finished'])} unfinished erasure(s) completed"
+            totals += "".join(f" {alias}" for alias in erasures["finished"])
+            if erasures["failed"]:
+                totals += f", {erasures['failed']} failed again (left for the next run)"
 
     def row(o: Any) -> tuple[Any, ...]:
         cost = money(o.cost_usd) if o.status != "planned" else "~" + money(o.estimate_usd)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .models import LedgerEvent
@@ -56,15 +56,7 @@ class Kpi:
         return self.value >= self.target if self.direction == "min" else self.value <= self.target
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "label": self.label,
-            "value": self.value,
-            "target": self.target,
-            "direction": self.direction,
-            "unit": self.unit,
-            "ok": self.ok,
-        }
+        return {**asdict(self), "ok": self.ok}
 
 
 @dataclass

@@ -163,6 +163,9 @@ class RenderSpec(Strict):
     seed: str
 
 
+PHOTO_ROLE = "photo of the person"  # a Reference drawn from the person's photo (the trilogy)
+
+
 class Reference(Strict):
     role: str  # "identity anchor", "previous stage", "photo"
     sha256: str

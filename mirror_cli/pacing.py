@@ -103,6 +103,9 @@ class RateLimiter:
     window_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # the images' spacing shared by every process (the store's rate, ``Wiring.pipeline``): given
+    # the spacing, it reserves the next start and returns how long to wait for it
+    shared: Callable[[float], Awaitable[float]] | None = None
     _next_image: float = 0.0
     _next_token: float = 0.0
     _paused_until: float = 0.0
@@ -119,6 +122,9 @@ class RateLimiter:
         return min(0.5 + 0.02 * self.window_s, 0.1 * self.window_s)
 
     async def acquire(self, tokens: int = 0) -> None:
+        if self.shared is not None and self.images_per_minute:
+            await self._acquire_shared(tokens)
+            return
         async with self._lock:
             now = self.clock()
             at = max(now, self._next_image, self._next_token, self._paused_until)
@@ -132,6 +138,25 @@ class RateLimiter:
             self.starts.append(at)
             if at > now:
                 await self.sleep(at - now)
+
+    async def _acquire_shared(self, tokens: int) -> None:
+        """The images' start slot comes from the store (every process shares it), taken only once
+        a pause (a 429's Retry-After) is over, so the starts after a pause stay spaced."""
+        assert self.shared is not None and self.images_per_minute
+        while (pause := self._paused_until - self.clock()) > 0:
+            await self.sleep(pause)
+        if self.tokens_per_minute and tokens:
+            async with self._lock:
+                now = self.clock()
+                at = max(now, self._next_token)
+                self._next_token = at + self.window_s * tokens / self.tokens_per_minute * self.SAFETY
+            if at > now:
+                await self.sleep(at - now)
+        # spaced so that the window plus the jitter allowance holds the limit
+        wait = await self.shared((self.window_s + self.margin_s) / self.images_per_minute)
+        self.starts.append(self.clock() + max(0.0, wait))
+        if wait > 0:
+            await self.sleep(wait)
 
     def pause(self, seconds: float) -> None:
         """Hold every start for ``seconds`` (a 429 or an exhausted x-ratelimit budget)."""

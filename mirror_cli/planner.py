@@ -12,7 +12,7 @@ from . import prompts, safety
 from .config import ConfigSet, ModelEntry
 from .errors import ConfigError, RunStoppedError, UsageError
 from .imaging import Photo
-from .models import AvatarRecord, ImageRequest, Persona, Progress, Reference
+from .models import PHOTO_ROLE, AvatarRecord, ImageRequest, Persona, Progress, Reference
 from .pricing import estimate, output_tokens_estimate, per_image_output
 from .providers.base import ImageProvider
 from .stores.base import Store
@@ -402,7 +402,7 @@ class Planner:
             ref_bytes.append(data)
 
         if photo is not None:
-            add("photo of the person", photo.data, photo.mime)
+            add(PHOTO_ROLE, photo.data, photo.mime)
         elif anchor is not None:
             add("identity anchor", self.store.read_image(anchor.image_path), "image/webp", anchor.id)
         if previous is not None and references and previous.id != (anchor.id if anchor else None):

@@ -169,6 +169,34 @@ class Spool:
     def remove(self, uid: str, key: str) -> None:
         self._path(uid, key).unlink(missing_ok=True)
 
+    def header(self, uid: str, key: str) -> dict[str, Any] | None:
+        """An entry's header alone (its first line; the image is not read); None when absent or unreadable."""
+        try:
+            with open(self._path(uid, key), "rb") as fh:
+                head = fh.readline(1 << 16)
+            meta = json.loads(head)
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def forget_photo_markers(self, uid: str) -> tuple[int, list[str]]:
+        """Withdrawn photo consent: remove the user's gate-retry markers of jobs drawn from their
+        photo (the retry would send the photo again); returns how many, and the rejected images
+        they name. A
+        paid photo image still here is the user's avatar-to-be: the next sweep stores it."""
+        removed, rejected = 0, []
+        folder = self.root / uid
+        keys = sorted(p.name.removesuffix(SUFFIX) for p in folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+        for key in keys:
+            meta = self.header(uid, key)
+            if meta is None or not meta.get("photo") or meta.get("state") != "gate_retry":
+                continue
+            self.remove(uid, key)
+            removed += 1
+            if meta.get("rejected"):
+                rejected.append(str(meta["rejected"]))
+        return removed, rejected
+
     def pending(self) -> list[tuple[str, str]]:
         """(user, request key) of every spooled entry (paid images and gate-retry markers)."""
         if not self.root.exists():

@@ -76,22 +76,15 @@ class TickPlan:
         }
 
 
+@dataclass
 class NightlyTick:
     """Plans one tick on a profile store (the core runs the jobs, then calls ``finish``)."""
 
-    def __init__(
-        self,
-        store: ProfileStore,
-        window: Window,
-        default_zone: str,
-        queries: list[DueQuery],
-        specs_for: Callable[[Persona, int], list[JobSpec]],
-    ) -> None:
-        self.store = store
-        self.window = window
-        self.default_zone = default_zone
-        self.queries = queries
-        self.specs_for = specs_for
+    store: ProfileStore
+    window: Window
+    default_zone: str
+    queries: list[DueQuery]
+    specs_for: Callable[[Persona, int], list[JobSpec]]
 
     def zone_of(self, persona: Persona) -> ZoneInfo:
         return zone(persona.timezone or self.default_zone)

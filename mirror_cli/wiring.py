@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
-from .clock import Clock, parse_instant, starting_at, system_clock, today
+from .clock import Clock, parse_instant, starting_at, system_clock, today, wall_clock
 from .config import ConfigSet, RateLimit
 from .fallbacks import FallbackSet
 from .pacing import RateLimiter
@@ -105,7 +105,11 @@ class Wiring:
     def pipeline(self, planner: Planner | None = None, max_cost: float | None = None) -> Pipeline:
         limits = self.configs.limits
         rate = limits.rate_limits.get(self.model_name)
-        limiter = RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s) if rate else None
+        limiter = (
+            RateLimiter(rate.images_per_minute, rate.tokens_per_minute, rate.window_s, shared=self._shared_pace)
+            if rate
+            else None
+        )
         if limiter is None and self.settings.provider != "local":
             limiter = RateLimiter()  # no configured rate: paced only once the server says its limit
         return Pipeline(
@@ -134,6 +138,17 @@ class Wiring:
             deadline_s=self.settings.store_timeout_s + self.settings.store_retry_s,
             stall_s=self.settings.store_timeout_s,
         )
+
+    async def _shared_pace(self, interval_s: float) -> float:
+        """The images' spacing across every process on this store (its rate record for the model):
+        the next start is reserved; how long from now to wait for it."""
+        bucket = f"images.{self.model_name}"
+        while True:
+            asked = wall_clock().timestamp()
+            got = await self.store_calls(self.store.take_rate, bucket, interval_s, 1, 3600.0, asked)
+            if got.taken:  # from now, not from the asking: the store call's own time is spent
+                return float(asked + got.wait_s - wall_clock().timestamp())
+            await asyncio.sleep(min(60.0, got.wait_s))  # over an hour of starts reserved ahead: look again
 
     def _default_concurrency(self, rate: RateLimit | None) -> int:
         """The provider decides: one job per core for a local renderer, the pacing limit

@@ -1,9 +1,11 @@
 """Queue workers: each message is one avatar job (user + target), run through the same core as
-every other edge. A message is acked only once its job reached an end that a retry would not
-change (stored, cached, degraded to a fallback, refused by a limit or bad data); a job that
-failed for a reason that may pass (provider outage, store unreachable, held elsewhere) is given
-back and redelivered, and set aside by the queue after its max attempts. Redelivery never pays
-twice: the core's claims, spool and cache dedupe paid work.
+every other edge. A message for a user who was erased (or is being erased) is acked without
+work: Pub/Sub cannot delete it, so the worker drops it. A message is acked only once its job
+reached an end that a retry would not change (stored, cached, degraded to a fallback, refused
+by a limit or bad data); a job that failed for a reason that may pass (provider outage, store
+unreachable, held elsewhere) is given back and redelivered, and set aside by the queue after
+its max attempts. Redelivery never pays twice: the core's claims, spool and cache dedupe paid
+work.
 
 ``enqueue_due`` is the nightly tick's other half: it publishes the due jobs instead of running
 them, so workers scale out beyond fixed shards."""
@@ -11,12 +13,14 @@ them, so workers scale out beyond fixed shards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import MirrorError
+from .errors import MirrorError, UsageError
+from .stores.base import ErasureStore
 from .stores.queue import JobQueue, QueueMessage
 
 if TYPE_CHECKING:
@@ -66,6 +70,17 @@ async def enqueue_due(core: Mirror, queue: JobQueue, shard: Shard | None = None,
     return n
 
 
+def user_erased(store: object, uid: str) -> bool:
+    """Whether ``uid`` has a tombstone (an erasure done or under way) in ``store``; an id that is
+    not one is left to the job, which refuses it by name."""
+    if not isinstance(store, ErasureStore) or not uid:
+        return False
+    try:
+        return store.is_erased(uid)
+    except UsageError:
+        return False
+
+
 class Worker:
     def __init__(
         self,
@@ -95,6 +110,7 @@ class Worker:
         """Keep up to ``batch`` messages running: a slot that frees is filled at once (one slow job
         never holds up the others); on stop, the running ones finish first."""
         running: set[asyncio.Task[None]] = set()
+        await self.core.store_calls(self._warm)
         stopping = asyncio.create_task(self.stop.wait())
         try:
             while not self.stop.is_set():
@@ -119,6 +135,13 @@ class Worker:
         finally:
             stopping.cancel()
         return self.stats
+
+    def _warm(self) -> None:
+        """Make the provider's client (the SDK's import and set-up take a second or more) before
+        the first start slot is taken: a first request that reaches the provider late would be
+        bunched with the next process's, over the shared images-per-minute limit."""
+        with contextlib.suppress(Exception):
+            getattr(self.core.provider, "client", None)
 
     async def _handle(self, message: QueueMessage) -> None:
         try:
@@ -152,6 +175,10 @@ class Worker:
 
     async def _run(self, message: QueueMessage) -> bool:
         body = message.body
+        if await self.core.store_calls(user_erased, self.core.store, str(body.get("user_id", ""))):
+            # a message published before the user was erased (Pub/Sub cannot delete it): dropped
+            self._count("erased")
+            return True
         try:
             report = await self.core.agenerate(
                 [str(body["user_id"])], str(body["target"]), regenerate=bool(body.get("regenerate"))

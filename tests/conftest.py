@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from openai_server import FakeOpenAI  # noqa: E402
 
 from mirror_cli.core import Mirror  # noqa: E402
+from mirror_cli.models import AvatarRecord  # noqa: E402
 from mirror_cli.resources import default_config_dir  # noqa: E402
 from mirror_cli.settings import load_settings  # noqa: E402
 
@@ -171,6 +172,26 @@ def firebase_env(emulators: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.setenv("MIRROR_FIREBASE_BUCKET", bucket)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     return {"project": project, "bucket": bucket}
+
+
+def avatar_record(uid: str = "u1", aid: str = "a1", target: str = "month", **fields: Any) -> AvatarRecord:
+    """An avatar's record as a test stores it: ``target`` of ``uid`` (its stage too, unless given),
+    a 1024 px medium image from the local renderer at ``avatars/<uid>/<target>-<aid>.webp``;
+    ``fields`` set any other field or override these."""
+    defaults: dict[str, Any] = {
+        "id": aid,
+        "user_id": uid,
+        "target": target,
+        "stage": target,
+        "request_key": "k" * 64,
+        "image_path": f"avatars/{uid}/{target}-{aid}.webp",
+        "width": 1024,
+        "height": 1024,
+        "provider": "local",
+        "model": "local",
+        "quality": "medium",
+    }
+    return AvatarRecord(**(defaults | fields))
 
 
 @pytest.fixture(params=["local", "firebase"])

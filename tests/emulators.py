@@ -70,7 +70,51 @@ def firestore_jar() -> Path:
     raise RuntimeError(HOW_TO_GET)
 
 
-class FirestoreEmulator:
+class ServerProcess:
+    """An emulator in a process group of its own, its output in a log file under LOGS (never a pipe
+    nobody reads), started and stopped the same way for each emulator."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def launch(self, name: str, port: int, cmd: list[str]) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{name}-{port}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+
+    def wait_http(self, url: str, what: str, timeout: float, every: float) -> None:
+        """Return once ``url`` answers; else stop the process and raise with the log's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except OSError:
+                time.sleep(every)
+        log = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+        self.stop()
+        raise RuntimeError(f"{what} did not start ({url}):\n{log}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM (after SIGCONT, for a test that paused it), SIGKILL if it does not exit."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class FirestoreEmulator(ServerProcess):
     """One official emulator process (the JVM itself, so SIGSTOP/SIGKILL reach the server)."""
 
     def __init__(self, rules: Path | None = ROOT / "firestore.rules") -> None:
@@ -79,32 +123,13 @@ class FirestoreEmulator:
             raise RuntimeError("Java is needed for the Firestore emulator. " + HOW_TO_GET)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"firestore-{self.port}.log"
         cmd = [java, "-Duser.language=en", "-cp", str(firestore_jar()), MAIN, "start"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         if rules is not None:
             cmd += ["--rules", str(rules)]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.wait_ready(timeout=240)  # a JVM per test worker on a loaded 2-core machine
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        log = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
-        self.kill()
-        raise RuntimeError(f"The Firestore emulator did not start on {self.host}:\n{log}")
+        self.launch("firestore", self.port, cmd)
+        # a JVM per test worker on a loaded 2-core machine
+        self.wait_http(f"http://{self.host}/", "The Firestore emulator", timeout=240, every=0.2)
 
     def warm(self, project: str, timeout: float = 60) -> None:
         """One query and one write through gRPC, so a fresh (or just resumed) JVM has its first
@@ -132,22 +157,8 @@ class FirestoreEmulator:
         )
         urllib.request.urlopen(req, timeout=10).close()
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGCONT)
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-class StorageEmulator:
+class StorageEmulator(ServerProcess):
     """fake-gcs-server (in-memory), its log in a file."""
 
     def __init__(self) -> None:
@@ -155,33 +166,10 @@ class StorageEmulator:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"gcs-{self.port}.log"
         cmd = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory"]
         cmd += ["-host", "127.0.0.1", "-port", str(self.port), "-external-url", self.url, "-log-level", "warn"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"fake-gcs-server did not start: {self.log_path.read_text(errors='replace')[-800:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGCONT)
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        self.launch("gcs", self.port, cmd)
+        self.wait_http(f"{self.url}/storage/v1/b", "fake-gcs-server", timeout=20, every=0.1)
 
 
 @dataclass
@@ -248,7 +236,7 @@ PUBSUB_LAUNCHERS = [
 ]
 
 
-class PubSubEmulator:
+class PubSubEmulator(ServerProcess):
     """The official Pub/Sub emulator (gcloud's pubsub-emulator component, Java) on a free port,
     its log in a file; what ``gcloud beta emulators pubsub start --host-port`` runs."""
 
@@ -261,29 +249,5 @@ class PubSubEmulator:
             )
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"pubsub-{self.port}.log"
-        cmd = [str(launcher), "--host=127.0.0.1", f"--port={self.port}"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"The Pub/Sub emulator did not start:\n{self.log_path.read_text(errors='replace')[-800:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.launch("pubsub", self.port, [str(launcher), "--host=127.0.0.1", f"--port={self.port}"])
+        self.wait_http(f"http://{self.host}/", "The Pub/Sub emulator", timeout=60, every=0.3)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,18 +18,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from emulators import ServerProcess, free_port
+
 HERE = Path(__file__).resolve().parent / "auth_emulator"
 CLI = HERE / "node_modules" / "firebase-tools" / "lib" / "bin" / "firebase.js"
 PROJECT = "demo-mirror-serve"  # a demo- project: firebase-tools then never calls a real Google service
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class AuthEmulator:
+class AuthEmulator(ServerProcess):
     def __init__(self, project: str = PROJECT, timeout_s: float = 120.0) -> None:
         if not CLI.exists():
             raise RuntimeError("The Auth emulator is not installed: run `make auth-emulator` (make test does).")
@@ -58,7 +52,8 @@ class AuthEmulator:
             "CI": "1",
             "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true",
         }
-        self.log = (self.dir / "emulator.log").open("w")
+        self.log_path = self.dir / "emulator.log"
+        self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [node, str(CLI), "emulators:start", "--only", "auth", "--project", project],
             cwd=self.dir,
@@ -134,13 +129,7 @@ class AuthEmulator:
         return uid, self.sign_in(email)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        super().stop()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

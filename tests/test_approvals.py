@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import avatar_record
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
@@ -117,19 +118,15 @@ def test_rerender_keeps_the_approval_of_an_unchanged_image_and_resets_a_changed_
 
 def _flagged(core, uid: str, aid: str, status: str = "flagged") -> AvatarRecord:
     ref, _ = core.store.put_image(uid, f"month-{aid}", f"image {aid}".encode(), None)
-    record = AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target="month",
-        stage="month",
+    record = avatar_record(
+        uid,
+        aid,
+        "month",
         request_key=aid * 8,
         image_path=ref,
-        width=1024,
-        height=1024,
         provider="openai",
         model="gpt-image-1.5",
-        quality="medium",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason="palette: too cold" if status == "flagged" else None,
         created_at=NOW + timedelta(minutes=len(aid)),
     )

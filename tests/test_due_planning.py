@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import make_config_dir
+from conftest import avatar_record, make_config_dir
 
 from mirror_cli.core import Shard
-from mirror_cli.models import AvatarRecord, Persona, Progress
+from mirror_cli.models import Persona, Progress
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -34,22 +34,7 @@ def _seed(core, n: int, due: set[int], fresh: set[int]) -> None:
         store.put_user(Persona(id=uid, name="U", progress=Progress(active_days=8 if i in due else 3)))
         if i in fresh:
             continue
-        store.put_avatar(
-            AvatarRecord(
-                id=f"a{i}",
-                user_id=uid,
-                target="newReflection",
-                stage="newReflection",
-                request_key="k" * 64,
-                image_path=f"avatars/{uid}/newReflection-a{i}.webp",
-                width=1024,
-                height=1024,
-                provider="local",
-                model="local",
-                quality="medium",
-                created_at=NOW,
-            )
-        )
+        store.put_avatar(avatar_record(uid, f"a{i}", "newReflection", created_at=NOW))
         store.raise_latest_rank(uid, 0)
 
 

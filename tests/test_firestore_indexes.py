@@ -25,9 +25,14 @@ from mirror_cli.stores.firebase.client import FirebaseClient
 Field = tuple[str, str]  # (field path, ASCENDING | DESCENDING)
 
 
-def required_index(query: Any) -> tuple[str, tuple[Field, ...]] | None:
-    """(collection group, fields) of the composite index ``query`` needs; None when Firestore's
-    automatic single-field indexes serve it."""
+Need = tuple[str, str, tuple[Field, ...]]  # (collection group, query scope, fields)
+
+
+def required_index(query: Any) -> Need | None:
+    """(collection group, scope, fields) of the index ``query`` needs that Firestore does not make
+    by itself; None when its automatic single-field indexes serve it. Those exist for a
+    collection's queries only: a collection-group query on one field needs that field's
+    COLLECTION_GROUP index declared (a field override), on two or more a composite index."""
     from google.cloud.firestore_v1.types import StructuredQuery
 
     query = getattr(query, "_nested_query", query)  # count() wraps the query it counts
@@ -54,18 +59,29 @@ def required_index(query: Any) -> tuple[str, tuple[Field, ...]] | None:
         (o.field.field_path, direction[o.direction]) for o in pb.order_by if o.field.field_path != "__name__"
     ]
     named = {f for f, _ in orders}
-    orders += [(f, "ASCENDING") for f in sorted(ranged - named)]  # Firestore's implicit order
+    orders += [(f, "ASCENDING") for f in sorted(ranged - named - {"__name__"})]  # Firestore's implicit order
     fields = [(f, "ASCENDING") for f in sorted(equal - {f for f, _ in orders})] + orders
-    if len(fields) <= 1:
-        return None
-    return pb.from_[0].collection_id, tuple(fields)
+    group = pb.from_[0]
+    scope = "COLLECTION_GROUP" if group.all_descendants else "COLLECTION"
+    if len(fields) > 1 or (fields and scope == "COLLECTION_GROUP"):
+        return group.collection_id, scope, tuple(fields)
+    return None
 
 
-def declared(indexes: dict[str, Any], collection: str, need: tuple[Field, ...]) -> bool:
-    """An index of the collection whose leading fields are the query's equality fields (in any
-    order) followed by exactly its ordered fields."""
+def declared(indexes: dict[str, Any], collection: str, scope: str, need: tuple[Field, ...]) -> bool:
+    """A single field of a collection group: a field override giving the field that index in
+    that scope. Otherwise an index of the collection (in the query's scope) whose leading fields
+    are the query's equality fields (in any order) followed by exactly its ordered fields."""
+    if len(need) == 1:
+        (field, order), *_ = need
+        return any(
+            o["collectionGroup"] == collection
+            and o["fieldPath"] == field
+            and {"order": order, "queryScope": scope} in o.get("indexes", [])
+            for o in indexes.get("fieldOverrides", [])
+        )
     for idx in indexes["indexes"]:
-        if idx["collectionGroup"] != collection or idx.get("queryScope", "COLLECTION") != "COLLECTION":
+        if idx["collectionGroup"] != collection or idx.get("queryScope", "COLLECTION") != scope:
             continue
         fields = tuple((f["fieldPath"], f.get("order", "ASCENDING")) for f in idx["fields"])
         if len(fields) != len(need):
@@ -111,6 +127,7 @@ def _workload(core: Any, clock: PinnedClock) -> None:
     store.list_reports(status="open", uid="ix0")
     store.report_counts()
     store.report_counts(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+    core.erase_user("ix1")  # every concern's deletion, the run-job rows by a collection-group query
 
 
 @pytest.fixture
@@ -131,13 +148,13 @@ def test_every_query_of_the_firestore_store_has_its_composite_index(firebase_env
     finally:
         FirebaseClient.query_log = None
     needs = {req for q in log if (req := required_index(q)) is not None}
-    by_collection = {c for c, _ in needs}
-    assert {"users", "ledger", "avatar_cache", "reports", "avatars"} <= by_collection, (
-        needs
-    )  # the workload reached them
+    by_collection = {c for c, _, _ in needs}
+    # the workload reached them
+    assert {"users", "ledger", "avatar_cache", "reports", "avatars"} <= by_collection, needs
     # the nightly tick's query, windowed and sharded, is among them
     assert (
         "users",
+        "COLLECTION",
         (
             ("latest_rank", "ASCENDING"),
             ("progress.active_days", "ASCENDING"),
@@ -145,8 +162,29 @@ def test_every_query_of_the_firestore_store_has_its_composite_index(firebase_env
             ("shard", "ASCENDING"),
         ),
     ) in needs
+    # erasure's one collection-group query: the run-job rows of a user across runs
+    groups = {n for n in needs if n[1] == "COLLECTION_GROUP"}
+    assert groups == {("jobs", "COLLECTION_GROUP", (("user_id", "ASCENDING"),))}
     missing = sorted(n for n in needs if not declared(indexes, *n))
-    assert missing == [], f"declare these composite indexes in firestore.indexes.json: {missing}"
+    assert missing == [], f"declare these indexes in firestore.indexes.json: {missing}"
+
+
+def test_the_declared_field_overrides_are_exactly_the_collection_group_queries(indexes):
+    """A field override replaces the field's automatic indexes: it keeps the collection-scope
+    ones (ascending, descending, array-contains) and adds exactly the collection-group index the
+    erasure query needs, nothing broader."""
+    assert indexes["fieldOverrides"] == [
+        {
+            "collectionGroup": "jobs",
+            "fieldPath": "user_id",
+            "indexes": [
+                {"order": "ASCENDING", "queryScope": "COLLECTION"},
+                {"order": "DESCENDING", "queryScope": "COLLECTION"},
+                {"arrayConfig": "CONTAINS", "queryScope": "COLLECTION"},
+                {"order": "ASCENDING", "queryScope": "COLLECTION_GROUP"},
+            ],
+        }
+    ]
 
 
 def test_a_missing_index_is_found(indexes):
@@ -166,11 +204,20 @@ def test_a_missing_index_is_found(indexes):
     need = required_index(query)
     assert need == (
         "users",
+        "COLLECTION",
         (("latest_rank", "ASCENDING"), ("progress.active_days", "ASCENDING"), ("next_window", "ASCENDING")),
     )
     assert declared(indexes, *need)
     fewer = {"indexes": [i for i in indexes["indexes"] if [f["fieldPath"] for f in i["fields"]][-1] != "next_window"]}
     assert not declared(fewer, *need)
+    # a collection-group query on one field needs its COLLECTION_GROUP field override
+    run_jobs = db.collection_group("jobs").where(filter=FieldFilter("user_id", "==", "u"))
+    need = required_index(run_jobs)
+    assert need == ("jobs", "COLLECTION_GROUP", (("user_id", "ASCENDING"),))
+    assert declared(indexes, *need)
+    assert not declared({**indexes, "fieldOverrides": []}, *need)
+    one_run = db.collection("runs").document("r").collection("jobs")
+    assert required_index(one_run.where(filter=FieldFilter("user_id", "==", "u"))) is None
     # an equality-only or single-field query needs no composite index
     assert required_index(db.collection("users").where(filter=FieldFilter("latest_rank", "==", 0))) is None
     assert required_index(db.collection("runs").order_by("created_at")) is None
@@ -178,4 +225,4 @@ def test_a_missing_index_is_found(indexes):
     ledger = (
         db.collection("ledger").where(filter=FieldFilter("seq", "<", "~")).where(filter=FieldFilter("uid", "==", "u"))
     )
-    assert required_index(ledger) == ("ledger", (("uid", "ASCENDING"), ("seq", "ASCENDING")))
+    assert required_index(ledger) == ("ledger", "COLLECTION", (("uid", "ASCENDING"), ("seq", "ASCENDING")))

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from conftest import avatar_record
 
-from mirror_cli.models import AvatarRecord, Persona, Progress
+from mirror_cli.models import Persona, Progress
 from mirror_cli.settings import load_settings
 from mirror_cli.stores.firebase import FirebaseStore
 
@@ -105,22 +106,7 @@ def seeded(firebase_env, emulators, tmp_path):
     store = FirebaseStore(load_settings({"data_dir": tmp_path / "d"}))
     for uid in ("alice", "bob"):
         store.put_user(Persona(id=uid, name=uid.title(), progress=Progress(active_days=3)))
-        store.put_avatar(
-            AvatarRecord(
-                id=f"a-{uid}",
-                user_id=uid,
-                target="newReflection",
-                stage="newReflection",
-                request_key="k" * 64,
-                image_path=f"avatars/{uid}/newReflection-a-{uid}.webp",
-                width=1024,
-                height=1024,
-                provider="local",
-                model="local",
-                quality="medium",
-                created_at=datetime.now(UTC),
-            )
-        )
+        store.put_avatar(avatar_record(uid, f"a-{uid}", "newReflection", created_at=datetime.now(UTC)))
     store.flush_ops()  # writes store_ops/{day}
     host, project = emulators.firestore.host, firebase_env["project"]
     yield {

@@ -7,8 +7,9 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+from conftest import avatar_record
 
-from mirror_cli.models import AvatarRecord, JobTimings, LedgerEvent
+from mirror_cli.models import JobTimings, LedgerEvent
 from mirror_cli.stores.local import MIGRATIONS, LocalStore
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -73,20 +74,7 @@ def test_migration_keeps_older_rows_readable(tmp_path):
     for number, script in enumerate(MIGRATIONS[:4], start=1):
         db.executescript(script)
         db.execute(f"PRAGMA user_version={number}")
-    old = AvatarRecord(
-        id="a0",
-        user_id="u1",
-        target="month",
-        stage="month",
-        request_key="k" * 64,
-        image_path="avatars/u1/month-a0.webp",
-        width=8,
-        height=8,
-        provider="local",
-        model="local",
-        quality="low",
-        created_at=NOW,
-    )
+    old = avatar_record("u1", "a0", "month", width=8, height=8, quality="low", created_at=NOW)
     body = old.model_dump_json(exclude={"timings"})
     db.execute("INSERT INTO avatars VALUES (?, ?, ?, ?, ?)", ("a0", "u1", "month", NOW.isoformat(), body))
     db.close()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import avatar_record
 from serve_support import auth_env, bearer, live, new_user, serve_settings
 
 from mirror_cli.errors import NotFoundError, ReportLimitError, UnknownReportError, UsageError
@@ -26,19 +27,14 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 def _avatar(store: Store, uid: str = "u1", aid: str = "a1", minutes: int = 0, target: str = "month") -> AvatarRecord:
     ref, thumb = store.put_image(uid, f"{target}-{aid}", b"IMG" + aid.encode(), b"TH")
-    record = AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target=target,
-        stage=target,
-        request_key="k" * 64,
+    record = avatar_record(
+        uid,
+        aid,
+        target,
         image_path=ref,
         thumb_path=thumb,
-        width=1024,
-        height=1024,
         provider="openai",
         model="gpt-image-1",
-        quality="medium",
         prompt=f"a portrait {aid}",
         created_at=NOW + timedelta(minutes=minutes),
     )
@@ -168,6 +164,9 @@ def test_a_hidden_avatar_is_served_nowhere_and_never_bought_again_unasked(make_c
     assert dry.status == "degraded" and dry.estimate_usd == 0
     with pytest.raises(NotFoundError, match="no avatar"):
         select_avatar(core, "maya", week.id)
+
+    core.purge_cache(everything=True, user="maya")  # a hidden avatar is kept for the operator's decision
+    assert core.store.get_avatar("maya", week.id) and core.store.read_image(week.image_path)
 
     resolve_report(core.store, report.id, "restore", by="operator:t", note="ok", now=NOW)
     back = core.generate(["maya"], "firstWeek").outcomes[0]
@@ -307,6 +306,8 @@ def test_operators_list_show_and_resolve_reports(tmp_path):
     assert code == 2 and "cannot be shown again" in out["message"]
     code, out = _cli("usage", *at)
     assert out["summary"]["reports"] == {"filed": 1, "open": 0, "resolved": 1, "restored": 0, "removed": 1}
+    assert _cli("usage", "--user", "maya", *at)[1]["summary"]["reports"]["removed"] == 1  # one user's
+    assert _cli("usage", "--user", "leo", *at)[1]["summary"]["reports"]["filed"] == 0
     human = CliRunner().invoke(app, ["usage", *at])
     assert "reports filed: 1 (0 open, 1 resolved: 0 restored, 1 removed)" in human.stdout
     # the removed stage is answered with the previous avatar, never bought again unasked

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, avatar_record
 from serve_support import LiveServer
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
-from mirror_cli.models import AvatarRecord
 from mirror_cli.review.app import create_review_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,19 +37,15 @@ def review_core(make_core):
         png = (core.fallbacks.folders[1].folder / "month" / "dark-fro.webp").read_bytes()
         ref, _ = core.store.put_image("maya", f"month-{aid}", png if status == "ok" else png[::-1][:100] + png, None)
         core.store.put_avatar(
-            AvatarRecord(
-                id=aid,
-                user_id="maya",
-                target="month",
-                stage="month",
+            avatar_record(
+                "maya",
+                aid,
+                "month",
                 request_key=aid * 16,
                 image_path=ref,
-                width=1024,
-                height=1024,
                 provider="openai",
                 model="gpt-image-1.5",
-                quality="medium",
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 reason="palette: too cold" if status == "flagged" else None,
                 created_at=NOW.replace(minute=minute),
             )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import avatar_record
 from serve_support import auth_env, bearer, live, new_user, serve_settings  # noqa: F401
 from test_firestore_rules import DENIED, OK, seeded  # noqa: F401
 from typer.testing import CliRunner
@@ -52,21 +53,7 @@ def test_selections_current_and_counted_per_stage(store):
 
 def _avatar(core, uid: str, aid: str, stage: str, status: str = "ok") -> AvatarRecord:
     ref, _ = core.store.put_image(uid, f"{stage}-{aid}", b"webp " + aid.encode(), None)
-    record = AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target=stage,
-        stage=stage,
-        request_key=aid * 8,
-        image_path=ref,
-        width=1024,
-        height=1024,
-        provider="local",
-        model="local",
-        quality="medium",
-        status=status,  # type: ignore[arg-type]
-        cues=[],
-    )
+    record = avatar_record(uid, aid, stage, request_key=aid * 8, image_path=ref, status=status, cues=[])
     core.store.put_avatar(record)
     return record
 

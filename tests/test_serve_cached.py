@@ -15,11 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import avatar_record
 from serve_support import LiveServer, auth_env, bearer, new_user, serve_settings
 
 from mirror_cli.clock import PinnedClock
 from mirror_cli.core import Mirror
-from mirror_cli.models import AvatarRecord, LedgerEvent, Progress
+from mirror_cli.errors import StoreError
+from mirror_cli.models import AvatarRecord, LedgerEvent, ModerationVerdict, Progress
 from mirror_cli.server.app import create_app
 from mirror_cli.server.cached import SignedUrls
 from mirror_cli.server.hits import HitCounter
@@ -150,8 +152,20 @@ def test_flagged_hidden_and_changed_looks_go_the_full_path(serve_settings, auth_
         later += timedelta(seconds=1)
         counting.put_avatar(record.model_copy(update={"id": "hidden", "hidden_by": "r1", "created_at": later}))
         assert fast() is None
-        # a record of another look (the user changed their appearance since): the full path decides
-        counting.put_avatar(record.model_copy(update={"id": "newer-ok", "created_at": later + timedelta(seconds=1)}))
+        # ... or whose image moderation has not said it may be shown (the check failed: pending)
+        later += timedelta(seconds=1)
+        pending = ModerationVerdict(verdict="pending", checked_at=later, detail="the check failed")
+        counting.put_avatar(record.model_copy(update={"id": "pending", "moderation": pending, "created_at": later}))
+        assert fast() is None
+        later += timedelta(seconds=1)
+        # a newer shown one is answered; one of another look (the user changed their appearance
+        # since) is the full path's to decide
+        clean = ModerationVerdict(verdict="clean", checked_at=later)
+        counting.put_avatar(
+            record.model_copy(
+                update={"id": "newer-ok", "moderation": clean, "created_at": later + timedelta(seconds=1)}
+            )
+        )
         assert fast()["avatar_id"] == "newer-ok"
         counting.put_avatar(
             record.model_copy(update={"id": "other", "look_key": "0" * 64, "created_at": later + timedelta(seconds=2)})
@@ -164,6 +178,34 @@ def test_flagged_hidden_and_changed_looks_go_the_full_path(serve_settings, auth_
         assert fast() is None
         # no profile, or a regenerate: not the cached path (the full path answers 409 / pays)
         assert asyncio.run(svc.cached.answer("nobody", "month", None)) is None
+    finally:
+        server.stop()
+
+
+class LatestFails(CountingStore):
+    """The counting store whose latest_avatar fails as a store outage does."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "latest_avatar":
+            self.calls[attr] += 1
+            raise StoreError("The store did not answer.", "Check the network.")
+        return super().__getattr__(attr)
+
+
+def test_a_store_failure_on_the_cached_path_leaves_the_answer_to_the_full_path(serve_settings, auth_env, openai_env):
+    settings = serve_settings(store="local")
+    core = Mirror(settings, owns_process=False)
+    failing = LatestFails(core.store)
+    core.__dict__["store"] = failing
+    server = LiveServer(create_app(settings, core=core))
+    try:
+        uid, token = new_user(auth_env, failing)
+        with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+            assert c.post("/avatar/generate", json=_body(uid)).json()["status"] == "generated"
+            failing.calls.clear()
+            again = c.post("/avatar/generate", json=_body(uid))
+        assert again.status_code == 200 and again.json()["status"] == "cached", again.text
+        assert failing.calls["latest_avatar"] == 1 and failing.calls["list_avatars"] >= 1  # the full path answered
     finally:
         server.stop()
 
@@ -215,19 +257,7 @@ class FlakyLedger(LocalStore):
 
 
 def _avatar(uid: str, aid: str) -> AvatarRecord:
-    return AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target="month",
-        stage="month",
-        request_key="k" * 64,
-        image_path=f"avatars/{uid}/month-{aid}.webp",
-        width=64,
-        height=64,
-        provider="local",
-        model="local",
-        quality="medium",
-    )
+    return avatar_record(uid, aid, "month", width=64, height=64)
 
 
 def test_a_failed_flush_is_retried_under_the_same_ids_and_booked_once(tmp_path):

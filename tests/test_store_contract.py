@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import avatar_record
 
 from mirror_cli.models import AvatarRecord, LedgerEvent, Persona, Progress, TokenUsage
 from mirror_cli.stores.base import CacheEntry, Caps, DueQuery, JobState, LimitReached, RunInfo, Store
@@ -15,20 +16,7 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _record(uid="u1", aid="a1", target="month", when=NOW) -> AvatarRecord:
-    return AvatarRecord(
-        id=aid,
-        user_id=uid,
-        target=target,
-        stage="month",
-        request_key="k" * 64,
-        image_path=f"avatars/{uid}/{target}-{aid}.webp",
-        width=1024,
-        height=1024,
-        provider="local",
-        model="local",
-        quality="medium",
-        created_at=when,
-    )
+    return avatar_record(uid, aid, target, stage="month", created_at=when)
 
 
 def test_implements_protocol(store):

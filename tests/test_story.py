@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, ROOT, avatar_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,20 +51,7 @@ def _progress(cfg: ConfigSet, stage: str) -> Progress:
 
 
 def _record(stage: str, cues: list[str] | None) -> AvatarRecord:
-    return AvatarRecord(
-        id=f"a-{stage}",
-        user_id="demo",
-        target=stage,
-        stage=stage,
-        request_key="k" * 64,
-        image_path=f"avatars/demo/{stage}.webp",
-        width=1024,
-        height=1024,
-        provider="local",
-        model="local",
-        quality="medium",
-        cues=cues,
-    )
+    return avatar_record("demo", f"a-{stage}", stage, image_path=f"avatars/demo/{stage}.webp", cues=cues)
 
 
 def _story(cfg: ConfigSet, voice: str, old: str, new: str) -> str:

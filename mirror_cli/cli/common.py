@@ -158,6 +158,7 @@ class Edge:
     debug: bool = False
     verbose: bool = False
     via: str = "sync"
+    report: Path | None = None  # --report FILE: the run's JSON report is also written there
 
     def settings(self) -> Settings:
         """The settings of this command: its flags over the environment, mirror.yaml and defaults."""
@@ -178,8 +179,17 @@ class Edge:
 
     def run(self, fn: Callable[[Mirror], T], *, progress: str | None = None) -> T:
         """Open the core, call ``fn(core)`` (with a progress display sized by the planned jobs when
-        ``progress`` names one), close the core; errors become an exit code and a message."""
-        return self.guard(lambda: self._with_core(fn, progress))
+        ``progress`` names one), close the core; errors become an exit code and a message. A
+        ``--report`` path is checked first: one that cannot be written costs nothing."""
+
+        def checked() -> T:
+            if self.report is not None:
+                from .outputs import check_output_file
+
+                check_output_file(self.report)
+            return self._with_core(fn, progress)
+
+        return self.guard(checked)
 
     def _with_core(self, fn: Callable[[Mirror], T], progress: str | None) -> T:
         core = self.open()
@@ -254,6 +264,25 @@ class Edge:
         elif human is not None:
             human()
 
+    def emit_table(
+        self,
+        summary: dict[str, Any],
+        table: tuple[str, Sequence[str], Sequence[Sequence[Any]]],
+        *,
+        items: Sequence[Any] | None = None,
+        jobs: Sequence[Any] | None = None,
+        empty: str | None = None,
+    ) -> None:
+        """A result whose human form is one table, ``(title, columns, rows)``; ``empty`` is its
+        caption when it has no rows."""
+
+        def human() -> None:
+            from .. import console
+
+            console.table(*table, caption=None if table[2] else empty)
+
+        self.emit(summary, items=items, jobs=jobs, human=human)
+
     def emit_line(self, summary: dict[str, Any], line: str, *, items: Sequence[Any] = ()) -> None:
         """A result whose human form is one line on stdout."""
         self.emit(summary, items=items, human=lambda: typer.echo(line))
@@ -300,15 +329,14 @@ def render_report(
     *,
     title: str,
     batch: bool = False,
-    report_file: Path | None = None,
     notes: Sequence[str] = (),
 ) -> NoReturn:
     """A run's report: JSON, or a summary table for batch runs (per-job rows with --verbose,
     and always for the failed jobs), and ``notes`` on stderr; then the exit code that says how the
     run went.
 
-    ``report_file`` was checked before the run (cli/outputs.py); its folder is made here. Should writing it fail
-    anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
+    ``edge.report`` (--report) was checked before the run (``Edge.run``); its folder is made here.
+    Should writing it fail anyway, the JSON goes to stdout (whatever the output mode: the report is never lost), the
     error to stderr, and the exit code is the run's own, or 2 when the run itself went well."""
     summary = report.summary()
     # what the run did not do, and what image moderation said (JSON: summary.notes)
@@ -317,6 +345,7 @@ def render_report(
         summary["notes"] = list(notes)
     jobs = [o.to_dict() for o in report.outcomes]
     code = report_exit(report)
+    report_file = edge.report
     if report_file is not None:
         from ..errors import redact
 
@@ -351,6 +380,7 @@ def render_report(
 
 # The output options a command with an ``edge`` parameter shows, in --help order, with their defaults.
 OUTPUT_PARAMS: dict[str, tuple[Any, Any]] = {
+    "report": (ReportOpt, None),
     "via": (ViaOpt, "sync"),
     "verbose": (VerboseOpt, False),
     "as_json": (JsonOpt, False),

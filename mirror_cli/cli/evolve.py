@@ -5,7 +5,6 @@ from .common import (
     DryRunOpt,
     Edge,
     MaxCostOpt,
-    ReportOpt,
     ResumeOpt,
     ShardOpt,
     option,
@@ -13,7 +12,6 @@ from .common import (
     render_report,
     with_settings,
 )
-from .outputs import check_output_file
 
 DueOpt = Annotated[
     bool,
@@ -63,7 +61,7 @@ OverrideCanaryOpt = Annotated[
 
 
 @with_settings
-@outputs("via", "verbose", "as_json", "debug")
+@outputs("report", "via", "verbose", "as_json", "debug")
 def evolve(
     edge: Edge,
     user: Annotated[str | None, option("--user", "-u", metavar="USER", help="User id.")] = None,
@@ -75,7 +73,6 @@ def evolve(
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
-    report: ReportOpt = None,
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
     override_canary: OverrideCanaryOpt = False,
@@ -99,7 +96,6 @@ def evolve(
     if enqueue:
         _enqueue(edge, due, dry_run, shard, any_hour)
         return
-    edge.guard(lambda: check_output_file(report))  # before anything is spent
     if metrics_file is not None:
         from ..telemetry.export import check_metrics_file
 
@@ -109,7 +105,7 @@ def evolve(
         from .run_metrics import export_run_metrics
 
         edge.guard(lambda: export_run_metrics(result, metrics_file, pushgateway, shard))
-    render_report(result, edge, title="evolve", batch=due, report_file=report)
+    render_report(result, edge, title="evolve", batch=due)
 
 
 def _enqueue(edge: Edge, with_due: bool, dry_run: bool, shard: str | None, any_hour: bool) -> None:

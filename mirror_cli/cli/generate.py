@@ -4,7 +4,6 @@ from .common import (
     DryRunOpt,
     Edge,
     MaxCostOpt,
-    ReportOpt,
     ResumeOpt,
     ShardOpt,
     option,
@@ -12,11 +11,10 @@ from .common import (
     render_report,
     with_settings,
 )
-from .outputs import check_output_file
 
 
 @with_settings
-@outputs("via", "verbose", "as_json", "debug")
+@outputs("report", "via", "verbose", "as_json", "debug")
 def generate(
     edge: Edge,
     user: Annotated[list[str] | None, option("--user", "-u", metavar="USER", help="User id (repeatable).")] = None,
@@ -37,7 +35,6 @@ def generate(
     max_cost: MaxCostOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
-    report: ReportOpt = None,
 ) -> None:
     """Generate one stage (or trilogy kind) for a user, several users, or --all."""
     from ..core import Mirror, Shard
@@ -56,6 +53,5 @@ def generate(
             regenerate=regenerate,
         )
 
-    edge.guard(lambda: check_output_file(report))  # before anything is spent
     result = edge.run(call, progress=f"generate {stage}")
-    render_report(result, edge, title=f"generate {stage}", batch=all_users, report_file=report)
+    render_report(result, edge, title=f"generate {stage}", batch=all_users)

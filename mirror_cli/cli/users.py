@@ -33,19 +33,11 @@ def list_users(edge: Edge) -> None:
 
     rows = edge.run(call)
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "users",
-            ["user", "name", "active days", "stage reached", "latest avatar", "time zone"],
-            [tuple(r.values()) for r in rows],
-            caption=None
-            if rows
-            else "no users yet: 'mirror users import FILE.yaml' or 'mirror users import --examples'",
-        )
-
-    edge.emit({"users": len(rows)}, items=rows, human=human)
+    columns = ["user", "name", "active days", "stage reached", "latest avatar", "time zone"]
+    empty = "no users yet: 'mirror users import FILE.yaml' or 'mirror users import --examples'"
+    edge.emit_table(
+        {"users": len(rows)}, ("users", columns, [tuple(r.values()) for r in rows]), items=rows, empty=empty
+    )
 
 
 @app.command("import", cls=MirrorCommand)
@@ -193,12 +185,18 @@ def consent(
     who = f"operator:{(by or getpass.getuser())[:60]}"
 
     def call(core: Any) -> dict[str, Any]:
-        persona = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
-        return {"user": user, "scope": scope, **persona.consent[scope].model_dump(mode="json")}
+        change = core.record_consent(user, scope, granted=not withdraw, terms_version=terms, recorded_by=who)
+        record = change.persona.consent[scope].model_dump(mode="json")
+        return {"user": user, "scope": scope, **record, "deleted": change.deleted}
 
     out = edge.run(call)
     state = "withdrawn" if withdraw else "granted"
-    edge.emit_line(out, f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})")
+    gone = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in out["deleted"].items())
+    edge.emit_line(
+        out,
+        f"{user}: {scope} consent {state} (terms {terms}, by {who}, at {out['at']})"
+        + (f"; deleted what was kept of the photo: {gone}" if gone else ""),
+    )
 
 
 @app.command("delete", cls=MirrorCommand)

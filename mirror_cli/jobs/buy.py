@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import pricing
 from ..errors import RunStoppedError
-from ..models import ImageResult
+from ..models import PHOTO_ROLE, ImageResult
 from ..pacing import ProviderFailure, call_with_retries
 from ..telemetry import hooks
 from ..telemetry.timing import step
@@ -153,4 +153,6 @@ class Buyer:
             "created_at": self.ctx.now().isoformat(),
             "attempt": attempt,  # "retry": the gate's second request, never retried again
             "estimate_usd": job.estimate_usd,
+            # drawn from the person's photo: withdrawing photo consent removes what is left of it
+            "photo": any(ref.role == PHOTO_ROLE for ref in job.request.references),
         }

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from ..models import ImageRequest
+from ..models import PHOTO_ROLE, ImageRequest
 from .base import Capabilities, ProviderContext
 from .openai import EXT, OpenAIProvider, classify, request_body
 
@@ -29,11 +29,12 @@ class OpenAIBatchProvider(OpenAIProvider):
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
-        # sha256 -> {"id": file id, "at": unix time}: the run's record holds it (BatchRunner
-        # binds it to run.params["uploads"]), so a resubmission reuses the uploads.
+        # sha256 -> {"id": file id, "at": unix time, "users": [who it was uploaded for], "photo":
+        # a person's photo}: the run's record holds it (BatchRunner binds it to
+        # run.params["uploads"]), so a resubmission reuses the uploads and erasure finds them.
         self.uploaded: dict[str, dict[str, Any]] = {}
 
-    async def upload_reference(self, data: bytes, mime: str) -> str:
+    async def upload_reference(self, data: bytes, mime: str, owner: str = "", photo: bool = False) -> str:
         digest = hashlib.sha256(data).hexdigest()
         known = self.uploaded.get(digest)
         if known is None or time.time() - float(known.get("at", 0)) > REUSE_UPLOAD_S:
@@ -45,8 +46,12 @@ class OpenAIBatchProvider(OpenAIProvider):
                 )
             except Exception as exc:
                 raise classify(exc) from exc
-            self.uploaded[digest] = {"id": f.id, "at": time.time()}
-        return str(self.uploaded[digest]["id"])
+            self.uploaded[digest] = {"id": f.id, "at": time.time(), "users": [], "photo": False}
+        entry = self.uploaded[digest]
+        if owner and owner not in entry.setdefault("users", []):
+            entry["users"].append(owner)
+        entry["photo"] = bool(entry.get("photo")) or photo
+        return str(entry["id"])
 
     async def delete_file(self, file_id: str) -> bool:
         """Delete a file we uploaded or a batch produced; a file already gone is fine."""
@@ -60,14 +65,14 @@ class OpenAIBatchProvider(OpenAIProvider):
             raise classify(exc) from exc
         return True
 
-    async def line(self, custom_id: str, request: ImageRequest) -> tuple[str, dict[str, Any]]:
-        """(endpoint, JSONL line) for one request."""
+    async def line(self, custom_id: str, request: ImageRequest, owner: str = "") -> tuple[str, dict[str, Any]]:
+        """(endpoint, JSONL line) for one request; its uploads are recorded as ``owner``'s."""
         body = request_body(request)
         url = "/v1/images/generations"
         if request.references:
             url = "/v1/images/edits"
             body["images"] = [
-                {"file_id": await self.upload_reference(data, ref.mime)}
+                {"file_id": await self.upload_reference(data, ref.mime, owner, ref.role == PHOTO_ROLE)}
                 for ref, data in zip(request.references, request.reference_bytes, strict=True)
             ]
             if request.input_fidelity:

@@ -5,6 +5,7 @@ library versions. ``render_image`` is what a worker process runs (see ``pool``).
 
 from __future__ import annotations
 
+import functools
 import io
 from importlib.metadata import version
 from pathlib import Path
@@ -29,8 +30,11 @@ __all__ = [
 ]
 
 
+@functools.cache
 def library_versions() -> str:
-    """The versions that decide how an avatar looks; part of every local request key."""
+    """The versions that decide how an avatar looks; part of every local request key (read once
+    per process: installed packages do not change under it, and reading their metadata costs
+    more than a cached answer of the server)."""
     return "dicebear-core={};dicebear-styles={};resvg-py={};{}".format(
         version("dicebear-core"), version("dicebear-styles"), version("resvg-py"), RENDERER_VERSION
     )

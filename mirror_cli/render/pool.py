@@ -62,21 +62,23 @@ def pool() -> ProcessPoolExecutor:
         return _pool
 
 
-def reset() -> None:
-    """Drop a broken pool (a worker was killed); the next call starts a fresh one."""
+def _drop(wait: bool) -> None:
+    """Forget the pool (the next call starts a fresh one) and shut it down, cancelling what waits."""
     global _pool
     with _lock:
         old, _pool = _pool, None
     if old is not None:
-        old.shutdown(wait=False, cancel_futures=True)
+        old.shutdown(wait=wait, cancel_futures=True)
+
+
+def reset() -> None:
+    """Drop a broken pool (a worker was killed) without waiting for it."""
+    _drop(wait=False)
 
 
 def shutdown() -> None:
-    global _pool
-    with _lock:
-        old, _pool = _pool, None
-    if old is not None:
-        old.shutdown(wait=True, cancel_futures=True)
+    """At exit: stop the workers and wait for them."""
+    _drop(wait=True)
 
 
 atexit.register(shutdown)

@@ -54,6 +54,32 @@ class RateLimiter:
             self._buckets = {k: v for k, v in self._buckets.items() if v[1] >= cutoff}
 
 
+async def limit_unauthenticated(core: Any, address: str, per_minute: int) -> None:
+    """Requests that end unauthenticated count against their client address, in the store (every
+    instance shares the count; the address itself is never stored): 429 past ``per_minute``."""
+    from ..clock import wall_clock
+    from ..errors import MirrorError
+    from ..stores.rates import ip_bucket
+
+    try:
+        got = await core.store_calls(
+            core.store.take_rate, ip_bucket(address), 60.0 / per_minute, per_minute, 0.0, wall_clock().timestamp()
+        )
+    except MirrorError as err:  # the store unreachable: the request is refused anyway (401)
+        logging.getLogger("mirror.serve").warning("the address rate could not be taken: %s", err.message)
+        return
+    if not got.taken:
+        wait = max(1, math.ceil(got.wait_s))
+        raise ProblemError(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"More than {per_minute} unauthenticated requests a minute from this address.",
+            f"Sign in and send 'Authorization: Bearer <ID token>'; wait {wait} s (Retry-After) before retrying.",
+            retry_after_s=wait,
+        )
+
+
 async def send_problem(send: Send, problem: Problem) -> None:
     body = problem.model_dump_json(exclude_none=True).encode()
     headers = [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]

@@ -125,6 +125,10 @@ class ConsentAnswer(BaseModel):
     at: datetime
     terms_version: str
     recorded_by: str
+    deleted: dict[str, int] = Field(
+        default_factory=dict,
+        description="A withdrawal of photo consent: what was kept of the photo and is now deleted, by kind.",
+    )
 
 
 class ErasureAnswer(BaseModel):
@@ -183,7 +187,7 @@ def users_router(auth: Any) -> APIRouter:
         forbid(who, user_id)
         core = request.app.state.service.core
         by = "app" if who.uid == user_id else "admin"
-        persona = await core.store_calls(
+        change = await core.store_calls(
             core.record_consent,
             user_id,
             body.scope,
@@ -191,7 +195,8 @@ def users_router(auth: Any) -> APIRouter:
             terms_version=body.terms_version,
             recorded_by=by,
         )
-        return ConsentAnswer(user_id=user_id, scope=body.scope, **persona.consent[body.scope].model_dump())
+        record = change.persona.consent[body.scope].model_dump()
+        return ConsentAnswer(user_id=user_id, scope=body.scope, **record, deleted=change.deleted)
 
     @router.delete(
         "/users/{user_id}",

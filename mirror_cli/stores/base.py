@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ..errors import NotFoundError, UsageError
 from ..models import AvatarRecord, LedgerEvent, Persona, Progress
 from ..registry import Registry
+from .rates import RateTaken
 from .reports import ReportStore
 
 if TYPE_CHECKING:
@@ -402,6 +403,9 @@ class LimitStore(Protocol):
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
     def settle(self, reservation: Reservation, actual: float) -> None: ...
     def release(self, reservation: Reservation) -> None: ...
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
+        """A rate shared by every process (``stores/rates.gcra`` on one record per bucket)."""
+        ...
 
 
 @runtime_checkable
@@ -520,7 +524,10 @@ class ErasureStore(Protocol):
     deletion per concern, each idempotent and returning how many rows/documents it removed.
     Spend stays: the ledger's events are re-keyed to the pseudonym, never deleted. Once the
     tombstone exists, the store refuses every write that would store the user again
-    (errors.UserErasedError)."""
+    (errors.UserErasedError). ``put_tombstone`` also marks the erasure as under way until
+    ``finish_erasure``; ``pending_erasures`` lists the users whose erasure a crash left half-done
+    (the nightly run finishes them); ``batch_runs`` are the runs with ``params.via ==
+    "batch-api"``, whose records hold the files uploaded to OpenAI."""
 
     def pseudonym(self, uid: str) -> str:
         """``erased-`` + a keyed hash (HMAC-SHA256) of the uid; the key is kept in the store."""
@@ -528,6 +535,9 @@ class ErasureStore(Protocol):
 
     def put_tombstone(self, uid: str, at: datetime) -> None: ...
     def is_erased(self, uid: str) -> bool: ...
+    def finish_erasure(self, uid: str) -> None: ...
+    def pending_erasures(self, limit: int) -> list[str]: ...
+    def batch_runs(self) -> list[RunInfo]: ...
     def forget_app_jobs(self, uid: str) -> int: ...
     def forget_queued(self, uid: str) -> int: ...
     def forget_claims(self, uid: str) -> int: ...

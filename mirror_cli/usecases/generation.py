@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..consent import require_consent
+from ..erasure import finish_pending_erasures
 from ..errors import UsageError
 from ..imaging import Photo, intake_photo, intake_photo_bytes
 from ..models import AvatarRecord, Persona, Progress, validate_user_id
@@ -56,10 +57,10 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
     """The avatar a generate of ``target`` (no regenerate) would answer from the cache, found
     with two reads by key — the profile, and the user's newest good avatar of the target — and no
     write but fresh metrics (stored as a generate stores them). It is that avatar only when it is
-    visible (status ok and no report hides it: never a flagged or hidden one) and has the look the user has now; the
-    newest good avatar of a target with this look is what ``Planner.plan`` serves as
-    ``Job.existing``. None: the full path decides (no or bad profile, no avatar, another look, an
-    avatar that is not ok or made before looks were kept)."""
+    visible (status ok, no report hides it, moderation neither flagged it nor left it pending) and
+    has the look the user has now: the newest shown avatar of a target with this look is what
+    ``Planner.plan`` serves as ``Job.existing``. None: the full path decides (no or bad profile,
+    no avatar, another look, an avatar that is not shown or made before looks were kept)."""
     try:
         who = w.store.get_user(validate_user_id(uid))
     except UsageError:  # a profile that does not validate: the full path names it
@@ -70,9 +71,10 @@ def cached_avatar(w: Wiring, planner: Planner, uid: str, target: str, progress: 
         who = set_progress(w, uid, progress, current=who)
     stage, look = planner.look_of(who, who.progress, target)
     record = w.store.latest_avatar(uid, target, OK_STATUSES)
-    if record is None or record.status != "ok" or not shown(record) or record.look_key != look or record.stage != stage:
+    if record is None or record.look_key != look or record.stage != stage:
         return None
-    return record
+    checked = record.moderation is None or record.moderation.shown  # never a pending or flagged image
+    return record if record.status == "ok" and shown(record) and checked else None
 
 
 async def _profiles(w: Wiring, uids: list[str], batch: bool) -> tuple[list[Persona], dict[str, str]]:
@@ -137,6 +139,10 @@ async def evolve(
         from ..canary import nightly_guard
 
         fingerprint = await w.store_calls(nightly_guard, w, override_canary)
+    erasures: dict[str, Any] | None = None
+    if due and not dry_run and (shard is None or shard.index == 0):
+        # erasures a crash left half-done are finished before anything is planned (shard 0 only)
+        erasures = await w.store_calls(finish_pending_erasures, w)
     if due:
         plan = await w.store_calls(plan_tick, w, shard, any_hour=any_hour, dry_run=dry_run)
         specs = plan.specs
@@ -153,4 +159,6 @@ async def evolve(
         if not dry_run and report.store_error is None:  # a stalled store: the users stay due
             await w.store_calls(nightly_tick(w).finish, plan, report.outcomes)
         report.tick = plan.summary(None if dry_run else report.outcomes)
+        if erasures is not None and (erasures["finished"] or erasures["failed"]):
+            report.tick["erasures"] = erasures
     return report

@@ -136,7 +136,10 @@ def purge_cache(
     age = None if everything else parse_age(older_than or "30d")
     users = [persona(w, user).id] if user else None
     uids = users or sorted({e.user_id for e in w.store.cache_entries()})
-    protected = {u: {r.id for r in timeline(w, u)} for u in uids}
+    # what a timeline shows, and what a report hides (the evidence an operator decides on)
+    protected = {
+        u: {r.id for r in timeline(w, u)} | {r.id for r in w.store.list_avatars(u) if r.hidden_by} for u in uids
+    }
     return purge(w.store, protected=protected, users=users, older_than=age, now=w.now(), dry_run=dry_run)
 
 

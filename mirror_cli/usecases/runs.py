@@ -130,6 +130,7 @@ async def _submit_batch(w: Wiring, pipeline: Pipeline, specs: list[JobSpec], run
 
     if run is None:
         run = start_run(w, "batch", {"via": "batch-api"}, None)
+    run.params["via"] = "batch-api"  # how erasure finds the runs that hold uploaded files (an evolve's too)
     await pipeline.ingest_leftovers(lambda uid: persona(w, uid))
     runner = BatchRunner(pipeline, w.provider, lambda uid: persona(w, uid))  # type: ignore[arg-type]
     return await runner.submit(specs, run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..consent import ConsentChange, forget_photo_data
+from ..consent import record_consent as record_photo_or_generation
 from ..errors import UnknownUserError
 from ..models import ConsentScope, Persona, Progress, validate_user_id
 from ..wiring import Wiring
@@ -63,11 +65,14 @@ def import_users(w: Wiring, personas: list[Persona]) -> list[str]:
 
 def record_consent(
     w: Wiring, uid: str, scope: ConsentScope, *, granted: bool, terms_version: str, recorded_by: str
-) -> Persona:
-    """Record (or withdraw) a user's consent to ``scope`` at the core's time."""
-    from ..consent import record_consent as record
-
-    return record(w.store, uid, scope, granted=granted, terms_version=terms_version, recorded_by=recorded_by, now=w.now)
+) -> ConsentChange:
+    """Record (or withdraw) a user's consent to ``scope`` at the core's time. Withdrawing photo
+    consent also deletes what was kept of the photo (consent.forget_photo_data)."""
+    persona = record_photo_or_generation(
+        w.store, uid, scope, granted=granted, terms_version=terms_version, recorded_by=recorded_by, now=w.now
+    )
+    deleted = forget_photo_data(w, uid) if scope == "photo" and not granted else {}
+    return ConsentChange(persona, deleted)
 
 
 def set_timezone(w: Wiring, uid: str, name: str | None) -> Persona:

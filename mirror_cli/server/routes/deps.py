@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 
 from ..auth import Caller
+from ..guards import limit_unauthenticated
 from ..problems import ProblemError, openapi_responses
 from ..service import Service
 
@@ -30,8 +31,15 @@ Svc = Annotated[Service, Depends(service)]
 
 
 async def caller(request: Request, svc: Svc, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """The verified caller of a request (401 otherwise), counted against their request rate."""
-    who = await svc.caller(authorization)
+    """The verified caller of a request (401 otherwise), counted against their request rate; a
+    request that ends unauthenticated counts against its address's rate (429 past it)."""
+    try:
+        who = await svc.caller(authorization)
+    except ProblemError as p:
+        if p.problem.status == 401:
+            address = request.client.host if request.client else "unknown"
+            await limit_unauthenticated(svc.core, address, svc.settings.serve_ip_rate_per_minute)
+        raise
     request.scope.setdefault("state", {})["uid"] = who.uid
     return who
 

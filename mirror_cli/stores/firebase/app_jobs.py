@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from ..base import AppJob
-from .client import FirebaseClient, _wrap
+from .client import FirebaseClient
 from .forget import delete_all, field_is
 
 
 class AppJobs(FirebaseClient):
     def put_app_job(self, job: AppJob) -> None:
-        try:
+        with self._rpc("writing a job", "writes"):
             self.db.collection("app_jobs").document(job.id).set(job.to_dict(), **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "writing a job") from exc
-        self._count("writes")
 
     def get_app_job(self, job_id: str) -> AppJob | None:
-        try:
+        with self._rpc("reading a job", "reads"):
             snap = self.db.collection("app_jobs").document(job_id).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading a job") from exc
-        self._count("reads")
         return AppJob.from_dict(snap.to_dict() or {}) if snap.exists else None
 
     def forget_app_jobs(self, uid: str) -> int:

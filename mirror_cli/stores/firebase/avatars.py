@@ -47,10 +47,8 @@ class Avatars(FirebaseClient):
         # No Firebase download token: a token URL never expires. Avatars are served by signed
         # URLs only; storage.rules lets a signed-in user read their own folder.
         blob.metadata = {"user": uid}
-        try:
+        with self._rpc(f"uploading {path}"):
             blob.upload_from_string(data, content_type="image/webp", **self._gcs)
-        except Exception as exc:
-            raise _wrap(exc, f"uploading {path}") from exc
         self._count("storage_writes")
         self._count("bytes_stored", len(data))
 
@@ -85,7 +83,7 @@ class Avatars(FirebaseClient):
         problem = self.url_signing_problem()
         if problem is not None:
             raise StoreError(f"Avatar URLs cannot be signed: {problem}.", SIGNING_FIX)
-        try:
+        with self._rpc(f"signing a URL for {ref}"):
             if _has_key(creds):
                 url: str = blob.generate_signed_url(version="v4", method="GET", credentials=creds, expiration=ttl)
                 return url
@@ -101,8 +99,6 @@ class Avatars(FirebaseClient):
                 access_token=creds.token,
             )
             return url
-        except Exception as exc:
-            raise _wrap(exc, f"signing a URL for {ref}") from exc
 
     def doctor_checks(self) -> list[dict[str, str | None]]:
         """`mirror doctor`'s lines for this store: where the credentials come from, and whether
@@ -133,10 +129,8 @@ class Avatars(FirebaseClient):
         )
 
     def image_size(self, ref: str) -> int:
-        try:
+        with self._rpc(f"reading the size of {ref}"):
             blob = self.bucket.get_blob(ref, **self._gcs)
-        except Exception as exc:
-            raise _wrap(exc, f"reading the size of {ref}") from exc
         return int(blob.size) if blob is not None and blob.size is not None else 0
 
     def delete_image(self, ref: str) -> None:
@@ -171,18 +165,13 @@ class Avatars(FirebaseClient):
         return True
 
     def get_avatar(self, uid: str, avatar_id: str) -> AvatarRecord | None:
-        try:
+        with self._rpc(f"reading avatar {avatar_id}", "reads"):
             snap = self._avatars(uid).document(avatar_id).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"reading avatar {avatar_id}") from exc
-        self._count("reads")
         return AvatarRecord.model_validate(snap.to_dict()) if snap.exists else None
 
     def list_avatars(self, uid: str) -> list[AvatarRecord]:
-        try:
+        with self._rpc(f"listing the avatars of {uid}"):
             docs = list(self._record(self._avatars(uid).order_by("created_at")).stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, f"listing the avatars of {uid}") from exc
         self._count("reads", max(1, len(docs)))
         records = [AvatarRecord.model_validate(d.to_dict()) for d in docs]
         return sorted(records, key=lambda r: (r.created_at, r.id))
@@ -198,28 +187,20 @@ class Avatars(FirebaseClient):
             .order_by("created_at", direction=Query.DESCENDING)
             .limit(1)
         )
-        try:
+        with self._rpc(f"reading the latest {target} avatar of {uid}", "reads"):
             docs = list(self._record(query).stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, f"reading the latest {target} avatar of {uid}") from exc
-        self._count("reads")
         return AvatarRecord.model_validate(docs[0].to_dict()) if docs else None
 
     def delete_avatar(self, uid: str, avatar_id: str) -> None:
-        try:
+        with self._rpc(f"deleting avatar {avatar_id}", "deletes"):
             self._avatars(uid).document(avatar_id).delete(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"deleting avatar {avatar_id}") from exc
-        self._count("deletes")
 
     def forget_avatars(self, uid: str) -> int:
         """Erasure: every Storage object under ``avatars/<uid>/`` (images, thumbnails, rejected
         images), listed a page at a time, then the avatar records."""
         prefix = f"avatars/{validate_user_id(uid)}/"
-        try:
+        with self._rpc(f"erasing {prefix}"):
             for blob in self.bucket.list_blobs(prefix=prefix, page_size=BATCH_BLOBS, **self._gcs):
                 blob.delete(**self._gcs)
                 self._count("storage_deletes")
-        except Exception as exc:
-            raise _wrap(exc, f"erasing {prefix}") from exc
         return delete_all(self, self._avatars(uid), "avatar records")

@@ -9,7 +9,7 @@ from ...models import validate_user_id
 from ..base import (
     CacheEntry,
 )
-from .client import FirebaseClient, _iso, _wrap
+from .client import FirebaseClient, _iso
 from .forget import delete_all, id_prefix
 
 
@@ -23,11 +23,8 @@ class Cache(FirebaseClient):
         return f"{validate_user_id(uid)}.{key}"  # '.' never occurs in a user id: ids cannot collide
 
     def cache_get(self, uid: str, request_key: str) -> CacheEntry | None:
-        try:
+        with self._rpc("reading the cache", "reads"):
             snap = self._cache().document(self._cache_id(uid, request_key)).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading the cache") from exc
-        self._count("reads")
         if not snap.exists:
             return None
         d = snap.to_dict() or {}
@@ -37,7 +34,7 @@ class Cache(FirebaseClient):
 
     def cache_put(self, entry: CacheEntry) -> None:
         doc_id = self._cache_id(entry.user_id, entry.request_key)
-        try:
+        with self._rpc("writing the cache", "writes"):
             self._cache().document(doc_id).set(
                 {
                     "uid": entry.user_id,
@@ -48,9 +45,6 @@ class Cache(FirebaseClient):
                 },
                 **self._rt,
             )
-        except Exception as exc:
-            raise _wrap(exc, "writing the cache") from exc
-        self._count("writes")
 
     def cache_entries(self, uid: str | None = None) -> list[CacheEntry]:
         from google.cloud.firestore import FieldFilter
@@ -65,11 +59,8 @@ class Cache(FirebaseClient):
         return sorted(out, key=lambda e: e.created_at)
 
     def cache_delete(self, uid: str, request_key: str) -> None:
-        try:
+        with self._rpc("deleting a cache entry", "deletes"):
             self._cache().document(self._cache_id(uid, request_key)).delete(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "deleting a cache entry") from exc
-        self._count("deletes")
 
     def forget_cache(self, uid: str) -> int:
         """Erasure: the user's cache entries (ids ``<uid>.<request key>``)."""

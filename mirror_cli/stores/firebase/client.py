@@ -210,6 +210,17 @@ class FirebaseClient:
                 self._bucket = storage.bucket(self.bucket_name, app=self._app)
         return self._bucket
 
+    @contextlib.contextmanager
+    def _rpc(self, what: str, op: str | None = None) -> Iterator[None]:
+        """One call to Firebase: any failure becomes a user-worded StoreError naming ``what``
+        (``_wrap``); once it succeeds, one ``op`` ("reads", "writes", "deletes") is counted."""
+        try:
+            yield
+        except Exception as exc:
+            raise _wrap(exc, what) from exc
+        if op is not None:
+            self._count(op)
+
     def _count(self, op: str, n: int = 1) -> None:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         with self._ops_lock:
@@ -258,10 +269,8 @@ class FirebaseClient:
         last, first = start, True
         while True:
             page = query.where(filter=FieldFilter(field, ">=" if first and inclusive else ">", last))
-            try:
+            with self._rpc(what):
                 docs = list(self._record(page.order_by(field).limit(page_size)).stream(**self._rt))
-            except Exception as exc:
-                raise _wrap(exc, what) from exc
             self._count("reads", max(1, len(docs)))
             yield from docs
             if len(docs) < page_size:
@@ -273,10 +282,8 @@ class FirebaseClient:
 
     # --------------------------------------------------------------------------- accounting
     def op_counts(self, day: str) -> dict[str, int]:
-        try:
+        with self._rpc("reading operation counts"):
             snap = self.db.collection("store_ops").document(day).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading operation counts") from exc
         counts = {k: int(v) for k, v in (snap.to_dict() or {}).items()}
         with self._ops_lock:
             for (d, op), n in self._ops.items():

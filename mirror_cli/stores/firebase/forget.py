@@ -22,7 +22,7 @@ def delete_all(client: FirebaseClient, query: Any, what: str) -> int:
     n = 0
     try:
         while True:
-            docs = list(query.limit(BATCH).stream(**client._rt))
+            docs = list(client._record(query.limit(BATCH)).stream(**client._rt))
             if not docs:
                 return n
             batch = client.db.batch()

@@ -56,11 +56,9 @@ class Ledger(FirebaseClient):
         from google.cloud.firestore import FieldFilter
 
         collection = "usage_daily" if period == "day" else "usage_monthly"
-        try:
+        with self._rpc("reading usage counters"):
             query = self.db.collection(collection).where(filter=FieldFilter(period, "==", key))
             docs = list(self._record(query).stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, "reading usage counters") from exc
         self._count("reads", max(1, len(docs)))
         total: dict[str, int] = {}
         for d in docs:
@@ -105,9 +103,9 @@ class Ledger(FirebaseClient):
         batch of <= 500 writes (a create and a delete per event)."""
         pattern, n = id_pattern(uid), 0
         query = field_is(self.db.collection("ledger"), "uid", uid).limit(BATCH // 2)
-        try:
+        with self._rpc("re-keying the ledger"):
             while True:
-                docs = list(query.stream(**self._rt))
+                docs = list(self._record(query).stream(**self._rt))
                 if not docs:
                     return n
                 batch = self.db.batch()
@@ -120,5 +118,3 @@ class Ledger(FirebaseClient):
                 batch.commit(**self._rt)
                 self._count("writes", 2 * len(docs))
                 n += len(docs)
-        except Exception as exc:
-            raise _wrap(exc, "re-keying the ledger") from exc

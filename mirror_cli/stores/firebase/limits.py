@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..base import Caps, LimitReached, Reservation
+from ..rates import RateTaken, gcra
 from .client import MICRO, FirebaseClient, _iso, _wrap
 from .forget import delete_all, field_is, id_prefix
 
@@ -138,7 +139,7 @@ class Limits(FirebaseClient):
 
         _, _, budget = self._limit_docs(reservation)
         delta = round(actual * MICRO) - round(reservation.amount * MICRO)
-        try:
+        with self._rpc("settling a reservation"):
             batch = self.db.batch()
             if budget is not None and delta:
                 batch.set(budget, {"micro": Increment(delta)}, merge=True)
@@ -148,23 +149,48 @@ class Limits(FirebaseClient):
                 merge=True,
             )
             self._count("writes", len(batch.commit(**self._rt)))
-        except Exception as exc:
-            raise _wrap(exc, "settling a reservation") from exc
 
     def release(self, reservation: Reservation) -> None:
-        try:
+        with self._rpc("releasing a reservation", "writes"):
             self._apply(reservation, -1, round(reservation.amount * MICRO))
             self.db.collection("reservations").document(reservation.id).set(
                 {"state": "released"}, merge=True, **self._rt
             )
-        except Exception as exc:
-            raise _wrap(exc, "releasing a reservation") from exc
-        self._count("writes")
 
     def forget_reservations(self, uid: str) -> int:
         """Erasure: the user's reservations and daily counters (spend stays in the ledger)."""
         n = delete_all(self, field_is(self.db.collection("reservations"), "uid", uid), "reservations")
         return n + delete_all(self, id_prefix(self.db.collection("limits_users"), f"{uid}."), "daily limits")
+
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
+        """The bucket's TAT in ``rates/{bucket}``: read, then written only if unchanged since (a
+        precondition on its update time, or create() for a new bucket); a lost race reads again."""
+        from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
+        from google.cloud.firestore_v1 import LastUpdateOption
+
+        ref = self.db.collection("rates").document(bucket)
+        try:
+            for _ in range(20):
+                snap = ref.get(**self._rt)
+                self._count("reads")
+                answer, tat = gcra(
+                    float((snap.to_dict() or {})["tat"]) if snap.exists else None, now, interval_s, burst, max_wait_s
+                )
+                if not answer.taken:
+                    return answer
+                body = {"tat": tat, "expires_at": datetime.fromtimestamp(tat + 3600, UTC)}  # a TTL policy field
+                try:
+                    if snap.exists:
+                        ref.update(body, option=LastUpdateOption(snap.update_time), **self._rt)
+                    else:
+                        ref.create(body, **self._rt)
+                    self._count("writes")
+                    return answer
+                except (AlreadyExists, Conflict, FailedPrecondition, NotFound):
+                    continue  # another process took a start meanwhile
+        except Exception as exc:
+            raise _wrap(exc, "taking a rate") from exc
+        return RateTaken(False, interval_s)  # too contended now: try again after one interval
 
 
 def _slots_of(reservation_id: str) -> tuple[str, int, int]:

@@ -35,11 +35,8 @@ class Profiles(FirebaseClient):
 
     def get_user(self, uid: str) -> Persona | None:
         validate_user_id(uid)
-        try:
+        with self._rpc(f"reading user {uid}", "reads"):
             snap = self._users().document(uid).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"reading user {uid}") from exc
-        self._count("reads")
         return profile_or_error(uid, lambda: _persona(snap.to_dict())) if snap.exists else None
 
     def put_user(self, persona: Persona) -> None:
@@ -58,19 +55,16 @@ class Profiles(FirebaseClient):
             "progress_anchor": _anchor(persona.progress),
         }
         doc = self._users().document(persona.id)
-        try:
+        with self._rpc(f"writing user {persona.id}", "writes"):
             try:
                 doc.create({**body, "latest_rank": -1, "next_window": 0}, **self._rt)
             except (AlreadyExists, Conflict):
                 doc.set(body, merge=list(body), **self._rt)
                 self._count("writes")
-        except Exception as exc:
-            raise _wrap(exc, f"writing user {persona.id}") from exc
-        self._count("writes")
 
     def set_progress(self, uid: str, progress: Progress) -> None:
         validate_user_id(uid)
-        try:
+        with self._rpc(f"updating the progress of {uid}", "writes"):
             self._users().document(uid).update(
                 {
                     "progress": progress.model_dump(mode="json"),
@@ -79,9 +73,6 @@ class Profiles(FirebaseClient):
                 },
                 **self._rt,
             )
-        except Exception as exc:
-            raise _wrap(exc, f"updating the progress of {uid}") from exc
-        self._count("writes")
 
     def due_users(
         self, queries: list[DueQuery], buckets: tuple[int, int] = (0, SHARD_BUCKETS), page_size: int = PAGE
@@ -112,10 +103,8 @@ class Profiles(FirebaseClient):
             last = None
             while True:
                 page = query.start_after(last) if last is not None else query
-                try:
+                with self._rpc("finding the users who are due"):
                     docs = list(page.stream(**self._rt))
-                except Exception as exc:
-                    raise _wrap(exc, "finding the users who are due") from exc
                 self._count("reads", max(1, len(docs)))
                 for doc in docs:
                     yield read_profile(doc.id, partial(_persona, doc.to_dict())), q.latest_rank
@@ -149,18 +138,15 @@ class Profiles(FirebaseClient):
         self._count("writes")
 
     def due_index_version(self) -> int:
-        try:
+        with self._rpc("reading the due index version", "reads"):
             snap = self.db.collection("store_meta").document("due_index").get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading the due index version") from exc
-        self._count("reads")
         if snap.exists:
             return int((snap.to_dict() or {}).get("version", 0))
         # No version yet: when every profile already carries the due fields (a project that
         # started with this version), the index is complete; two count queries tell.
         from google.cloud.firestore import FieldFilter
 
-        try:
+        with self._rpc("checking the due index"):
             total = self._record(self._users().count()).get(**self._rt)[0][0].value
             # every due field at once: a profile has next_window only from version 2 on
             indexed = (
@@ -168,8 +154,6 @@ class Profiles(FirebaseClient):
                 .get(**self._rt)[0][0]
                 .value
             )
-        except Exception as exc:
-            raise _wrap(exc, "checking the due index") from exc
         self._count("reads", 2 + (total + indexed) // 1000)  # billed per 1,000 index entries
         if total == indexed:
             self.set_due_index_version(DUE_INDEX_VERSION)
@@ -177,18 +161,13 @@ class Profiles(FirebaseClient):
         return 0
 
     def set_due_index_version(self, version: int) -> None:
-        try:
+        with self._rpc("writing the due index version", "writes"):
             self.db.collection("store_meta").document("due_index").set({"version": version}, **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "writing the due index version") from exc
-        self._count("writes")
 
     def forget_profile(self, uid: str) -> int:
         """Erasure: the profile document (persona, progress, consent, selection, due fields)."""
         doc = self._users().document(validate_user_id(uid))
-        try:
+        with self._rpc("erasing a profile"):
             existed = doc.get(["shard"], **self._rt).exists
             doc.delete(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "erasing a profile") from exc
         return int(existed)

@@ -70,11 +70,8 @@ class Reports(FirebaseClient):
         return result
 
     def get_report(self, report_id: str) -> Report | None:
-        try:
+        with self._rpc(f"reading report {report_id}", "reads"):
             snap = self._reports().document(report_id).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"reading report {report_id}") from exc
-        self._count("reads")
         return _report(snap.to_dict()) if snap.exists else None
 
     def list_reports(
@@ -88,10 +85,8 @@ class Reports(FirebaseClient):
         if uid is not None:
             query = query.where(filter=FieldFilter("user_id", "==", validate_user_id(uid)))
         query = query.order_by("created_at", direction=Query.DESCENDING).limit(limit)
-        try:
+        with self._rpc("listing reports"):
             docs = list(self._record(query).stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, "listing reports") from exc
         self._count("reads", max(1, len(docs)))
         return sorted((_report(d.to_dict()) for d in docs), key=lambda r: (r.created_at, r.id), reverse=True)
 
@@ -113,10 +108,8 @@ class Reports(FirebaseClient):
                 tx.update(avatar, {"hidden_by": None if status == "restored" else done.id})
             return done
 
-        try:
+        with self._rpc(f"resolving report {report_id}"):
             done: Report | None = resolve(self.db.transaction())
-        except Exception as exc:
-            raise _wrap(exc, f"resolving report {report_id}") from exc
         self._count("reads", 2)
         self._count("writes", 2 if done else 0)
         return done
@@ -134,11 +127,8 @@ class Reports(FirebaseClient):
                 query = query.where(filter=FieldFilter("created_at", ">=", _iso(since)))
             if until is not None:
                 query = query.where(filter=FieldFilter("created_at", "<", _iso(until)))
-            try:
+            with self._rpc("counting reports", "reads"):
                 result = self._record(query).count().get(**self._rt)
-            except Exception as exc:
-                raise _wrap(exc, "counting reports") from exc
-            self._count("reads")
             n = int(result[0][0].value)
             if n:
                 counts[status] = n

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import Review, ReviewKind
-from .client import FirebaseClient, _wrap
+from .client import FirebaseClient
 from .forget import delete_all, id_prefix
 
 
@@ -21,19 +21,13 @@ class Reviews(FirebaseClient):
         return self.db.collection(f"{kind}_reviews")
 
     def get_review(self, kind: ReviewKind, key: str) -> Review | None:
-        try:
+        with self._rpc("reading a review", "reads"):
             snap = self._reviews(kind).document(_doc_id(key)).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading a review") from exc
-        self._count("reads")
         return Review.from_dict(snap.to_dict() or {}) if snap.exists else None
 
     def put_review(self, review: Review) -> None:
-        try:
+        with self._rpc("writing a review", "writes"):
             self._reviews(review.kind).document(_doc_id(review.key)).set(review.to_dict(), **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "writing a review") from exc
-        self._count("writes")
 
     def list_reviews(self, kind: ReviewKind, prefix: str = "") -> list[Review]:
         from google.cloud.firestore import FieldFilter
@@ -45,11 +39,8 @@ class Reviews(FirebaseClient):
         return [Review.from_dict(s.to_dict() or {}) for s in snaps]
 
     def delete_review(self, kind: ReviewKind, key: str) -> None:
-        try:
+        with self._rpc("deleting a review", "deletes"):
             self._reviews(kind).document(_doc_id(key)).delete(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "deleting a review") from exc
-        self._count("deletes")
 
     def forget_reviews(self, uid: str) -> int:
         """Erasure: reviews of the user's avatars (keys ``<uid>/<avatar id>``)."""

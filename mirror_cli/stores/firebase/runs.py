@@ -18,50 +18,36 @@ from .forget import delete_all, field_is, id_prefix
 class Runs(FirebaseClient):
     # --------------------------------------------------------------------------------- runs
     def create_run(self, run: RunInfo) -> None:
-        try:
+        with self._rpc("creating a run", "writes"):
             self.db.collection("runs").document(run.id).create(run.to_dict(), **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "creating a run") from exc
-        self._count("writes")
 
     def update_run(self, run: RunInfo) -> None:
-        try:
+        with self._rpc("updating a run", "writes"):
             self.db.collection("runs").document(run.id).set(run.to_dict(), **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "updating a run") from exc
-        self._count("writes")
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        try:
+        with self._rpc("reading a run", "reads"):
             snap = self.db.collection("runs").document(run_id.replace("/", "_")).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading a run") from exc
-        self._count("reads")
         return RunInfo.from_dict(snap.to_dict() or {}) if snap.exists else None
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         from google.cloud import firestore
 
-        try:
+        with self._rpc("listing runs"):
             docs = list(
                 self._record(
                     self.db.collection("runs").order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
                 ).stream(**self._rt)
             )
-        except Exception as exc:
-            raise _wrap(exc, "listing runs") from exc
         self._count("reads", max(1, len(docs)))
         return [RunInfo.from_dict(d.to_dict() or {}) for d in docs]
 
     def put_job_state(self, state: JobState) -> None:
         body = state.to_dict()
-        try:
+        with self._rpc("recording a job's state", "writes"):
             self.db.collection("runs").document(state.run_id).collection("jobs").document(state.job_id).set(
                 body, **self._rt
             )
-        except Exception as exc:
-            raise _wrap(exc, "recording a job's state") from exc
-        self._count("writes")
 
     def job_states(self, run_id: str) -> list[JobState]:
         jobs = self.db.collection("runs").document(run_id).collection("jobs")
@@ -161,20 +147,14 @@ class Runs(FirebaseClient):
             tx.update(ref, update)
             return True
 
-        try:
+        with self._rpc("renewing a job claim", "reads"):
             ok: bool = renew(transaction)
-        except Exception as exc:
-            raise _wrap(exc, "renewing a job claim") from exc
-        self._count("reads")
         self._count("writes")
         return ok
 
     def get_claim(self, key: str) -> Claim | None:
-        try:
+        with self._rpc("reading a job claim", "reads"):
             snap = self._claim_doc(key).get(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, "reading a job claim") from exc
-        self._count("reads")
         return Claim.from_dict(snap.to_dict() or {}) if snap.exists else None
 
     def release_claim(self, key: str, owner: str | None = None) -> None:
@@ -183,11 +163,8 @@ class Runs(FirebaseClient):
         self._forget_claim(key)
         ref = self._claim_doc(key)
         if owner is None:
-            try:
+            with self._rpc("releasing a job claim", "deletes"):
                 ref.delete(**self._rt)
-            except Exception as exc:
-                raise _wrap(exc, "releasing a job claim") from exc
-            self._count("deletes")
             return
         transaction = self.db.transaction()
 
@@ -197,11 +174,8 @@ class Runs(FirebaseClient):
             if snap.exists and (snap.to_dict() or {}).get("owner") == owner:
                 tx.delete(ref)
 
-        try:
+        with self._rpc("releasing a job claim", "deletes"):
             release(transaction)
-        except Exception as exc:
-            raise _wrap(exc, "releasing a job claim") from exc
-        self._count("deletes")
 
     def forget_claims(self, uid: str) -> int:
         """Erasure: claims on the user's request keys (ids ``<uid>__<request key>``)."""

@@ -12,7 +12,7 @@ from typing import Any
 from ...errors import UsageError
 from ...models import validate_user_id
 from ..base import Selection
-from .client import FirebaseClient, _iso, _wrap
+from .client import FirebaseClient, _iso
 from .forget import delete_all, field_is
 
 SELECTION_SHARDS = 10
@@ -38,19 +38,14 @@ class Selections(FirebaseClient):
             {"day": day, "stages": {selection.stage: Increment(1)}},
             merge=True,
         )
-        try:
+        with self._rpc(f"recording user {uid}'s selected avatar"):
             batch.commit(**self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"recording user {uid}'s selected avatar") from exc
         self._count("writes", 3)
 
     def get_selection(self, uid: str) -> Selection | None:
         validate_user_id(uid)
-        try:
+        with self._rpc(f"reading user {uid}'s selected avatar", "reads"):
             snap = self._users().document(uid).get(["selected_avatar"], **self._rt)
-        except Exception as exc:
-            raise _wrap(exc, f"reading user {uid}'s selected avatar") from exc
-        self._count("reads")
         chosen = (snap.to_dict() or {}).get("selected_avatar") if snap.exists else None
         if not isinstance(chosen, dict) or not chosen.get("avatar_id") or not chosen.get("selected_at"):
             return None
@@ -80,10 +75,8 @@ class Selections(FirebaseClient):
         return dict(sorted(counts.items()))
 
     def _stream(self, query: Any, what: str) -> list[Any]:
-        try:
+        with self._rpc(what):
             docs = list(query.stream(**self._rt))
-        except Exception as exc:
-            raise _wrap(exc, what) from exc
         self._count("reads", max(1, len(docs)))
         return docs
 

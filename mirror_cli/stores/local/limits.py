@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from ..base import Caps, LimitReached, Reservation
+from ..rates import RateTaken, gcra
 from .db import LocalDb
 from .schema import iso
 
@@ -70,3 +71,14 @@ class Limits(LocalDb):
     def forget_reservations(self, uid: str) -> int:
         """Erasure: the user's reservations (spend is kept by the ledger, under a pseudonym)."""
         return self._open().execute("DELETE FROM reservations WHERE uid = ?", (uid,)).rowcount
+
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
+        """The bucket's TAT is a meta row (``rate:<bucket>``), read and written in one transaction."""
+        key = f"rate:{bucket}"
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            answer, tat = gcra(float(row[0]) if row else None, now, interval_s, burst, max_wait_s)
+            if answer.taken:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, repr(tat)))
+        self._count("writes" if answer.taken else "reads")
+        return answer
