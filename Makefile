@@ -78,7 +78,8 @@ bench: dev auth-emulator emulators
 	$(PY) bench/identity_separation.py
 	$(PY) bench/gate_calibration.py
 	$(PY) bench/nightly_simulation.py
-	$(PY) bench/serve_latency.py
+	$(PY) bench/serve_latency.py --store local
+	$(PY) bench/serve_latency.py --store firebase
 	$(PY) bench/firebase_store.py
 	$(PY) bench/telemetry_overhead.py
 

@@ -18,9 +18,9 @@ Printed per row: p50/p95, requests per second, and the server's CPU per request 
 CPU time over the row / the requests it answered). Targets (issue #20): cached generate p95 <= 3x
 the store-read floor's p95; server CPU per cached generate <= 2x the list's.
 
-    .venv/bin/python bench/serve_latency.py [--store local|firebase] [--clients 50,100] [--requests 1500] [--paced]
+    .venv/bin/python bench/serve_latency.py [--store local|firebase] [--clients 50,100] [--requests 800] [--paced]
 
-Each store is a run of its own (about 2-3 minutes on 2 shared cores).
+Each store is a run of its own (3-4 minutes on 2 busy shared cores; the emulators start in it).
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", choices=["local", "firebase"], default="local")
     ap.add_argument("--clients", default="50,100", help="comma-separated numbers of concurrent clients")
-    ap.add_argument("--requests", type=int, default=1500, help="measured requests per row")
+    ap.add_argument("--requests", type=int, default=800, help="measured requests per row")
     ap.add_argument("--paced", action="store_true", help="also rows paced at --rate requests/s per client")
     ap.add_argument("--rate", type=float, default=1.0, help="requests per second per client in the paced rows")
     args = ap.parse_args()

@@ -9,7 +9,8 @@ never let a client write the field directly.
 Withdrawing photo consent stops every later use of a photo (``require_consent``) and deletes
 what was kept of it that is not one of the user's avatars (``forget_photo_data``): the files
 uploaded to OpenAI for their photo jobs, the cache entries of requests drawn from the photo, and
-the spool's retry markers of those jobs with the rejected images they name. The avatars stay
+the spool's retry markers of those jobs, and the images the quality gate rejected that were drawn
+from the photo (``rejected-photo-*``, found through their ledger lines). The avatars stay
 (the user's own; erasing the user removes them too).
 """
 
@@ -39,6 +40,7 @@ class ConsentChange:
 
 
 TERMS_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+_KEPT_AT = re.compile(r"kept at (\S*/rejected-photo-[^\s;,)]+)")  # a ledger line's note of a rejected photo image
 
 
 def record_consent(
@@ -97,12 +99,17 @@ def forget_photo_data(w: Wiring, uid: str) -> dict[str, int]:
         if entry.avatar_id in drawn:  # its request key hashes the photo: no request can use it again
             store.cache_delete(uid, entry.request_key)
             cache += 1
-    markers, rejected = w.spool.forget_photo_markers(uid)
-    for ref in rejected:
-        store.delete_image(ref)
+    markers, refs = w.spool.forget_photo_markers(uid)
+    # the gate's rejects drawn from the photo: named rejected-photo-*, each named by its ledger line
+    refs += [m.group(1) for e in store.iter_events(uid=uid) if (m := _KEPT_AT.search(e.detail or ""))]
+    rejected = 0
+    for ref in dict.fromkeys(refs):
+        if store.image_size(ref):
+            store.delete_image(ref)
+            rejected += 1
     return {
         "openai_files": forget_held_files(w, uid, photo_only=True),
         "cache_entries": cache,
         "spool_files": markers,
-        "rejected_images": len(rejected),
+        "rejected_images": rejected,
     }

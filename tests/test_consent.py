@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
 from mirror_cli.errors import ConsentError, ExitCode, UsageError
+from mirror_cli.models import PHOTO_ROLE, LedgerEvent
 from mirror_cli.profiles import ProfileUpdate, save_profile
 
 
@@ -134,6 +135,7 @@ def test_withdrawing_photo_consent_deletes_what_was_kept_of_the_photo(make_core,
     core = make_core(**flags)
     for uid in ("maya", "kenji"):
         core.record_consent(uid, "photo", granted=True, terms_version="v1", recorded_by="app")
+    openai_env.bad_next.append("blank")  # the first image fails the gate: kept as a rejected photo image
     core.trilogy("maya", _coloured_photo(tmp_path, "maya", (200, 150, 120)))  # three avatars drawn from it
     core.trilogy("kenji", _coloured_photo(tmp_path, "kenji", (90, 60, 40)))
     # a photo trilogy still in a batch: the photo is a file OpenAI holds until the batch is collected
@@ -144,24 +146,42 @@ def test_withdrawing_photo_consent_deletes_what_was_kept_of_the_photo(make_core,
     (kenji_file,) = _held_photo_files(core, "kenji")
     assert {maya_file, kenji_file} <= set(openai_env.files)
     # a gate retry of a photo job left in the spool, the rejected image it names, and a retry of another job
-    rejected, _ = core.store.put_image("maya", "rejected-past-abc", b"rejected", None)
+    rejected, _ = core.store.put_image("maya", "rejected-photo-past-abc", b"rejected", None)
     core.spool.mark_retry("maya", "p" * 64, {"user_id": "maya", "photo": True, "rejected": rejected})
     core.spool.mark_retry("maya", "q" * 64, {"user_id": "maya", "photo": False})
-    drawn = {r.id for r in core.store.list_avatars("maya")}
-    assert len(drawn) == 3 and {e.avatar_id for e in core.store.cache_entries("maya")} == drawn
+    # the trilogy's reject (named rejected-photo-*, noted by its paid ledger line), and one not drawn from the photo
+    (earlier,) = [
+        e.detail.rsplit("kept at ", 1)[1] for e in core.store.events(uid="maya") if "kept at" in (e.detail or "")
+    ]
+    assert "/rejected-photo-" in earlier and core.store.read_image(earlier)
+    other_reject, _ = core.store.put_image("maya", "rejected-month-ghi", b"rejected", None)
+    note = f"rejected by the quality gate (too dark); kept at {other_reject}"
+    core.store.record_event(LedgerEvent(ts=PINNED_NOW, user_id="maya", kind="generated", detail=note))
+    avatars = {r.id for r in core.store.list_avatars("maya")}
+    drawn = {r.id for r in core.store.list_avatars("maya") if any(ref.role == PHOTO_ROLE for ref in r.references)}
+    photo_cache = [e for e in core.store.cache_entries("maya") if e.avatar_id in drawn]
+    assert len(avatars) == 3 and len(drawn) >= 2 and len(photo_cache) == len(drawn)
     kenji_cache = core.store.cache_entries("kenji")
 
     change = core.record_consent("maya", "photo", granted=False, terms_version="v1", recorded_by="app")
     assert change.persona.consent["photo"].granted is False
-    assert change.deleted == {"openai_files": 1, "cache_entries": 3, "spool_files": 1, "rejected_images": 1}
+    assert change.deleted == {
+        "openai_files": 1,
+        "cache_entries": len(photo_cache),
+        "spool_files": 1,
+        "rejected_images": 2,
+    }
     # OpenAI no longer holds the photo; the other user's file stays
     assert maya_file in openai_env.deleted_files and maya_file not in openai_env.files
     assert kenji_file in openai_env.files and _held_photo_files(core, "maya") == set()
     # no cache entry of a photo request, no photo retry; the avatars stay (the user's own)
-    assert core.store.cache_entries("maya") == [] and {r.id for r in core.store.list_avatars("maya")} == drawn
+    assert not {e.avatar_id for e in core.store.cache_entries("maya")} & drawn
+    assert {r.id for r in core.store.list_avatars("maya")} == avatars
     assert core.spool.get("maya", "p" * 64) is None and core.spool.get("maya", "q" * 64) is not None
-    with pytest.raises(MirrorError):
-        core.store.read_image(rejected)
+    for ref in (rejected, earlier):
+        with pytest.raises(MirrorError):
+            core.store.read_image(ref)
+    assert core.store.read_image(other_reject) == b"rejected"
     assert core.store.cache_entries("kenji") == kenji_cache
     # a repeat deletes nothing more
     again = core.record_consent("maya", "photo", granted=False, terms_version="v1", recorded_by="app")

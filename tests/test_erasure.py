@@ -351,3 +351,25 @@ def test_erasure_on_firestore_crosses_the_batch_limit_a_page_at_a_time(firebase_
     assert len(pages) == 4 and all(q._limit == BATCH for q in pages)  # 500 + 500 + 200, then an empty page
     assert list(col.limit(1).stream()) == []
     assert store.db.collection("users").document(OTHER).collection("avatars").document("keep").get().exists
+
+
+def test_the_nightly_command_names_the_erasures_it_finished(data_dir, make_core):
+    """A crash right after the tombstone: `mirror evolve --due` finishes it and says so, by pseudonym."""
+    from mirror_cli.models import Persona
+
+    core = make_core(examples=False, now=lambda: NOW)
+    core.import_users([Persona(id=VICTIM, name="M"), Persona(id=OTHER, name="K")])
+    aliases = {uid: core.store.pseudonym(uid) for uid in (VICTIM, OTHER)}
+    core.store.put_tombstone(VICTIM, NOW)
+    flags = ["--data-dir", str(data_dir), "--now", NOW.isoformat()]
+    human = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", *flags])
+    assert human.exit_code == 0, human.output
+    said = " ".join(human.output.split())  # the totals sentence wraps at the terminal's width
+    assert f"1 unfinished erasure(s) completed {aliases[VICTIM]}" in said and VICTIM not in said
+    core.store.put_tombstone(OTHER, NOW)
+    done = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", "--json", *flags])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["summary"]["tick"]["erasures"] == {"finished": [aliases[OTHER]], "failed": 0}
+    assert core.store.get_user(VICTIM) is None and core.store.get_user(OTHER) is None
+    quiet = CliRunner().invoke(app, ["evolve", "--due", "--any-hour", *flags])
+    assert quiet.exit_code == 0 and "erasure" not in quiet.output  # nothing left to finish

@@ -20,6 +20,7 @@ from serve_support import LiveServer, auth_env, bearer, new_user, serve_settings
 
 from mirror_cli.clock import PinnedClock
 from mirror_cli.core import Mirror
+from mirror_cli.errors import StoreError
 from mirror_cli.models import AvatarRecord, LedgerEvent, ModerationVerdict, Progress
 from mirror_cli.server.app import create_app
 from mirror_cli.server.cached import SignedUrls
@@ -177,6 +178,34 @@ def test_flagged_hidden_and_changed_looks_go_the_full_path(serve_settings, auth_
         assert fast() is None
         # no profile, or a regenerate: not the cached path (the full path answers 409 / pays)
         assert asyncio.run(svc.cached.answer("nobody", "month", None)) is None
+    finally:
+        server.stop()
+
+
+class LatestFails(CountingStore):
+    """The counting store whose latest_avatar fails as a store outage does."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "latest_avatar":
+            self.calls[attr] += 1
+            raise StoreError("The store did not answer.", "Check the network.")
+        return super().__getattr__(attr)
+
+
+def test_a_store_failure_on_the_cached_path_leaves_the_answer_to_the_full_path(serve_settings, auth_env, openai_env):
+    settings = serve_settings(store="local")
+    core = Mirror(settings, owns_process=False)
+    failing = LatestFails(core.store)
+    core.__dict__["store"] = failing
+    server = LiveServer(create_app(settings, core=core))
+    try:
+        uid, token = new_user(auth_env, failing)
+        with httpx.Client(base_url=server.url + API, headers=bearer(token), timeout=60) as c:
+            assert c.post("/avatar/generate", json=_body(uid)).json()["status"] == "generated"
+            failing.calls.clear()
+            again = c.post("/avatar/generate", json=_body(uid))
+        assert again.status_code == 200 and again.json()["status"] == "cached", again.text
+        assert failing.calls["latest_avatar"] == 1 and failing.calls["list_avatars"] >= 1  # the full path answered
     finally:
         server.stop()
 

@@ -264,6 +264,25 @@ class Edge:
         elif human is not None:
             human()
 
+    def emit_table(
+        self,
+        summary: dict[str, Any],
+        table: tuple[str, Sequence[str], Sequence[Sequence[Any]]],
+        *,
+        items: Sequence[Any] | None = None,
+        jobs: Sequence[Any] | None = None,
+        empty: str | None = None,
+    ) -> None:
+        """A result whose human form is one table, ``(title, columns, rows)``; ``empty`` is its
+        caption when it has no rows."""
+
+        def human() -> None:
+            from .. import console
+
+            console.table(*table, caption=None if table[2] else empty)
+
+        self.emit(summary, items=items, jobs=jobs, human=human)
+
     def emit_line(self, summary: dict[str, Any], line: str, *, items: Sequence[Any] = ()) -> None:
         """A result whose human form is one line on stdout."""
         self.emit(summary, items=items, human=lambda: typer.echo(line))

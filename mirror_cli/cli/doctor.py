@@ -31,14 +31,6 @@ def doctor(edge: Edge) -> None:
         "checks": len(checks),
     }
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "mirror doctor",
-            ["check", "status", "detail", "fix"],
-            [(c["check"], c["status"], c["detail"], c.get("fix") or "") for c in checks],
-        )
-
-    edge.emit(summary, items=checks, human=human)
+    rows = [(c["check"], c["status"], c["detail"], c.get("fix") or "") for c in checks]
+    edge.emit_table(summary, ("mirror doctor", ["check", "status", "detail", "fix"], rows), items=checks)
     raise typer.Exit(int(ExitCode.CONFIG) if bad else 0)

@@ -45,20 +45,13 @@ def list_reports(
     """Reports, newest first; an open report's avatar is hidden until it is resolved."""
     rows = [_row(r) for r in edge.run(lambda core: core.list_reports(status, user, limit))]
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "reports" + (f" ({status})" if status else ""),
-            ["id", "user", "avatar", "reason", "status", "filed by", "filed"],
-            [
-                (r["id"], r["user"], r["avatar"], r["reason"], r["status"], r["filed_by"], _when(r["created_at"]))
-                for r in rows
-            ],
-            caption=None if rows else "no reports",
-        )
-
-    edge.emit({"reports": len(rows), "status": status, "user": user}, items=rows, human=human)
+    table = [
+        (r["id"], r["user"], r["avatar"], r["reason"], r["status"], r["filed_by"], _when(r["created_at"])) for r in rows
+    ]
+    title = "reports" + (f" ({status})" if status else "")
+    columns = ["id", "user", "avatar", "reason", "status", "filed by", "filed"]
+    summary = {"reports": len(rows), "status": status, "user": user}
+    edge.emit_table(summary, (title, columns, table), items=rows, empty="no reports")
 
 
 @app.command("show", cls=MirrorCommand)

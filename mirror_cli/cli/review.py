@@ -102,17 +102,10 @@ def list_items(
 
     rows = edge.run(call)
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "flagged avatars" if flagged else "fallback set",
-            ["key", "state", "by", "when", "note"],
-            [(r["key"], r["state"], r["by"] or "", (r["at"] or "")[:16], r["note"]) for r in rows],
-            caption=None if rows else "nothing to review",
-        )
-
-    edge.emit({"items": len(rows)}, items=rows, human=human)
+    table = [(r["key"], r["state"], r["by"] or "", (r["at"] or "")[:16], r["note"]) for r in rows]
+    title = "flagged avatars" if flagged else "fallback set"
+    columns = ["key", "state", "by", "when", "note"]
+    edge.emit_table({"items": len(rows)}, (title, columns, table), items=rows, empty="nothing to review")
 
 
 def _decide(edge: Edge, key: str, state: str | None, flagged: bool, by: str | None, note: str | None) -> None:

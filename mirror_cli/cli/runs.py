@@ -44,25 +44,21 @@ def runs(
         for r in found
     ]
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "runs",
-            ["id", "command", "created", "state", "counts"],
-            [
-                (
-                    r["id"],
-                    r["command"],
-                    r["created_at"][:19],
-                    r["state"],
-                    ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v),
-                )
-                for r in rows
-            ],
+    table = [
+        (
+            r["id"],
+            r["command"],
+            r["created_at"][:19],
+            r["state"],
+            ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v),
         )
-
-    edge.emit({"runs": len(rows), "limit": limit}, items=rows, human=human)
+        for r in rows
+    ]
+    edge.emit_table(
+        {"runs": len(rows), "limit": limit},
+        ("runs", ["id", "command", "created", "state", "counts"], table),
+        items=rows,
+    )
 
 
 @app.command("show", cls=MirrorCommand)
@@ -75,16 +71,15 @@ def show(
     run, jobs = edge.run(lambda core: core.run_detail(run_id))
     rows = [{"job": j.job_id, "state": j.state, "avatar_id": j.avatar_id, "detail": j.detail} for j in jobs]
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
+    edge.emit_table(
+        {"id": run.id, "command": run.command, "state": run.state, "counts": run.counts},
+        (
             f"run {run.id} ({run.state})",
             ["job", "state", "avatar", "detail"],
             [(r["job"], r["state"], r["avatar_id"], r["detail"]) for r in rows],
-        )
-
-    edge.emit({"id": run.id, "command": run.command, "state": run.state, "counts": run.counts}, jobs=rows, human=human)
+        ),
+        jobs=rows,
+    )
 
 
 @app.command("poll", cls=MirrorCommand)

@@ -33,19 +33,11 @@ def list_users(edge: Edge) -> None:
 
     rows = edge.run(call)
 
-    def human() -> None:
-        from .. import console
-
-        console.table(
-            "users",
-            ["user", "name", "active days", "stage reached", "latest avatar", "time zone"],
-            [tuple(r.values()) for r in rows],
-            caption=None
-            if rows
-            else "no users yet: 'mirror users import FILE.yaml' or 'mirror users import --examples'",
-        )
-
-    edge.emit({"users": len(rows)}, items=rows, human=human)
+    columns = ["user", "name", "active days", "stage reached", "latest avatar", "time zone"]
+    empty = "no users yet: 'mirror users import FILE.yaml' or 'mirror users import --examples'"
+    edge.emit_table(
+        {"users": len(rows)}, ("users", columns, [tuple(r.values()) for r in rows]), items=rows, empty=empty
+    )
 
 
 @app.command("import", cls=MirrorCommand)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import identity, imaging, messages
 from ..errors import MirrorError
 from ..identity import IdentityScore
-from ..models import AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
+from ..models import PHOTO_ROLE, AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
 from ..reporting import file_system_report
 from ..stores.base import CacheEntry
 from ..stores.reports import report_id
@@ -74,7 +74,7 @@ class Finisher:
         the retry, never with the first request again."""
         ctx = self.ctx
         kept = checked.webp or result.data
-        ref, _ = await ctx.io(ctx.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", kept, None)
+        ref, _ = await ctx.io(ctx.store.put_image, job.user_id, rejected_name(job), kept, None)
         detail = f"rejected by the quality gate ({'; '.join(checked.verdict.failures)}); kept at {ref}"
         await self.money.book_paid(
             self.money.paid_line(job, result, "generated", validation_ok=False, detail=detail), ":rejected"
@@ -84,9 +84,7 @@ class Finisher:
     async def keep_unusable(self, job: Job, result: ImageResult, verdict: Verdict, *, ingested: bool) -> Outcome:
         """Undecodable and no second try: keep the paid bytes for review, report it failed."""
         ctx = self.ctx
-        ref, _ = await ctx.io(
-            ctx.store.put_image, job.user_id, f"rejected-{job.target}-{job.avatar_id}", result.data, None
-        )
+        ref, _ = await ctx.io(ctx.store.put_image, job.user_id, rejected_name(job), result.data, None)
         detail = f"paid but unusable ({'; '.join(verdict.failures)}); kept at {ref}"
         await self.money.book_paid(
             self.money.paid_line(job, result, _kind(ingested), validation_ok=False, detail=detail)
@@ -270,7 +268,7 @@ class Finisher:
         cfg = ctx.configs.style.identity
         if not cfg.enabled or not identity.available_once()[0]:
             return None
-        anchor, _ = await ctx.io(ctx.planner.anchor_and_previous, job.user_id, job.target, job.stage)
+        anchor = job.anchor  # as the plan found it: a repeat of the job scores against the same one
         if anchor is None or anchor.target == job.target:
             return None  # this image is (or replaces) the anchor
         data = await ctx.io(ctx.store.read_image, anchor.image_path)
@@ -288,3 +286,10 @@ class Finisher:
 
 def _kind(ingested: bool) -> str:
     return "spool_ingest" if ingested else "generated"
+
+
+def rejected_name(job: Job) -> str:
+    """The stored name of a paid image the gate rejected; ``rejected-photo-`` when it was drawn
+    from the person's photo, so a withdrawal of photo consent finds it (consent.forget_photo_data)."""
+    photo = "photo-" if any(ref.role == PHOTO_ROLE for ref in job.request.references) else ""
+    return f"rejected-{photo}{job.target}-{job.avatar_id}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..clock import Clock, today
 from ..core import Mirror
+from ..errors import MirrorError
 from ..jobs import Outcome
 from ..models import JobTimings, Progress
 from ..planner import Planner
@@ -68,7 +69,10 @@ class CachedGenerate:
         """The response body of a cache hit, the same as the full path's; None on anything else."""
         started = time.perf_counter()
         core = self.core
-        record = await core.store_calls(core.cached_avatar, self.planner(), uid, target, progress)
+        try:
+            record = await core.store_calls(core.cached_avatar, self.planner(), uid, target, progress)
+        except MirrorError:  # the store failing, a model shut down: the full path answers as it did
+            return None
         if record is None:
             return None
         self.hits.add(record, target)
