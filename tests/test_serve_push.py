@@ -93,7 +93,7 @@ def test_a_pushed_job_is_run_within_the_request_and_a_redelivery_pays_nothing(pu
     again = httpx.post(server.url + PUSH, json=_envelope(job_message(uid, "month"), uid, 2), headers=auth, timeout=120)
     assert again.status_code == 204 and _images(openai_env) == 1
     # a 202 job whose instance died: taken over and answered in the store before the 204
-    past = datetime.now(UTC) - timedelta(seconds=30)
+    past = datetime.now(UTC) - timedelta(hours=1)
     params = {"user_id": uid, "target": "firstWeek", "progress": None, "regenerate": False}
     dead = AppJob(uuid.uuid4().hex, uid, "generate", "k", params, "gone:1:x", past, past)
     core.store.put_app_job(dead)

@@ -49,7 +49,7 @@ def _poll(c: httpx.Client, url: str, timeout_s: float = 120) -> httpx.Response:
 
 def _dead_job(core: Mirror, uid: str) -> AppJob:
     """What an instance killed mid-job leaves: a running job whose instance is gone, lease over."""
-    past = datetime.now(UTC) - timedelta(seconds=30)
+    past = datetime.now(UTC) - timedelta(hours=1)
     params = {"user_id": uid, "target": "month", "progress": None, "regenerate": False}
     job = AppJob(uuid.uuid4().hex, uid, "generate", "k", params, "gone:1:x", past, past)
     core.store.put_app_job(job)
