@@ -215,6 +215,12 @@ def test_photo_upload_limits_and_trilogy(serve_settings, live, auth_env, openai_
         assert made.status_code == 200, made.text
         avatars = made.json()["avatars"]
         assert len(avatars) == 3 and all("X-Goog-Signature=" in a["image_url"] for a in avatars)
+        # withdrawn: the cache entries of the three photo requests go, the avatars stay, a photo is refused again
+        withdrawn = c.post(f"/users/{uid}/consent", json={"scope": "photo", "granted": False, "terms_version": "v3"})
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert withdrawn.json()["granted"] is False and withdrawn.json()["deleted"]["cache_entries"] == 3
+        assert len(server.service.core.store.list_avatars(uid)) == 3
+        _problem(c.post("/avatar/trilogy", data={"user_id": uid}, files=photo), 403)
     assert len(openai_env.ledger) == 3
 
 

@@ -76,3 +76,51 @@ def test_a_job_whose_instance_stopped_is_finished_by_the_poller(serve_settings, 
         assert core.store.get_app_job(dead.id).state == "done"
         assert c.get(f"{b.url}{API}/jobs/{dead.id}").json()["avatar_id"] == done.json()["avatar_id"]
     assert images_bought(openai_env) == 1
+
+
+def test_a_finished_answer_polled_later_never_shows_an_avatar_hidden_since(serve_settings, live, auth_env, openai_env):
+    """A 202 answered, the job finished, then the user reported the avatar it made: polling the
+    job again (on the instance that ran it, from memory, and on another, from the store) answers
+    the user's latest shown avatar instead, and the stage's fallback once none is left, as a
+    generate that hits a hidden avatar in the cache does. Nothing is bought again."""
+    settings = serve_settings(limits=LIMITS, store="local", serve_wait_s=0.2)
+    a, b = live(settings), live(settings)
+    store = a.service.core.store
+    uid, token = new_user(auth_env, store)
+    with httpx.Client(headers=bearer(token), timeout=60) as c:
+        first = c.post(a.url + API + "/avatar/generate", json=_generate(uid, "newReflection"))
+        if first.status_code == 202:
+            first = poll_job(c, a.url + first.headers["location"], timeout_s=60)
+        assert first.status_code == 200, first.text
+        earlier = first.json()["avatar_id"]
+        openai_env.hold()
+        accepted = c.post(a.url + API + "/avatar/generate", json=_generate(uid, "firstWeek"))
+        assert accepted.status_code == 202, accepted.text
+        url = accepted.headers["location"]
+        openai_env.release()
+        done = poll_job(c, a.url + url, timeout_s=60)
+        assert done.status_code == 200 and done.json()["status"] == "generated", done.text
+        week = done.json()["avatar_id"]
+        deadline = time.monotonic() + 20  # the answer reaches the store just after the job ends
+        while store.get_app_job(accepted.json()["job_id"]).state != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.get(b.url + url).json()["avatar_id"] == week  # still shown: answered as it was
+        bought = images_bought(openai_env)
+
+        reported = c.post(f"{a.url}{API}/avatar/{week}/report", json={"reason": "offensive"})
+        assert reported.status_code == 201, reported.text
+        for server in (a, b):  # from memory, and from the store
+            again = c.get(server.url + url)
+            assert again.status_code == 200, again.text
+            body = again.json()
+            assert body["avatar_id"] == earlier and body["status"] == "degraded", body
+            assert body["is_fallback"] is False and body["image_url"] and body["evolution_stage"] == "newReflection"
+            assert body["target"] == "firstWeek" and week in body["reason"] and body["cost"] == done.json()["cost"]
+
+        assert c.post(f"{a.url}{API}/avatar/{earlier}/report", json={"reason": "not_me"}).status_code == 201
+        for server in (a, b):
+            body = c.get(server.url + url).json()
+            assert body["status"] == "fallback" and body["is_fallback"] is True, body
+            assert body["avatar_id"] is None and body["image_url"] is None
+        assert [x["avatar_id"] for x in c.get(f"{b.url}{API}/avatar/user/{uid}").json()] == []
+    assert images_bought(openai_env) == bought  # nothing bought again
