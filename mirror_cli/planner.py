@@ -142,6 +142,8 @@ class Job:
     tokens_estimate: int
     parts: prompts.PromptParts
     previous: AvatarRecord | None = None
+    # the identity anchor as the plan read it (the same-face check scores against it: no second listing)
+    anchor: AvatarRecord | None = None
     blocked: list[str] = field(default_factory=list)
     edit: bool = False
     look_key: str | None = None
@@ -243,13 +245,6 @@ class Planner:
             )
 
     # ---------------------------------------------------------------------------------------
-    def anchor_and_previous(self, uid: str, target: str, stage: str) -> tuple[AvatarRecord | None, AvatarRecord | None]:
-        """The identity anchor (the user's first good avatar) and the latest good avatar of an
-        earlier stage, as they were when ``target`` was first made: a repeat of the same job
-        then sees the same references and gets the same request key (a cache hit)."""
-        anchor, previous, _ = self._history(uid, target, stage)
-        return anchor, previous
-
     def _history(
         self, uid: str, target: str, stage: str
     ) -> tuple[AvatarRecord | None, AvatarRecord | None, list[AvatarRecord]]:
@@ -365,6 +360,7 @@ class Planner:
             tokens_estimate=tokens,
             parts=parts,
             previous=previous,
+            anchor=anchor,
             blocked=blocked,
             edit=edit,
             look_key=look,

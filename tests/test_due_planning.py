@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import avatar_record
+from conftest import avatar_record, make_config_dir
 
 from mirror_cli.core import Shard
 from mirror_cli.models import Persona, Progress
@@ -134,3 +134,32 @@ def test_the_nightly_command_reads_only_what_it_plans(core, fast_configs):
     assert result.exit_code == 0, result.output
     after = _reads(core())
     assert after - before <= 20, after - before
+
+
+def test_a_real_nightly_run_reads_at_most_three_firestore_documents_per_due_user(
+    firebase_env, make_core, tmp_path, openai_env
+):
+    """A real `evolve --due` (the loopback OpenAI server: claims, reservations, the cache, the
+    same-face anchor) reads <= 3 documents per due user, counted by the store itself, plus a
+    constant: the due queries' empty pages, the run's own records and the month's usage counter
+    shards the budget alerts read (at most 64)."""
+    store = "firebase"  # the goal is Firestore's bill (the local store counts SQL statements)
+    users, due_every = 40, 2
+    roomy = make_config_dir(tmp_path, {"system_daily": 1000, "per_user_daily": 10, "monthly_budget_usd": 1000})
+    flags = {"config_dir": roomy, "store": store, "provider": "openai", "base_url": openai_env.url}
+    first = make_core(examples=False, **flags)
+    people = [Persona(id=f"r{i:03d}", name="R") for i in range(users)]
+    first.import_users(people)
+    assert first.evolve(None, due=True, any_hour=True).count("generated") == users  # the anchors
+    for p in people[::due_every]:
+        first.store.set_progress(p.id, Progress(active_days=8))
+    first.close()
+    nightly = make_core(examples=False, **flags)
+    before = _reads(nightly)
+    report = nightly.evolve(None, due=True, any_hour=True)
+    nightly.close()
+    reads = _reads(make_core(examples=False, **flags)) - before
+    due = users // due_every
+    assert report.count("generated") == due, report.summary()
+    print(f"\n[reads/{store}] due={due} reads={reads} per_due={reads / due:.2f}")
+    assert reads <= 3 * due + 64 + 16, (reads, due)

@@ -51,8 +51,9 @@ def test_emulator_features_we_rely_on(fb):
 
 
 def test_images_are_private_with_metadata_and_no_download_token(fb, tmp_path, monkeypatch):
-    """storage.rules reads avatars/{uid}/{file} for user uid only: the object names and metadata
-    it relies on. No Firebase download token (a URL that never expires) is ever attached."""
+    """Objects live under avatars/{uid}/ with their user in the metadata, and are served by signed
+    URLs only (storage.rules let no client read them). No Firebase download token (a URL that
+    never expires) is ever attached."""
     ref, thumb = fb.put_image("u1", "month-abc", b"RIFF0000WEBPVP8 ", b"RIFF0000WEBPthumb")
     assert ref == "avatars/u1/month-abc.webp" and thumb == "avatars/u1/month-abc.thumb.webp"
     blob = fb.bucket.get_blob(ref)
@@ -183,9 +184,35 @@ def test_operation_counts_are_persisted(fb):
     assert counts["writes"] >= 1 and counts["reads"] >= 1
 
 
+def storage_grants(rules: str) -> list[str]:
+    """Every ``allow`` statement of a storage.rules text whose condition is not plainly false: what
+    it would let a Firebase client do (fake-gcs-server has no rules engine, so the text is read)."""
+    import re
+
+    code = re.sub(r"//[^\n]*", "", rules)
+    allows = re.findall(r"allow\s+([a-z, ]+?)\s*(?::\s*if\s+([^;]+))?;", code)
+    return [f"{ops.strip()}: {cond.strip() or 'always'}" for ops, cond in allows if cond.strip() != "false"]
+
+
+def test_storage_rules_let_no_client_read_an_avatar_image():
+    """Avatars are served by signed URLs only (which do not go through the rules): a client reads
+    no object by its path, so a hidden or removed avatar's image cannot be fetched around the API.
+    The shipped copy is the same file."""
+    from conftest import ROOT
+
+    rules = (ROOT / "storage.rules").read_text()
+    assert rules == (ROOT / "mirror_cli" / "data" / "firebase" / "storage.rules").read_text()
+    assert "match /{allPaths=**}" in rules and "allow read, write: if false;" in rules
+    assert storage_grants(rules) == []
+    # the check can fail: the owner-read rule this replaced, and a rule with no condition
+    owner_read = "match /avatars/{uid}/{file} { allow read: if request.auth.uid == uid; allow write: if false; }"
+    assert storage_grants(owner_read) == ["read: request.auth.uid == uid"]
+    assert storage_grants("match /{p=**} { allow read; }") == ["read: always"]
+
+
 def test_security_rules_are_shipped_and_named():
     """firebase.json points at the rules (executed in test_firestore_rules.py) and the indexes the
-    store's queries need; storage.rules relies on the object names checked above."""
+    store's queries need; storage.rules grant no client anything (test_storage_rules_...)."""
     from conftest import ROOT
 
     cfg = json.loads((ROOT / "firebase.json").read_text())
@@ -196,7 +223,7 @@ def test_security_rules_are_shipped_and_named():
     # what the app may change on its profile (consent goes through the API, never the rules)
     allowed = ".hasOnly(['progress', 'updated_at', 'timezone', 'next_window', 'selected_avatar'])"
     assert allowed in fs_rules and "consent" not in allowed
-    assert "match /avatars/{uid}/{file}" in st_rules and "allow write: if false;" in st_rules
+    assert storage_grants(st_rules) == []
     indexes = json.loads((ROOT / cfg["firestore"]["indexes"]).read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
     assert ("ledger", ("uid", "seq")) in pairs and ("avatar_cache", ("uid", "doc_id")) in pairs

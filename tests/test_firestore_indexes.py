@@ -226,3 +226,19 @@ def test_a_missing_index_is_found(indexes):
         db.collection("ledger").where(filter=FieldFilter("seq", "<", "~")).where(filter=FieldFilter("uid", "==", "u"))
     )
     assert required_index(ledger) == ("ledger", "COLLECTION", (("uid", "ASCENDING"), ("seq", "ASCENDING")))
+
+
+def test_the_apps_listing_of_shown_avatars_has_its_index(indexes):
+    """The app lists its avatars with where('hidden_by', '==', null), newest first (the only
+    listing firestore.rules answer): its composite index is declared for production."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.firestore import Client, FieldFilter, Query
+
+    db = Client(project="index-check", credentials=AnonymousCredentials())  # builds queries, sends nothing
+    avatars = db.collection("users").document("u").collection("avatars")
+    query = avatars.where(filter=FieldFilter("hidden_by", "==", None)).order_by(
+        "created_at", direction=Query.DESCENDING
+    )
+    need = required_index(query)
+    assert need == ("avatars", "COLLECTION", (("hidden_by", "ASCENDING"), ("created_at", "DESCENDING")))
+    assert declared(indexes, *need)

@@ -83,6 +83,24 @@ class AppClient:
         url = f"{self.base}/{parent}:runQuery" if parent else f"{self.base}:runQuery"
         return self._call("POST", url, {"structuredQuery": {"from": [{"collectionId": collection}]}})
 
+    def list_shown(self, parent: str, collection: str) -> tuple[int, list[str]]:
+        """The app's listing of its avatars: only those not hidden (``hidden_by`` null), newest
+        first, as README "Privacy and safety" tells app developers to query. Returns the status
+        and the ids of the documents answered."""
+        query = {
+            "from": [{"collectionId": collection}],
+            "where": {"unaryFilter": {"op": "IS_NULL", "field": {"fieldPath": "hidden_by"}}},
+            "orderBy": [{"field": {"fieldPath": "created_at"}, "direction": "DESCENDING"}],
+        }
+        body = json.dumps({"structuredQuery": query}).encode()
+        req = urllib.request.Request(f"{self.base}/{parent}:runQuery", data=body, method="POST", headers=self.headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                rows = json.loads(r.read())
+                return int(r.status), [row["document"]["name"].rsplit("/", 1)[1] for row in rows if "document" in row]
+        except urllib.error.HTTPError as e:
+            return int(e.code), []
+
     def update(self, path: str, fields: dict[str, Any]) -> int:
         mask = "&".join(f"updateMask.fieldPaths={k}" for k in fields)
         body = {"fields": {k: _value(v) for k, v in fields.items()}}
@@ -135,14 +153,48 @@ def test_users_read_only_their_own_profile_and_avatars(seeded):
     alice, bob, anon = seeded["alice"], seeded["bob"], seeded["anonymous"]
     assert alice.get("users/alice") == OK
     assert alice.get("users/alice/avatars/a-alice") == OK
-    assert alice.list("users/alice", "avatars") == OK
+    assert alice.list_shown("users/alice", "avatars") == (OK, ["a-alice"])
     assert alice.get("users/bob") == DENIED
     assert alice.get("users/bob/avatars/a-bob") == DENIED
     assert alice.list("users/bob", "avatars") == DENIED
+    assert alice.list_shown("users/bob", "avatars")[0] == DENIED
     assert alice.list("", "users") == DENIED  # no listing of everyone
     assert bob.get("users/bob") == OK
     for path in ("users/alice", "users/alice/avatars/a-alice", "store_ops/" + datetime.now(UTC).strftime("%Y-%m-%d")):
         assert anon.get(path) == DENIED
+
+
+def test_hidden_avatars_are_not_readable_and_listing_asks_for_shown_ones(seeded):
+    """A reported (or moderation-flagged) avatar carries hidden_by: its owner can no longer read
+    it directly. Rules are not filters: an unconstrained listing of the avatars is refused as a
+    whole (it could return a hidden one), the listing constrained to hidden_by == null is answered
+    without the hidden ones. The tool writes hidden_by (null) on every avatar for that query."""
+    alice, admin = seeded["alice"], seeded["admin"]
+    newer = avatar_record("alice", "a-alice-2", "firstWeek", created_at=datetime.now(UTC) + timedelta(seconds=1))
+    admin.put_avatar(newer)
+    stored = admin.db.collection("users").document("alice").collection("avatars").document("a-alice").get()
+    assert "hidden_by" in stored.to_dict() and stored.to_dict()["hidden_by"] is None  # written on every record
+    assert alice.list_shown("users/alice", "avatars") == (OK, ["a-alice-2", "a-alice"])
+    assert alice.get("users/alice/avatars/a-alice-2") == OK
+
+    admin.db.collection("users").document("alice").collection("avatars").document("a-alice-2").update(
+        {"hidden_by": "rep-x"}
+    )
+    assert alice.get("users/alice/avatars/a-alice-2") == DENIED
+    assert alice.get("users/alice/avatars/a-alice") == OK
+    assert alice.list("users/alice", "avatars") == DENIED  # the spec: an unfiltered listing is refused
+    assert alice.list_shown("users/alice", "avatars") == (OK, ["a-alice"])
+    # nor can the app make a hidden avatar the one it shows
+    selection = {"avatar_id": "a-alice-2", "stage": "firstWeek", "selected_at": "2026-11-27T06:00:00Z"}
+    assert alice.update("users/alice", {"selected_avatar": selection}) == DENIED
+    assert alice.update("users/alice", {"selected_avatar": {**selection, "avatar_id": "a-alice"}}) == OK
+
+    # restored: readable and listed again
+    admin.db.collection("users").document("alice").collection("avatars").document("a-alice-2").update(
+        {"hidden_by": None}
+    )
+    assert alice.get("users/alice/avatars/a-alice-2") == OK
+    assert alice.list_shown("users/alice", "avatars") == (OK, ["a-alice-2", "a-alice"])
 
 
 def test_users_update_only_their_progress_with_valid_values(seeded):

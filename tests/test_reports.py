@@ -252,7 +252,8 @@ def test_app_users_cannot_write_or_read_reports_under_the_rules(firebase_env, em
     assert app.create("reports", "rep-mine", {"user_id": "u1", "status": "open"}) == 403
     assert app.update(f"reports/{r.id}", {"status": "restored"}) == 403
     assert app.update("users/u1/avatars/a1", {"hidden_by": None}) == 403  # the app cannot unhide
-    assert app.get("users/u1/avatars/a1") == 200  # the rules do run: the owner reads their avatar
+    assert app.get("users/u1/avatars/a1") == 403  # hidden: not even its owner reads it directly
+    assert app.get("users/u1") == 200  # the rules do run: the owner reads their profile
 
 
 # ------------------------------------------------------------------------------------- the commands

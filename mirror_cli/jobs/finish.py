@@ -268,7 +268,7 @@ class Finisher:
         cfg = ctx.configs.style.identity
         if not cfg.enabled or not identity.available_once()[0]:
             return None
-        anchor, _ = await ctx.io(ctx.planner.anchor_and_previous, job.user_id, job.target, job.stage)
+        anchor = job.anchor  # as the plan found it: a repeat of the job scores against the same one
         if anchor is None or anchor.target == job.target:
             return None  # this image is (or replaces) the anchor
         data = await ctx.io(ctx.store.read_image, anchor.image_path)

@@ -90,8 +90,9 @@ class JobLife:
         return outcome
 
     async def live(self, job: Job) -> Outcome:
-        """The steps in order; a free renderer has nothing to pay twice, so no claim."""
-        early = await self.settled_without_request(job)
+        """The steps in order; a free renderer has nothing to pay twice, so no claim. A paid job
+        looks the cache up once, under its claim (where another owner's result is sure to show)."""
+        early = await self.settled_without_request(job, lookup=is_free(job))
         if early is not None:
             return early
         if is_free(job):
@@ -140,9 +141,10 @@ class JobLife:
             return await self.resume_gate_retry(job)
         return await self.screen_and_reserve(job)
 
-    async def settled_without_request(self, job: Job) -> Outcome | None:
+    async def settled_without_request(self, job: Job, *, lookup: bool = True) -> Outcome | None:
         """An image paid for earlier and never stored is ingested, not bought again; an exact
-        repeat is a cache hit at cost 0 (per user: keys include the user)."""
+        repeat is a cache hit at cost 0 (per user: keys include the user). ``lookup=False``:
+        only what the plan knows already (the avatar of the same look), no cache read."""
         spooled = self.ctx.spool.get(job.user_id, job.request_key)
         aside = self.ctx.spool.take_set_aside(job.user_id, job.request_key)
         if aside is not None:  # its spend is booked before the image is bought again
@@ -154,7 +156,7 @@ class JobLife:
         ):
             may_retry = spooled.meta.get("attempt") != "retry"
             return await self.finish(job, spooled.result, ingested=True, may_retry=may_retry)
-        hit = await self.cache.find(job)
+        hit = await self.cache.find(job) if lookup else job.existing
         if hit is not None and hit.hidden_by is not None:  # reported: never served, not bought again unasked
             return await self.degrade(job, "degraded", f"avatar {hit.id} is hidden by report {hit.hidden_by}")
         return await self.cache.serve(job, hit)

@@ -68,8 +68,9 @@ class Runs(FirebaseClient):
 
         ref = self._claim_doc(claim.key)
         try:
-            ref.create(claim.to_dict(), **self._rt)
+            written = ref.create(claim.to_dict(), **self._rt)
             self._count("writes")
+            self._wrote_claim(claim.key, claim.owner, written.update_time)
             return ClaimResult(True, claim)
         except (AlreadyExists, Conflict):
             pass
@@ -79,16 +80,18 @@ class Runs(FirebaseClient):
             snap = ref.get(**self._rt)
             self._count("reads")
             if not snap.exists:  # released meanwhile: try once more from the start
-                ref.create(claim.to_dict(), **self._rt)
+                written = ref.create(claim.to_dict(), **self._rt)
                 self._count("writes")
+                self._wrote_claim(claim.key, claim.owner, written.update_time)
                 return ClaimResult(True, claim)
             previous = Claim.from_dict(snap.to_dict() or {})
             if not (previous.lease_until < now or previous.owner == claim.owner or previous.owner == steal_from):
                 return ClaimResult(False, previous)
             from google.cloud.firestore_v1 import LastUpdateOption
 
-            ref.update(claim.to_dict(), option=LastUpdateOption(snap.update_time), **self._rt)
+            written = ref.update(claim.to_dict(), option=LastUpdateOption(snap.update_time), **self._rt)
             self._count("writes")
+            self._wrote_claim(claim.key, claim.owner, written.update_time)
         except (AlreadyExists, Conflict, FailedPrecondition, NotFound):
             current = self.get_claim(claim.key)
             return ClaimResult(False, current)
@@ -97,10 +100,43 @@ class Runs(FirebaseClient):
         taken = previous if previous.owner != claim.owner else None
         return ClaimResult(True, claim, taken)
 
+    def _wrote_claim(self, key: str, owner: str, update_time: Any) -> None:
+        """Remember when this client last wrote a claim it holds: renewing it is then a write on
+        that precondition (nobody changed it since), without reading it first."""
+        with self._ops_lock:
+            self.__dict__.setdefault("_claim_writes", {})[key] = (owner, update_time)
+
+    def _claim_written(self, key: str, owner: str) -> Any:
+        with self._ops_lock:
+            known = self.__dict__.get("_claim_writes", {}).get(key)
+            if known is None or known[1] is None or known[0] != owner:
+                return None
+            return known[1]
+
+    def _forget_claim(self, key: str) -> None:
+        with self._ops_lock:
+            self.__dict__.get("_claim_writes", {}).pop(key, None)
+
     def renew_claim(self, key: str, owner: str, lease_until: datetime, info: dict[str, Any] | None = None) -> bool:
+        from google.api_core.exceptions import FailedPrecondition, NotFound
         from google.cloud import firestore
+        from google.cloud.firestore_v1 import LastUpdateOption
 
         ref = self._claim_doc(key)
+        update: dict[str, Any] = {"lease_until": _iso(lease_until)}
+        for k, v in (info or {}).items():
+            update[f"info.{k}"] = v
+        last = self._claim_written(key, owner)
+        if last is not None:  # unchanged since this client wrote it: still ours, no read needed
+            try:
+                written = ref.update(update, option=LastUpdateOption(last), **self._rt)
+                self._count("writes")
+                self._wrote_claim(key, owner, written.update_time)
+                return True
+            except (FailedPrecondition, NotFound):
+                self._forget_claim(key)  # changed by someone else (or gone): read it below
+            except Exception as exc:
+                raise _wrap(exc, "renewing a job claim") from exc
         transaction = self.db.transaction()
 
         @firestore.transactional
@@ -108,9 +144,6 @@ class Runs(FirebaseClient):
             snap = ref.get(transaction=tx)
             if not snap.exists or (snap.to_dict() or {}).get("owner") != owner:
                 return False
-            update: dict[str, Any] = {"lease_until": _iso(lease_until)}
-            for k, v in (info or {}).items():
-                update[f"info.{k}"] = v
             tx.update(ref, update)
             return True
 
@@ -127,6 +160,7 @@ class Runs(FirebaseClient):
     def release_claim(self, key: str, owner: str | None = None) -> None:
         from google.cloud import firestore
 
+        self._forget_claim(key)
         ref = self._claim_doc(key)
         if owner is None:
             with self._rpc("releasing a job claim", "deletes"):
