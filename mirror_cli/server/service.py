@@ -29,6 +29,7 @@ from .guards import RateLimiter
 from .hits import HitCounter
 from .jobs import Job, Jobs, Result
 from .problems import ProblemError, from_error, internal
+from .visible import still_shown
 
 if TYPE_CHECKING:
     from ..worker import Handler
@@ -107,6 +108,8 @@ class Service:
         / a 202 while another instance runs it). Raises 404 only for a job that does not exist."""
         found = self.jobs.get(job_id)
         if found is not None and caller.may_act_on(found.owner):
+            if found.done:  # finished maybe long ago: an avatar hidden since is not answered
+                return None, await self._still_shown(found.result(), found.params, found.owner)
             return found, None
         stored = await self.durable.stored(job_id)
         if stored is None or not caller.may_act_on(stored.owner):
@@ -119,13 +122,19 @@ class Service:
                 "still being made; it is never paid twice.",
             )
         if stored.state == "done" and stored.status is not None:
-            return None, Result(stored.status, stored.body or {}, stored.headers)
+            answered = Result(stored.status, stored.body or {}, stored.headers)
+            return None, await self._still_shown(answered, stored.params, stored.owner)
         if stored.lease_until < wall_clock():
             taken = await self.durable.take_over(stored, self.guarded_work(stored.kind, stored.params))
             if taken is not None:
                 await self.jobs.wait(taken, self.settings.serve_wait_s)
                 return taken, None
         return None, None
+
+    async def _still_shown(self, result: Result, params: dict[str, Any], owner: str) -> Result:
+        uid = str(params.get("user_id") or owner)
+        checked: Result = await self.core.store_calls(still_shown, self.core.store, self.urls, uid, result)
+        return checked
 
     async def _guard(self, work: Callable[[], Awaitable[Result]]) -> Result:
         try:
