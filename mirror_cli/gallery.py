@@ -27,10 +27,14 @@ class UserTimeline:
     labels: dict[str, str]
     order: Sequence[str]
     from_day: dict[str, int] = field(default_factory=dict)  # each stage's first active day
+    hidden: dict[str, str] = field(default_factory=dict)  # target -> the report hiding its avatar
 
     def missing(self, target: str) -> str:
-        """Why a tile is empty: a stage passed over (evolve makes only the stage reached), a
-        stage reached but not made yet, one still ahead, or a trilogy kind not made."""
+        """Why a tile is empty: its avatar hidden by a report, a stage passed over (evolve makes
+        only the stage reached), a stage reached but not made yet, one still ahead, or a trilogy
+        kind not made."""
+        if target in self.hidden:
+            return f"hidden by report {self.hidden[target]}"
         day = self.from_day.get(target)
         if day is None:
             return "not made yet (mirror trilogy)"

@@ -180,3 +180,19 @@ def new_user(emu: AuthEmulator, store: Any, name: str = "Ada") -> tuple[str, str
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def images_bought(server: Any) -> int:
+    """The image requests the loopback OpenAI server answered."""
+    return len([r for r in server.requests if "images" in r.get("path", "")])
+
+
+def poll_job(c: Any, url: str, timeout_s: float = 120) -> Any:
+    """GET a job's poll URL until it answers anything but 202 (the job ended), within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        resp = c.get(url)
+        if resp.status_code != 202:
+            return resp
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.1)

@@ -78,6 +78,32 @@ def test_html_shows_thumbnails_linking_to_full_images(gallery):
     assert "$0.00" in page and "$0.0000" not in page and "Kenji Watanabe" in page
 
 
+def test_hidden_and_removed_avatars_are_left_out_of_the_gallery(make_core, tmp_path):
+    """An avatar hidden by a report is not in the gallery (the tile says why it is empty), and one
+    whose report removed it (its image deleted from the store) does not break the sheet or page."""
+    from mirror_cli.reporting import file_report, resolve_report
+
+    core = make_core()
+    for stage in ("newReflection", "firstWeek", "month"):
+        core.generate(["kenji"], stage)
+    records = {r.target: r for r in core.store.list_avatars("kenji")}
+    now = records["month"].created_at
+    reported = file_report(core.store, records["firstWeek"], "scary", now=now).report
+    removed = file_report(core.store, records["month"], "offensive", now=now).report
+    resolve_report(core.store, removed.id, "remove", by="operator:t", note="not ok", now=now)
+    paths = core.gallery(["kenji"], tmp_path / "g")
+    page = Path(paths["html"]).read_text(encoding="utf-8")
+    srcs = re.findall(r"src='([^']+)'", page)
+    assert len(srcs) == 1  # newReflection only
+    images = sorted(p.name for p in (tmp_path / "g").glob("*-images/*"))
+    assert images and all("newReflection" in name for name in images), images
+    empty = dict(re.findall(r"<div class='card empty'>.*?'label'>([^<]+)</div><div class='sub'>([^<]+)<", page))
+    assert empty["First Week"] == f"hidden by report {reported.id}"
+    assert empty["One Month"] == f"hidden by report {removed.id}"
+    assert records["month"].message.split(".")[0] not in page.replace("&#x27;", "'")
+    Image.open(paths["contact_sheet"]).verify()
+
+
 def test_all_users_overview(make_core, tmp_path):
     core = make_core()
     core.generate(["demo", "maya"], "month")

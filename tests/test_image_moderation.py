@@ -232,3 +232,34 @@ def test_the_api_answers_a_flagged_image_with_the_fallback(serve_settings, live,
         clean = c.post("/avatar/generate", json={"user_id": other, **body}).json()
         assert clean["is_fallback"] is False and clean["status"] == "generated" and clean["image_url"]
     assert store.get_avatar(other, clean["avatar_id"]).moderation.verdict == "clean"
+
+
+def test_doctor_says_whether_image_moderation_is_on(make_core, openai_env, tmp_path, request, data_dir):
+    """One doctor row: on with the model for a provider that moderates images, not available with
+    the offline renderer, a warning when limits.image_moderation turns it off. No check is sent."""
+
+    def row(core):
+        rows = [c for c in core.doctor() if c["check"] == "image moderation"]
+        assert len(rows) == 1, rows
+        return rows[0]
+
+    on = row(_core(make_core, openai_env, tmp_path / "on", request, "local"))
+    assert on["status"] == "ok" and on["detail"].startswith("on: ")
+    assert "omni-moderation-latest (openai)" in on["detail"]
+    turned_off = {"image_moderation": {"enabled": False}}
+    off = row(_core(make_core, openai_env, tmp_path / "off", request, "local", turned_off))
+    assert off["status"] == "warn" and off["detail"].startswith("off (limits.image_moderation)")
+    assert "enabled: true" in off["fix"]
+    offline = row(make_core(now=lambda: NOW))
+    assert offline["status"] == "ok" and "not available with the local provider" in offline["detail"]
+    assert openai_env.image_moderations == []  # the doctor sends no image anywhere
+
+    import json
+
+    from typer.testing import CliRunner
+
+    from mirror_cli.cli.app import app
+
+    res = CliRunner().invoke(app, ["doctor", "--json", "--data-dir", str(data_dir)])
+    items = {c["check"]: c for c in json.loads(res.stdout)["items"]}
+    assert items["image moderation"]["detail"] == offline["detail"]

@@ -216,6 +216,83 @@ def test_cli_decisions_and_listing(review_core, data_dir, monkeypatch):
     assert bad.exit_code == 2 and "loopback" in bad.output
 
 
+def _hide_some(core):
+    """Beside the fixture's m-ok / m-flag: a month avatar between them hidden by the user's report
+    (never the 'earlier avatar' shown beside m-flag), a flagged firstWeek avatar hidden by an open
+    report, and one whose report removed it (its image deleted)."""
+    from mirror_cli.reporting import file_report, resolve_report
+
+    shipped = core.fallbacks.folders[1].folder / "month"
+    for aid, target, status, minute, variant in (
+        ("m-rep", "month", "ok", 3, "pale-long"),
+        ("w-hid", "firstWeek", "flagged", 6, "tan-bob"),
+        ("w-gone", "firstWeek", "flagged", 7, "light-short"),
+    ):
+        png = (shipped / f"{variant}.webp").read_bytes()  # each a real image of its own
+        ref, _ = core.store.put_image("maya", f"{target}-{aid}", png, None)
+        record = avatar_record(
+            "maya", aid, target, request_key=aid * 20, image_path=ref, provider="openai", model="gpt-image-1.5",
+            status=status, reason="odd hands" if status == "flagged" else None, created_at=NOW.replace(minute=minute),
+        )  # fmt: skip
+        core.store.put_avatar(record)
+        rid = file_report(core.store, record, "offensive", now=NOW).report.id
+        if aid == "w-gone":
+            resolve_report(core.store, rid, "remove", by="operator:t", note="violent imagery", now=NOW)
+    return {a: core.store.get_avatar("maya", a) for a in ("m-ok", "m-rep", "w-hid", "w-gone")}
+
+
+def test_hidden_and_removed_avatars_are_marked_and_never_break_the_queue(page_server, review_core):
+    """A flagged avatar hidden by a report is listed marked "hidden by report X"; one whose report
+    removed it says its image is deleted, and asking for that image (or deciding on it) is a clear
+    404, not a crash. A hidden avatar is never the earlier avatar shown beside a flagged one."""
+    got = _hide_some(review_core)
+    with httpx.Client(base_url=page_server.url, timeout=30) as c:
+        items = {i["key"]: i for i in c.get("/api/items", params={"queue": "flagged"}).json()["items"]}
+        assert set(items) == {"maya/m-flag", "maya/w-hid", "maya/w-gone"}  # m-rep is not flagged
+        assert items["maya/m-flag"]["hidden"] is None and items["maya/m-flag"]["image_removed"] is False
+        hid, gone = items["maya/w-hid"], items["maya/w-gone"]
+        assert hid["hidden"] == f"hidden by report {got['w-hid'].hidden_by}" and not hid["image_removed"]
+        assert gone["hidden"] == f"hidden by report {got['w-gone'].hidden_by}; removed, image deleted"
+        assert gone["image_removed"] is True
+        assert c.get("/img/avatar/maya/w-hid").status_code == 200  # an open report: still reviewable
+        missing = c.get("/img/avatar/maya/w-gone")
+        assert missing.status_code == 404 and "deleted" in missing.json()["error"]
+        assert "mirror reports show" in missing.json()["fix"]
+        h = {"X-Review-Token": page_server.app.state.token}
+        refused = c.post("/api/decide", json={"kind": "avatar", "key": "maya/w-gone", "state": "approved"}, headers=h)
+        assert refused.status_code == 404 and _review(review_core, "maya/w-gone", "avatar") is None
+        # the earlier avatar beside m-flag is m-ok, not the hidden m-rep made after it
+        previous = c.get("/img/avatar/maya/m-flag", params={"which": "previous"}).content
+        assert previous == review_core.store.read_image(got["m-ok"].image_path)
+        assert previous != review_core.store.read_image(got["m-rep"].image_path)
+    res = CliRunner().invoke(
+        app, ["review", "list", "--flagged", "--data-dir", str(review_core.settings.data_dir)], env={"COLUMNS": "300"}
+    )
+    assert res.exit_code == 0 and "image deleted" in res.stdout and got["w-hid"].hidden_by in res.stdout
+
+
+@needs_browser
+def test_the_flagged_queue_page_shows_hidden_and_removed_avatars_without_broken_images(
+    page_server, review_core, browser_page
+):
+    got = _hide_some(review_core)
+    page = browser_page
+    page.goto(page_server.url + "/")
+    page.locator(".tabs button[data-queue='flagged']").click()
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 3")
+    page.wait_for_function("() => [...document.querySelectorAll('img')].every(i => i.complete)")
+    hidden_img = ".card[data-key='maya/w-hid'] img"
+    assert page.evaluate(f'() => document.querySelector("{hidden_img}").naturalWidth') > 0
+    gone = page.locator(".card[data-key='maya/w-gone']")  # loads no image at all: it was deleted
+    assert gone.locator("img").count() == 0 and "image deleted" in gone.inner_text()
+    assert f"hidden by report {got['w-hid'].hidden_by}" in page.locator(".card[data-key='maya/w-hid']").inner_text()
+    gone.click()
+    page.wait_for_function("() => document.querySelector('#detail h2') !== null")
+    detail = page.locator("#detail").inner_text()
+    assert "Image deleted" in detail and "never shown to the user" in detail
+    assert page.evaluate("() => [...document.querySelectorAll('#detail img')].every(i => i.naturalWidth)")
+
+
 def test_docs_screenshot_exists_after_the_browser_test():
     shot = Path(ROOT / "docs" / "review-page.png")
     assert shot.is_file() and shot.stat().st_size > 50_000

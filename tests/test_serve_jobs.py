@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from serve_support import auth_env, bearer, live, new_user, serve_settings
+from serve_support import auth_env, bearer, images_bought, live, new_user, poll_job, serve_settings
 
 from mirror_cli.stores.base import AppJob
 
@@ -20,20 +20,6 @@ LIMITS = {"claims": {"lease_s": 2, "poll_s": 0.1, "wait_s": 60}}
 
 def _generate(uid: str, stage: str = "month") -> dict[str, object]:
     return {"user_id": uid, "evolution_stage": stage, "progress_metrics": {"active_days": 31, "goals_completed": 4}}
-
-
-def _images(server: object) -> int:
-    return len([r for r in server.requests if "images" in r.get("path", "")])  # type: ignore[attr-defined]
-
-
-def _poll(c: httpx.Client, url: str, timeout_s: float = 60) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        resp = c.get(url)
-        if resp.status_code != 202:
-            return resp
-        assert time.monotonic() < deadline, "the job never finished"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("store", ["local", "firebase"])
@@ -58,11 +44,11 @@ def test_202_on_one_instance_polled_on_another(serve_settings, live, auth_env, o
         time.sleep(2.5)  # past a lease: A renews it, so B does not take the job over
         assert c.get(b.url + url).status_code == 202
         openai_env.release()
-        done = _poll(c, b.url + url)
+        done = poll_job(c, b.url + url, timeout_s=60)
     assert done.status_code == 200, done.text
     body = done.json()
     assert body["status"] == "generated" and body["cost"] > 0 and body["evolution_stage"] == "month"
-    assert _images(openai_env) == 1 and len(openai_env.ledger) == 1
+    assert images_bought(openai_env) == 1 and len(openai_env.ledger) == 1
 
 
 @pytest.mark.parametrize("store", ["local", "firebase"])
@@ -79,7 +65,7 @@ def test_a_job_whose_instance_stopped_is_finished_by_the_poller(serve_settings, 
     with httpx.Client(headers=bearer(token), timeout=60) as c:
         first = c.get(f"{b.url}{API}/jobs/{dead.id}")
         assert first.status_code in (200, 202), first.text
-        done = _poll(c, f"{b.url}{API}/jobs/{dead.id}")
+        done = poll_job(c, f"{b.url}{API}/jobs/{dead.id}", timeout_s=60)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "generated"
         # the finished answer reaches the store (written just after the job ends, in the background),
@@ -89,7 +75,7 @@ def test_a_job_whose_instance_stopped_is_finished_by_the_poller(serve_settings, 
             time.sleep(0.1)
         assert core.store.get_app_job(dead.id).state == "done"
         assert c.get(f"{b.url}{API}/jobs/{dead.id}").json()["avatar_id"] == done.json()["avatar_id"]
-    assert _images(openai_env) == 1
+    assert images_bought(openai_env) == 1
 
 
 def test_a_finished_answer_polled_later_never_shows_an_avatar_hidden_since(serve_settings, live, auth_env, openai_env):
@@ -104,7 +90,7 @@ def test_a_finished_answer_polled_later_never_shows_an_avatar_hidden_since(serve
     with httpx.Client(headers=bearer(token), timeout=60) as c:
         first = c.post(a.url + API + "/avatar/generate", json=_generate(uid, "newReflection"))
         if first.status_code == 202:
-            first = _poll(c, a.url + first.headers["location"])
+            first = poll_job(c, a.url + first.headers["location"], timeout_s=60)
         assert first.status_code == 200, first.text
         earlier = first.json()["avatar_id"]
         openai_env.hold()
@@ -112,14 +98,14 @@ def test_a_finished_answer_polled_later_never_shows_an_avatar_hidden_since(serve
         assert accepted.status_code == 202, accepted.text
         url = accepted.headers["location"]
         openai_env.release()
-        done = _poll(c, a.url + url)
+        done = poll_job(c, a.url + url, timeout_s=60)
         assert done.status_code == 200 and done.json()["status"] == "generated", done.text
         week = done.json()["avatar_id"]
         deadline = time.monotonic() + 20  # the answer reaches the store just after the job ends
         while store.get_app_job(accepted.json()["job_id"]).state != "done" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.get(b.url + url).json()["avatar_id"] == week  # still shown: answered as it was
-        bought = _images(openai_env)
+        bought = images_bought(openai_env)
 
         reported = c.post(f"{a.url}{API}/avatar/{week}/report", json={"reason": "offensive"})
         assert reported.status_code == 201, reported.text
@@ -137,4 +123,4 @@ def test_a_finished_answer_polled_later_never_shows_an_avatar_hidden_since(serve
             assert body["status"] == "fallback" and body["is_fallback"] is True, body
             assert body["avatar_id"] is None and body["image_url"] is None
         assert [x["avatar_id"] for x in c.get(f"{b.url}{API}/avatar/user/{uid}").json()] == []
-    assert _images(openai_env) == bought  # nothing bought again
+    assert images_bought(openai_env) == bought  # nothing bought again

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_support import ServeProcess, auth_env, bearer, live, new_user, serve_settings
+from serve_support import ServeProcess, auth_env, bearer, images_bought, live, new_user, poll_job, serve_settings
 
 from mirror_cli.core import Mirror
 from mirror_cli.models import Persona
@@ -31,20 +31,6 @@ LIMITS = {"claims": {"lease_s": 2, "poll_s": 0.1, "wait_s": 60}}
 
 def _generate(uid: str, stage: str = "month") -> dict[str, object]:
     return {"user_id": uid, "evolution_stage": stage, "progress_metrics": {"active_days": 31, "goals_completed": 4}}
-
-
-def _images(server: Any) -> int:
-    return len([r for r in server.requests if "images" in r.get("path", "")])
-
-
-def _poll(c: httpx.Client, url: str, timeout_s: float = 120) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        resp = c.get(url)
-        if resp.status_code != 202:
-            return resp
-        assert time.monotonic() < deadline, "the job never finished"
-        time.sleep(0.1)
 
 
 def _dead_job(core: Mirror, uid: str) -> AppJob:
@@ -82,11 +68,11 @@ def test_a_202_is_published_with_the_user_as_ordering_key(serve_settings, live, 
             stats = worker.work(until_empty=True, handlers=worker_handlers(worker))
         finally:
             worker.close()
-        assert stats.acked == 0 and stats.retried == 1 and _images(openai_env) == 1
+        assert stats.acked == 0 and stats.retried == 1 and images_bought(openai_env) == 1
         openai_env.release()
-        done = _poll(c, a.url + API + "/jobs/" + job_id)
+        done = poll_job(c, a.url + API + "/jobs/" + job_id)
         assert done.status_code == 200, done.text
-    assert _images(openai_env) == 1 and len(openai_env.ledger) == 1
+    assert images_bought(openai_env) == 1 and len(openai_env.ledger) == 1
 
 
 @pytest.mark.parametrize("store", ["local", "firebase"])
@@ -105,10 +91,10 @@ def test_a_worker_finishes_a_job_whose_instance_died_and_a_redelivery_pays_nothi
             # acked only once the answer is in the store: B answers the poll from it at once
             done = c.get(f"{b.url}{API}/jobs/{dead.id}")
             assert done.status_code == 200 and done.json()["status"] == "generated", done.text
-            assert _images(openai_env) == 1
+            assert images_bought(openai_env) == 1
             _publish(worker, dead)  # the same message again (its worker died before the ack)
             again = worker.work(until_empty=True, handlers=worker_handlers(worker))
-            assert again.acked == 1 and _images(openai_env) == 1
+            assert again.acked == 1 and images_bought(openai_env) == 1
             assert c.get(f"{b.url}{API}/jobs/{dead.id}").json()["avatar_id"] == done.json()["avatar_id"]
     finally:
         worker.close()
@@ -124,7 +110,7 @@ def test_mirror_serve_runs_the_queue_itself_on_one_machine(serve_settings, live,
     while (found := core.store.get_app_job(dead.id)) is not None and found.state != "done":
         assert time.monotonic() < deadline, "the embedded worker never finished the job"
         time.sleep(0.1)
-    assert found is not None and found.status == 200 and _images(openai_env) == 1
+    assert found is not None and found.status == 200 and images_bought(openai_env) == 1
 
 
 def _process_env(settings_flags: dict[str, Any], extra: dict[str, str]) -> dict[str, str]:
@@ -177,7 +163,7 @@ def test_instance_killed_mid_job_another_worker_finishes_it(
             a.kill()
             openai_env.wait_for_requests(2, timeout_s=120)  # the worker took the job over
             openai_env.release()  # A's answer is billed and lost with its connection
-            done = _poll(c, b.url + url, timeout_s=180)
+            done = poll_job(c, b.url + url, timeout_s=180)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "generated"
         events = checker.store.events(uid=uid)

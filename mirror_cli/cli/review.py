@@ -102,9 +102,11 @@ def list_items(
 
     rows = edge.run(call)
 
-    table = [(r["key"], r["state"], r["by"] or "", (r["at"] or "")[:16], r["note"]) for r in rows]
+    # a flagged avatar hidden by a report says so (and whether its image is gone)
+    extra = (lambda r: (r["hidden"] or "",)) if flagged else (lambda r: ())
+    table = [(r["key"], r["state"], r["by"] or "", (r["at"] or "")[:16], r["note"], *extra(r)) for r in rows]
+    columns = ["key", "state", "by", "when", "note", *(["hidden"] if flagged else [])]
     title = "flagged avatars" if flagged else "fallback set"
-    columns = ["key", "state", "by", "when", "note"]
     edge.emit_table({"items": len(rows)}, (title, columns, table), items=rows, empty="nothing to review")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFoundError, UsageError
 from ..fallbacks import FallbackEntry
+from ..planner import shown
 from ..stores.base import Review, ReviewKind, ReviewState
 from .approvals import avatar_key, decide, effective_state, fallback_key, file_sha256, parse_key
 
@@ -36,9 +37,19 @@ class ReviewItem:
     note: str
     reason: str | None  # why an avatar was flagged
     has_previous: bool
+    # a flagged avatar hidden by a report (user's or image moderation's): never shown to its user
+    hidden_by: str | None = None
+    image_removed: bool = False  # the report was resolved "removed": its image is deleted
+
+    @property
+    def hidden_note(self) -> str:
+        """'hidden by report X' (and that its image is deleted), or '' for a shown avatar."""
+        if self.hidden_by is None:
+            return ""
+        return f"hidden by report {self.hidden_by}" + ("; removed, image deleted" if self.image_removed else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "hidden": self.hidden_note or None}
 
 
 class ReviewDesk:
@@ -129,9 +140,18 @@ class ReviewDesk:
                         review.note if review else "",
                         r.reason or ("identity drift" if r.identity.get("drift") else None),
                         self._previous_avatar(uid, r) is not None,
+                        r.hidden_by,
+                        self._removed(r),
                     )
                 )
         return out
+
+    def _removed(self, record: AvatarRecord) -> bool:
+        """Whether the report hiding ``record`` removed it (its image and thumbnail are deleted)."""
+        if record.hidden_by is None:
+            return False
+        report = self.core.store.get_report(record.hidden_by)
+        return report is not None and report.status == "removed"
 
     # ------------------------------------------------------------------------------- images
     def _entry(self, key: str) -> FallbackEntry:
@@ -152,6 +172,13 @@ class ReviewDesk:
             )
         return record
 
+    def _refuse_removed(self, key: str, record: AvatarRecord) -> None:
+        if self._removed(record):
+            raise NotFoundError(
+                f"The image of avatar {key} was deleted: report {record.hidden_by} removed it.",
+                f"Nothing left to review: see its report with 'mirror reports show {record.hidden_by}'.",
+            )
+
     def _previous_fallback(self, e: FallbackEntry, review: Review | None) -> Path | None:
         """The last approved image of this asset if it changed since, else what serves meanwhile."""
         if review and review.approved_sha256 and review.approved_sha256 != e.sha256:
@@ -168,7 +195,7 @@ class ReviewDesk:
         earlier = [
             r
             for r in self.core.store.list_avatars(uid)
-            if r.target == record.target and r.created_at < record.created_at and not _needs_review(r)
+            if r.target == record.target and r.created_at < record.created_at and not _needs_review(r) and shown(r)
         ]
         return earlier[-1] if earlier else None
 
@@ -182,6 +209,7 @@ class ReviewDesk:
         else:
             record = self._record(key)
             if which == "current":
+                self._refuse_removed(key, record)
                 return self.core.store.read_image(record.image_path)
             prev = self._previous_avatar(record.user_id, record)
             if prev is not None:
@@ -207,6 +235,7 @@ class ReviewDesk:
                 )
         else:
             record = self._record(key)
+            self._refuse_removed(key, record)
             sha = _sha(store.read_image(record.image_path))
         current = effective_state(previous, sha)
         if kind == "fallback" and e.approved_in_manifest and current == "draft":

@@ -33,7 +33,9 @@ position:sticky;top:78px;align-self:start}.pair{display:grid;grid-template-colum
 .pair figcaption{color:var(--muted);font-size:12px;margin-top:4px}.empty{display:flex;align-items:center;
 justify-content:center;aspect-ratio:1;border-radius:10px;border:2px dashed var(--line);color:var(--muted);
 text-align:center;padding:20px}.meta{margin:12px 0;display:flex;gap:10px;align-items:center;flex-wrap:wrap}
-.meta .who{color:var(--muted)}.note{white-space:pre-wrap;background:#fff;border:1px solid var(--line);
+.meta .who{color:var(--muted)}.card .empty{padding:6px;font-size:12px}
+.card .sub.hidden-by,.meta .who.hidden-by{color:var(--bad)}
+.note{white-space:pre-wrap;background:#fff;border:1px solid var(--line);
 border-radius:8px;padding:8px;min-height:20px}.actions{display:flex;gap:8px;margin-top:12px;flex-wrap:wrap}
 .actions button,.actions a{font:inherit;border-radius:8px;padding:8px 14px;border:1px solid var(--line);
 background:#fff;color:var(--ink);cursor:pointer;text-decoration:none}.actions .approve{background:var(--ok);
@@ -75,8 +77,11 @@ function draw() {
       ? 'Nothing to review here. Render a set with mirror seed-fallbacks.' : 'No flagged avatars.')); }
   S.items.forEach((it, idx) => {
     const c = el('div', 'card' + (idx === S.i ? ' sel' : '')); c.dataset.key = it.key;
-    const im = el('img'); im.src = imgUrl(it, 'current'); im.alt = it.label + ' ' + it.variant; im.loading = 'lazy';
+    let im = el('div', 'empty', 'image deleted');  // a report removed it: nothing to load
+    if (!it.image_removed) { im = el('img'); im.src = imgUrl(it, 'current'); im.alt = it.label + ' ' + it.variant;
+      im.loading = 'lazy'; }
     c.append(im, el('span', 'badge ' + it.state, it.state), el('div', 'cap', it.label), el('div', 'sub', it.variant));
+    if (it.hidden) c.append(el('div', 'sub hidden-by', it.hidden));
     c.onclick = () => { S.i = idx; draw(); }; grid.append(c);
   });
   detail();
@@ -85,8 +90,9 @@ function detail() {
   const d = $('#detail'), it = S.items[S.i]; d.replaceChildren();
   if (!it) { d.append(el('div', 'none', 'Select an asset.')); return; }
   d.append(el('h2', '', `${it.label} · ${it.variant}`));
-  const pair = el('div', 'pair'), now = el('figure'), before = el('figure'), big = el('img');
-  big.src = imgUrl(it, 'current'); big.alt = 'current render';
+  const pair = el('div', 'pair'), now = el('figure'), before = el('figure');
+  let big = el('div', 'empty', 'Image deleted: ' + it.hidden);
+  if (!it.image_removed) { big = el('img'); big.src = imgUrl(it, 'current'); big.alt = 'current render'; }
   now.append(big, el('figcaption', '', S.queue === 'set' ? 'This render' : 'Flagged avatar'));
   if (it.has_previous) { const p = el('img'); p.src = imgUrl(it, 'previous'); p.alt = 'previous approved';
     before.append(p); } else before.append(el('div', 'empty', 'No earlier approved version'));
@@ -95,6 +101,7 @@ function detail() {
   const meta = el('div', 'meta'); meta.append(el('span', 'badge ' + it.state, it.state));
   meta.append(el('span', 'who', it.by ? `by ${it.by}, ${it.at.slice(0, 16).replace('T', ' ')}` : 'not reviewed yet'));
   if (it.reason) meta.append(el('span', 'who', 'flagged: ' + it.reason));
+  if (it.hidden) meta.append(el('span', 'who hidden-by', it.hidden + ' (never shown to the user)'));
   d.append(meta, el('div', 'note', it.note || 'No note yet (N to write one)'));
   const acts = el('div', 'actions');
   const b = (cls, label, key, fn) => { const x = el('button', cls); x.append(label + ' ', el('kbd', '', key));

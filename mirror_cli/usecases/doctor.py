@@ -31,6 +31,7 @@ def doctor(w: Wiring) -> list[Row]:
         ("store", check_store),
         ("model", check_model),
         ("provider", check_provider),
+        ("image moderation", check_moderation),
         ("spool", check_spool),
         ("fallbacks", check_fallbacks),
         ("approvals", lambda w: approvals_check(w.fallbacks)),
@@ -100,6 +101,30 @@ async def provider_checks(w: Wiring, model: str) -> list[Row]:
         return [row("provider", "ok", f"{w.settings.provider}: {w.provider.renderer_version}")]
     result: list[Row] = await check(model)
     return result
+
+
+def check_moderation(w: Wiring) -> list[Row]:
+    """Whether every paid image is checked before it is shown (limits.image_moderation) with the
+    configured provider; no request is made (the moderation endpoint is free, but a check is not
+    a health probe)."""
+    from ..providers.base import ImageModerator
+
+    cfg, name = w.configs.limits.image_moderation, w.settings.provider
+    if not cfg.enabled:
+        fix = "Set image_moderation: {enabled: true} under limits in limits.yaml (it is on by default)."
+        return [row("image moderation", "warn", "off (limits.image_moderation): paid images are shown unchecked", fix)]
+    try:
+        provider = w.provider
+    except MirrorError as exc:
+        detail = f"on ({cfg.model}), but the {name} provider cannot be used: {exc.message.splitlines()[0]}"
+        return [row("image moderation", "warn", detail, exc.hint)]
+    if isinstance(provider, ImageModerator):
+        detail = (
+            f"on: every paid image is checked with {cfg.model} ({name}) before it is shown; a flagged one stays hidden"
+        )
+        return [row("image moderation", "ok", detail)]
+    detail = f"not available with the {name} provider: its images are stored with the verdict 'skipped'"
+    return [row("image moderation", "ok", detail)]
 
 
 def check_nightly(w: Wiring) -> list[Row]:

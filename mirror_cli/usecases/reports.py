@@ -143,6 +143,13 @@ def purge_cache(
     return purge(w.store, protected=protected, users=users, older_than=age, now=w.now(), dry_run=dry_run)
 
 
+def _hidden(w: Wiring, uid: str) -> dict[str, str]:
+    """The user's targets whose avatars are all hidden by a report (the gallery says so), by report."""
+    records = w.store.list_avatars(uid)
+    shown_targets = {r.target for r in records if shown(r)}
+    return {r.target: r.hidden_by for r in records if r.hidden_by and r.target not in shown_targets}
+
+
 def gallery(w: Wiring, users: list[str] | None, out_dir: Path, *, everyone: bool = False) -> dict[str, Any]:
     from ..gallery import UserTimeline, write_gallery
 
@@ -153,7 +160,7 @@ def gallery(w: Wiring, users: list[str] | None, out_dir: Path, *, everyone: bool
     order = [*table.names, *table.trilogy]
     labels = {t: w.configs.label(t) for t in order}
     days = {s: table.get(s).from_day for s in table.names}
-    timelines = [UserTimeline(persona(w, u), timeline(w, u), labels, order, days) for u in uids]
+    timelines = [UserTimeline(persona(w, u), timeline(w, u), labels, order, days, _hidden(w, u)) for u in uids]
     if everyone:
         timelines = [t for t in timelines if t.records]
     name = "gallery-all" if everyone else f"gallery-{'-'.join(uids)}"

@@ -252,6 +252,7 @@ class FirebaseClient:
     # the queries are appended to it, so the composite indexes they need can be derived from them
     # and checked against firestore.indexes.json (the emulator does not enforce indexes).
     query_log: list[Any] | None = None
+    _erasure_key: bytes | None = None  # the pseudonym key, once read (stores/firebase/forget.py)
 
     def _record(self, query: Any) -> Any:
         log = FirebaseClient.query_log

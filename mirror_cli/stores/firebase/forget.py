@@ -52,9 +52,12 @@ def field_is(collection: Any, field: str, value: str) -> Any:
     return collection.where(filter=FieldFilter(field, "==", value))
 
 
-def pseudonym(client: FirebaseClient, uid: str) -> str:
+def _key(client: FirebaseClient) -> bytes:
+    """The pseudonym key, read once per client (it never changes once made)."""
     from google.api_core.exceptions import AlreadyExists, Conflict
 
+    if client._erasure_key is not None:
+        return client._erasure_key
     doc = client.db.collection("store_meta").document("erasure")
     try:
         snap = doc.get(**client._rt)
@@ -65,6 +68,12 @@ def pseudonym(client: FirebaseClient, uid: str) -> str:
     except Exception as exc:
         raise _wrap(exc, "reading the erasure key") from exc
     key = bytes.fromhex((snap.to_dict() or {})["key"])
+    client._erasure_key = key
+    return key
+
+
+def pseudonym(client: FirebaseClient, uid: str) -> str:
+    key = _key(client)
     digest = hmac.new(key, validate_user_id(uid).encode(), hashlib.sha256).hexdigest()
     return f"erased-{digest[:32]}"
 
