@@ -398,7 +398,7 @@ class LedgerStore(Protocol):
 
 @runtime_checkable
 class LimitStore(Protocol):
-    """Budget reservations that hold every cap across processes and shards."""
+    """Budget reservations that hold every cap, and rates (``rates.gcra``), across processes."""
 
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
     def settle(self, reservation: Reservation, actual: float, *, only_held: bool = False) -> None:
@@ -407,9 +407,7 @@ class LimitStore(Protocol):
         ...
 
     def release(self, reservation: Reservation, *, only_held: bool = False) -> None: ...
-    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
-        """A rate shared by every process (``stores/rates.gcra`` on one record per bucket)."""
-        ...
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken: ...
 
 
 @runtime_checkable
