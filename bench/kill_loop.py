@@ -8,7 +8,8 @@ reinforced retry, a second paid request), prints: kills, requests in flight at a
 billed (the server's own ledger, priced from the usage it returned), the tool's confirmed spend and
 its may-have-billed spend, and their ratio. The goal: ratio >= 1.00 (never under the server) and
 <= 1.10 (may-have-billed booked once per request sent and never answered, not per crash).
-Then the reads per due user of one real nightly run (the local renderer, the local store).
+Then the reads per due user of one real nightly run (the loopback OpenAI server) on the local
+store and on the official Firestore emulator (--read-stores; --no-kills for the reads alone).
 """
 
 from __future__ import annotations
@@ -140,32 +141,44 @@ def kill_loop(users: int, kills_wanted: int, seed: int, blanks: bool, latency: f
     }
 
 
-def reads_per_due_user(users: int) -> tuple[int, int, float]:
-    """One real nightly run on the local store (the local renderer: free, no claims): the store's
-    own read count, per due user."""
-    with tempfile.TemporaryDirectory() as tmp:
-        core = Mirror(load_settings({"data_dir": Path(tmp) / "d"}))
-        core.import_users(synthetic_users(users, seed=3))
-        core.evolve(None, due=True, any_hour=True)  # everyone's first avatar
-        for p in synthetic_users(users, seed=3):
-            core.store.set_progress(p.id, p.progress.model_copy(update={"active_days": 8}))
-        day = core.now().strftime("%Y-%m-%d")
-        before = core.store.op_counts(day).get("reads", 0)
-        report = core.evolve(None, due=True, any_hour=True)
-        reads = core.store.op_counts(day).get("reads", 0) - before
-        due = len({o.user_id for o in report.outcomes})
-        core.close()
-    return reads, due, reads / due if due else float("nan")
+def reads_per_due_user(users: int, store: str = "local") -> tuple[int, int, int]:
+    """One real nightly run (the loopback OpenAI server: claims, reservations, the cache, the
+    anchor): the store's own read count, per due user. Every user gets a first avatar in a first
+    run; then half of them reach the next stage and the measured run serves them. Returns its
+    reads, the due users it served, and the reads of the same run with nobody due (the constant)."""
+    server = FakeOpenAI().start()
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench-abcdefghijklmnop")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = _configs(Path(tmp))
+            flags = {"data_dir": Path(tmp) / "d", "config_dir": cfg, "store": store}
+            flags |= {"provider": "openai", "base_url": server.url}
+            core = Mirror(load_settings(flags))
+            people = synthetic_users(users, seed=3)
+            core.import_users(people)
+            core.evolve(None, due=True, any_hour=True)  # everyone's first avatar
+            for p in people[::2]:
+                core.store.set_progress(p.id, p.progress.model_copy(update={"active_days": 8}))
+            core.close()
+            core = Mirror(load_settings(flags))
+            day = core.now().strftime("%Y-%m-%d")
+            before = core.store.op_counts(day).get("reads", 0)
+            report = core.evolve(None, due=True, any_hour=True)
+            core.close()
+            core = Mirror(load_settings(flags))  # the counts are flushed when a core closes
+            after = core.store.op_counts(day).get("reads", 0)
+            core.evolve(None, due=True, any_hour=True)  # nobody due now: the constant
+            core.close()
+            core = Mirror(load_settings(flags))
+            constant = core.store.op_counts(day).get("reads", 0) - after
+            core.close()
+            due = sum(1 for o in report.outcomes if o.status == "generated")
+    finally:
+        server.stop()
+    return after - before, due, constant
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=16)
-    ap.add_argument("--kills", type=int, default=5)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--latency", type=float, default=0.25)
-    ap.add_argument("--read-users", type=int, default=200)
-    args = ap.parse_args()
+def kill_loops(args: argparse.Namespace) -> None:
     print(f"kill loop: {args.users} users, {args.kills} SIGKILLs per run, server latency {args.latency}s")
     print("  seed  blanks  kills  in_flight  server_billed  tool_confirmed  may_have_billed  ratio")
     for seed in args.seeds:
@@ -176,10 +189,48 @@ def main() -> None:
                 f"${r['billed']:12.4f}  ${r['confirmed']:13.4f}  ${r['maybe']:14.4f}  {r['ratio']:5.3f}",
                 flush=True,
             )
-    reads, due, per = reads_per_due_user(args.read_users)
-    print(
-        f"reads of one real nightly run: {reads} for {due} due users = {per:.2f} per due user (goal <= 3 + a constant)"
-    )
+
+
+def _emulators() -> Any:
+    """The official Firestore emulator and the storage emulator, the store pointed at them."""
+    import emulators
+
+    emus = emulators.start()
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emus.firestore.host
+    os.environ["STORAGE_EMULATOR_HOST"] = emus.storage_url
+    project, bucket = emus.new_namespace()
+    os.environ["MIRROR_FIREBASE_PROJECT"] = project
+    os.environ["MIRROR_FIREBASE_BUCKET"] = bucket
+    return emus
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--latency", type=float, default=0.25)
+    ap.add_argument("--read-users", type=int, default=200)
+    ap.add_argument("--read-stores", nargs="+", default=["local", "firebase"], choices=["local", "firebase"])
+    ap.add_argument("--no-kills", action="store_true", help="only the reads of a real nightly run")
+    args = ap.parse_args()
+    if not args.no_kills:
+        kill_loops(args)
+    print("reads of one real nightly run (half the users due; goal <= 3 per due user + a constant):")
+    for store in args.read_stores:
+        emus = _emulators() if store == "firebase" else None
+        try:
+            reads, due, constant = reads_per_due_user(args.read_users, store)
+        finally:
+            if emus is not None:
+                emus.stop()
+        note = "Firestore documents" if store == "firebase" else "SQL reads counted by the local store"
+        print(
+            f"  {store:8} {reads:5} reads for {due} due users = {reads / due:.2f} per due user; "
+            f"{constant} with nobody due: ({reads} - {constant}) / {due} = {(reads - constant) / due:.2f} "
+            f"per due user above the constant ({note})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

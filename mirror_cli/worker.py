@@ -143,9 +143,22 @@ class Worker:
         with contextlib.suppress(Exception):
             getattr(self.core.provider, "client", None)
 
+    async def _extend(self, message: QueueMessage) -> None:
+        """Keep a running message invisible: its ack deadline moved on every third of it (a
+        redelivery while it runs would only wait for it, but costs a slot)."""
+        every = max(0.05, self.ack_deadline_s / 3)
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):
+                await self.core.store_calls(self.queue.nack, message, self.ack_deadline_s)
+
     async def _handle(self, message: QueueMessage) -> None:
+        keep = asyncio.create_task(self._extend(message))
         try:
-            later = await self.handle(message)
+            try:
+                later = await self.handle(message)
+            finally:
+                keep.cancel()
             if later is None:
                 await self.core.store_calls(self.queue.ack, message)
                 self.stats.acked += 1

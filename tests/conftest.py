@@ -214,6 +214,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     s.close()
 
 
+@pytest.fixture(params=["local", "firebase"])
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store a command-line test runs on, once per back-end (MIRROR_STORE; Firestore on the
+    emulators)."""
+    if request.param == "firebase":
+        request.getfixturevalue("firebase_env")
+        monkeypatch.setenv("MIRROR_STORE", "firebase")
+    return str(request.param)
+
+
 def openai_flags(url: str, config_dir: Path, data_dir: Path) -> list[str]:
     """CLI flags that point a command at the loopback OpenAI server, a config dir and a data dir."""
     return ["--provider", "openai", "--base-url", url, "--config-dir", str(config_dir), "--data-dir", str(data_dir)]

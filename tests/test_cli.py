@@ -41,15 +41,6 @@ def examples(data_dir):
     return as_json(result)["items"]
 
 
-@pytest.fixture(params=["local", "firebase"])
-def store_kind(request, monkeypatch):
-    """The end-to-end tests run once per store."""
-    if request.param == "firebase":
-        request.getfixturevalue("firebase_env")
-        monkeypatch.setenv("MIRROR_STORE", "firebase")
-    return request.param
-
-
 def stored(data_dir, store_kind, ref):
     """The bytes of a stored image, wherever the store keeps them."""
     if store_kind == "local":

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from mirror_cli.cli.app import app
 from mirror_cli.models import Persona, Progress
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["local", "firebase"])
-def store_kind(request, monkeypatch):
-    if request.param == "firebase":
-        request.getfixturevalue("firebase_env")
-        monkeypatch.setenv("MIRROR_STORE", "firebase")
-    return request.param
 
 
 def test_examples_are_not_users_until_imported(make_core, store_kind):

@@ -119,3 +119,36 @@ def test_dry_run_reports_an_existing_stage_as_cached(paid_core, openai_env):
     core.set_progress("demo", Progress(active_days=50, goals_completed=21))
     planned = core.generate(["demo"], "month", dry_run=True).outcomes[0]
     assert planned.status == "cached" and planned.estimate_usd == 0
+
+
+def test_two_first_taps_with_other_metrics_on_two_instances_pay_once(make_core, openai_env, tmp_path):
+    """Claims hold the look, not the request: instance B plans the same stage from other metrics
+    (another prompt, another request key) while A's request is in flight, waits for A, and is
+    answered with A's avatar. Each instance is a core of its own on one store."""
+    import threading
+
+    retry = {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "request_timeout_s": 60}
+    cfg = make_config_dir(tmp_path, {"per_user_daily": 50, "system_daily": 1000, "retry": retry})
+    a, b = (make_core(provider="openai", base_url=openai_env.url, config_dir=cfg) for _ in range(2))
+    a.set_progress("demo", Progress(active_days=8, goals_completed=2, major_achievement="Ran a 10k"))
+    openai_env.hold()
+    outcomes: dict[str, Any] = {}
+
+    def run(name: str, core: Any) -> None:
+        outcomes[name] = core.generate(["demo"], "firstWeek").outcomes[0]
+
+    first = threading.Thread(target=run, args=("a", a))
+    first.start()
+    openai_env.wait_for_requests(1)  # A's request is at the provider, its answer held
+    b.set_progress("demo", Progress(active_days=9, goals_completed=5, discovered_traits=["brave", "patient"]))
+    second = threading.Thread(target=run, args=("b", b))
+    second.start()
+    second.join(timeout=2)  # B is waiting for A (on the look's claim), not buying
+    assert second.is_alive() and _images(openai_env) == 1
+    openai_env.release()
+    first.join(timeout=120)
+    second.join(timeout=120)
+    assert outcomes["a"].status == "generated" and outcomes["b"].status == "cached", outcomes["b"].reason
+    assert outcomes["a"].request_key != outcomes["b"].request_key  # other metrics, other prompt
+    assert outcomes["b"].record.id == outcomes["a"].record.id
+    assert _images(openai_env) == 1 and len(openai_env.ledger) == 1

@@ -35,7 +35,7 @@ def _generate(uid: str, stage: str = "month") -> dict[str, object]:
 
 def _dead_job(core: Mirror, uid: str) -> AppJob:
     """What an instance killed mid-job leaves: a running job whose instance is gone, lease over."""
-    past = datetime.now(UTC) - timedelta(seconds=30)
+    past = datetime.now(UTC) - timedelta(hours=1)
     params = {"user_id": uid, "target": "month", "progress": None, "regenerate": False}
     job = AppJob(uuid.uuid4().hex, uid, "generate", "k", params, "gone:1:x", past, past)
     core.store.put_app_job(job)

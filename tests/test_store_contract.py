@@ -150,6 +150,27 @@ def test_settle_replaces_estimate_with_actual(store):
     store.reserve("u1", "k2", 0.10, NOW, caps)
 
 
+def test_a_settled_reservation_is_never_settled_or_released_twice_by_recovery(store):
+    """``only_held`` (a crashed owner's reservation, which it may have settled before it died):
+    once settled, a second settle or a release changes nothing on either store."""
+    caps = Caps(None, 2, monthly_budget_usd=0.30)
+    r = store.reserve("u1", "k1", 0.25, NOW, caps)
+    store.settle(r, 0.20)
+    store.settle(r, 0.05, only_held=True)  # counted once, at 0.20: 0.10 more does not fit
+    store.release(r, only_held=True)  # nor does a release give its slot back
+    with pytest.raises(LimitReached) as e:
+        store.reserve("u1", "k2", 0.15, NOW, caps)
+    assert e.value.kind == "monthly_budget"
+    store.reserve("u1", "k2", 0.10, NOW, caps)
+    with pytest.raises(LimitReached) as e:
+        store.reserve("u1", "k3", 0.0, NOW, caps)
+    assert e.value.kind == "system_daily"
+    held = store.reserve("u2", "k4", 0.0, NOW + timedelta(days=1), caps)
+    store.release(held, only_held=True)  # still held: released (its slot is free again)
+    store.reserve("u2", "k5", 0.0, NOW + timedelta(days=1), caps)
+    store.reserve("u2", "k6", 0.0, NOW + timedelta(days=1), caps)
+
+
 def test_concurrent_reservations_never_overshoot(store):
     caps = Caps(per_user_daily=None, system_daily=None, monthly_budget_usd=1.0)
 

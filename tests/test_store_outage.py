@@ -136,6 +136,15 @@ def test_stalled_storage_server_stops_the_run_resumably_never_hangs(emulators, m
         storage.stop()
 
 
+def _held(project: str) -> list[dict]:
+    """The reservations still held in the project (read on the emulator, apart from the tool)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    db = firestore.Client(project=project, credentials=AnonymousCredentials())
+    return [d.to_dict() for d in db.collection("reservations").stream() if (d.to_dict() or {}).get("state") == "held"]
+
+
 def test_stalled_firestore_ends_the_run_within_its_timeout_exit_8(outage, openai_env, tmp_path):
     """Firestore stops answering (SIGSTOP) while the first image is being bought: the run ends
     with exit 8 within one store timeout plus the retry budget of the settings, not a timeout per
@@ -191,6 +200,18 @@ def test_stalled_firestore_ends_the_run_within_its_timeout_exit_8(outage, openai
     assert took <= timeout_s + retry_s + 2.5, took
     summary = json.loads(out)["summary"]
     assert summary["store_error"] and summary["stopped"], summary
+    # the store is back: the resumed run stores what was paid and settles what was reserved
+    firestore.warm(project)
+    resumed = subprocess.run(
+        [*cmd, "--resume", summary["run_id"]],
+        capture_output=True,
+        text=True,
+        env={**env, "MIRROR_STORE_TIMEOUT_S": "30"},  # the resumed JVM's first answers are slow
+        timeout=300,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert _held(project) == []  # every reservation of both runs settled or released
 
 
 def test_one_stalled_store_call_ends_every_waiting_and_new_call_at_once():

@@ -28,6 +28,12 @@ def claim_key(uid: str, request_key: str) -> str:
     return f"{uid}/{request_key}"
 
 
+def look_claim_key(job: Job) -> str | None:
+    """The claim on what decides the avatar's look (and which regeneration of it): two requests
+    for one stage whose prompts differ only by progress still make one image, one after the other."""
+    return f"{job.user_id}/look.{job.look_key}.r{job.regeneration}" if job.look_key else None
+
+
 def owner_dead(owner: str) -> bool:
     """A claim owner ('host:pid:nonce') that is a process of this host which no longer exists."""
     host, _, rest = owner.partition(":")
@@ -70,25 +76,29 @@ class Claims:
     def lease_until(self, seconds: float | None = None) -> datetime:
         return self.ctx.wall() + timedelta(seconds=seconds or self.ctx.configs.limits.claims.lease_s)
 
-    def new_claim(self, job: Job, lease_s: float | None = None, owner: str | None = None) -> Claim:
+    def new_claim(
+        self, job: Job, lease_s: float | None = None, owner: str | None = None, key: str | None = None
+    ) -> Claim:
         return Claim(
-            key=claim_key(job.user_id, job.request_key),
+            key=key or claim_key(job.user_id, job.request_key),
             owner=owner or self.ctx.owner,
             lease_until=self.lease_until(lease_s),
             created_at=self.ctx.now(),
             info={"run_id": self.ctx.run_id(), "job_id": job.job_id, "estimate_usd": job.estimate_usd},
         )
 
-    async def acquire(self, job: Job, settled: Callable[[], Awaitable[Outcome | None]]) -> Acquired | Outcome:
-        """Claim the job before its request. Held by a live owner: wait (asking ``settled`` for
-        its result, a cache hit) up to claims.wait_s. Held by a dead owner, or past its lease:
-        take it over."""
+    async def acquire(
+        self, job: Job, settled: Callable[[], Awaitable[Outcome | None]], key: str | None = None
+    ) -> Acquired | Outcome:
+        """Claim the job before its request (``key``: another claim of it, its look's). Held by a
+        live owner: wait (asking ``settled`` for its result, a cache hit) up to claims.wait_s.
+        Held by a dead owner, or past its lease: take it over."""
         ctx = self.ctx
         cfg = ctx.configs.limits.claims
         give_up = time.monotonic() + cfg.wait_s
         steal: str | None = None
         while True:
-            claim = self.new_claim(job)
+            claim = self.new_claim(job, key=key)
             result: ClaimResult = await ctx.io(ctx.store.claim, claim, ctx.wall(), steal)
             if result.acquired:
                 return Acquired(claim, result.previous)

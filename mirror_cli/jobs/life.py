@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import MirrorError, RunStoppedError, StoreError, as_store_error
 from ..pacing import ProviderFailure
+from ..planner import OK_STATUSES
 from ..telemetry.timing import step
 from .buy import Buyer
 from .cache import Cache
-from .claims import Claims
+from .claims import Claims, look_claim_key
 from .degrade import Degrade
 from .finish import Finisher
 from .moderation import Moderation, hidden_reason
@@ -97,6 +98,42 @@ class JobLife:
             return early
         if is_free(job):
             return await self._bought(job, None)
+        look = look_claim_key(job)
+        if look is None:
+            return await self._claimed(job)
+        with step("claim"):  # first the look: another request for it (other metrics) waits here
+            held = await self.claims.acquire(job, lambda: self.same_look(job), key=look)
+        if isinstance(held, Outcome):
+            return held
+        beat = asyncio.create_task(self.claims.heartbeat(held.claim))
+        cancelled = False
+        try:
+            made = await self.same_look(job)  # made by the request that held the look before
+            return made if made is not None else await self._claimed(job)
+        except asyncio.CancelledError:
+            cancelled = True  # its request may be in flight: the look's lease runs out first
+            raise
+        finally:
+            beat.cancel()
+            if not cancelled:
+                await self.claims.release(held.claim.key, held.claim.owner)
+
+    async def same_look(self, job: Job) -> Outcome | None:
+        """This stage's avatar with this look (or this regeneration of it), made since the job was
+        planned by another request that held its look: served as a cache hit, never bought again."""
+        records = await self.ctx.io(self.ctx.store.list_avatars, job.user_id)
+        same = [r for r in records if r.target == job.target and r.status in OK_STATUSES]
+        if job.regeneration:
+            made = same if len(same) > job.regeneration else []
+        else:
+            made = [r for r in same if r.look_key == job.look_key and r.stage == job.stage]
+        if not made:
+            return None
+        job.existing = max(made, key=lambda r: r.created_at)
+        return await self.settled_without_request(job)  # a hit (a hidden one is answered as such)
+
+    async def _claimed(self, job: Job) -> Outcome:
+        """The request's own claim, then the job bought under it."""
         with step("claim"):
             got = await self.claims.acquire(job, lambda: self.settled_without_request(job))
             if isinstance(got, Outcome):

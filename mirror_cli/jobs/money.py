@@ -179,11 +179,20 @@ class Money:
         return estimate
 
     async def _settle_quietly(self, reservation: Reservation, usd: float) -> None:
+        """A dead owner's reservation (which it may have settled itself before it died): settled
+        or released only while still held, so it is never counted twice."""
         with contextlib.suppress(MirrorError):
             if usd > 0:
-                await self.ctx.io(self.ctx.store.settle, reservation, usd)
+                await self.ctx.io(self.ctx.store.settle, reservation, usd, only_held=True)
             else:
-                await self.ctx.io(self.ctx.store.release, reservation)
+                await self.ctx.io(self.ctx.store.release, reservation, only_held=True)
+
+    async def settle_left_claim(self, previous: Claim | None, usd: float) -> None:
+        """A dead owner's claim on an answer just stored from the spool: its reservation settled
+        at what the answer cost (the caps count it; the ledger line is the ingest's)."""
+        r = previous.info.get("reservation") if previous is not None and previous.owner != self.ctx.owner else None
+        if r:
+            await self._settle_quietly(reservation_from(r), usd)
 
     async def book_damaged(self, job: Job, aside: SetAside) -> None:
         """A paid image whose spool entry could not be read (set aside): its cost as the header

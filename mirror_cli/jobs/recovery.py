@@ -63,7 +63,10 @@ async def ingest_leftovers(life: JobLife, persona_of: Callable[[str], Persona]) 
         # under the line its killed run may have booked already (':rejected'), and its retry is due
         may_retry = spooled.meta.get("attempt") != "retry"
         outcomes.append(await life.finish(job, spooled.result, ingested=True, may_retry=may_retry))
-        # its dead owner's claim goes once the image is stored (the cache answers from now on)
+        # its dead owner's claim goes once the image is stored (the cache answers from now on),
+        # and the reservation on it is settled at the answer's cost before it goes
+        left = await ctx.io(ctx.store.get_claim, claim_key(uid, key))
+        await life.money.settle_left_claim(left, spooled.result.cost_usd)
         await life.claims.release(claim_key(uid, key))
     return outcomes
 

@@ -22,6 +22,7 @@ from ..settings import Settings
 from . import handlers
 from .auth import TokenVerifier
 from .guards import AccessLog, BodyLimit
+from .push import PushRunner
 from .queued import EmbeddedWorker, wants_embedded_worker
 from .routes import PREFIX, api_router
 from .service import Service
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         redoc_url=None,
     )
     app.state.service = svc
+    app.state.push = PushRunner(svc)  # POST /api/v1/queue/push (server/push.py)
     handlers.install(app)
     app.include_router(api_router(), prefix=PREFIX)
 

@@ -95,9 +95,13 @@ class QueuedJobs:
         here = svc.jobs.get(job_id)
         if here is not None and here.persisted:  # this process runs it: its answer is written here
             return await self._answered(here)
-        left = (record.lease_until - wall_clock()).total_seconds()
+        # a live instance renews its lease every third of it: a worker waits one more lease
+        # before it takes over (a renewal late on a busy machine is not a death), unless the
+        # instance is a process of this host that is gone
+        grace = svc.durable.lease_s
+        left = (record.lease_until - wall_clock()).total_seconds() + grace
         if left >= 0 and not owner_dead(record.instance):
-            return max(1.0, left + 0.5)  # its instance is alive and renewing: it answers
+            return max(1.0, left + 0.5)
         taken = await svc.durable.take_over(record, svc.guarded_work(record.kind, record.params))
         if taken is None:
             return max(1.0, svc.durable.lease_s)  # another worker or poller took it

@@ -398,14 +398,16 @@ class LedgerStore(Protocol):
 
 @runtime_checkable
 class LimitStore(Protocol):
-    """Budget reservations that hold every cap across processes and shards."""
+    """Budget reservations that hold every cap, and rates (``rates.gcra``), across processes."""
 
     def reserve(self, uid: str, request_key: str, amount: float, now: datetime, caps: Caps) -> Reservation: ...
-    def settle(self, reservation: Reservation, actual: float) -> None: ...
-    def release(self, reservation: Reservation) -> None: ...
-    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken:
-        """A rate shared by every process (``stores/rates.gcra`` on one record per bucket)."""
+    def settle(self, reservation: Reservation, actual: float, *, only_held: bool = False) -> None:
+        """Settle to ``actual``. ``only_held``: only if it is still held (a crashed owner's
+        reservation, which that owner may have settled before it died: never counted twice)."""
         ...
+
+    def release(self, reservation: Reservation, *, only_held: bool = False) -> None: ...
+    def take_rate(self, bucket: str, interval_s: float, burst: int, max_wait_s: float, now: float) -> RateTaken: ...
 
 
 @runtime_checkable

@@ -134,9 +134,18 @@ class Limits(FirebaseClient):
         )
         self._count("writes")
 
-    def settle(self, reservation: Reservation, actual: float) -> None:
+    def _still_held(self, reservation: Reservation) -> bool:
+        """One read (a crashed owner's reservation only): is it still held?"""
+        with self._rpc("reading a reservation"):
+            snap = self.db.collection("reservations").document(reservation.id).get(**self._rt)
+        self._count("reads")
+        return bool(snap.exists and (snap.to_dict() or {}).get("state") == "held")
+
+    def settle(self, reservation: Reservation, actual: float, *, only_held: bool = False) -> None:
         from google.cloud.firestore import Increment
 
+        if only_held and not self._still_held(reservation):
+            return
         _, _, budget = self._limit_docs(reservation)
         delta = round(actual * MICRO) - round(reservation.amount * MICRO)
         with self._rpc("settling a reservation"):
@@ -150,7 +159,9 @@ class Limits(FirebaseClient):
             )
             self._count("writes", len(batch.commit(**self._rt)))
 
-    def release(self, reservation: Reservation) -> None:
+    def release(self, reservation: Reservation, *, only_held: bool = False) -> None:
+        if only_held and not self._still_held(reservation):
+            return
         with self._rpc("releasing a reservation", "writes"):
             self._apply(reservation, -1, round(reservation.amount * MICRO))
             self.db.collection("reservations").document(reservation.id).set(

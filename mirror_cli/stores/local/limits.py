@@ -19,6 +19,11 @@ _SYSTEM_DAY_SQL = """SELECT COUNT(*) FROM reservations WHERE day = ?
 _MONTH_SPENT_SQL = """SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE month = ?
     AND (state = 'settled' OR (state = 'held' AND created_at >= ?))"""
 
+_SETTLE_SQL = "UPDATE reservations SET state = 'settled', amount = ? WHERE id = ?"
+_SETTLE_HELD_SQL = _SETTLE_SQL + " AND state = 'held'"
+_RELEASE_SQL = "UPDATE reservations SET state = 'released' WHERE id = ?"
+_RELEASE_HELD_SQL = _RELEASE_SQL + " AND state = 'held'"
+
 # A held reservation older than this is a crashed job's: it no longer counts against caps.
 STALE_RESERVATION = timedelta(hours=2)
 
@@ -58,15 +63,12 @@ class Limits(LocalDb):
         self._count("writes")
         return res
 
-    def settle(self, reservation: Reservation, actual: float) -> None:
-        self._q(
-            "UPDATE reservations SET state = 'settled', amount = ? WHERE id = ?",
-            (actual, reservation.id),
-            op="writes",
-        )
+    def settle(self, reservation: Reservation, actual: float, *, only_held: bool = False) -> None:
+        sql = _SETTLE_HELD_SQL if only_held else _SETTLE_SQL
+        self._q(sql, (actual, reservation.id), op="writes")
 
-    def release(self, reservation: Reservation) -> None:
-        self._q("UPDATE reservations SET state = 'released' WHERE id = ?", (reservation.id,), op="writes")
+    def release(self, reservation: Reservation, *, only_held: bool = False) -> None:
+        self._q(_RELEASE_HELD_SQL if only_held else _RELEASE_SQL, (reservation.id,), op="writes")
 
     def forget_reservations(self, uid: str) -> int:
         """Erasure: the user's reservations (spend is kept by the ledger, under a pseudonym)."""
