@@ -150,6 +150,11 @@ class Job:
     # the avatar this user already has of this target with the same look: served, never bought again
     existing: AvatarRecord | None = None
     regeneration: int = 0
+    # the person's photo the plan was given: every re-plan of the job (safe, reinforced) keeps it
+    photo: Photo | None = None
+    # the request is drawn from the person's photo (a spooled leftover's: as its entry says, even
+    # when the photo is no longer here to draw from again)
+    photo_drawn: bool = False
 
     @property
     def job_id(self) -> str:
@@ -366,7 +371,14 @@ class Planner:
             look_key=look,
             existing=existing,
             regeneration=regeneration,
+            photo=photo,
+            photo_drawn=any(ref.role == PHOTO_ROLE for ref in references),
         )
+
+    def replan(self, job: Job, *, safe: bool = False, reinforce: bool = False) -> ImageRequest:
+        """The job's request again, from exactly the inputs of its first plan (the person's photo
+        among them) but for the safe prompt or the gate's reinforcement; its key stays the job's."""
+        return self.plan(job.persona, job.progress, job.target, photo=job.photo, safe=safe, reinforce=reinforce).request
 
     @property
     def _style(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from conftest import make_config_dir
 from PIL import Image
 
 from mirror_cli.config import PhotoLimits
@@ -121,3 +122,108 @@ def test_the_offline_renderer_says_the_photo_is_not_used(tmp_path, monkeypatch):
     assert "not used" in json.loads(as_json.stdout)["summary"]["notes"][0]
     without = runner.invoke(app, ["trilogy", "--user", "demo", "--json"])
     assert "notes" not in json.loads(without.stdout)["summary"]
+
+
+def _photo_user(make_core, openai_env, fast_configs, tmp_path):
+    """A core on the loopback OpenAI server, amira consenting to her photo, and the photo's file."""
+    make_config_dir(tmp_path, {"per_user_daily": 9})  # a trilogy, its retry and one more
+    path = tmp_path / "me.jpg"
+    path.write_bytes(jpeg_with_exif())
+    core = make_core(provider="openai", base_url=openai_env.url, config_dir=fast_configs)
+    core.record_consent("amira", "photo", granted=True, terms_version="v1", recorded_by="app")
+    return core, path
+
+
+def _drawn_from(request) -> str | None:
+    """The sha256 of the image a recorded request is drawn from (None for a generation)."""
+    firsts = [r["sha256"] for r in request["references"] if r["filename"].startswith("reference-1")]
+    return firsts[0] if firsts else None
+
+
+def _mark_retry_due(core, path, kind):
+    """What a process killed after the gate rejected the first image of ``kind`` leaves: the
+    retry marker under the photo job's key. Returns the photo as the intake makes it."""
+    pic = intake_photo(path, core.configs.limits.photo)
+    who = core.persona("amira")
+    job = core.planner().plan(who, who.progress, kind, photo=pic)
+    meta = {"user_id": "amira", "target": kind, "request_key": job.request_key, "attempt": "first", "photo": True}
+    core.spool.mark_retry("amira", job.request_key, meta)
+    return pic
+
+
+def test_the_gate_retry_of_a_photo_job_is_an_edit_of_the_photo(make_core, openai_env, fast_configs, tmp_path):
+    core, path = _photo_user(make_core, openai_env, fast_configs, tmp_path)
+    openai_env.bad_next.append("blank")  # the first answer fails a hard check: one reinforced retry
+    report = core.trilogy("amira", path)
+    assert report.count("generated") == 3, [o.reason for o in report.outcomes]
+    reinforce = core.configs.style.reinforce_prompt.strip()
+    retries = [r for r in openai_env.requests if reinforce in r["params"]["prompt"]]
+    assert len(openai_env.requests) == 4 and len(retries) == 1
+    photo = _drawn_from(openai_env.requests[0])
+    assert photo is not None and retries[0]["path"] == "/v1/images/edits" and _drawn_from(retries[0]) == photo
+    for rec in core.store.list_avatars("amira"):
+        assert rec.references[0].role == "photo of the person" and rec.references[0].sha256 == photo
+    # the retry is paid under the first request's key: its rejected line and its own, one key
+    paid = [e for e in core.store.events() if e.kind == "generated"]
+    retried_key = next(e.request_key for e in paid if e.validation_ok is False)
+    assert [e.validation_ok for e in paid if e.request_key == retried_key] == [False, True]
+    kept = [p.name for p in (core.settings.data_dir / "avatars" / "amira").iterdir() if p.name.startswith("rejected")]
+    assert len(kept) == 1 and kept[0].startswith("rejected-photo-")  # a withdrawal finds it
+
+
+def test_a_resumed_gate_retry_sends_the_photo_again(make_core, openai_env, fast_configs, tmp_path):
+    core, path = _photo_user(make_core, openai_env, fast_configs, tmp_path)
+    kind = next(iter(core.configs.stages.trilogy))
+    _mark_retry_due(core, path, kind)
+    report = core.trilogy("amira", path)
+    assert report.count("generated") == 3, [o.reason for o in report.outcomes]
+    reinforce = core.configs.style.reinforce_prompt.strip()
+    (retry,) = [r for r in openai_env.requests if reinforce in r["params"]["prompt"]]
+    assert len(openai_env.requests) == 3  # the first request of the retried job is not sent again
+    assert retry["path"] == "/v1/images/edits" and _drawn_from(retry) == _drawn_from(openai_env.requests[0])
+    assert core.spool.pending() == []
+
+
+def test_a_resumed_gate_retry_never_sends_a_withdrawn_photo(make_core, openai_env, fast_configs, tmp_path):
+    """The run read amira's profile before she withdrew photo consent; its retry marker outlived
+    the withdrawal. The retry is skipped with the reason: nothing is sent, nothing bought."""
+    from mirror_cli.jobs.types import JobSpec
+    from mirror_cli.usecases.runs import execute
+
+    core, path = _photo_user(make_core, openai_env, fast_configs, tmp_path)
+    read_before = core.persona("amira")
+    core.record_consent("amira", "photo", granted=False, terms_version="v1", recorded_by="app")
+    kind = next(iter(core.configs.stages.trilogy))
+    pic = _mark_retry_due(core, path, kind)
+    report = core.run_async(execute(core, [JobSpec(read_before, read_before.progress, kind, pic)], dry_run=False))
+    (out,) = report.outcomes
+    assert out.status in ("degraded", "fallback") and "withdrew consent" in (out.reason or ""), out.reason
+    assert openai_env.requests == [] and report.cost_usd == 0.0
+
+
+def test_a_leftover_photo_image_is_never_retried_from_the_anchor(make_core, openai_env, fast_configs, tmp_path):
+    """A killed photo job left its paid first answer in the spool; a later run without the photo
+    ingests it and the gate rejects it: the retry is skipped (the photo is gone), never bought
+    from the anchor under the photo's key; the first image is kept as the gate decides."""
+    from gate_samples import blank_amber
+
+    from mirror_cli.models import ImageResult, TokenUsage
+
+    core, path = _photo_user(make_core, openai_env, fast_configs, tmp_path)
+    assert core.generate(["amira"], "month").count("generated") == 1  # an anchor to fall back on
+    kind = next(iter(core.configs.stages.trilogy))
+    pic = intake_photo(path, core.configs.limits.photo)
+    job = core.planner().plan(core.persona("amira"), core.persona("amira").progress, kind, photo=pic)
+    blank = io.BytesIO()
+    blank_amber().save(blank, "PNG")
+    answer = ImageResult(data=blank.getvalue(), mime="image/png", provider="openai", model="gpt-image-2")
+    answer.usage = TokenUsage(output_image_tokens=10)
+    meta = {"user_id": "amira", "target": kind, "request_key": job.request_key, "attempt": "first", "photo": True}
+    core.spool.put("amira", job.request_key, answer, meta)
+    sent = len(openai_env.requests)
+    (out,) = core.run_async(core.asweep_spool())
+    assert len(openai_env.requests) == sent  # no retry bought, from the anchor or anything else
+    assert out.record is not None and out.record.status == "flagged"
+    assert "photo the first image was drawn from is not available" in (out.reason or ""), out.reason
+    kept = [p.name for p in (core.settings.data_dir / "avatars" / "amira").iterdir() if p.name.startswith("rejected")]
+    assert len(kept) == 1 and kept[0].startswith("rejected-photo-")

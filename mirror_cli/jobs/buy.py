@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import pricing
 from ..errors import RunStoppedError
-from ..models import PHOTO_ROLE, ImageResult
+from ..models import ImageResult
 from ..pacing import ProviderFailure, call_with_retries
 from ..telemetry import hooks
 from ..telemetry.timing import step
@@ -71,7 +71,7 @@ class Buyer:
 
     async def _replan_safe(self, job: Job) -> None:
         ctx = self.ctx
-        job.request = (await ctx.io(ctx.planner.plan, job.persona, job.progress, job.target, safe=True)).request
+        job.request = await ctx.io(ctx.planner.replan, job, safe=True)  # the photo kept
 
     async def generate(
         self,
@@ -154,5 +154,5 @@ class Buyer:
             "attempt": attempt,  # "retry": the gate's second request, never retried again
             "estimate_usd": job.estimate_usd,
             # drawn from the person's photo: withdrawing photo consent removes what is left of it
-            "photo": any(ref.role == PHOTO_ROLE for ref in job.request.references),
+            "photo": job.photo_drawn,
         }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import identity, imaging, messages
 from ..errors import MirrorError
 from ..identity import IdentityScore
-from ..models import PHOTO_ROLE, AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
+from ..models import AvatarRecord, ImageResult, LedgerEvent, ModerationVerdict
 from ..reporting import file_system_report
 from ..stores.base import CacheEntry
 from ..stores.reports import report_id
@@ -291,5 +291,5 @@ def _kind(ingested: bool) -> str:
 def rejected_name(job: Job) -> str:
     """The stored name of a paid image the gate rejected; ``rejected-photo-`` when it was drawn
     from the person's photo, so a withdrawal of photo consent finds it (consent.forget_photo_data)."""
-    photo = "photo-" if any(ref.role == PHOTO_ROLE for ref in job.request.references) else ""
+    photo = "photo-" if job.photo_drawn else ""
     return f"rejected-{photo}{job.target}-{job.avatar_id}"

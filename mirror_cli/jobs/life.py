@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from ..consent import has_consent
 from ..errors import MirrorError, RunStoppedError, StoreError, as_store_error
 from ..pacing import ProviderFailure
 from ..planner import OK_STATUSES
@@ -263,12 +264,14 @@ class JobLife:
         """Post-process and gate; a rejected image is kept and bought once more (reinforced),
         an undecodable one kept for review; the rest stored, ok or flagged."""
         checked = await self.finisher.check(job, result)
+        skipped = ""
         if self.finisher.wants_retry(checked.verdict, may_retry):
             await self.finisher.keep_rejected(job, result, checked, self.buyer.spool_meta(job, "first"))
             retried = await self.gate_retry(job, first_cost=result.cost_usd)
             if isinstance(retried, Outcome):
                 return retried
             # no retry: the first image is stored flagged (the retry marker goes with it)
+            skipped = retried
         if checked.img is None:
             return await self.finisher.keep_unusable(job, result, checked.verdict, ingested=ingested)
         moderation = await self.moderation.check(job, result)
@@ -281,6 +284,8 @@ class JobLife:
                 outcome = await self.hide(job, outcome.record)
         outcome.cost_usd = 0.0 if ingested else result.cost_usd
         outcome.moderation = moderation
+        if skipped and outcome.reason:
+            outcome.reason += f" (no retry: {skipped})"
         return outcome
 
     async def hide(self, job: Job, hidden: AvatarRecord) -> Outcome:
@@ -293,6 +298,10 @@ class JobLife:
 
     async def gate_retry(self, job: Job, first_cost: float) -> Outcome | str:
         """Buy the reinforced retry; a string says why it could not be bought."""
+        withheld = await self.photo_withheld(job)
+        return withheld if withheld is not None else await self._buy_retry(job, first_cost)
+
+    async def _buy_retry(self, job: Job, first_cost: float) -> Outcome | str:
         reservation: Reservation | None = None
         if not is_free(job):
             reserved = await self.reserve(job)
@@ -300,15 +309,35 @@ class JobLife:
                 return reserved.reason or "no budget for the quality gate's retry"
             reservation = reserved
         ctx = self.ctx
-        job.request = (await ctx.io(ctx.planner.plan, job.persona, job.progress, job.target, reinforce=True)).request
+        # the first request's inputs (the person's photo among them) and key, reinforced
+        job.request = await ctx.io(ctx.planner.replan, job, reinforce=True)
         outcome = await self.buy(job, reservation, may_retry=False, first_cost=first_cost)
         if outcome.status == "failed" and outcome.record is None and first_cost:
             return outcome.reason or "the quality gate's retry failed"
         return outcome
 
+    async def photo_withheld(self, job: Job) -> str | None:
+        """Why the retry of a job drawn from the person's photo may not be bought: the photo is
+        not here to draw from again (never the anchor instead, under the photo's key), or the
+        user withdrew photo consent since the run read their profile."""
+        if not job.photo_drawn:
+            return None
+        if job.photo is None:
+            return "the photo the first image was drawn from is not available, and no other image stands in for it"
+        persona = await self.ctx.io(self.ctx.store.get_user, job.user_id)
+        if persona is None or not has_consent(persona, "photo"):
+            return "the user withdrew consent to the use of their photo"
+        return None
+
     async def resume_gate_retry(self, job: Job) -> Outcome:
-        """A crash came after the first image was paid, kept as rejected and the retry marked."""
-        outcome = await self.gate_retry(job, first_cost=0.0)
+        """A crash came after the first image was paid, kept as rejected and the retry marked.
+        A retry due on a photo the job cannot use any more is skipped (degraded), never bought."""
+        marker = self.ctx.spool.get(job.user_id, job.request_key)
+        job.photo_drawn = job.photo_drawn or bool(marker is not None and marker.meta.get("photo"))
+        withheld = await self.photo_withheld(job)
+        if withheld is not None:
+            return await self.degrade(job, "degraded", f"the quality gate's retry was skipped: {withheld}")
+        outcome = await self._buy_retry(job, first_cost=0.0)
         if isinstance(outcome, Outcome):
             return outcome
         return failed(job, f"the quality gate's retry is still due: {outcome}")

@@ -59,6 +59,7 @@ async def ingest_leftovers(life: JobLife, persona_of: Callable[[str], Persona]) 
         except MirrorError:
             continue  # an unknown user or target: leave the paid image where it is, for a person
         job.request_key = key  # the key it was paid under, even if the plan would differ today
+        job.photo_drawn = bool(spooled.meta.get("photo"))  # its photo is not here: no retry from the anchor
         # the same rule as a planned job's ingest: a first answer the gate rejects again is kept
         # under the line its killed run may have booked already (':rejected'), and its retry is due
         may_retry = spooled.meta.get("attempt") != "retry"
