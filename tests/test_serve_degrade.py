@@ -1,5 +1,5 @@
 """A provider outage degrades like the design says: the app gets 200 with the stage's fallback
-picture marked ``is_fallback``,
+picture marked ``is_fallback`` (evolve: the user's latest shown avatar when they have one),
 the job is published to the queue, and a worker makes the real one once the provider answers;
 the app's next call gets it, paid once. Real uvicorn, Auth emulator tokens, the loopback OpenAI
 server answering 5xx, the embedded store and queue. An oversize chunked body is 413."""
@@ -52,6 +52,50 @@ def test_an_outage_answers_a_fallback_and_the_real_avatar_follows_through_the_qu
         later = c.post(a.url + API + "/avatar/generate", json=_generate(uid, "month")).json()
         assert later["is_fallback"] is True and later["status"] == "fallback" and later["avatar_id"] is None
     assert len(openai_env.ledger) == 1
+
+
+def _work(settings: object) -> object:
+    worker = Mirror(settings)  # type: ignore[arg-type]
+    try:
+        return worker.work(until_empty=True, handlers=worker_handlers(worker))
+    finally:
+        worker.close()
+
+
+def test_an_outage_during_evolve_answers_stand_ins_and_the_stages_follow_through_the_queue(
+    serve_settings, live, auth_env, openai_env
+):
+    settings = serve_settings(store="local", serve_worker="off")
+    a = live(settings)
+    uid, token = new_user(auth_env, a.service.core.store)
+    with httpx.Client(base_url=a.url + API, headers=bearer(token), timeout=60) as c:
+        _outage(openai_env, 40)
+        first = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 8}})
+        assert first.status_code == 200, first.text
+        body = first.json()
+        # no avatar yet: the anchor and the stage reached, each the stage's fallback picture
+        assert body["evolved"] is True and body["current_stage"] is None
+        assert [(i["target"], i["status"], i["is_fallback"]) for i in body["avatars"]] == [
+            ("newReflection", "fallback", True),
+            ("firstWeek", "fallback", True),
+        ]
+        assert all(i["avatar_id"] is None and i["image_url"] is None and i["cost"] == 0 for i in body["avatars"])
+        assert "provider is unavailable" in body["avatars"][0]["reason"] and not openai_env.ledger
+        openai_env.faults.clear()  # the provider is back: a worker makes both stages, in order
+        stats = _work(settings)
+        assert stats.outcomes == {"generated": 2} and len(openai_env.ledger) == 2  # type: ignore[attr-defined]
+        # a later milestone during an outage: the user's own latest avatar stands in, marked
+        _outage(openai_env, 40)
+        later = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 31}}).json()
+        assert later["current_stage"] == "firstWeek" and len(later["avatars"]) == 1
+        item = later["avatars"][0]
+        assert (item["target"], item["status"], item["is_fallback"]) == ("month", "degraded", True)
+        assert item["evolution_stage"] == "firstWeek" and item["image_url"] and item["avatar_id"]
+        openai_env.faults.clear()
+        assert _work(settings).outcomes == {"generated": 1}  # type: ignore[attr-defined]
+        done = c.post("/avatar/evolve", json={"user_id": uid, "progress_metrics": {"active_days": 31}}).json()
+        assert done == {"evolved": False, "current_stage": "month", "avatars": []}
+    assert len(openai_env.ledger) == 3
 
 
 def test_is_fallback_is_in_the_openapi_schema(serve_settings, live, auth_env):

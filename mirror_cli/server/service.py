@@ -24,6 +24,7 @@ from ..models import Progress
 from ..planner import shown
 from .auth import Caller, TokenVerifier
 from .cached import CachedGenerate, SignedUrls
+from .degrade import evolve_avatars
 from .durable import DurableJobs
 from .hits import HitCounter
 from .jobs import Job, Jobs, Result
@@ -162,13 +163,13 @@ class Service:
         started = time.perf_counter()
         await self._update_progress(uid, progress)
         report = await self.core.aevolve(uid)
-        outcomes = self._check(report)
+        outcomes = self._check(report, degrade=True)  # an outage: stand-ins now, the stages via the queue
         return Result(
             200,
             {
                 "evolved": bool(outcomes),
                 "current_stage": await self.core.store_calls(self.core.latest_stage, uid),
-                "avatars": [self.avatar(o, started) for o in outcomes],
+                "avatars": await evolve_avatars(self, outcomes, started),
             },
         )
 

@@ -33,6 +33,11 @@ class _Latest:
         return self._latest
 
 
+def latest_shown(store: Store, uid: str) -> AvatarRecord | None:
+    """The user's latest avatar that is not hidden (a blocking store call)."""
+    return _Latest(store, uid)()
+
+
 def _replaced(
     item: dict[str, Any], hidden: AvatarRecord, latest: AvatarRecord | None, sign: Callable[[str], str]
 ) -> dict[str, Any]:
