@@ -1,11 +1,10 @@
 """Rates shared across processes through the store (stores/rates.py): the GCRA on both stores,
-the per-address limit of unauthenticated requests and the per-user limit across two servers, and the images-per-minute
+the per-address limit of unauthenticated requests across two servers, and the images-per-minute
 limit held by two `mirror worker` processes together against the loopback OpenAI server, which
 enforces the same limit and counts the 429s it answers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -14,11 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from conftest import make_config_dir
-from serve_support import auth_env, bearer, live, serve_settings
+from serve_support import auth_env, live, serve_settings
 
 from mirror_cli.core import Mirror
 from mirror_cli.models import Persona
-from mirror_cli.server.user_rates import user_bucket
 from mirror_cli.settings import load_settings
 from mirror_cli.stores.base import get_store
 from mirror_cli.stores.rates import gcra, ip_bucket
@@ -78,38 +76,6 @@ def test_unauthenticated_requests_are_limited_per_address_across_servers(serve_s
     assert [r.status_code for r in statuses] == [401, 401, 401, 429, 429]
     assert int(statuses[-1].headers["retry-after"]) >= 1
     assert statuses[-1].json()["type"].endswith("rate-limited")
-
-
-def test_a_signed_in_users_rate_is_shared_by_two_servers(auth_env, tmp_path):
-    """Two app instances on one store, the user's requests alternating between them: together
-    they allow 3 a minute (each keeping its own count would allow 3 each), and a refused
-    instance keeps refusing while the store's wait lasts."""
-    from mirror_cli.server.app import create_app
-
-    settings = load_settings({"data_dir": tmp_path / "d", "serve_rate_per_minute": 3})
-    apps = [create_app(settings), create_app(settings)]
-    uid, token = auth_env.sign_up()
-
-    async def calls() -> list[httpx.Response]:
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test" + API) for app in apps
-        ]
-        try:
-            return [await clients[i % 2].get(f"/avatar/user/{uid}", headers=bearer(token)) for i in range(6)]
-        finally:
-            for c in clients:
-                await c.aclose()
-
-    try:
-        reads = asyncio.run(calls())
-    finally:
-        for app in apps:
-            app.state.service.core.close()
-            app.state.service.verifier.close()
-    assert [r.status_code for r in reads] == [200, 200, 200, 429, 429, 429], [r.text for r in reads]
-    assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in reads[3:])
-    assert reads[-1].json()["type"].endswith("rate-limited") and "3 requests a minute" in reads[-1].json()["detail"]
-    assert uid not in user_bucket(uid) and user_bucket(uid) != user_bucket(uid + "x")
 
 
 @pytest.mark.slow

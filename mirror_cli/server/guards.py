@@ -1,4 +1,4 @@
-"""What stands between the network and the core: per-address request rates, body sizes, access logs.
+"""What stands between the network and the core: per-user request rates, body sizes, access logs.
 
 The two middlewares are plain ASGI (no per-request task or body copy), so they cost microseconds.
 """
@@ -22,6 +22,36 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RateLimiter:
+    """A token bucket per signed-in user: ``per_minute`` requests a minute, bursts up to the same."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(per_minute)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, uid: str) -> None:
+        now = self.clock()
+        tokens, last = self._buckets.get(uid, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            wait = math.ceil((1.0 - tokens) / self.rate)
+            self._buckets[uid] = (tokens, now)
+            raise ProblemError(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"More than {int(self.burst)} requests a minute from this user.",
+                f"Wait {wait} s (Retry-After) and retry; the app should not retry in a tight loop.",
+                retry_after_s=wait,
+            )
+        self._buckets[uid] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:  # forget idle users (their buckets are full again anyway)
+            cutoff = now - self.burst / self.rate
+            self._buckets = {k: v for k, v in self._buckets.items() if v[1] >= cutoff}
 
 
 async def limit_unauthenticated(core: Any, address: str, per_minute: int) -> None:

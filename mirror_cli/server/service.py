@@ -26,10 +26,10 @@ from .auth import Caller, TokenVerifier
 from .cached import CachedGenerate, SignedUrls
 from .degrade import evolve_avatars
 from .durable import DurableJobs
+from .guards import RateLimiter
 from .hits import HitCounter
 from .jobs import Job, Jobs, Result
 from .problems import ProblemError, from_error, internal
-from .user_rates import UserRates
 from .visible import still_shown
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Service:
         self.jobs = Jobs()
         self.durable = DurableJobs(core, self.jobs, core.configs.limits.claims.lease_s)
         self.queued = QueuedJobs(self)
-        self.limiter = UserRates(core, self.settings.serve_rate_per_minute)
+        self.limiter = RateLimiter(self.settings.serve_rate_per_minute)
         self.urls = SignedUrls(lambda ref: core.store.image_url(ref), self.settings.signed_url_ttl_s, core.now)
         self.hits = HitCounter(lambda: core.store, core.store_calls, core.now)
         self.cached = CachedGenerate(core, self.urls, self.hits)
@@ -61,7 +61,7 @@ class Service:
     async def caller(self, authorization: str | None) -> Caller:
         assert self.verifier is not None, "a worker's service answers no caller"
         caller = await self.verifier.caller(authorization)
-        await self.limiter.take(caller.uid)
+        self.limiter.take(caller.uid)
         return caller
 
     # --------------------------------------------------------------------------------- jobs
