@@ -47,11 +47,11 @@ def create_app(settings: Settings, *, core: Mirror | None = None, verifier: Toke
         try:
             yield
         finally:
-            if embedded is not None:  # stops pulling; a job it waits for finishes with the others
-                await embedded.stop(settings.serve_shutdown_grace_s)
-            running = svc.jobs.in_flight
+            running = svc.jobs.in_flight  # said before the embedded worker's stop, which may wait
             if running:
                 log.info("shutting down: waiting for %d generation(s) in flight", running)
+            if embedded is not None:  # stops pulling; a job it waits for finishes with the others
+                await embedded.stop(settings.serve_shutdown_grace_s)
             left = await svc.jobs.drain(settings.serve_shutdown_grace_s)
             await svc.durable.drain(5.0)  # the answers of finished 202 jobs reach the store
             if left:
