@@ -132,18 +132,23 @@ def test_a_late_write_for_an_erased_user_is_refused(core, data_dir):
     core.store.put_avatar(core.store.list_avatars(OTHER)[0])  # others write as before
 
 
-def test_a_crash_half_way_is_finished_by_the_next_call(core, data_dir, monkeypatch):
-    before = _cost(core)
-    real = core.store.forget_avatars
-    calls = {"n": 0}
+def _crash_first_forget(monkeypatch, store, error: Exception) -> None:
+    """The store's first forget_avatars call fails with ``error`` (a crash half-way through an
+    erasure); later calls do the real work."""
+    real, calls = store.forget_avatars, {"n": 0}
 
     def crash_once(uid: str) -> int:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise OSError("disk went away")
+            raise error
         return real(uid)
 
-    monkeypatch.setattr(core.store, "forget_avatars", crash_once)
+    monkeypatch.setattr(store, "forget_avatars", crash_once)
+
+
+def test_a_crash_half_way_is_finished_by_the_next_call(core, data_dir, monkeypatch):
+    before = _cost(core)
+    _crash_first_forget(monkeypatch, core.store, OSError("disk went away"))
     with pytest.raises(OSError):
         core.erase_user(VICTIM)
     assert core.store.is_erased(VICTIM)  # the tombstone was written first ...
@@ -197,15 +202,7 @@ def test_erasure_on_firestore_and_storage(firebase_env, make_core, data_dir, mon
     _seed(core, OTHER, 0.5)
     before, other_avatars = _cost(core), core.store.list_avatars(OTHER)
     assert _firestore_naming(core.store, VICTIM) and other_avatars
-    real, calls = core.store.forget_avatars, {"n": 0}
-
-    def crash_once(uid: str) -> int:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise OSError("connection reset")
-        return real(uid)
-
-    monkeypatch.setattr(core.store, "forget_avatars", crash_once)
+    _crash_first_forget(monkeypatch, core.store, OSError("connection reset"))
     with pytest.raises(OSError):
         core.erase_user(VICTIM)
     with pytest.raises(UserErasedError):
